@@ -1,0 +1,329 @@
+//! The `logwell` binary: `logwell serve` runs the server; the other commands talk to a running
+//! server over the CloudWatch Logs API, for people at a terminal.
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+use logwell_server::{App, ServerConfig};
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader, Read};
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(name = "logwell", version, about = "A self-hostable log service that speaks the CloudWatch Logs API")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::Args)]
+struct ClientArgs {
+    /// Endpoint of a running logwell server.
+    #[arg(long, env = "LOGWELL_ENDPOINT", default_value = "http://127.0.0.1:4566", global = true)]
+    endpoint: String,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server.
+    Serve {
+        /// Directory for the write-ahead log and the local object store.
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Address to listen on.
+        #[arg(long)]
+        listen: Option<String>,
+        /// TOML configuration file (see testdata/config/ for examples).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Region shown in ARNs.
+        #[arg(long)]
+        region: Option<String>,
+        /// Account id shown in ARNs.
+        #[arg(long)]
+        account_id: Option<String>,
+    },
+    /// List log groups.
+    Groups {
+        #[command(flatten)]
+        client: ClientArgs,
+        /// Only groups whose name starts with this.
+        #[arg(long)]
+        prefix: Option<String>,
+    },
+    /// List the streams of a log group.
+    Streams {
+        #[command(flatten)]
+        client: ClientArgs,
+        group: String,
+    },
+    /// Send lines (from stdin or a file) as log events, one event per line.
+    Put {
+        #[command(flatten)]
+        client: ClientArgs,
+        group: String,
+        stream: String,
+        /// Read lines from this file instead of stdin.
+        #[arg(long, short)]
+        file: Option<PathBuf>,
+        /// Create the group and stream if they do not exist.
+        #[arg(long)]
+        create: bool,
+    },
+    /// Print the events of a stream, oldest first.
+    Get {
+        #[command(flatten)]
+        client: ClientArgs,
+        group: String,
+        stream: String,
+        /// Stop after this many events.
+        #[arg(long)]
+        limit: Option<usize>,
+    },
+}
+
+struct Client {
+    endpoint: String,
+    http: reqwest::Client,
+}
+
+impl Client {
+    fn new(args: &ClientArgs) -> Client {
+        Client { endpoint: args.endpoint.clone(), http: reqwest::Client::new() }
+    }
+
+    async fn call(&self, op: &str, body: &Value) -> Result<Value> {
+        let resp = self
+            .http
+            .post(&self.endpoint)
+            .header("x-amz-target", format!("Logs_20140328.{op}"))
+            .header("content-type", "application/x-amz-json-1.1")
+            .body(body.to_string())
+            .send()
+            .await
+            .with_context(|| format!("cannot reach logwell at {}", self.endpoint))?;
+        let status = resp.status();
+        let v: Value = resp.json().await.context("the server's answer is not JSON")?;
+        if !status.is_success() {
+            bail!("{}: {}", v["__type"].as_str().unwrap_or("Error"), v["message"].as_str().unwrap_or(""));
+        }
+        Ok(v)
+    }
+
+    /// Calls an operation once per page and hands each page to `f`.
+    async fn paginate(&self, op: &str, mut body: Value, mut f: impl FnMut(&Value)) -> Result<()> {
+        loop {
+            let page = self.call(op, &body).await?;
+            f(&page);
+            match page.get("nextToken").and_then(|t| t.as_str()) {
+                Some(t) => body["nextToken"] = json!(t),
+                None => return Ok(()),
+            }
+        }
+    }
+}
+
+fn format_ms(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|d| d.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
+        .unwrap_or_else(|| ms.to_string())
+}
+
+async fn serve(
+    data_dir: Option<PathBuf>,
+    listen: Option<String>,
+    config: Option<PathBuf>,
+    region: Option<String>,
+    account_id: Option<String>,
+) -> Result<()> {
+    let mut cfg = match &config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+            ServerConfig::from_toml(&text).with_context(|| format!("parsing {}", path.display()))?
+        }
+        None => ServerConfig::default(),
+    };
+    if let Some(d) = data_dir {
+        cfg.storage.data_dir = d;
+    }
+    if let Some(l) = listen {
+        cfg.listen = l;
+    }
+    if let Some(r) = region {
+        cfg.region = r;
+    }
+    if let Some(a) = account_id {
+        cfg.account_id = a;
+    }
+    let app = App::open(&cfg).await.context("opening storage")?;
+    let listener = tokio::net::TcpListener::bind(&cfg.listen)
+        .await
+        .with_context(|| format!("listening on {}", cfg.listen))?;
+    tracing::info!(
+        listen = %listener.local_addr()?,
+        data_dir = %cfg.storage.data_dir.display(),
+        store = app.engine.store_description(),
+        "logwell is serving the CloudWatch Logs API"
+    );
+    logwell_server::serve(listener, app, shutdown_signal()).await?;
+    tracing::info!("stopped cleanly");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    tracing::info!("shutting down: flushing buffered events");
+}
+
+/// Sends lines in batches that respect PutLogEvents' limits.
+async fn put(client: &Client, group: &str, stream: &str, file: Option<PathBuf>, create: bool) -> Result<()> {
+    if create {
+        for (op, body) in [
+            ("CreateLogGroup", json!({"logGroupName": group})),
+            ("CreateLogStream", json!({"logGroupName": group, "logStreamName": stream})),
+        ] {
+            if let Err(e) = client.call(op, &body).await {
+                if !e.to_string().starts_with("ResourceAlreadyExistsException") {
+                    return Err(e);
+                }
+            }
+        }
+    }
+    let (reader, total): (Box<dyn Read>, Option<u64>) = match &file {
+        Some(p) => {
+            let f = std::fs::File::open(p).with_context(|| format!("opening {}", p.display()))?;
+            let len = f.metadata().ok().map(|m| m.len());
+            (Box::new(f), len)
+        }
+        None => (Box::new(std::io::stdin()), None),
+    };
+    let bar = match total {
+        Some(n) if n > 1 << 20 => {
+            let b = indicatif::ProgressBar::new(n);
+            b.set_style(
+                indicatif::ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
+                    .expect("valid template"),
+            );
+            b
+        }
+        _ => indicatif::ProgressBar::hidden(),
+    };
+    let mut lines = BufReader::new(reader);
+    let mut batch: Vec<Value> = Vec::new();
+    let mut batch_bytes = 0usize;
+    let mut sent = 0u64;
+    let mut rejected = 0u64;
+    let mut buf = String::new();
+    loop {
+        buf.clear();
+        let n = lines.read_line(&mut buf)?;
+        let line = buf.trim_end_matches(['\n', '\r']);
+        let size = line.len() + 26;
+        if (n == 0 || batch.len() == 10_000 || batch_bytes + size > 1_048_576) && !batch.is_empty() {
+            let body = json!({"logGroupName": group, "logStreamName": stream, "logEvents": batch});
+            let resp = client.call("PutLogEvents", &body).await?;
+            if let Some(info) = resp.get("rejectedLogEventsInfo") {
+                rejected += 1;
+                eprintln!("some events were rejected: {info}");
+            }
+            sent += batch.len() as u64;
+            batch.clear();
+            batch_bytes = 0;
+        }
+        if n == 0 {
+            break;
+        }
+        bar.inc(n as u64);
+        if line.is_empty() {
+            continue;
+        }
+        let now = chrono::Utc::now().timestamp_millis();
+        batch.push(json!({"timestamp": now, "message": line}));
+        batch_bytes += size;
+    }
+    bar.finish_and_clear();
+    eprintln!("sent {sent} events{}", if rejected > 0 { " (some rejected, see above)" } else { "" });
+    Ok(())
+}
+
+async fn get(client: &Client, group: &str, stream: &str, limit: Option<usize>) -> Result<()> {
+    let mut token: Option<String> = None;
+    let mut printed = 0usize;
+    loop {
+        let mut body = json!({"logGroupName": group, "logStreamName": stream, "startFromHead": true});
+        if let Some(t) = &token {
+            body["nextToken"] = json!(t);
+        }
+        let page = client.call("GetLogEvents", &body).await?;
+        for e in page["events"].as_array().into_iter().flatten() {
+            if limit.is_some_and(|l| printed >= l) {
+                return Ok(());
+            }
+            println!("{} {}", format_ms(e["timestamp"].as_i64().unwrap_or(0)), e["message"].as_str().unwrap_or(""));
+            printed += 1;
+        }
+        let next = page["nextForwardToken"].as_str().map(str::to_string);
+        if next.is_none() || next == token {
+            return Ok(());
+        }
+        token = next;
+    }
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("LOGWELL_LOG").unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match Cli::parse().command {
+        Command::Serve { data_dir, listen, config, region, account_id } => {
+            serve(data_dir, listen, config, region, account_id).await
+        }
+        Command::Groups { client, prefix } => {
+            let c = Client::new(&client);
+            let mut body = json!({});
+            if let Some(p) = prefix {
+                body["logGroupNamePrefix"] = json!(p);
+            }
+            c.paginate("DescribeLogGroups", body, |page| {
+                for g in page["logGroups"].as_array().into_iter().flatten() {
+                    let retention = g["retentionInDays"].as_i64().map_or("never expire".to_string(), |d| format!("{d} days"));
+                    println!(
+                        "{}\t{}\t{} bytes",
+                        g["logGroupName"].as_str().unwrap_or(""),
+                        retention,
+                        g["storedBytes"].as_i64().unwrap_or(0)
+                    );
+                }
+            })
+            .await
+        }
+        Command::Streams { client, group } => {
+            let c = Client::new(&client);
+            c.paginate("DescribeLogStreams", json!({"logGroupName": group}), |page| {
+                for s in page["logStreams"].as_array().into_iter().flatten() {
+                    let last = s["lastEventTimestamp"].as_i64().map_or("-".to_string(), format_ms);
+                    println!("{}\t{}", s["logStreamName"].as_str().unwrap_or(""), last);
+                }
+            })
+            .await
+        }
+        Command::Put { client, group, stream, file, create } => {
+            put(&Client::new(&client), &group, &stream, file, create).await
+        }
+        Command::Get { client, group, stream, limit } => get(&Client::new(&client), &group, &stream, limit).await,
+    }
+}

@@ -1,0 +1,98 @@
+//! API errors in AWS's shape: an exception name (`__type`), a message, and an HTTP status.
+
+use std::fmt;
+
+/// The exception names CloudWatch Logs returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    ResourceNotFound,
+    ResourceAlreadyExists,
+    InvalidParameter,
+    LimitExceeded,
+    OperationAborted,
+    ServiceUnavailable,
+    Throttling,
+    Validation,
+    MalformedQuery,
+    InvalidOperation,
+    UnknownOperation,
+    SerializationException,
+    MissingAction,
+    TooManyTags,
+}
+
+impl ErrorKind {
+    /// The `__type` string clients match on.
+    pub fn type_name(self) -> &'static str {
+        match self {
+            ErrorKind::ResourceNotFound => "ResourceNotFoundException",
+            ErrorKind::ResourceAlreadyExists => "ResourceAlreadyExistsException",
+            ErrorKind::InvalidParameter => "InvalidParameterException",
+            ErrorKind::LimitExceeded => "LimitExceededException",
+            ErrorKind::OperationAborted => "OperationAbortedException",
+            ErrorKind::ServiceUnavailable => "ServiceUnavailableException",
+            ErrorKind::Throttling => "ThrottlingException",
+            ErrorKind::Validation => "ValidationException",
+            ErrorKind::MalformedQuery => "MalformedQueryException",
+            ErrorKind::InvalidOperation => "InvalidOperationException",
+            ErrorKind::UnknownOperation => "UnknownOperationException",
+            ErrorKind::SerializationException => "SerializationException",
+            ErrorKind::MissingAction => "MissingAction",
+            ErrorKind::TooManyTags => "TooManyTagsException",
+        }
+    }
+
+    /// HTTP status: 400 for client errors, 500/503 for faults.
+    pub fn http_status(self) -> u16 {
+        match self {
+            ErrorKind::ServiceUnavailable => 503,
+            _ => 400,
+        }
+    }
+}
+
+/// An error as the API returns it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    pub kind: ErrorKind,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        ApiError { kind, message: message.into() }
+    }
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::InvalidParameter, message)
+    }
+    pub fn group_not_found() -> Self {
+        Self::new(ErrorKind::ResourceNotFound, "The specified log group does not exist.")
+    }
+    pub fn stream_not_found() -> Self {
+        Self::new(ErrorKind::ResourceNotFound, "The specified log stream does not exist.")
+    }
+    pub fn already_exists() -> Self {
+        Self::new(ErrorKind::ResourceAlreadyExists, "The specified resource already exists.")
+    }
+    pub fn bad_token() -> Self {
+        Self::invalid("The specified nextToken is invalid.")
+    }
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::ServiceUnavailable, message)
+    }
+    /// AWS's wording for a failed member constraint.
+    pub fn constraint(value: &str, param: &str, constraint: &str) -> Self {
+        let shown: String = value.chars().take(256).collect();
+        Self::invalid(format!(
+            "1 validation error detected: Value '{shown}' at '{param}' failed to satisfy constraint: Member must {constraint}"
+        ))
+    }
+}
+
+impl fmt::Display for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.kind.type_name(), self.message)
+    }
+}
+
+impl std::error::Error for ApiError {}

@@ -1,0 +1,67 @@
+//! The server's typed configuration: flags, an optional TOML file, and defaults.
+
+use logwell_storage::StorageConfig;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address to listen on.
+    pub listen: String,
+    /// Region shown in ARNs.
+    pub region: String,
+    /// Account id shown in ARNs.
+    pub account_id: String,
+    pub storage: StorageConfig,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: "127.0.0.1:4566".into(),
+            region: "us-east-1".into(),
+            account_id: "000000000000".into(),
+            storage: StorageConfig::default(),
+        }
+    }
+}
+
+impl ServerConfig {
+    /// Parses a TOML config file's text.
+    pub fn from_toml(text: &str) -> Result<Self, toml::de::Error> {
+        toml::from_str(text)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use logwell_storage::{ObjectStoreConfig, S3Config};
+    use std::time::Duration;
+
+    #[test]
+    fn example_config_parses() {
+        let text = include_str!("../../../testdata/config/s3.toml");
+        let c = ServerConfig::from_toml(text).unwrap();
+        assert_eq!(c.listen, "0.0.0.0:4566");
+        assert_eq!(c.storage.flush_age, Duration::from_secs(30));
+        assert_eq!(
+            c.storage.object_store,
+            ObjectStoreConfig::S3(S3Config {
+                bucket: "logwell".into(),
+                endpoint: Some("http://127.0.0.1:9000".into()),
+                region: "us-east-1".into(),
+                access_key_id: Some("minio".into()),
+                secret_access_key: Some("minio123".into()),
+                path_style: true,
+                prefix: Some("prod".into()),
+            })
+        );
+    }
+
+    #[test]
+    fn empty_config_is_the_default_and_typos_are_errors() {
+        assert_eq!(ServerConfig::from_toml("").unwrap(), ServerConfig::default());
+        assert!(ServerConfig::from_toml("listn = \"x\"").is_err());
+    }
+}

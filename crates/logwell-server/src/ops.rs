@@ -1,0 +1,455 @@
+//! One function per API operation: decode the request, apply AWS's rules, call the engine,
+//! encode the response.
+
+use crate::{tokens, App};
+use logwell_filter::FilterPattern;
+use logwell_model::api::*;
+use logwell_model::{validate, ApiError, ErrorKind};
+use logwell_storage::{NewGroup, Scan, StreamFilter};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::Value;
+
+fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    let body = if body.iter().all(|b| b.is_ascii_whitespace()) { b"{}".as_slice() } else { body };
+    serde_json::from_slice(body).map_err(serde_error)
+}
+
+fn serde_error(e: serde_json::Error) -> ApiError {
+    let msg = e.to_string();
+    if let Some(field) = msg.strip_prefix("missing field `").and_then(|r| r.split('`').next()) {
+        return ApiError::constraint("null", field, "not be null");
+    }
+    ApiError::new(ErrorKind::SerializationException, format!("Could not parse the request body: {msg}"))
+}
+
+fn ok<T: Serialize>(v: &T) -> Result<String, ApiError> {
+    Ok(serde_json::to_string(v).expect("response serialises"))
+}
+
+fn empty() -> Result<String, ApiError> {
+    Ok("{}".into())
+}
+
+/// Routes an operation name to its handler.
+pub async fn dispatch(app: &App, op: &str, body: &[u8]) -> Result<String, ApiError> {
+    match op {
+        "CreateLogGroup" => create_log_group(app, parse(body)?).await,
+        "DeleteLogGroup" => {
+            let r: LogGroupNameRequest = parse(body)?;
+            let name = group_name(r.log_group_name, r.log_group_identifier)?;
+            app.engine.delete_group(&name).await?;
+            empty()
+        }
+        "DescribeLogGroups" => describe_log_groups(app, parse(body)?),
+        "CreateLogStream" => {
+            let r: LogStreamRequest = parse(body)?;
+            let g = group_name(r.log_group_name, r.log_group_identifier)?;
+            validate::log_stream_name(&r.log_stream_name, "logStreamName")?;
+            app.engine.create_stream(&g, &r.log_stream_name).await?;
+            empty()
+        }
+        "DeleteLogStream" => {
+            let r: LogStreamRequest = parse(body)?;
+            let g = group_name(r.log_group_name, r.log_group_identifier)?;
+            validate::log_stream_name(&r.log_stream_name, "logStreamName")?;
+            app.engine.delete_stream(&g, &r.log_stream_name).await?;
+            empty()
+        }
+        "DescribeLogStreams" => describe_log_streams(app, parse(body)?),
+        "PutLogEvents" => put_log_events(app, body).await,
+        "GetLogEvents" => get_log_events(app, parse(body)?).await,
+        "FilterLogEvents" => filter_log_events(app, parse(body)?).await,
+        "PutRetentionPolicy" => {
+            let r: PutRetentionPolicyRequest = parse(body)?;
+            validate::log_group_name(&r.log_group_name, "logGroupName")?;
+            validate::retention_days(r.retention_in_days)?;
+            app.engine.set_retention(&r.log_group_name, Some(r.retention_in_days)).await?;
+            empty()
+        }
+        "DeleteRetentionPolicy" => {
+            let r: LogGroupNameRequest = parse(body)?;
+            let g = group_name(r.log_group_name, r.log_group_identifier)?;
+            app.engine.set_retention(&g, None).await?;
+            empty()
+        }
+        "TagResource" => {
+            let r: TagResourceRequest = parse(body)?;
+            let g = group_from_arn(&r.resource_arn)?;
+            validate::tags(&r.tags)?;
+            app.engine.tag_group(&g, r.tags).await?;
+            empty()
+        }
+        "UntagResource" => {
+            let r: UntagResourceRequest = parse(body)?;
+            let g = group_from_arn(&r.resource_arn)?;
+            app.engine.untag_group(&g, r.tag_keys).await?;
+            empty()
+        }
+        "ListTagsForResource" => {
+            let r: ListTagsForResourceRequest = parse(body)?;
+            let g = group_from_arn(&r.resource_arn)?;
+            ok(&ListTagsForResourceResponse { tags: app.engine.group_tags(&g)? })
+        }
+        "TagLogGroup" => {
+            let r: TagLogGroupRequest = parse(body)?;
+            validate::log_group_name(&r.log_group_name, "logGroupName")?;
+            validate::tags(&r.tags)?;
+            app.engine.tag_group(&r.log_group_name, r.tags).await?;
+            empty()
+        }
+        "UntagLogGroup" => {
+            let r: UntagLogGroupRequest = parse(body)?;
+            validate::log_group_name(&r.log_group_name, "logGroupName")?;
+            app.engine.untag_group(&r.log_group_name, r.tags).await?;
+            empty()
+        }
+        "ListTagsLogGroup" => {
+            let r: LogGroupNameRequest = parse(body)?;
+            let g = group_name(r.log_group_name, r.log_group_identifier)?;
+            ok(&ListTagsForResourceResponse { tags: app.engine.group_tags(&g)? })
+        }
+        other => Err(ApiError::new(
+            ErrorKind::UnknownOperation,
+            format!("The operation {other} is not supported by this logwell server yet."),
+        )),
+    }
+}
+
+/// Resolves `logGroupName` / `logGroupIdentifier`, exactly one of which must be given.
+fn group_name(name: Option<String>, identifier: Option<String>) -> Result<String, ApiError> {
+    match (name, identifier) {
+        (Some(n), None) => {
+            validate::log_group_name(&n, "logGroupName")?;
+            Ok(n)
+        }
+        (None, Some(id)) => {
+            let n = logwell_model::group_name_from_identifier(&id).to_string();
+            validate::log_group_name(&n, "logGroupIdentifier")?;
+            Ok(n)
+        }
+        (Some(_), Some(_)) => Err(ApiError::invalid(
+            "LogGroup name and LogGroup ARN are mutually exclusive parameters.",
+        )),
+        (None, None) => Err(ApiError::invalid("Should provide either name or ARN of a log group.")),
+    }
+}
+
+/// The tagging APIs name a log group by its ARN.
+fn group_from_arn(arn: &str) -> Result<String, ApiError> {
+    if !arn.starts_with("arn:") || !arn.contains(":log-group:") {
+        return Err(ApiError::invalid(format!(
+            "Invalid resourceArn '{arn}': expected arn:aws:logs:REGION:ACCOUNT:log-group:NAME"
+        )));
+    }
+    let name = logwell_model::group_name_from_identifier(arn).to_string();
+    validate::log_group_name(&name, "resourceArn")?;
+    Ok(name)
+}
+
+async fn create_log_group(app: &App, r: CreateLogGroupRequest) -> Result<String, ApiError> {
+    validate::new_log_group_name(&r.log_group_name)?;
+    if let Some(k) = &r.kms_key_id {
+        if k.len() > 256 {
+            return Err(ApiError::constraint(k, "kmsKeyId", "have length less than or equal to 256"));
+        }
+    }
+    if let Some(t) = &r.tags {
+        validate::tags(t)?;
+    }
+    if let Some(c) = &r.log_group_class {
+        if !matches!(c.as_str(), "STANDARD" | "INFREQUENT_ACCESS" | "DELIVERY") {
+            return Err(ApiError::constraint(
+                c,
+                "logGroupClass",
+                "satisfy enum value set: [STANDARD, INFREQUENT_ACCESS, DELIVERY]",
+            ));
+        }
+    }
+    app.engine
+        .create_group(NewGroup {
+            name: r.log_group_name,
+            kms_key_id: r.kms_key_id,
+            class: r.log_group_class,
+            tags: r.tags.unwrap_or_default(),
+            deletion_protection: r.deletion_protection_enabled.unwrap_or(false),
+        })
+        .await?;
+    empty()
+}
+
+fn describe_log_groups(app: &App, r: DescribeLogGroupsRequest) -> Result<String, ApiError> {
+    let limit = validate::describe_limit(r.limit)?;
+    if r.log_group_name_prefix.is_some() && r.log_group_name_pattern.is_some() {
+        return Err(ApiError::invalid(
+            "LogGroup name prefix and LogGroup name pattern are mutually exclusive parameters.",
+        ));
+    }
+    if r.log_group_identifiers.is_some() && (r.log_group_name_prefix.is_some() || r.log_group_name_pattern.is_some()) {
+        return Err(ApiError::invalid(
+            "logGroupIdentifiers cannot be combined with logGroupNamePrefix or logGroupNamePattern.",
+        ));
+    }
+    let ids: Option<Vec<String>> = r
+        .log_group_identifiers
+        .as_ref()
+        .map(|v| v.iter().map(|i| logwell_model::group_name_from_identifier(i).to_string()).collect());
+    let pattern_only = r.log_group_name_pattern.is_some();
+    let mut out = Vec::new();
+    let mut next_token = None;
+    for g in app.engine.list_groups() {
+        if let Some(t) = &r.next_token {
+            if g.name.as_str() <= t.as_str() {
+                continue;
+            }
+        }
+        if r.log_group_name_prefix.as_ref().is_some_and(|p| !g.name.starts_with(p.as_str()))
+            || r.log_group_name_pattern.as_ref().is_some_and(|p| !g.name.contains(p.as_str()))
+            || r.log_group_class.as_ref().is_some_and(|c| *c != g.class)
+            || ids.as_ref().is_some_and(|ids| !ids.contains(&g.name))
+        {
+            continue;
+        }
+        if out.len() == limit {
+            next_token = out.last().map(|l: &LogGroup| l.log_group_name.clone());
+            break;
+        }
+        let arn = logwell_model::log_group_arn(&app.region, &app.account_id, &g.name);
+        out.push(if pattern_only {
+            LogGroup { log_group_name: g.name, creation_time: g.creation_time, arn, ..Default::default() }
+        } else {
+            LogGroup {
+                log_group_arn: logwell_model::log_group_arn_bare(&app.region, &app.account_id, &g.name),
+                log_group_name: g.name,
+                creation_time: g.creation_time,
+                retention_in_days: g.retention_days,
+                metric_filter_count: 0,
+                arn,
+                stored_bytes: g.stored_bytes as i64,
+                kms_key_id: g.kms_key_id,
+                log_group_class: g.class,
+                deletion_protection_enabled: Some(g.deletion_protection),
+            }
+        });
+    }
+    if pattern_only {
+        // Pattern results carry only arn, creationTime and logGroupName.
+        let groups: Vec<Value> = out
+            .iter()
+            .map(|g| serde_json::json!({"logGroupName": g.log_group_name, "creationTime": g.creation_time, "arn": g.arn}))
+            .collect();
+        let mut v = serde_json::json!({ "logGroups": groups });
+        if let Some(t) = next_token {
+            v["nextToken"] = Value::String(t);
+        }
+        return ok(&v);
+    }
+    ok(&DescribeLogGroupsResponse { log_groups: out, next_token })
+}
+
+fn describe_log_streams(app: &App, r: DescribeLogStreamsRequest) -> Result<String, ApiError> {
+    let g = group_name(r.log_group_name, r.log_group_identifier)?;
+    let limit = validate::describe_limit(r.limit)?;
+    let by_time = match r.order_by.as_deref() {
+        None | Some("LogStreamName") => false,
+        Some("LastEventTime") => true,
+        Some(o) => {
+            return Err(ApiError::constraint(o, "orderBy", "satisfy enum value set: [LogStreamName, LastEventTime]"))
+        }
+    };
+    if by_time && r.log_stream_name_prefix.is_some() {
+        return Err(ApiError::invalid("Cannot order by LastEventTime with a logStreamNamePrefix."));
+    }
+    let mut streams = app.engine.list_streams(&g)?;
+    if let Some(p) = &r.log_stream_name_prefix {
+        streams.retain(|(n, _)| n.starts_with(p.as_str()));
+    }
+    if by_time {
+        streams.sort_by(|a, b| a.1.last_event_ts.cmp(&b.1.last_event_ts).then_with(|| a.0.cmp(&b.0)));
+    }
+    if r.descending.unwrap_or(false) {
+        streams.reverse();
+    }
+    let start = match &r.next_token {
+        None => 0,
+        Some(t) => t
+            .strip_prefix("s/")
+            .and_then(|n| n.parse::<usize>().ok())
+            .ok_or_else(ApiError::bad_token)?,
+    };
+    let page: Vec<LogStream> = streams
+        .iter()
+        .skip(start)
+        .take(limit)
+        .map(|(name, s)| LogStream {
+            arn: logwell_model::log_stream_arn(&app.region, &app.account_id, &g, name),
+            log_stream_name: name.clone(),
+            creation_time: s.creation_time,
+            first_event_timestamp: s.first_event_ts,
+            last_event_timestamp: s.last_event_ts,
+            last_ingestion_time: s.last_ingestion_time,
+            stored_bytes: 0,
+        })
+        .collect();
+    let next_token = (start + page.len() < streams.len()).then(|| format!("s/{}", start + page.len()));
+    ok(&DescribeLogStreamsResponse { log_streams: page, next_token })
+}
+
+async fn put_log_events(app: &App, body: &[u8]) -> Result<String, ApiError> {
+    let body = if body.iter().all(|b| b.is_ascii_whitespace()) { b"{}".as_slice() } else { body };
+    let r: PutLogEventsRequest = serde_json::from_slice(body).map_err(serde_error)?;
+    validate::log_group_name(&r.log_group_name, "logGroupName")?;
+    validate::log_stream_name(&r.log_stream_name, "logStreamName")?;
+    let outcome = app.engine.put_events(&r.log_group_name, &r.log_stream_name, &r.log_events).await?;
+    ok(&PutLogEventsResponse {
+        // Deprecated and ignored by AWS, but old clients still read it.
+        next_sequence_token: Some(format!("{:056}", logwell_model::now_millis())),
+        rejected_log_events_info: outcome.rejected,
+    })
+}
+
+fn check_limit(limit: Option<i64>) -> Result<usize, ApiError> {
+    match limit {
+        None => Ok(10_000),
+        Some(l) if (1..=10_000).contains(&l) => Ok(l as usize),
+        Some(l) => Err(ApiError::constraint(&l.to_string(), "limit", "have value less than or equal to 10000")),
+    }
+}
+
+/// Responses carry at most 1 MiB of events (message bytes plus 26 per event).
+fn cap_bytes<T>(rows: &mut Vec<T>, size: impl Fn(&T) -> usize) {
+    let mut total = 0;
+    let keep = rows
+        .iter()
+        .position(|r| {
+            total += size(r) + logwell_model::EVENT_OVERHEAD_BYTES;
+            total > logwell_model::MAX_BATCH_BYTES
+        })
+        .unwrap_or(rows.len());
+    rows.truncate(keep.max(1).min(rows.len()));
+}
+
+async fn get_log_events(app: &App, r: GetLogEventsRequest) -> Result<String, ApiError> {
+    let g = group_name(r.log_group_name, r.log_group_identifier)?;
+    validate::log_stream_name(&r.log_stream_name, "logStreamName")?;
+    let limit = check_limit(r.limit)?;
+    if !app.engine.list_streams(&g)?.iter().any(|(n, _)| *n == r.log_stream_name) {
+        return Err(ApiError::stream_not_found());
+    }
+    let token = r.next_token.as_deref().map(tokens::decode).transpose()?;
+    let mut scan = Scan {
+        streams: StreamFilter::Names(vec![r.log_stream_name.clone()]),
+        start: r.start_time,
+        end: r.end_time,
+        limit,
+        ..Default::default()
+    };
+    match token {
+        Some(('f', key)) => scan.after = Some(key),
+        Some(('b', key)) => {
+            scan.before = Some(key);
+            scan.newest_first = true;
+        }
+        Some(_) => return Err(ApiError::bad_token()),
+        None => scan.newest_first = !r.start_from_head.unwrap_or(false),
+    }
+    // Rows come nearest-first; the byte cap keeps the nearest.
+    let mut rows = app.engine.scan(&g, &scan).await?;
+    cap_bytes(&mut rows, |e| e.message.len());
+    if scan.newest_first {
+        rows.reverse();
+    }
+    let (forward, backward) = match (rows.first(), rows.last()) {
+        (Some(first), Some(last)) => (tokens::encode('f', last.key()), tokens::encode('b', first.key())),
+        _ => match token {
+            Some((_, key)) => (tokens::encode('f', key), tokens::encode('b', key)),
+            None => {
+                let start = (i64::MIN, i64::MIN);
+                (tokens::encode('f', start), tokens::encode('b', start))
+            }
+        },
+    };
+    let events = rows
+        .into_iter()
+        .map(|e| OutputLogEvent { timestamp: e.timestamp, message: e.message, ingestion_time: e.ingestion_time })
+        .collect();
+    ok(&GetLogEventsResponse { events, next_forward_token: forward, next_backward_token: backward })
+}
+
+async fn filter_log_events(app: &App, r: FilterLogEventsRequest) -> Result<String, ApiError> {
+    let g = group_name(r.log_group_name, r.log_group_identifier)?;
+    let limit = check_limit(r.limit)?;
+    let streams = match (r.log_stream_names, r.log_stream_name_prefix) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::invalid(
+                "logStreamNames and logStreamNamePrefix are mutually exclusive parameters.",
+            ))
+        }
+        (Some(names), None) => {
+            if names.is_empty() || names.len() > 100 {
+                return Err(ApiError::constraint(
+                    &format!("{} names", names.len()),
+                    "logStreamNames",
+                    "have length between 1 and 100",
+                ));
+            }
+            for n in &names {
+                validate::log_stream_name(n, "logStreamNames")?;
+            }
+            StreamFilter::Names(names)
+        }
+        (None, Some(p)) => StreamFilter::Prefix(p),
+        (None, None) => StreamFilter::All,
+    };
+    if let (Some(s), Some(e)) = (r.start_time, r.end_time) {
+        if s > e {
+            return Err(ApiError::invalid("startTime must be less than or equal to endTime."));
+        }
+    }
+    let pattern = match r.filter_pattern.as_deref() {
+        Some(p) => Some(FilterPattern::parse(p).map_err(|e| ApiError::invalid(e.to_string()))?),
+        None => None,
+    };
+    let token = r.next_token.as_deref().map(tokens::decode).transpose()?;
+    let newest_first = match token {
+        Some(('F', _)) => false,
+        Some(('B', _)) => true,
+        Some(_) => return Err(ApiError::bad_token()),
+        None => !r.start_from_head.unwrap_or(true),
+    };
+    let mut scan = Scan {
+        streams,
+        start: r.start_time,
+        end: r.end_time.map(|e| e.saturating_add(1)),
+        pattern: pattern.filter(|p| !p.matches_all()),
+        newest_first,
+        limit: limit + 1,
+        ..Default::default()
+    };
+    if let Some((_, key)) = token {
+        if newest_first {
+            scan.before = Some(key);
+        } else {
+            scan.after = Some(key);
+        }
+    }
+    let mut rows = app.engine.scan(&g, &scan).await?;
+    let more = rows.len() > limit;
+    rows.truncate(limit);
+    let before_cap = rows.len();
+    cap_bytes(&mut rows, |e| e.message.len());
+    let next_token = (more || rows.len() < before_cap)
+        .then(|| rows.last().map(|l| tokens::encode(if newest_first { 'B' } else { 'F' }, l.key())))
+        .flatten();
+    let events = rows
+        .into_iter()
+        .map(|e| FilteredLogEvent {
+            log_stream_name: e.stream,
+            timestamp: e.timestamp,
+            message: e.message,
+            ingestion_time: e.ingestion_time,
+            event_id: format!("{:056}", e.seq),
+        })
+        .collect();
+    ok(&FilterLogEventsResponse { events, searched_log_streams: Vec::new(), next_token })
+}

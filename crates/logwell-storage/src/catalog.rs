@@ -1,0 +1,232 @@
+//! The catalog: log groups, streams and segments, and the manifest that makes them durable.
+//!
+//! A manifest is one JSON object in the store (`catalog/manifest-<version>.json`), written whole
+//! and never changed. It holds the metadata as of a WAL position plus the list of live segments;
+//! start-up loads the newest manifest and replays the WAL after that position. A segment is
+//! visible only once a manifest lists it, and its file is deleted only after a manifest without
+//! it is durable and no reader holds it.
+
+use crate::memtable::SEQ_INDEX_BITS;
+use crate::record::MetaChange;
+use logwell_model::ApiError;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct StreamMeta {
+    pub creation_time: i64,
+    pub first_event_ts: Option<i64>,
+    pub last_event_ts: Option<i64>,
+    pub last_ingestion_time: Option<i64>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct GroupMeta {
+    pub group_id: u64,
+    pub creation_time: i64,
+    pub retention_days: Option<i32>,
+    pub kms_key_id: Option<String>,
+    pub class: String,
+    pub deletion_protection: bool,
+    pub tags: BTreeMap<String, String>,
+    pub streams: BTreeMap<String, StreamMeta>,
+    /// Deleted streams: events of the stream with `seq` below the value are gone.
+    #[serde(default)]
+    pub deleted_streams: BTreeMap<String, i64>,
+}
+
+impl GroupMeta {
+    /// The oldest timestamp still inside retention, if the group has a retention policy.
+    pub fn retention_cutoff(&self, now_ms: i64) -> Option<i64> {
+        self.retention_days.map(|d| now_ms - d as i64 * 86_400_000)
+    }
+}
+
+/// Every group, by name.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Metadata {
+    pub groups: BTreeMap<String, GroupMeta>,
+    pub next_group_id: u64,
+}
+
+impl Metadata {
+    pub fn group(&self, name: &str) -> Result<&GroupMeta, ApiError> {
+        self.groups.get(name).ok_or_else(ApiError::group_not_found)
+    }
+
+    /// Whether a change may be applied now, with the error AWS gives when not.
+    pub fn check(&self, change: &MetaChange) -> Result<(), ApiError> {
+        match change {
+            MetaChange::CreateGroup { name, .. } => {
+                if self.groups.contains_key(name) {
+                    return Err(ApiError::already_exists());
+                }
+            }
+            MetaChange::DeleteGroup { name } => {
+                let g = self.group(name)?;
+                if g.deletion_protection {
+                    return Err(ApiError::new(
+                        logwell_model::ErrorKind::Validation,
+                        "Log group has deletion protection enabled and cannot be deleted.",
+                    ));
+                }
+            }
+            MetaChange::CreateStream { group, stream, .. } => {
+                if self.group(group)?.streams.contains_key(stream) {
+                    return Err(ApiError::already_exists());
+                }
+            }
+            MetaChange::DeleteStream { group, stream } => {
+                if !self.group(group)?.streams.contains_key(stream) {
+                    return Err(ApiError::stream_not_found());
+                }
+            }
+            MetaChange::PutRetention { group, .. } | MetaChange::Untag { group, .. } => {
+                self.group(group)?;
+            }
+            MetaChange::Tag { group, tags } => {
+                let g = self.group(group)?;
+                let total = g.tags.keys().chain(tags.keys()).collect::<std::collections::BTreeSet<_>>().len();
+                if total > 50 {
+                    return Err(ApiError::new(
+                        logwell_model::ErrorKind::TooManyTags,
+                        "A resource can have no more than 50 tags.",
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies a change written at WAL position `lsn`. Changes that no longer apply are ignored,
+    /// so replay is safe whatever state it starts from.
+    pub fn apply(&mut self, change: &MetaChange, lsn: u64) {
+        match change.clone() {
+            MetaChange::CreateGroup { name, group_id, creation_time, kms_key_id, class, tags, deletion_protection } => {
+                self.next_group_id = self.next_group_id.max(group_id + 1);
+                self.groups.entry(name).or_insert(GroupMeta {
+                    group_id,
+                    creation_time,
+                    retention_days: None,
+                    kms_key_id,
+                    class,
+                    deletion_protection,
+                    tags,
+                    streams: BTreeMap::new(),
+                    deleted_streams: BTreeMap::new(),
+                });
+            }
+            MetaChange::DeleteGroup { name } => {
+                self.groups.remove(&name);
+            }
+            MetaChange::CreateStream { group, stream, creation_time } => {
+                if let Some(g) = self.groups.get_mut(&group) {
+                    g.streams.entry(stream).or_insert(StreamMeta { creation_time, ..Default::default() });
+                }
+            }
+            MetaChange::DeleteStream { group, stream } => {
+                if let Some(g) = self.groups.get_mut(&group) {
+                    if g.streams.remove(&stream).is_some() {
+                        g.deleted_streams.insert(stream, (lsn << SEQ_INDEX_BITS) as i64);
+                    }
+                }
+            }
+            MetaChange::PutRetention { group, days } => {
+                if let Some(g) = self.groups.get_mut(&group) {
+                    g.retention_days = days;
+                }
+            }
+            MetaChange::Tag { group, tags } => {
+                if let Some(g) = self.groups.get_mut(&group) {
+                    g.tags.extend(tags);
+                }
+            }
+            MetaChange::Untag { group, keys } => {
+                if let Some(g) = self.groups.get_mut(&group) {
+                    for k in keys {
+                        g.tags.remove(&k);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A Parquet segment as the catalog knows it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SegmentMeta {
+    pub path: String,
+    pub group_id: u64,
+    pub rows: u64,
+    pub bytes: u64,
+    pub raw_bytes: u64,
+    pub min_ts: i64,
+    pub max_ts: i64,
+    pub max_seq: i64,
+    /// Distinct streams, when there are few enough to be worth listing (for pruning).
+    #[serde(default)]
+    pub streams: Option<Vec<String>>,
+    /// 0 for a flushed segment, 1+ for a compacted one.
+    pub level: u32,
+    pub created_ms: i64,
+}
+
+/// Streams listed in segment metadata for pruning, up to this many.
+pub const MAX_LISTED_STREAMS: usize = 64;
+
+/// The durable catalog document.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Manifest {
+    pub version: u64,
+    /// Everything in the WAL up to this position is in `metadata` and `segments`.
+    pub wal_lsn: u64,
+    pub metadata: Metadata,
+    pub segments: Vec<SegmentMeta>,
+}
+
+pub const MANIFEST_DIR: &str = "catalog";
+
+pub fn manifest_path(version: u64) -> String {
+    format!("{MANIFEST_DIR}/manifest-{version:020}.json")
+}
+
+pub fn parse_manifest_version(path: &str) -> Option<u64> {
+    path.rsplit('/').next()?.strip_prefix("manifest-")?.strip_suffix(".json")?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn create(name: &str, id: u64) -> MetaChange {
+        MetaChange::CreateGroup {
+            name: name.into(),
+            group_id: id,
+            creation_time: 1,
+            kms_key_id: None,
+            class: "STANDARD".into(),
+            tags: BTreeMap::new(),
+            deletion_protection: false,
+        }
+    }
+
+    #[test]
+    fn checks_give_aws_errors_and_apply_is_idempotent() {
+        let mut m = Metadata::default();
+        m.apply(&create("/a", 0), 1);
+        assert_eq!(m.check(&create("/a", 1)).unwrap_err(), ApiError::already_exists());
+        m.apply(&create("/a", 0), 1);
+        assert_eq!(m.next_group_id, 1);
+        let cs = MetaChange::CreateStream { group: "/a".into(), stream: "s".into(), creation_time: 2 };
+        assert!(m.check(&cs).is_ok());
+        m.apply(&cs, 2);
+        assert_eq!(m.check(&cs).unwrap_err(), ApiError::already_exists());
+        let ds = MetaChange::DeleteStream { group: "/a".into(), stream: "s".into() };
+        m.apply(&ds, 3);
+        assert_eq!(m.groups["/a"].deleted_streams["s"], 3 << SEQ_INDEX_BITS);
+        assert_eq!(m.check(&ds).unwrap_err(), ApiError::stream_not_found());
+        let missing = MetaChange::DeleteGroup { name: "/nope".into() };
+        assert_eq!(m.check(&missing).unwrap_err(), ApiError::group_not_found());
+        assert_eq!(parse_manifest_version(&manifest_path(42)), Some(42));
+    }
+}

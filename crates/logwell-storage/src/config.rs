@@ -1,0 +1,101 @@
+//! Typed storage configuration, with the defaults the server runs with when given no config file.
+
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Where immutable segments and the catalog live.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum ObjectStoreConfig {
+    /// A directory under the data directory (`<data_dir>/store`).
+    #[default]
+    Local,
+    /// An S3-compatible service (AWS S3, MinIO, SeaweedFS, moto, ...).
+    S3(S3Config),
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct S3Config {
+    pub bucket: String,
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    #[serde(default = "default_region")]
+    pub region: String,
+    #[serde(default)]
+    pub access_key_id: Option<String>,
+    #[serde(default)]
+    pub secret_access_key: Option<String>,
+    /// Path-style addressing (`endpoint/bucket/key`), which most self-hosted servers need.
+    #[serde(default = "default_true")]
+    pub path_style: bool,
+    /// Key prefix inside the bucket.
+    #[serde(default)]
+    pub prefix: Option<String>,
+}
+
+fn default_region() -> String {
+    "us-east-1".into()
+}
+fn default_true() -> bool {
+    true
+}
+
+/// Everything the storage engine needs to know.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageConfig {
+    /// Local directory for the write-ahead log (and the local object store).
+    pub data_dir: PathBuf,
+    pub object_store: ObjectStoreConfig,
+    /// Flush buffered events to Parquet once this many bytes are buffered.
+    pub flush_bytes: u64,
+    /// ... or once the oldest buffered event has waited this long.
+    #[serde(with = "secs")]
+    pub flush_age: Duration,
+    /// Refuse new events (ThrottlingException) while this much is buffered and not yet flushed.
+    pub max_buffered_bytes: u64,
+    /// Segments smaller than this are merged by compaction.
+    pub compaction_small_bytes: u64,
+    /// zstd level for segments written at flush (cheap) and by compaction (hard).
+    pub flush_zstd_level: i32,
+    pub compaction_zstd_level: i32,
+    /// How often retention and compaction run.
+    #[serde(with = "secs")]
+    pub maintenance_interval: Duration,
+    /// Rows per Parquet row group.
+    pub row_group_rows: usize,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig {
+            data_dir: PathBuf::from("./logwell-data"),
+            object_store: ObjectStoreConfig::Local,
+            flush_bytes: 128 << 20,
+            flush_age: Duration::from_secs(60),
+            max_buffered_bytes: 1 << 30,
+            compaction_small_bytes: 32 << 20,
+            flush_zstd_level: 3,
+            compaction_zstd_level: 15,
+            maintenance_interval: Duration::from_secs(30),
+            row_group_rows: 256 * 1024,
+        }
+    }
+}
+
+mod secs {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_f64(d.as_secs_f64())
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let v = f64::deserialize(d)?;
+        if !(v >= 0.0 && v.is_finite()) {
+            return Err(serde::de::Error::custom("a duration in seconds must be >= 0"));
+        }
+        Ok(Duration::from_secs_f64(v))
+    }
+}

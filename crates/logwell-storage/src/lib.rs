@@ -1,0 +1,14 @@
+//! Durable log storage: write-ahead log, Arrow memtables, Parquet segments in an object store,
+//! the catalog that lists them, retention and compaction.
+
+pub mod catalog;
+pub mod config;
+pub mod engine;
+pub mod memtable;
+pub mod record;
+pub mod segment;
+pub mod store;
+pub mod wal;
+
+pub use config::{ObjectStoreConfig, S3Config, StorageConfig};
+pub use engine::{Engine, EventKey, EventRow, GroupSummary, NewGroup, OpenError, PutOutcome, Scan, StorageStats, StreamFilter};
