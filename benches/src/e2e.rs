@@ -1,1 +1,342 @@
-fn main(){}
+//! End-to-end benchmark: starts a `logwell serve` process, drives it through the HTTP API, and
+//! prints what a user pays and gets:
+//!
+//! - ingest events/s through PutLogEvents (concurrent clients, 10,000-event batches, fsync on),
+//!   and events per server CPU-second (from /proc, so client work is not counted);
+//! - bytes per event on disk after flush and after compaction, for generated JSON application
+//!   logs and for the Loghub 2k samples, against `zstd -19` of the raw text;
+//! - objects per GB stored;
+//! - the time to read a whole stream back with GetLogEvents.
+//!
+//! Run: `cargo run --release -p logwell-benches --bin e2e` (add `-- --help` for sizes).
+
+use anyhow::{bail, Context, Result};
+use clap::Parser;
+use futures::StreamExt;
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+#[derive(Parser)]
+struct Args {
+    /// Generated JSON events to ingest.
+    #[arg(long, default_value_t = 2_000_000)]
+    events: usize,
+    /// Concurrent PutLogEvents clients.
+    #[arg(long, default_value_t = 8)]
+    clients: usize,
+    /// Events per PutLogEvents call.
+    #[arg(long, default_value_t = 10_000)]
+    batch: usize,
+    /// The Loghub 2k samples directory.
+    #[arg(long, default_value = "../shared/datasets/loghub-2k")]
+    loghub: PathBuf,
+    /// The logwell binary (default: next to this one).
+    #[arg(long)]
+    logwell: Option<PathBuf>,
+    /// Where to keep the server's data (default: a new temporary directory).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+}
+
+struct ServerProc {
+    child: Child,
+    endpoint: String,
+    http: reqwest::Client,
+}
+
+impl ServerProc {
+    fn start(bin: &Path, data_dir: &Path, config: &Path) -> Result<ServerProc> {
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+            l.local_addr()?.port()
+        };
+        let child = Command::new(bin)
+            .args(["serve", "--data-dir"])
+            .arg(data_dir)
+            .args(["--listen", &format!("127.0.0.1:{port}"), "--config"])
+            .arg(config)
+            .env("LOGWELL_LOG", "warn")
+            .stdout(Stdio::null())
+            .spawn()
+            .with_context(|| format!("starting {}", bin.display()))?;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if Instant::now() > deadline {
+                bail!("logwell did not start");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let http = reqwest::Client::builder().pool_max_idle_per_host(64).build()?;
+        Ok(ServerProc { child, endpoint: format!("http://127.0.0.1:{port}"), http })
+    }
+
+    async fn call(&self, op: &str, body: String) -> Result<Value> {
+        let r = self
+            .http
+            .post(&self.endpoint)
+            .header("x-amz-target", format!("Logs_20140328.{op}"))
+            .header("content-type", "application/x-amz-json-1.1")
+            .body(body)
+            .send()
+            .await?;
+        let ok = r.status().is_success();
+        let v: Value = r.json().await?;
+        if !ok {
+            bail!("{op} failed: {v}");
+        }
+        Ok(v)
+    }
+
+    /// Server CPU seconds so far (user + system), from /proc.
+    fn cpu_seconds(&self) -> f64 {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
+        let after = stat.rsplit(')').next().unwrap_or("");
+        let f: Vec<&str> = after.split_whitespace().collect();
+        let ticks: f64 = f.get(11).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0)
+            + f.get(12).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+        ticks / 100.0
+    }
+
+    fn stop(mut self) -> Result<()> {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status()?;
+        let status = self.child.wait()?;
+        if !status.success() {
+            bail!("logwell exited with {status}");
+        }
+        Ok(())
+    }
+}
+
+/// A ~130-byte JSON application log line.
+fn json_line(i: usize) -> String {
+    const LEVELS: [&str; 4] = ["INFO", "INFO", "WARN", "ERROR"];
+    const PATHS: [&str; 5] = ["/orders", "/orders/{id}", "/cart", "/login", "/search"];
+    let status = if i % 97 == 0 { 500 } else if i % 13 == 0 { 404 } else { 200 };
+    format!(
+        r#"{{"level":"{}","svc":"orders-api","msg":"GET {} {}","latency_ms":{},"user":"u-{:05}","trace":"{:016x}"}}"#,
+        LEVELS[i % 4],
+        PATHS[i % 5],
+        status,
+        (i * 7919) % 900 + 3,
+        (i * 31) % 50_000,
+        (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+    )
+}
+
+fn dir_bytes(dir: &Path, suffix: &str) -> (u64, u64) {
+    let mut bytes = 0;
+    let mut files = 0;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else { continue };
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.to_string_lossy().ends_with(suffix) {
+                bytes += e.metadata().map(|m| m.len()).unwrap_or(0);
+                files += 1;
+            }
+        }
+    }
+    (bytes, files)
+}
+
+async fn create(s: &ServerProc, group: &str, streams: &[String]) -> Result<()> {
+    s.call("CreateLogGroup", json!({"logGroupName": group}).to_string()).await?;
+    for st in streams {
+        s.call("CreateLogStream", json!({"logGroupName": group, "logStreamName": st}).to_string()).await?;
+    }
+    Ok(())
+}
+
+fn put_body(group: &str, stream: &str, events: &[(i64, String)]) -> String {
+    let evs: Vec<Value> = events.iter().map(|(t, m)| json!({"timestamp": t, "message": m})).collect();
+    json!({"logGroupName": group, "logStreamName": stream, "logEvents": evs}).to_string()
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
+}
+
+/// Waits until compaction has settled (segment count stops changing).
+async fn wait_settled(store: &Path) {
+    let mut last = u64::MAX;
+    for _ in 0..120 {
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let (_, n) = dir_bytes(store, ".parquet");
+        if n == last {
+            return;
+        }
+        last = n;
+    }
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let args = Args::parse();
+    let bin = match &args.logwell {
+        Some(b) => b.clone(),
+        None => std::env::current_exe()?.with_file_name("logwell"),
+    };
+    let tmp;
+    let data_dir = match &args.data_dir {
+        Some(d) => d.clone(),
+        None => {
+            tmp = std::env::temp_dir().join(format!("logwell-bench-{}", std::process::id()));
+            tmp.clone()
+        }
+    };
+    let _ = std::fs::remove_dir_all(&data_dir);
+    std::fs::create_dir_all(&data_dir)?;
+    let config = data_dir.with_extension("toml");
+    // A size-triggered flush during ingest, as in production; compaction every second.
+    std::fs::write(&config, "[storage]\nflush_age = 3600\nmaintenance_interval = 1\n")?;
+    let store = data_dir.join("store");
+
+    println!("logwell end-to-end benchmark");
+    println!(
+        "machine: {} cores, {}",
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+        std::fs::read_to_string("/proc/cpuinfo")
+            .ok()
+            .and_then(|c| c.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string()))
+            .unwrap_or_default()
+    );
+
+    // ---------------------------------------------------------------- ingest
+    let server = ServerProc::start(&bin, &data_dir, &config)?;
+    let streams: Vec<String> = (0..args.clients).map(|i| format!("client-{i}")).collect();
+    create(&server, "/bench/json", &streams).await?;
+    let per_client = args.events / args.clients;
+    let batches_per_client = per_client.div_ceil(args.batch);
+    let base = now_ms() - 60_000;
+    // Request bodies are built before the clock starts: the benchmark measures the server.
+    let mut bodies: Vec<Vec<String>> = Vec::new();
+    let mut raw_bytes = 0u64;
+    for (c, stream) in streams.iter().enumerate() {
+        let mut v = Vec::new();
+        for b in 0..batches_per_client {
+            let start = b * args.batch;
+            let end = ((b + 1) * args.batch).min(per_client);
+            let evs: Vec<(i64, String)> = (start..end)
+                .map(|i| {
+                    let m = json_line(c * per_client + i);
+                    raw_bytes += m.len() as u64 + 1;
+                    (base + (i as i64 * 60_000 / per_client as i64), m)
+                })
+                .collect();
+            v.push(put_body("/bench/json", stream, &evs));
+        }
+        bodies.push(v);
+    }
+    let total_events = per_client * args.clients;
+    let cpu0 = server.cpu_seconds();
+    let t0 = Instant::now();
+    let results = futures::stream::iter(bodies.into_iter().map(|bs| {
+        let s = &server;
+        async move {
+            for b in bs {
+                s.call("PutLogEvents", b).await?;
+            }
+            Ok::<_, anyhow::Error>(())
+        }
+    }))
+    .buffer_unordered(args.clients)
+    .collect::<Vec<_>>()
+    .await;
+    for r in results {
+        r?;
+    }
+    let wall = t0.elapsed().as_secs_f64();
+    let cpu = server.cpu_seconds() - cpu0;
+    println!("\n## Ingest through the HTTP API (fsync on every acknowledged batch)");
+    println!("events: {total_events}, average size {:.0} bytes, {} clients x {}-event batches", raw_bytes as f64 / total_events as f64 - 1.0, args.clients, args.batch);
+    println!("ingest: {:.0} events/s wall ({wall:.2} s), {:.0} events per server CPU-second ({cpu:.2} CPU-s)", total_events as f64 / wall, total_events as f64 / cpu.max(1e-9));
+
+    // ---------------------------------------------------------------- read back
+    let t0 = Instant::now();
+    let mut token: Option<String> = None;
+    let mut read = 0usize;
+    loop {
+        let mut body = json!({"logGroupName": "/bench/json", "logStreamName": &streams[0], "startFromHead": true});
+        if let Some(t) = &token {
+            body["nextToken"] = json!(t);
+        }
+        let page = server.call("GetLogEvents", body.to_string()).await?;
+        read += page["events"].as_array().map_or(0, |a| a.len());
+        let next = page["nextForwardToken"].as_str().map(str::to_string);
+        if next == token {
+            break;
+        }
+        token = next;
+    }
+    let read_s = t0.elapsed().as_secs_f64();
+    println!("\n## Read a whole stream back (GetLogEvents, forward paging)");
+    println!("stream of {read} events: {read_s:.2} s, {:.0} events/s", read as f64 / read_s);
+    if read != per_client {
+        bail!("read back {read} events, expected {per_client}");
+    }
+
+    // ---------------------------------------------------------------- Loghub
+    let mut loghub_lines = 0usize;
+    let mut loghub_raw = 0u64;
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&args.loghub)
+        .map(|rd| rd.flatten().map(|e| e.path()).filter(|p| p.to_string_lossy().ends_with("_2k.log")).collect())
+        .unwrap_or_default();
+    files.sort();
+    for f in &files {
+        let name = f.file_name().unwrap().to_string_lossy().trim_end_matches("_2k.log").to_string();
+        let text = std::fs::read_to_string(f)?;
+        loghub_raw += text.len() as u64;
+        let lines: Vec<&str> = text.lines().filter(|l| !l.is_empty()).collect();
+        loghub_lines += lines.len();
+        let group = format!("/loghub/{name}");
+        create(&server, &group, &["main".to_string()]).await?;
+        let now = now_ms() - 10_000;
+        let evs: Vec<(i64, String)> = lines.iter().enumerate().map(|(i, l)| (now + i as i64, l.to_string())).collect();
+        server.call("PutLogEvents", put_body(&group, "main", &evs)).await?;
+    }
+
+    // Clean stop flushes; restart lets compaction merge what flushes left.
+    server.stop()?;
+    let (flushed, flushed_files) = dir_bytes(&store, ".parquet");
+    let server = ServerProc::start(&bin, &data_dir, &config)?;
+    wait_settled(&store).await;
+    let (compacted, compacted_files) = dir_bytes(&store, ".parquet");
+    let (json_bytes, _) = dir_bytes(&store.join("segments"), ".parquet");
+    println!("\n## Storage");
+    println!("after flush: {flushed_files} segment files, {flushed} bytes; after compaction: {compacted_files} files, {compacted} bytes");
+    let per_gb = compacted_files as f64 / (compacted as f64 / 1e9);
+    println!("objects per GB stored: {per_gb:.1}");
+    let _ = json_bytes;
+    // Per-group sizes come from the catalog's segments: JSON group vs Loghub groups.
+    let groups = server.call("DescribeLogGroups", json!({"logGroupNamePrefix": "/"}).to_string()).await?;
+    let mut json_stored = 0f64;
+    let mut loghub_stored = 0f64;
+    for g in groups["logGroups"].as_array().into_iter().flatten() {
+        let b = g["storedBytes"].as_f64().unwrap_or(0.0);
+        if g["logGroupName"].as_str().unwrap_or("").starts_with("/loghub/") {
+            loghub_stored += b;
+        } else {
+            json_stored += b;
+        }
+    }
+    println!("generated JSON logs: {:.2} bytes/event ({:.1}x smaller than the raw text)", json_stored / total_events as f64, raw_bytes as f64 / json_stored);
+    if loghub_lines > 0 {
+        println!(
+            "loghub 2k ({} files, {loghub_lines} lines, {loghub_raw} raw bytes): {loghub_stored:.0} bytes stored, {:.2} bytes/line (zstd -19 of the raw text: 333,884 bytes, 10.4 bytes/line)",
+            files.len(),
+            loghub_stored / loghub_lines as f64
+        );
+    }
+    server.stop()?;
+    if args.data_dir.is_none() {
+        let _ = std::fs::remove_dir_all(&data_dir);
+        let _ = std::fs::remove_file(&config);
+    }
+    Ok(())
+}

@@ -58,6 +58,9 @@ pub struct StorageConfig {
     pub max_buffered_bytes: u64,
     /// Segments smaller than this are merged by compaction.
     pub compaction_small_bytes: u64,
+    /// A lone flushed segment older than this is rewritten by compaction with the harder codec.
+    #[serde(with = "secs")]
+    pub recompress_after: Duration,
     /// zstd level for segments written at flush (cheap) and by compaction (hard).
     pub flush_zstd_level: i32,
     pub compaction_zstd_level: i32,
@@ -77,6 +80,7 @@ impl Default for StorageConfig {
             flush_age: Duration::from_secs(60),
             max_buffered_bytes: 1 << 30,
             compaction_small_bytes: 32 << 20,
+            recompress_after: Duration::from_secs(600),
             flush_zstd_level: 3,
             compaction_zstd_level: 15,
             maintenance_interval: Duration::from_secs(30),

@@ -870,7 +870,13 @@ impl Engine {
                     total += s.raw_bytes;
                     total <= budget.max(s.raw_bytes)
                 });
-                if run.len() >= 2 {
+                // Merge when many small files piled up, or when small files have gone cold; a lone
+                // flushed file that went cold is rewritten once with the harder codec. Waiting for
+                // either keeps rewrite amplification low for slow groups.
+                let cold_ms = self.inner.config.recompress_after.as_millis() as i64;
+                let cold = run.iter().map(|s| s.created_ms).min().is_some_and(|c| now_millis() - c >= cold_ms);
+                let lone_flush = run.len() == 1 && run[0].level == 0;
+                if run.len() >= 8 || (cold && (run.len() >= 2 || lone_flush)) {
                     pick = Some((g.group_id, run, g.deleted_streams.clone(), g.retention_cutoff(now_millis())));
                     break;
                 }
