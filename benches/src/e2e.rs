@@ -68,8 +68,14 @@ impl ServerProc {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        let http = reqwest::Client::builder().pool_max_idle_per_host(64).build()?;
-        Ok(ServerProc { child, endpoint: format!("http://127.0.0.1:{port}"), http })
+        let http = reqwest::Client::builder()
+            .pool_max_idle_per_host(64)
+            .build()?;
+        Ok(ServerProc {
+            child,
+            endpoint: format!("http://127.0.0.1:{port}"),
+            http,
+        })
     }
 
     async fn call(&self, op: &str, body: String) -> Result<Value> {
@@ -91,7 +97,8 @@ impl ServerProc {
 
     /// Server CPU seconds so far (user + system), from /proc.
     fn cpu_seconds(&self) -> f64 {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
+        let stat =
+            std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
         let after = stat.rsplit(')').next().unwrap_or("");
         let f: Vec<&str> = after.split_whitespace().collect();
         let ticks: f64 = f.get(11).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0)
@@ -114,7 +121,13 @@ impl ServerProc {
 fn json_line(i: usize) -> String {
     const LEVELS: [&str; 4] = ["INFO", "INFO", "WARN", "ERROR"];
     const PATHS: [&str; 5] = ["/orders", "/orders/{id}", "/cart", "/login", "/search"];
-    let status = if i % 97 == 0 { 500 } else if i % 13 == 0 { 404 } else { 200 };
+    let status = if i % 97 == 0 {
+        500
+    } else if i % 13 == 0 {
+        404
+    } else {
+        200
+    };
     format!(
         r#"{{"level":"{}","svc":"orders-api","msg":"GET {} {}","latency_ms":{},"user":"u-{:05}","trace":"{:016x}"}}"#,
         LEVELS[i % 4],
@@ -131,7 +144,9 @@ fn dir_bytes(dir: &Path, suffix: &str) -> (u64, u64) {
     let mut files = 0;
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
-        let Ok(rd) = std::fs::read_dir(&d) else { continue };
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
         for e in rd.flatten() {
             let p = e.path();
             if p.is_dir() {
@@ -146,20 +161,31 @@ fn dir_bytes(dir: &Path, suffix: &str) -> (u64, u64) {
 }
 
 async fn create(s: &ServerProc, group: &str, streams: &[String]) -> Result<()> {
-    s.call("CreateLogGroup", json!({"logGroupName": group}).to_string()).await?;
+    s.call("CreateLogGroup", json!({"logGroupName": group}).to_string())
+        .await?;
     for st in streams {
-        s.call("CreateLogStream", json!({"logGroupName": group, "logStreamName": st}).to_string()).await?;
+        s.call(
+            "CreateLogStream",
+            json!({"logGroupName": group, "logStreamName": st}).to_string(),
+        )
+        .await?;
     }
     Ok(())
 }
 
 fn put_body(group: &str, stream: &str, events: &[(i64, String)]) -> String {
-    let evs: Vec<Value> = events.iter().map(|(t, m)| json!({"timestamp": t, "message": m})).collect();
+    let evs: Vec<Value> = events
+        .iter()
+        .map(|(t, m)| json!({"timestamp": t, "message": m}))
+        .collect();
     json!({"logGroupName": group, "logStreamName": stream, "logEvents": evs}).to_string()
 }
 
 fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
 }
 
 /// Waits until compaction has settled (segment count stops changing).
@@ -194,16 +220,28 @@ async fn main() -> Result<()> {
     std::fs::create_dir_all(&data_dir)?;
     let config = data_dir.with_extension("toml");
     // A size-triggered flush during ingest, as in production; compaction every second.
-    std::fs::write(&config, "[storage]\nflush_age = 3600\nmaintenance_interval = 1\n")?;
+    std::fs::write(
+        &config,
+        "[storage]\nflush_age = 3600\nmaintenance_interval = 1\n",
+    )?;
     let store = data_dir.join("store");
 
     println!("logwell end-to-end benchmark");
     println!(
         "machine: {} cores, {}",
-        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(0),
         std::fs::read_to_string("/proc/cpuinfo")
             .ok()
-            .and_then(|c| c.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string()))
+            .and_then(
+                |c| c.lines().find(|l| l.starts_with("model name")).map(|l| l
+                    .split(':')
+                    .nth(1)
+                    .unwrap_or("")
+                    .trim()
+                    .to_string())
+            )
             .unwrap_or_default()
     );
 
@@ -254,7 +292,12 @@ async fn main() -> Result<()> {
     let wall = t0.elapsed().as_secs_f64();
     let cpu = server.cpu_seconds() - cpu0;
     println!("\n## Ingest through the HTTP API (fsync on every acknowledged batch)");
-    println!("events: {total_events}, average size {:.0} bytes, {} clients x {}-event batches", raw_bytes as f64 / total_events as f64 - 1.0, args.clients, args.batch);
+    println!(
+        "events: {total_events}, average size {:.0} bytes, {} clients x {}-event batches",
+        raw_bytes as f64 / total_events as f64 - 1.0,
+        args.clients,
+        args.batch
+    );
     println!("ingest: {:.0} events/s wall ({wall:.2} s), {:.0} events per server CPU-second ({cpu:.2} CPU-s)", total_events as f64 / wall, total_events as f64 / cpu.max(1e-9));
 
     // ---------------------------------------------------------------- read back
@@ -276,7 +319,10 @@ async fn main() -> Result<()> {
     }
     let read_s = t0.elapsed().as_secs_f64();
     println!("\n## Read a whole stream back (GetLogEvents, forward paging)");
-    println!("stream of {read} events: {read_s:.2} s, {:.0} events/s", read as f64 / read_s);
+    println!(
+        "stream of {read} events: {read_s:.2} s, {:.0} events/s",
+        read as f64 / read_s
+    );
     if read != per_client {
         bail!("read back {read} events, expected {per_client}");
     }
@@ -285,11 +331,21 @@ async fn main() -> Result<()> {
     let mut loghub_lines = 0usize;
     let mut loghub_raw = 0u64;
     let mut files: Vec<PathBuf> = std::fs::read_dir(&args.loghub)
-        .map(|rd| rd.flatten().map(|e| e.path()).filter(|p| p.to_string_lossy().ends_with("_2k.log")).collect())
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.path())
+                .filter(|p| p.to_string_lossy().ends_with("_2k.log"))
+                .collect()
+        })
         .unwrap_or_default();
     files.sort();
     for f in &files {
-        let name = f.file_name().unwrap().to_string_lossy().trim_end_matches("_2k.log").to_string();
+        let name = f
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .trim_end_matches("_2k.log")
+            .to_string();
         let text = std::fs::read_to_string(f)?;
         loghub_raw += text.len() as u64;
         let lines: Vec<&str> = text.lines().filter(|l| !l.is_empty()).collect();
@@ -297,8 +353,14 @@ async fn main() -> Result<()> {
         let group = format!("/loghub/{name}");
         create(&server, &group, &["main".to_string()]).await?;
         let now = now_ms() - 10_000;
-        let evs: Vec<(i64, String)> = lines.iter().enumerate().map(|(i, l)| (now + i as i64, l.to_string())).collect();
-        server.call("PutLogEvents", put_body(&group, "main", &evs)).await?;
+        let evs: Vec<(i64, String)> = lines
+            .iter()
+            .enumerate()
+            .map(|(i, l)| (now + i as i64, l.to_string()))
+            .collect();
+        server
+            .call("PutLogEvents", put_body(&group, "main", &evs))
+            .await?;
     }
 
     // Clean stop flushes; restart lets compaction merge what flushes left.
@@ -314,18 +376,31 @@ async fn main() -> Result<()> {
     println!("objects per GB stored: {per_gb:.1}");
     let _ = json_bytes;
     // Per-group sizes come from the catalog's segments: JSON group vs Loghub groups.
-    let groups = server.call("DescribeLogGroups", json!({"logGroupNamePrefix": "/"}).to_string()).await?;
+    let groups = server
+        .call(
+            "DescribeLogGroups",
+            json!({"logGroupNamePrefix": "/"}).to_string(),
+        )
+        .await?;
     let mut json_stored = 0f64;
     let mut loghub_stored = 0f64;
     for g in groups["logGroups"].as_array().into_iter().flatten() {
         let b = g["storedBytes"].as_f64().unwrap_or(0.0);
-        if g["logGroupName"].as_str().unwrap_or("").starts_with("/loghub/") {
+        if g["logGroupName"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("/loghub/")
+        {
             loghub_stored += b;
         } else {
             json_stored += b;
         }
     }
-    println!("generated JSON logs: {:.2} bytes/event ({:.1}x smaller than the raw text)", json_stored / total_events as f64, raw_bytes as f64 / json_stored);
+    println!(
+        "generated JSON logs: {:.2} bytes/event ({:.1}x smaller than the raw text)",
+        json_stored / total_events as f64,
+        raw_bytes as f64 / json_stored
+    );
     if loghub_lines > 0 {
         println!(
             "loghub 2k ({} files, {loghub_lines} lines, {loghub_raw} raw bytes): {loghub_stored:.0} bytes stored, {:.2} bytes/line (zstd -19 of the raw text: 333,884 bytes, 10.4 bytes/line)",

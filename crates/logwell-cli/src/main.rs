@@ -9,7 +9,11 @@ use std::io::{BufRead, BufReader, Read};
 use std::path::PathBuf;
 
 #[derive(Parser)]
-#[command(name = "logwell", version, about = "A self-hostable log service that speaks the CloudWatch Logs API")]
+#[command(
+    name = "logwell",
+    version,
+    about = "A self-hostable log service that speaks the CloudWatch Logs API"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -18,7 +22,12 @@ struct Cli {
 #[derive(clap::Args)]
 struct ClientArgs {
     /// Endpoint of a running logwell server.
-    #[arg(long, env = "LOGWELL_ENDPOINT", default_value = "http://127.0.0.1:4566", global = true)]
+    #[arg(
+        long,
+        env = "LOGWELL_ENDPOINT",
+        default_value = "http://127.0.0.1:4566",
+        global = true
+    )]
     endpoint: String,
 }
 
@@ -88,7 +97,10 @@ struct Client {
 
 impl Client {
     fn new(args: &ClientArgs) -> Client {
-        Client { endpoint: args.endpoint.clone(), http: reqwest::Client::new() }
+        Client {
+            endpoint: args.endpoint.clone(),
+            http: reqwest::Client::new(),
+        }
     }
 
     async fn call(&self, op: &str, body: &Value) -> Result<Value> {
@@ -102,9 +114,16 @@ impl Client {
             .await
             .with_context(|| format!("cannot reach logwell at {}", self.endpoint))?;
         let status = resp.status();
-        let v: Value = resp.json().await.context("the server's answer is not JSON")?;
+        let v: Value = resp
+            .json()
+            .await
+            .context("the server's answer is not JSON")?;
         if !status.is_success() {
-            bail!("{}: {}", v["__type"].as_str().unwrap_or("Error"), v["message"].as_str().unwrap_or(""));
+            bail!(
+                "{}: {}",
+                v["__type"].as_str().unwrap_or("Error"),
+                v["message"].as_str().unwrap_or("")
+            );
         }
         Ok(v)
     }
@@ -137,7 +156,8 @@ async fn serve(
 ) -> Result<()> {
     let mut cfg = match &config {
         Some(path) => {
-            let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
             ServerConfig::from_toml(&text).with_context(|| format!("parsing {}", path.display()))?
         }
         None => ServerConfig::default(),
@@ -186,11 +206,20 @@ async fn shutdown_signal() {
 }
 
 /// Sends lines in batches that respect PutLogEvents' limits.
-async fn put(client: &Client, group: &str, stream: &str, file: Option<PathBuf>, create: bool) -> Result<()> {
+async fn put(
+    client: &Client,
+    group: &str,
+    stream: &str,
+    file: Option<PathBuf>,
+    create: bool,
+) -> Result<()> {
     if create {
         for (op, body) in [
             ("CreateLogGroup", json!({"logGroupName": group})),
-            ("CreateLogStream", json!({"logGroupName": group, "logStreamName": stream})),
+            (
+                "CreateLogStream",
+                json!({"logGroupName": group, "logStreamName": stream}),
+            ),
         ] {
             if let Err(e) = client.call(op, &body).await {
                 if !e.to_string().starts_with("ResourceAlreadyExistsException") {
@@ -211,8 +240,10 @@ async fn put(client: &Client, group: &str, stream: &str, file: Option<PathBuf>, 
         Some(n) if n > 1 << 20 => {
             let b = indicatif::ProgressBar::new(n);
             b.set_style(
-                indicatif::ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
-                    .expect("valid template"),
+                indicatif::ProgressStyle::with_template(
+                    "{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+                )
+                .expect("valid template"),
             );
             b
         }
@@ -229,7 +260,8 @@ async fn put(client: &Client, group: &str, stream: &str, file: Option<PathBuf>, 
         let n = lines.read_line(&mut buf)?;
         let line = buf.trim_end_matches(['\n', '\r']);
         let size = line.len() + 26;
-        if (n == 0 || batch.len() == 10_000 || batch_bytes + size > 1_048_576) && !batch.is_empty() {
+        if (n == 0 || batch.len() == 10_000 || batch_bytes + size > 1_048_576) && !batch.is_empty()
+        {
             let body = json!({"logGroupName": group, "logStreamName": stream, "logEvents": batch});
             let resp = client.call("PutLogEvents", &body).await?;
             if let Some(info) = resp.get("rejectedLogEventsInfo") {
@@ -252,7 +284,14 @@ async fn put(client: &Client, group: &str, stream: &str, file: Option<PathBuf>, 
         batch_bytes += size;
     }
     bar.finish_and_clear();
-    eprintln!("sent {sent} events{}", if rejected > 0 { " (some rejected, see above)" } else { "" });
+    eprintln!(
+        "sent {sent} events{}",
+        if rejected > 0 {
+            " (some rejected, see above)"
+        } else {
+            ""
+        }
+    );
     Ok(())
 }
 
@@ -260,7 +299,8 @@ async fn get(client: &Client, group: &str, stream: &str, limit: Option<usize>) -
     let mut token: Option<String> = None;
     let mut printed = 0usize;
     loop {
-        let mut body = json!({"logGroupName": group, "logStreamName": stream, "startFromHead": true});
+        let mut body =
+            json!({"logGroupName": group, "logStreamName": stream, "startFromHead": true});
         if let Some(t) = &token {
             body["nextToken"] = json!(t);
         }
@@ -269,7 +309,11 @@ async fn get(client: &Client, group: &str, stream: &str, limit: Option<usize>) -
             if limit.is_some_and(|l| printed >= l) {
                 return Ok(());
             }
-            println!("{} {}", format_ms(e["timestamp"].as_i64().unwrap_or(0)), e["message"].as_str().unwrap_or(""));
+            println!(
+                "{} {}",
+                format_ms(e["timestamp"].as_i64().unwrap_or(0)),
+                e["message"].as_str().unwrap_or("")
+            );
             printed += 1;
         }
         let next = page["nextForwardToken"].as_str().map(str::to_string);
@@ -284,14 +328,19 @@ async fn get(client: &Client, group: &str, stream: &str, limit: Option<usize>) -
 async fn main() -> Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("LOGWELL_LOG").unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_env("LOGWELL_LOG")
+                .unwrap_or_else(|_| "info".into()),
         )
         .with_writer(std::io::stderr)
         .init();
     match Cli::parse().command {
-        Command::Serve { data_dir, listen, config, region, account_id } => {
-            serve(data_dir, listen, config, region, account_id).await
-        }
+        Command::Serve {
+            data_dir,
+            listen,
+            config,
+            region,
+            account_id,
+        } => serve(data_dir, listen, config, region, account_id).await,
         Command::Groups { client, prefix } => {
             let c = Client::new(&client);
             let mut body = json!({});
@@ -300,7 +349,9 @@ async fn main() -> Result<()> {
             }
             c.paginate("DescribeLogGroups", body, |page| {
                 for g in page["logGroups"].as_array().into_iter().flatten() {
-                    let retention = g["retentionInDays"].as_i64().map_or("never expire".to_string(), |d| format!("{d} days"));
+                    let retention = g["retentionInDays"]
+                        .as_i64()
+                        .map_or("never expire".to_string(), |d| format!("{d} days"));
                     println!(
                         "{}\t{}\t{} bytes",
                         g["logGroupName"].as_str().unwrap_or(""),
@@ -313,17 +364,32 @@ async fn main() -> Result<()> {
         }
         Command::Streams { client, group } => {
             let c = Client::new(&client);
-            c.paginate("DescribeLogStreams", json!({"logGroupName": group}), |page| {
-                for s in page["logStreams"].as_array().into_iter().flatten() {
-                    let last = s["lastEventTimestamp"].as_i64().map_or("-".to_string(), format_ms);
-                    println!("{}\t{}", s["logStreamName"].as_str().unwrap_or(""), last);
-                }
-            })
+            c.paginate(
+                "DescribeLogStreams",
+                json!({"logGroupName": group}),
+                |page| {
+                    for s in page["logStreams"].as_array().into_iter().flatten() {
+                        let last = s["lastEventTimestamp"]
+                            .as_i64()
+                            .map_or("-".to_string(), format_ms);
+                        println!("{}\t{}", s["logStreamName"].as_str().unwrap_or(""), last);
+                    }
+                },
+            )
             .await
         }
-        Command::Put { client, group, stream, file, create } => {
-            put(&Client::new(&client), &group, &stream, file, create).await
-        }
-        Command::Get { client, group, stream, limit } => get(&Client::new(&client), &group, &stream, limit).await,
+        Command::Put {
+            client,
+            group,
+            stream,
+            file,
+            create,
+        } => put(&Client::new(&client), &group, &stream, file, create).await,
+        Command::Get {
+            client,
+            group,
+            stream,
+            limit,
+        } => get(&Client::new(&client), &group, &stream, limit).await,
     }
 }

@@ -128,8 +128,14 @@ mod tests {
         assert!(m("?ERROR ?ARGUMENTS", "[ERROR 400] BAD REQUEST"));
         assert!(m("?ERROR ?ARGUMENTS", "[ERROR 419] MISSING ARGUMENTS"));
         assert!(!m("?ERROR ?ARGUMENTS", "[INFO] fine"));
-        assert!(m("\"INTERNAL SERVER ERROR\"", "[ERROR 500] INTERNAL SERVER ERROR"));
-        assert!(!m("\"INTERNAL SERVER ERROR\"", "[ERROR 500] INTERNAL ERROR SERVER"));
+        assert!(m(
+            "\"INTERNAL SERVER ERROR\"",
+            "[ERROR 500] INTERNAL SERVER ERROR"
+        ));
+        assert!(!m(
+            "\"INTERNAL SERVER ERROR\"",
+            "[ERROR 500] INTERNAL ERROR SERVER"
+        ));
         assert!(m("ERROR -ARGUMENTS", "[ERROR 400] BAD REQUEST"));
         assert!(!m("ERROR -ARGUMENTS", "[ERROR 420] INVALID ARGUMENTS"));
     }

@@ -60,19 +60,31 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        ApiError { kind, message: message.into() }
+        ApiError {
+            kind,
+            message: message.into(),
+        }
     }
     pub fn invalid(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::InvalidParameter, message)
     }
     pub fn group_not_found() -> Self {
-        Self::new(ErrorKind::ResourceNotFound, "The specified log group does not exist.")
+        Self::new(
+            ErrorKind::ResourceNotFound,
+            "The specified log group does not exist.",
+        )
     }
     pub fn stream_not_found() -> Self {
-        Self::new(ErrorKind::ResourceNotFound, "The specified log stream does not exist.")
+        Self::new(
+            ErrorKind::ResourceNotFound,
+            "The specified log stream does not exist.",
+        )
     }
     pub fn already_exists() -> Self {
-        Self::new(ErrorKind::ResourceAlreadyExists, "The specified resource already exists.")
+        Self::new(
+            ErrorKind::ResourceAlreadyExists,
+            "The specified resource already exists.",
+        )
     }
     pub fn bad_token() -> Self {
         Self::invalid("The specified nextToken is invalid.")

@@ -10,7 +10,11 @@ fn is_group_char(c: char) -> bool {
 /// `logGroupName`: `[\.\-_/#A-Za-z0-9]+`, 1-512 characters.
 pub fn log_group_name(name: &str, param: &str) -> Result<(), ApiError> {
     if name.is_empty() || name.chars().count() > 512 {
-        return Err(ApiError::constraint(name, param, "have length between 1 and 512"));
+        return Err(ApiError::constraint(
+            name,
+            param,
+            "have length between 1 and 512",
+        ));
     }
     if !name.chars().all(is_group_char) {
         return Err(ApiError::constraint(
@@ -26,7 +30,9 @@ pub fn log_group_name(name: &str, param: &str) -> Result<(), ApiError> {
 pub fn new_log_group_name(name: &str) -> Result<(), ApiError> {
     log_group_name(name, "logGroupName")?;
     if name.starts_with("aws/") {
-        return Err(ApiError::invalid("Log group names starting with 'aws/' are reserved for AWS."));
+        return Err(ApiError::invalid(
+            "Log group names starting with 'aws/' are reserved for AWS.",
+        ));
     }
     Ok(())
 }
@@ -34,10 +40,18 @@ pub fn new_log_group_name(name: &str) -> Result<(), ApiError> {
 /// `logStreamName`: `[^:*]*`, 1-512 characters.
 pub fn log_stream_name(name: &str, param: &str) -> Result<(), ApiError> {
     if name.is_empty() || name.chars().count() > 512 {
-        return Err(ApiError::constraint(name, param, "have length between 1 and 512"));
+        return Err(ApiError::constraint(
+            name,
+            param,
+            "have length between 1 and 512",
+        ));
     }
     if name.contains([':', '*']) {
-        return Err(ApiError::constraint(name, param, "satisfy regular expression pattern: [^:*]*"));
+        return Err(ApiError::constraint(
+            name,
+            param,
+            "satisfy regular expression pattern: [^:*]*",
+        ));
     }
     Ok(())
 }
@@ -57,7 +71,9 @@ pub fn retention_days(days: i32) -> Result<(), ApiError> {
 }
 
 fn is_tag_char(c: char) -> bool {
-    c.is_alphanumeric() || c.is_whitespace() || matches!(c, '_' | '.' | ':' | '/' | '=' | '+' | '-' | '@')
+    c.is_alphanumeric()
+        || c.is_whitespace()
+        || matches!(c, '_' | '.' | ':' | '/' | '=' | '+' | '-' | '@')
 }
 
 /// Tags: 1-50 entries, keys 1-128 and values 0-256 of `[\p{L}\p{Z}\p{N}_.:/=+\-@]`.
@@ -92,7 +108,9 @@ pub fn tag_key(k: &str) -> Result<(), ApiError> {
         ));
     }
     if k.starts_with("aws:") {
-        return Err(ApiError::invalid("Tag keys starting with 'aws:' are reserved."));
+        return Err(ApiError::invalid(
+            "Tag keys starting with 'aws:' are reserved.",
+        ));
     }
     Ok(())
 }

@@ -61,7 +61,10 @@ mod tests {
 
     #[test]
     fn empty_config_is_the_default_and_typos_are_errors() {
-        assert_eq!(ServerConfig::from_toml("").unwrap(), ServerConfig::default());
+        assert_eq!(
+            ServerConfig::from_toml("").unwrap(),
+            ServerConfig::default()
+        );
         assert!(ServerConfig::from_toml("listn = \"x\"").is_err());
     }
 }

@@ -31,7 +31,11 @@ impl App {
     /// Opens the storage a config describes (replaying its WAL) and builds the app around it.
     pub async fn open(config: &ServerConfig) -> Result<SharedApp, logwell_storage::OpenError> {
         let engine = Engine::open(config.storage.clone()).await?;
-        Ok(Arc::new(App { engine, region: config.region.clone(), account_id: config.account_id.clone() }))
+        Ok(Arc::new(App {
+            engine,
+            region: config.region.clone(),
+            account_id: config.account_id.clone(),
+        }))
     }
 }
 
@@ -65,19 +69,26 @@ fn request_id() -> HeaderValue {
 }
 
 async fn handle(State(app): State<SharedApp>, headers: HeaderMap, body: Bytes) -> Response {
-    let target = headers.get("x-amz-target").and_then(|v| v.to_str().ok()).unwrap_or("");
+    let target = headers
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
     let result = match target.strip_prefix(TARGET_PREFIX) {
         Some(op) => ops::dispatch(&app, op, &body).await,
         None if target.is_empty() => Err(ApiError::new(
             ErrorKind::UnknownOperation,
             "Missing X-Amz-Target header: expected Logs_20140328.<Operation>",
         )),
-        None => Err(ApiError::new(ErrorKind::UnknownOperation, format!("Unknown X-Amz-Target '{target}'"))),
+        None => Err(ApiError::new(
+            ErrorKind::UnknownOperation,
+            format!("Unknown X-Amz-Target '{target}'"),
+        )),
     };
     let mut response = match result {
         Ok(json) => {
             let mut r = (StatusCode::OK, json).into_response();
-            r.headers_mut().insert("content-type", HeaderValue::from_static(JSON_CT));
+            r.headers_mut()
+                .insert("content-type", HeaderValue::from_static(JSON_CT));
             r
         }
         Err(e) => {
@@ -87,7 +98,9 @@ async fn handle(State(app): State<SharedApp>, headers: HeaderMap, body: Bytes) -
             error_response(&e)
         }
     };
-    response.headers_mut().insert("x-amzn-requestid", request_id());
+    response
+        .headers_mut()
+        .insert("x-amzn-requestid", request_id());
     response
 }
 
@@ -98,7 +111,12 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let engine = app.engine.clone();
-    axum::serve(listener, router(app)).with_graceful_shutdown(shutdown).await?;
-    engine.shutdown().await.map_err(|e| anyhow::anyhow!("final flush failed: {e}"))?;
+    axum::serve(listener, router(app))
+        .with_graceful_shutdown(shutdown)
+        .await?;
+    engine
+        .shutdown()
+        .await
+        .map_err(|e| anyhow::anyhow!("final flush failed: {e}"))?;
     Ok(())
 }

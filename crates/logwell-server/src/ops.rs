@@ -11,16 +11,26 @@ use serde::Serialize;
 use serde_json::Value;
 
 fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
-    let body = if body.iter().all(|b| b.is_ascii_whitespace()) { b"{}".as_slice() } else { body };
+    let body = if body.iter().all(|b| b.is_ascii_whitespace()) {
+        b"{}".as_slice()
+    } else {
+        body
+    };
     serde_json::from_slice(body).map_err(serde_error)
 }
 
 fn serde_error(e: serde_json::Error) -> ApiError {
     let msg = e.to_string();
-    if let Some(field) = msg.strip_prefix("missing field `").and_then(|r| r.split('`').next()) {
+    if let Some(field) = msg
+        .strip_prefix("missing field `")
+        .and_then(|r| r.split('`').next())
+    {
         return ApiError::constraint("null", field, "not be null");
     }
-    ApiError::new(ErrorKind::SerializationException, format!("Could not parse the request body: {msg}"))
+    ApiError::new(
+        ErrorKind::SerializationException,
+        format!("Could not parse the request body: {msg}"),
+    )
 }
 
 fn ok<T: Serialize>(v: &T) -> Result<String, ApiError> {
@@ -64,7 +74,9 @@ pub async fn dispatch(app: &App, op: &str, body: &[u8]) -> Result<String, ApiErr
             let r: PutRetentionPolicyRequest = parse(body)?;
             validate::log_group_name(&r.log_group_name, "logGroupName")?;
             validate::retention_days(r.retention_in_days)?;
-            app.engine.set_retention(&r.log_group_name, Some(r.retention_in_days)).await?;
+            app.engine
+                .set_retention(&r.log_group_name, Some(r.retention_in_days))
+                .await?;
             empty()
         }
         "DeleteRetentionPolicy" => {
@@ -89,7 +101,9 @@ pub async fn dispatch(app: &App, op: &str, body: &[u8]) -> Result<String, ApiErr
         "ListTagsForResource" => {
             let r: ListTagsForResourceRequest = parse(body)?;
             let g = group_from_arn(&r.resource_arn)?;
-            ok(&ListTagsForResourceResponse { tags: app.engine.group_tags(&g)? })
+            ok(&ListTagsForResourceResponse {
+                tags: app.engine.group_tags(&g)?,
+            })
         }
         "TagLogGroup" => {
             let r: TagLogGroupRequest = parse(body)?;
@@ -107,7 +121,9 @@ pub async fn dispatch(app: &App, op: &str, body: &[u8]) -> Result<String, ApiErr
         "ListTagsLogGroup" => {
             let r: LogGroupNameRequest = parse(body)?;
             let g = group_name(r.log_group_name, r.log_group_identifier)?;
-            ok(&ListTagsForResourceResponse { tags: app.engine.group_tags(&g)? })
+            ok(&ListTagsForResourceResponse {
+                tags: app.engine.group_tags(&g)?,
+            })
         }
         other => Err(ApiError::new(
             ErrorKind::UnknownOperation,
@@ -131,7 +147,9 @@ fn group_name(name: Option<String>, identifier: Option<String>) -> Result<String
         (Some(_), Some(_)) => Err(ApiError::invalid(
             "LogGroup name and LogGroup ARN are mutually exclusive parameters.",
         )),
-        (None, None) => Err(ApiError::invalid("Should provide either name or ARN of a log group.")),
+        (None, None) => Err(ApiError::invalid(
+            "Should provide either name or ARN of a log group.",
+        )),
     }
 }
 
@@ -151,7 +169,11 @@ async fn create_log_group(app: &App, r: CreateLogGroupRequest) -> Result<String,
     validate::new_log_group_name(&r.log_group_name)?;
     if let Some(k) = &r.kms_key_id {
         if k.len() > 256 {
-            return Err(ApiError::constraint(k, "kmsKeyId", "have length less than or equal to 256"));
+            return Err(ApiError::constraint(
+                k,
+                "kmsKeyId",
+                "have length less than or equal to 256",
+            ));
         }
     }
     if let Some(t) = &r.tags {
@@ -185,15 +207,18 @@ fn describe_log_groups(app: &App, r: DescribeLogGroupsRequest) -> Result<String,
             "LogGroup name prefix and LogGroup name pattern are mutually exclusive parameters.",
         ));
     }
-    if r.log_group_identifiers.is_some() && (r.log_group_name_prefix.is_some() || r.log_group_name_pattern.is_some()) {
+    if r.log_group_identifiers.is_some()
+        && (r.log_group_name_prefix.is_some() || r.log_group_name_pattern.is_some())
+    {
         return Err(ApiError::invalid(
             "logGroupIdentifiers cannot be combined with logGroupNamePrefix or logGroupNamePattern.",
         ));
     }
-    let ids: Option<Vec<String>> = r
-        .log_group_identifiers
-        .as_ref()
-        .map(|v| v.iter().map(|i| logwell_model::group_name_from_identifier(i).to_string()).collect());
+    let ids: Option<Vec<String>> = r.log_group_identifiers.as_ref().map(|v| {
+        v.iter()
+            .map(|i| logwell_model::group_name_from_identifier(i).to_string())
+            .collect()
+    });
     let pattern_only = r.log_group_name_pattern.is_some();
     let mut out = Vec::new();
     let mut next_token = None;
@@ -203,8 +228,12 @@ fn describe_log_groups(app: &App, r: DescribeLogGroupsRequest) -> Result<String,
                 continue;
             }
         }
-        if r.log_group_name_prefix.as_ref().is_some_and(|p| !g.name.starts_with(p.as_str()))
-            || r.log_group_name_pattern.as_ref().is_some_and(|p| !g.name.contains(p.as_str()))
+        if r.log_group_name_prefix
+            .as_ref()
+            .is_some_and(|p| !g.name.starts_with(p.as_str()))
+            || r.log_group_name_pattern
+                .as_ref()
+                .is_some_and(|p| !g.name.contains(p.as_str()))
             || r.log_group_class.as_ref().is_some_and(|c| *c != g.class)
             || ids.as_ref().is_some_and(|ids| !ids.contains(&g.name))
         {
@@ -216,10 +245,19 @@ fn describe_log_groups(app: &App, r: DescribeLogGroupsRequest) -> Result<String,
         }
         let arn = logwell_model::log_group_arn(&app.region, &app.account_id, &g.name);
         out.push(if pattern_only {
-            LogGroup { log_group_name: g.name, creation_time: g.creation_time, arn, ..Default::default() }
+            LogGroup {
+                log_group_name: g.name,
+                creation_time: g.creation_time,
+                arn,
+                ..Default::default()
+            }
         } else {
             LogGroup {
-                log_group_arn: logwell_model::log_group_arn_bare(&app.region, &app.account_id, &g.name),
+                log_group_arn: logwell_model::log_group_arn_bare(
+                    &app.region,
+                    &app.account_id,
+                    &g.name,
+                ),
                 log_group_name: g.name,
                 creation_time: g.creation_time,
                 retention_in_days: g.retention_days,
@@ -244,7 +282,10 @@ fn describe_log_groups(app: &App, r: DescribeLogGroupsRequest) -> Result<String,
         }
         return ok(&v);
     }
-    ok(&DescribeLogGroupsResponse { log_groups: out, next_token })
+    ok(&DescribeLogGroupsResponse {
+        log_groups: out,
+        next_token,
+    })
 }
 
 fn describe_log_streams(app: &App, r: DescribeLogStreamsRequest) -> Result<String, ApiError> {
@@ -254,18 +295,28 @@ fn describe_log_streams(app: &App, r: DescribeLogStreamsRequest) -> Result<Strin
         None | Some("LogStreamName") => false,
         Some("LastEventTime") => true,
         Some(o) => {
-            return Err(ApiError::constraint(o, "orderBy", "satisfy enum value set: [LogStreamName, LastEventTime]"))
+            return Err(ApiError::constraint(
+                o,
+                "orderBy",
+                "satisfy enum value set: [LogStreamName, LastEventTime]",
+            ))
         }
     };
     if by_time && r.log_stream_name_prefix.is_some() {
-        return Err(ApiError::invalid("Cannot order by LastEventTime with a logStreamNamePrefix."));
+        return Err(ApiError::invalid(
+            "Cannot order by LastEventTime with a logStreamNamePrefix.",
+        ));
     }
     let mut streams = app.engine.list_streams(&g)?;
     if let Some(p) = &r.log_stream_name_prefix {
         streams.retain(|(n, _)| n.starts_with(p.as_str()));
     }
     if by_time {
-        streams.sort_by(|a, b| a.1.last_event_ts.cmp(&b.1.last_event_ts).then_with(|| a.0.cmp(&b.0)));
+        streams.sort_by(|a, b| {
+            a.1.last_event_ts
+                .cmp(&b.1.last_event_ts)
+                .then_with(|| a.0.cmp(&b.0))
+        });
     }
     if r.descending.unwrap_or(false) {
         streams.reverse();
@@ -291,16 +342,27 @@ fn describe_log_streams(app: &App, r: DescribeLogStreamsRequest) -> Result<Strin
             stored_bytes: 0,
         })
         .collect();
-    let next_token = (start + page.len() < streams.len()).then(|| format!("s/{}", start + page.len()));
-    ok(&DescribeLogStreamsResponse { log_streams: page, next_token })
+    let next_token =
+        (start + page.len() < streams.len()).then(|| format!("s/{}", start + page.len()));
+    ok(&DescribeLogStreamsResponse {
+        log_streams: page,
+        next_token,
+    })
 }
 
 async fn put_log_events(app: &App, body: &[u8]) -> Result<String, ApiError> {
-    let body = if body.iter().all(|b| b.is_ascii_whitespace()) { b"{}".as_slice() } else { body };
+    let body = if body.iter().all(|b| b.is_ascii_whitespace()) {
+        b"{}".as_slice()
+    } else {
+        body
+    };
     let r: PutLogEventsRequest = serde_json::from_slice(body).map_err(serde_error)?;
     validate::log_group_name(&r.log_group_name, "logGroupName")?;
     validate::log_stream_name(&r.log_stream_name, "logStreamName")?;
-    let outcome = app.engine.put_events(&r.log_group_name, &r.log_stream_name, &r.log_events).await?;
+    let outcome = app
+        .engine
+        .put_events(&r.log_group_name, &r.log_stream_name, &r.log_events)
+        .await?;
     ok(&PutLogEventsResponse {
         // Deprecated and ignored by AWS, but old clients still read it.
         next_sequence_token: Some(format!("{:056}", logwell_model::now_millis())),
@@ -312,7 +374,11 @@ fn check_limit(limit: Option<i64>) -> Result<usize, ApiError> {
     match limit {
         None => Ok(10_000),
         Some(l) if (1..=10_000).contains(&l) => Ok(l as usize),
-        Some(l) => Err(ApiError::constraint(&l.to_string(), "limit", "have value less than or equal to 10000")),
+        Some(l) => Err(ApiError::constraint(
+            &l.to_string(),
+            "limit",
+            "have value less than or equal to 10000",
+        )),
     }
 }
 
@@ -333,7 +399,12 @@ async fn get_log_events(app: &App, r: GetLogEventsRequest) -> Result<String, Api
     let g = group_name(r.log_group_name, r.log_group_identifier)?;
     validate::log_stream_name(&r.log_stream_name, "logStreamName")?;
     let limit = check_limit(r.limit)?;
-    if !app.engine.list_streams(&g)?.iter().any(|(n, _)| *n == r.log_stream_name) {
+    if !app
+        .engine
+        .list_streams(&g)?
+        .iter()
+        .any(|(n, _)| *n == r.log_stream_name)
+    {
         return Err(ApiError::stream_not_found());
     }
     let token = r.next_token.as_deref().map(tokens::decode).transpose()?;
@@ -360,7 +431,10 @@ async fn get_log_events(app: &App, r: GetLogEventsRequest) -> Result<String, Api
         rows.reverse();
     }
     let (forward, backward) = match (rows.first(), rows.last()) {
-        (Some(first), Some(last)) => (tokens::encode('f', last.key()), tokens::encode('b', first.key())),
+        (Some(first), Some(last)) => (
+            tokens::encode('f', last.key()),
+            tokens::encode('b', first.key()),
+        ),
         _ => match token {
             Some((_, key)) => (tokens::encode('f', key), tokens::encode('b', key)),
             None => {
@@ -371,9 +445,17 @@ async fn get_log_events(app: &App, r: GetLogEventsRequest) -> Result<String, Api
     };
     let events = rows
         .into_iter()
-        .map(|e| OutputLogEvent { timestamp: e.timestamp, message: e.message, ingestion_time: e.ingestion_time })
+        .map(|e| OutputLogEvent {
+            timestamp: e.timestamp,
+            message: e.message,
+            ingestion_time: e.ingestion_time,
+        })
         .collect();
-    ok(&GetLogEventsResponse { events, next_forward_token: forward, next_backward_token: backward })
+    ok(&GetLogEventsResponse {
+        events,
+        next_forward_token: forward,
+        next_backward_token: backward,
+    })
 }
 
 async fn filter_log_events(app: &App, r: FilterLogEventsRequest) -> Result<String, ApiError> {
@@ -403,7 +485,9 @@ async fn filter_log_events(app: &App, r: FilterLogEventsRequest) -> Result<Strin
     };
     if let (Some(s), Some(e)) = (r.start_time, r.end_time) {
         if s > e {
-            return Err(ApiError::invalid("startTime must be less than or equal to endTime."));
+            return Err(ApiError::invalid(
+                "startTime must be less than or equal to endTime.",
+            ));
         }
     }
     let pattern = match r.filter_pattern.as_deref() {
@@ -439,7 +523,10 @@ async fn filter_log_events(app: &App, r: FilterLogEventsRequest) -> Result<Strin
     let before_cap = rows.len();
     cap_bytes(&mut rows, |e| e.message.len());
     let next_token = (more || rows.len() < before_cap)
-        .then(|| rows.last().map(|l| tokens::encode(if newest_first { 'B' } else { 'F' }, l.key())))
+        .then(|| {
+            rows.last()
+                .map(|l| tokens::encode(if newest_first { 'B' } else { 'F' }, l.key()))
+        })
         .flatten();
     let events = rows
         .into_iter()
@@ -451,5 +538,9 @@ async fn filter_log_events(app: &App, r: FilterLogEventsRequest) -> Result<Strin
             event_id: format!("{:056}", e.seq),
         })
         .collect();
-    ok(&FilterLogEventsResponse { events, searched_log_streams: Vec::new(), next_token })
+    ok(&FilterLogEventsResponse {
+        events,
+        searched_log_streams: Vec::new(),
+        next_token,
+    })
 }

@@ -8,14 +8,22 @@ const FLIP: u64 = 1 << 63;
 
 /// Encodes a key after a one-character direction tag.
 pub fn encode(tag: char, key: EventKey) -> String {
-    format!("{tag}/{:020}{:020}{:016}", key.0 as u64 ^ FLIP, key.1 as u64 ^ FLIP, 0)
+    format!(
+        "{tag}/{:020}{:020}{:016}",
+        key.0 as u64 ^ FLIP,
+        key.1 as u64 ^ FLIP,
+        0
+    )
 }
 
 /// Decodes a token, returning its tag and key.
 pub fn decode(token: &str) -> Result<(char, EventKey), ApiError> {
     let mut chars = token.chars();
     let tag = chars.next().ok_or_else(ApiError::bad_token)?;
-    let rest = token.get(2..).filter(|_| token.as_bytes().get(1) == Some(&b'/')).ok_or_else(ApiError::bad_token)?;
+    let rest = token
+        .get(2..)
+        .filter(|_| token.as_bytes().get(1) == Some(&b'/'))
+        .ok_or_else(ApiError::bad_token)?;
     if rest.len() != 56 || !rest.bytes().all(|b| b.is_ascii_digit()) {
         return Err(ApiError::bad_token());
     }
@@ -30,7 +38,12 @@ mod tests {
 
     #[test]
     fn tokens_round_trip_and_junk_is_refused() {
-        for key in [(i64::MIN, i64::MIN), (-5, 3), (1_700_000_000_000, 123 << 14), (i64::MAX, i64::MAX)] {
+        for key in [
+            (i64::MIN, i64::MIN),
+            (-5, 3),
+            (1_700_000_000_000, 123 << 14),
+            (i64::MAX, i64::MAX),
+        ] {
             let t = encode('f', key);
             assert_eq!(t.len(), 58);
             assert_eq!(decode(&t).unwrap(), ('f', key));

@@ -86,7 +86,12 @@ impl Metadata {
             }
             MetaChange::Tag { group, tags } => {
                 let g = self.group(group)?;
-                let total = g.tags.keys().chain(tags.keys()).collect::<std::collections::BTreeSet<_>>().len();
+                let total = g
+                    .tags
+                    .keys()
+                    .chain(tags.keys())
+                    .collect::<std::collections::BTreeSet<_>>()
+                    .len();
                 if total > 50 {
                     return Err(ApiError::new(
                         logwell_model::ErrorKind::TooManyTags,
@@ -102,7 +107,15 @@ impl Metadata {
     /// so replay is safe whatever state it starts from.
     pub fn apply(&mut self, change: &MetaChange, lsn: u64) {
         match change.clone() {
-            MetaChange::CreateGroup { name, group_id, creation_time, kms_key_id, class, tags, deletion_protection } => {
+            MetaChange::CreateGroup {
+                name,
+                group_id,
+                creation_time,
+                kms_key_id,
+                class,
+                tags,
+                deletion_protection,
+            } => {
                 self.next_group_id = self.next_group_id.max(group_id + 1);
                 self.groups.entry(name).or_insert(GroupMeta {
                     group_id,
@@ -119,15 +132,23 @@ impl Metadata {
             MetaChange::DeleteGroup { name } => {
                 self.groups.remove(&name);
             }
-            MetaChange::CreateStream { group, stream, creation_time } => {
+            MetaChange::CreateStream {
+                group,
+                stream,
+                creation_time,
+            } => {
                 if let Some(g) = self.groups.get_mut(&group) {
-                    g.streams.entry(stream).or_insert(StreamMeta { creation_time, ..Default::default() });
+                    g.streams.entry(stream).or_insert(StreamMeta {
+                        creation_time,
+                        ..Default::default()
+                    });
                 }
             }
             MetaChange::DeleteStream { group, stream } => {
                 if let Some(g) = self.groups.get_mut(&group) {
                     if g.streams.remove(&stream).is_some() {
-                        g.deleted_streams.insert(stream, (lsn << SEQ_INDEX_BITS) as i64);
+                        g.deleted_streams
+                            .insert(stream, (lsn << SEQ_INDEX_BITS) as i64);
                     }
                 }
             }
@@ -191,7 +212,12 @@ pub fn manifest_path(version: u64) -> String {
 }
 
 pub fn parse_manifest_version(path: &str) -> Option<u64> {
-    path.rsplit('/').next()?.strip_prefix("manifest-")?.strip_suffix(".json")?.parse().ok()
+    path.rsplit('/')
+        .next()?
+        .strip_prefix("manifest-")?
+        .strip_suffix(".json")?
+        .parse()
+        .ok()
 }
 
 #[cfg(test)]
@@ -214,18 +240,30 @@ mod tests {
     fn checks_give_aws_errors_and_apply_is_idempotent() {
         let mut m = Metadata::default();
         m.apply(&create("/a", 0), 1);
-        assert_eq!(m.check(&create("/a", 1)).unwrap_err(), ApiError::already_exists());
+        assert_eq!(
+            m.check(&create("/a", 1)).unwrap_err(),
+            ApiError::already_exists()
+        );
         m.apply(&create("/a", 0), 1);
         assert_eq!(m.next_group_id, 1);
-        let cs = MetaChange::CreateStream { group: "/a".into(), stream: "s".into(), creation_time: 2 };
+        let cs = MetaChange::CreateStream {
+            group: "/a".into(),
+            stream: "s".into(),
+            creation_time: 2,
+        };
         assert!(m.check(&cs).is_ok());
         m.apply(&cs, 2);
         assert_eq!(m.check(&cs).unwrap_err(), ApiError::already_exists());
-        let ds = MetaChange::DeleteStream { group: "/a".into(), stream: "s".into() };
+        let ds = MetaChange::DeleteStream {
+            group: "/a".into(),
+            stream: "s".into(),
+        };
         m.apply(&ds, 3);
         assert_eq!(m.groups["/a"].deleted_streams["s"], 3 << SEQ_INDEX_BITS);
         assert_eq!(m.check(&ds).unwrap_err(), ApiError::stream_not_found());
-        let missing = MetaChange::DeleteGroup { name: "/nope".into() };
+        let missing = MetaChange::DeleteGroup {
+            name: "/nope".into(),
+        };
         assert_eq!(m.check(&missing).unwrap_err(), ApiError::group_not_found());
         assert_eq!(parse_manifest_version(&manifest_path(42)), Some(42));
     }

@@ -98,7 +98,9 @@ mod secs {
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         let v = f64::deserialize(d)?;
         if !(v >= 0.0 && v.is_finite()) {
-            return Err(serde::de::Error::custom("a duration in seconds must be >= 0"));
+            return Err(serde::de::Error::custom(
+                "a duration in seconds must be >= 0",
+            ));
         }
         Ok(Duration::from_secs_f64(v))
     }

@@ -146,8 +146,16 @@ impl State {
     }
 
     fn group_stored_bytes(&self, g: &GroupMeta) -> u64 {
-        let segs: u64 = self.segments.get(&g.group_id).map(|s| s.iter().map(|x| x.bytes).sum()).unwrap_or(0);
-        segs + self.mem.get(&g.group_id).map(|m| m.total_bytes()).unwrap_or(0)
+        let segs: u64 = self
+            .segments
+            .get(&g.group_id)
+            .map(|s| s.iter().map(|x| x.bytes).sum())
+            .unwrap_or(0);
+        segs + self
+            .mem
+            .get(&g.group_id)
+            .map(|m| m.total_bytes())
+            .unwrap_or(0)
     }
 
     /// Applies a durable metadata change with its side effects on data.
@@ -174,8 +182,12 @@ impl State {
         lsn: u64,
         events: impl ExactSizeIterator<Item = (i64, &'a str)> + Clone,
     ) {
-        let Some(g) = self.meta.groups.get_mut(group) else { return };
-        let Some(s) = g.streams.get_mut(stream) else { return };
+        let Some(g) = self.meta.groups.get_mut(group) else {
+            return;
+        };
+        let Some(s) = g.streams.get_mut(stream) else {
+            return;
+        };
         let (mut lo, mut hi) = (i64::MAX, i64::MIN);
         for (ts, _) in events.clone() {
             lo = lo.min(ts);
@@ -186,9 +198,15 @@ impl State {
         }
         s.first_event_ts = Some(s.first_event_ts.map_or(lo, |v| v.min(lo)));
         s.last_event_ts = Some(s.last_event_ts.map_or(hi, |v| v.max(hi)));
-        s.last_ingestion_time = Some(s.last_ingestion_time.map_or(ingestion_time, |v| v.max(ingestion_time)));
+        s.last_ingestion_time = Some(
+            s.last_ingestion_time
+                .map_or(ingestion_time, |v| v.max(ingestion_time)),
+        );
         let first_seq = (lsn << SEQ_INDEX_BITS) as i64;
-        self.mem.entry(g.group_id).or_default().append(stream, ingestion_time, first_seq, events);
+        self.mem
+            .entry(g.group_id)
+            .or_default()
+            .append(stream, ingestion_time, first_seq, events);
     }
 }
 
@@ -257,7 +275,10 @@ impl Engine {
         let records = wal::replay(&wal_dir, manifest.wal_lsn)?;
         let mut segments: BTreeMap<u64, Vec<Arc<SegmentMeta>>> = BTreeMap::new();
         for s in &manifest.segments {
-            segments.entry(s.group_id).or_default().push(Arc::new(s.clone()));
+            segments
+                .entry(s.group_id)
+                .or_default()
+                .push(Arc::new(s.clone()));
         }
         let mut state = State {
             meta: manifest.metadata.clone(),
@@ -282,7 +303,9 @@ impl Engine {
                     b.events.iter().map(|(t, m)| (*t, m.as_str())),
                 ),
                 None => {
-                    return Err(OpenError::Catalog(format!("WAL record {lsn} has an unknown format")));
+                    return Err(OpenError::Catalog(format!(
+                        "WAL record {lsn} has an unknown format"
+                    )));
                 }
             }
         }
@@ -325,7 +348,8 @@ impl Engine {
         let flusher = {
             let engine = self.clone();
             let mut stop = self.inner.shutdown.subscribe();
-            let tick = (self.inner.config.flush_age / 2).clamp(Duration::from_millis(50), Duration::from_secs(1));
+            let tick = (self.inner.config.flush_age / 2)
+                .clamp(Duration::from_millis(50), Duration::from_secs(1));
             tokio::spawn(async move {
                 loop {
                     tokio::select! {
@@ -344,7 +368,11 @@ impl Engine {
         let maintainer = {
             let engine = self.clone();
             let mut stop = self.inner.shutdown.subscribe();
-            let every = self.inner.config.maintenance_interval.max(Duration::from_millis(100));
+            let every = self
+                .inner
+                .config
+                .maintenance_interval
+                .max(Duration::from_millis(100));
             tokio::spawn(async move {
                 loop {
                     tokio::select! {
@@ -357,7 +385,11 @@ impl Engine {
                 }
             })
         };
-        self.inner.tasks.lock().unwrap().extend([flusher, maintainer]);
+        self.inner
+            .tasks
+            .lock()
+            .unwrap()
+            .extend([flusher, maintainer]);
     }
 
     /// Stops background work and flushes everything buffered.
@@ -411,32 +443,65 @@ impl Engine {
     }
 
     pub async fn delete_group(&self, name: &str) -> Result<(), ApiError> {
-        self.change(MetaChange::DeleteGroup { name: name.into() }).await
-    }
-
-    pub async fn create_stream(&self, group: &str, stream: &str) -> Result<(), ApiError> {
-        self.change(MetaChange::CreateStream { group: group.into(), stream: stream.into(), creation_time: now_millis() })
+        self.change(MetaChange::DeleteGroup { name: name.into() })
             .await
     }
 
+    pub async fn create_stream(&self, group: &str, stream: &str) -> Result<(), ApiError> {
+        self.change(MetaChange::CreateStream {
+            group: group.into(),
+            stream: stream.into(),
+            creation_time: now_millis(),
+        })
+        .await
+    }
+
     pub async fn delete_stream(&self, group: &str, stream: &str) -> Result<(), ApiError> {
-        self.change(MetaChange::DeleteStream { group: group.into(), stream: stream.into() }).await
+        self.change(MetaChange::DeleteStream {
+            group: group.into(),
+            stream: stream.into(),
+        })
+        .await
     }
 
     pub async fn set_retention(&self, group: &str, days: Option<i32>) -> Result<(), ApiError> {
-        self.change(MetaChange::PutRetention { group: group.into(), days }).await
+        self.change(MetaChange::PutRetention {
+            group: group.into(),
+            days,
+        })
+        .await
     }
 
-    pub async fn tag_group(&self, group: &str, tags: BTreeMap<String, String>) -> Result<(), ApiError> {
-        self.change(MetaChange::Tag { group: group.into(), tags }).await
+    pub async fn tag_group(
+        &self,
+        group: &str,
+        tags: BTreeMap<String, String>,
+    ) -> Result<(), ApiError> {
+        self.change(MetaChange::Tag {
+            group: group.into(),
+            tags,
+        })
+        .await
     }
 
     pub async fn untag_group(&self, group: &str, keys: Vec<String>) -> Result<(), ApiError> {
-        self.change(MetaChange::Untag { group: group.into(), keys }).await
+        self.change(MetaChange::Untag {
+            group: group.into(),
+            keys,
+        })
+        .await
     }
 
     pub fn group_tags(&self, group: &str) -> Result<BTreeMap<String, String>, ApiError> {
-        Ok(self.inner.state.read().unwrap().meta.group(group)?.tags.clone())
+        Ok(self
+            .inner
+            .state
+            .read()
+            .unwrap()
+            .meta
+            .group(group)?
+            .tags
+            .clone())
     }
 
     /// Every group, sorted by name.
@@ -460,7 +525,13 @@ impl Engine {
     /// A group's streams, sorted by name.
     pub fn list_streams(&self, group: &str) -> Result<Vec<(String, StreamMeta)>, ApiError> {
         let st = self.inner.state.read().unwrap();
-        Ok(st.meta.group(group)?.streams.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+        Ok(st
+            .meta
+            .group(group)?
+            .streams
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect())
     }
 
     // ---------------------------------------------------------------- ingest
@@ -474,7 +545,11 @@ impl Engine {
     ) -> Result<PutOutcome, ApiError> {
         use logwell_model::*;
         if events.is_empty() {
-            return Err(ApiError::constraint("[]", "logEvents", "have length greater than or equal to 1"));
+            return Err(ApiError::constraint(
+                "[]",
+                "logEvents",
+                "have length greater than or equal to 1",
+            ));
         }
         if events.len() > MAX_BATCH_EVENTS {
             return Err(ApiError::constraint(
@@ -529,14 +604,16 @@ impl Engine {
 
         // Events are in time order, so rejected ones form a prefix (too old) and a suffix (too new).
         let too_old_end = events.partition_point(|e| e.timestamp < now - MAX_AGE_MS);
-        let expired_end = retention_cutoff.map_or(0, |c| events.partition_point(|e| e.timestamp < c));
+        let expired_end =
+            retention_cutoff.map_or(0, |c| events.partition_point(|e| e.timestamp < c));
         let too_new_start = events.partition_point(|e| e.timestamp <= now + MAX_FUTURE_MS);
         let first = too_old_end.max(expired_end).min(too_new_start);
         let accepted = &events[first..too_new_start];
         let rejected = RejectedLogEventsInfo {
             too_old_log_event_end_index: (too_old_end > 0).then_some(too_old_end as i64),
             expired_log_event_end_index: (expired_end > 0).then_some(expired_end as i64),
-            too_new_log_event_start_index: (too_new_start < events.len()).then_some(too_new_start as i64),
+            too_new_log_event_start_index: (too_new_start < events.len())
+                .then_some(too_new_start as i64),
         };
         let rejected = (rejected != RejectedLogEventsInfo::default()).then_some(rejected);
         if let (Some(a), Some(b)) = (accepted.first(), accepted.last()) {
@@ -546,7 +623,10 @@ impl Engine {
                 ));
             }
         } else {
-            return Ok(PutOutcome { accepted: 0, rejected });
+            return Ok(PutOutcome {
+                accepted: 0,
+                rejected,
+            });
         }
 
         let iter = accepted.iter().map(|e| (e.timestamp, e.message.as_ref()));
@@ -565,7 +645,10 @@ impl Engine {
         if buffered >= self.inner.config.flush_bytes {
             self.inner.flush_notify.notify_one();
         }
-        Ok(PutOutcome { accepted: accepted.len(), rejected })
+        Ok(PutOutcome {
+            accepted: accepted.len(),
+            rejected,
+        })
     }
 
     // ---------------------------------------------------------------- reads
@@ -578,10 +661,22 @@ impl Engine {
             let st = self.inner.state.read().unwrap();
             let g = st.meta.group(group)?;
             let segs = st.segments.get(&g.group_id).cloned().unwrap_or_default();
-            let mem = st.mem.get(&g.group_id).map(|m| m.snapshot()).unwrap_or_default();
-            (segs, mem, g.deleted_streams.clone(), g.retention_cutoff(now))
+            let mem = st
+                .mem
+                .get(&g.group_id)
+                .map(|m| m.snapshot())
+                .unwrap_or_default();
+            (
+                segs,
+                mem,
+                g.deleted_streams.clone(),
+                g.retention_cutoff(now),
+            )
         };
-        let mut lo = scan.start.unwrap_or(i64::MIN).max(cutoff.unwrap_or(i64::MIN));
+        let mut lo = scan
+            .start
+            .unwrap_or(i64::MIN)
+            .max(cutoff.unwrap_or(i64::MIN));
         if let Some((ts, _)) = scan.after {
             lo = lo.max(ts);
         }
@@ -593,7 +688,12 @@ impl Engine {
         if lo > hi || scan.limit == 0 {
             return Ok(Vec::new());
         }
-        let filter = RowFilter { scan, lo, hi, tombstones: &tombstones };
+        let filter = RowFilter {
+            scan,
+            lo,
+            hi,
+            tombstones: &tombstones,
+        };
         for b in &buffered {
             filter.select(b, &mut sel);
         }
@@ -616,7 +716,10 @@ impl Engine {
         let mut reads = futures::stream::iter(wanted.into_iter().map(|seg| {
             let store = store.clone();
             async move {
-                let bytes = store.get(&ObjPath::from(seg.path.as_str())).await.map_err(|e| unavailable("cannot read a segment", e))?;
+                let bytes = store
+                    .get(&ObjPath::from(seg.path.as_str()))
+                    .await
+                    .map_err(|e| unavailable("cannot read a segment", e))?;
                 let batches = tokio::task::spawn_blocking(move || segment::decode(bytes))
                     .await
                     .map_err(|e| unavailable("segment decode", e))?
@@ -630,7 +733,9 @@ impl Engine {
             if sel.is_full() {
                 // Segments come in key order of their bounds; stop when none can beat the worst kept.
                 let worst = sel.worst().unwrap();
-                if (!scan.newest_first && seg.min_ts > worst.0) || (scan.newest_first && seg.max_ts < worst.0) {
+                if (!scan.newest_first && seg.min_ts > worst.0)
+                    || (scan.newest_first && seg.max_ts < worst.0)
+                {
                     continue;
                 }
             }
@@ -661,7 +766,12 @@ impl Engine {
         let _one = self.inner.flush_lock.lock().await;
         let (frozen, lsn, meta) = {
             let _gate = self.inner.gate.write().await;
-            let lsn = self.inner.wal.rotate().await.map_err(|e| unavailable("cannot rotate the write-ahead log", e))?;
+            let lsn = self
+                .inner
+                .wal
+                .rotate()
+                .await
+                .map_err(|e| unavailable("cannot rotate the write-ahead log", e))?;
             let mut st = self.inner.state.write().unwrap();
             let frozen: Vec<(u64, Vec<RecordBatch>)> = st
                 .mem
@@ -673,13 +783,20 @@ impl Engine {
         };
         let mut written: Vec<SegmentMeta> = Vec::new();
         for (gid, batches) in &frozen {
-            match self.write_segment(*gid, batches, 0, self.inner.config.flush_zstd_level).await {
+            match self
+                .write_segment(*gid, batches, 0, self.inner.config.flush_zstd_level)
+                .await
+            {
                 Ok(Some(seg)) => written.push(seg),
                 Ok(None) => {}
                 Err(e) => {
                     // All or nothing: frozen data stays buffered and readable for the retry.
                     for seg in &written {
-                        let _ = self.inner.store.delete(&ObjPath::from(seg.path.as_str())).await;
+                        let _ = self
+                            .inner
+                            .store
+                            .delete(&ObjPath::from(seg.path.as_str()))
+                            .await;
                     }
                     return Err(e);
                 }
@@ -707,7 +824,10 @@ impl Engine {
             st.manifest_dirty = true;
         }
         self.write_manifest().await?;
-        self.inner.wal.remove_upto(lsn).map_err(|e| unavailable("cannot truncate the write-ahead log", e))?;
+        self.inner
+            .wal
+            .remove_upto(lsn)
+            .map_err(|e| unavailable("cannot truncate the write-ahead log", e))?;
         Ok(())
     }
 
@@ -727,8 +847,11 @@ impl Engine {
         let (bytes, stats) = tokio::task::spawn_blocking(move || {
             let sorted = segment::sort_batches(&batches)?;
             let stats = segment::stats(&sorted);
-            let bytes = segment::encode(&sorted, segment::writer_properties(zstd_level, row_group_rows))
-                .map_err(|e| arrow::error::ArrowError::ExternalError(Box::new(e)))?;
+            let bytes = segment::encode(
+                &sorted,
+                segment::writer_properties(zstd_level, row_group_rows),
+            )
+            .map_err(|e| arrow::error::ArrowError::ExternalError(Box::new(e)))?;
             Ok::<_, arrow::error::ArrowError>((bytes, stats))
         })
         .await
@@ -766,7 +889,12 @@ impl Engine {
                 version: *version + 1,
                 wal_lsn: st.checkpoint_lsn,
                 metadata: (*st.checkpoint_meta).clone(),
-                segments: st.segments.values().flatten().map(|s| (**s).clone()).collect(),
+                segments: st
+                    .segments
+                    .values()
+                    .flatten()
+                    .map(|s| (**s).clone())
+                    .collect(),
             };
             (m, std::mem::take(&mut st.pending_delete))
         };
@@ -780,14 +908,24 @@ impl Engine {
         }
         *version = manifest.version;
         if manifest.version > 3 {
-            let _ = self.inner.store.delete(&ObjPath::from(manifest_path(manifest.version - 3))).await;
+            let _ = self
+                .inner
+                .store
+                .delete(&ObjPath::from(manifest_path(manifest.version - 3)))
+                .await;
         }
         let mut keep = Vec::new();
         for seg in pending {
             // A reader still holding the segment keeps its file alive until the next manifest.
             if Arc::strong_count(&seg) > 1 {
                 keep.push(seg);
-            } else if self.inner.store.delete(&ObjPath::from(seg.path.as_str())).await.is_err() {
+            } else if self
+                .inner
+                .store
+                .delete(&ObjPath::from(seg.path.as_str()))
+                .await
+                .is_err()
+            {
                 keep.push(seg);
             }
         }
@@ -802,7 +940,11 @@ impl Engine {
     async fn remove_orphans(&self) {
         let listed: std::collections::HashSet<String> = {
             let st = self.inner.state.read().unwrap();
-            st.segments.values().flatten().map(|s| s.path.clone()).collect()
+            st.segments
+                .values()
+                .flatten()
+                .map(|s| s.path.clone())
+                .collect()
         };
         let prefix = ObjPath::from("segments");
         let mut list = self.inner.store.inner.list(Some(&prefix));
@@ -839,14 +981,24 @@ impl Engine {
     fn enforce_retention(&self) {
         let now = now_millis();
         let mut st = self.inner.state.write().unwrap();
-        let cutoffs: Vec<(u64, i64)> =
-            st.meta.groups.values().filter_map(|g| g.retention_cutoff(now).map(|c| (g.group_id, c))).collect();
+        let cutoffs: Vec<(u64, i64)> = st
+            .meta
+            .groups
+            .values()
+            .filter_map(|g| g.retention_cutoff(now).map(|c| (g.group_id, c)))
+            .collect();
         for (gid, cutoff) in cutoffs {
-            let Some(segs) = st.segments.get_mut(&gid) else { continue };
+            let Some(segs) = st.segments.get_mut(&gid) else {
+                continue;
+            };
             let (expired, live): (Vec<_>, Vec<_>) = segs.drain(..).partition(|s| s.max_ts < cutoff);
             *segs = live;
             if !expired.is_empty() {
-                tracing::info!(group_id = gid, segments = expired.len(), "retention removed segments");
+                tracing::info!(
+                    group_id = gid,
+                    segments = expired.len(),
+                    "retention removed segments"
+                );
                 st.pending_delete.extend(expired);
                 st.manifest_dirty = true;
             }
@@ -862,8 +1014,11 @@ impl Engine {
             let st = self.inner.state.read().unwrap();
             let mut pick = None;
             for g in st.meta.groups.values() {
-                let Some(segs) = st.segments.get(&g.group_id) else { continue };
-                let mut run: Vec<Arc<SegmentMeta>> = segs.iter().filter(|s| s.bytes < small).cloned().collect();
+                let Some(segs) = st.segments.get(&g.group_id) else {
+                    continue;
+                };
+                let mut run: Vec<Arc<SegmentMeta>> =
+                    segs.iter().filter(|s| s.bytes < small).cloned().collect();
                 run.sort_by_key(|s| s.min_ts);
                 let mut total = 0;
                 run.retain(|s| {
@@ -874,16 +1029,27 @@ impl Engine {
                 // flushed file that went cold is rewritten once with the harder codec. Waiting for
                 // either keeps rewrite amplification low for slow groups.
                 let cold_ms = self.inner.config.recompress_after.as_millis() as i64;
-                let cold = run.iter().map(|s| s.created_ms).min().is_some_and(|c| now_millis() - c >= cold_ms);
+                let cold = run
+                    .iter()
+                    .map(|s| s.created_ms)
+                    .min()
+                    .is_some_and(|c| now_millis() - c >= cold_ms);
                 let lone_flush = run.len() == 1 && run[0].level == 0;
                 if run.len() >= 8 || (cold && (run.len() >= 2 || lone_flush)) {
-                    pick = Some((g.group_id, run, g.deleted_streams.clone(), g.retention_cutoff(now_millis())));
+                    pick = Some((
+                        g.group_id,
+                        run,
+                        g.deleted_streams.clone(),
+                        g.retention_cutoff(now_millis()),
+                    ));
                     break;
                 }
             }
             pick
         };
-        let Some((gid, run, tombstones, cutoff)) = pick else { return Ok(false) };
+        let Some((gid, run, tombstones, cutoff)) = pick else {
+            return Ok(false);
+        };
         let mut batches = Vec::new();
         for seg in &run {
             let bytes = self
@@ -892,13 +1058,21 @@ impl Engine {
                 .get(&ObjPath::from(seg.path.as_str()))
                 .await
                 .map_err(|e| unavailable("cannot read a segment", e))?;
-            let decoded = segment::decode(bytes).map_err(|e| unavailable("cannot decode a segment", e))?;
+            let decoded =
+                segment::decode(bytes).map_err(|e| unavailable("cannot decode a segment", e))?;
             for b in decoded {
                 batches.push(drop_dead_rows(&b, &tombstones, cutoff));
             }
         }
         let level = run.iter().map(|s| s.level).max().unwrap_or(0) + 1;
-        let merged = self.write_segment(gid, &batches, level, self.inner.config.compaction_zstd_level).await?;
+        let merged = self
+            .write_segment(
+                gid,
+                &batches,
+                level,
+                self.inner.config.compaction_zstd_level,
+            )
+            .await?;
         let mut st = self.inner.state.write().unwrap();
         let still_there = st
             .segments
@@ -941,7 +1115,11 @@ impl Engine {
     /// Paths of all live segments (for tools and tests).
     pub fn segment_paths(&self) -> Vec<String> {
         let st = self.inner.state.read().unwrap();
-        st.segments.values().flatten().map(|s| s.path.clone()).collect()
+        st.segments
+            .values()
+            .flatten()
+            .map(|s| s.path.clone())
+            .collect()
     }
 }
 
@@ -975,19 +1153,26 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 }
 
 /// Removes rows of deleted streams and rows past retention.
-fn drop_dead_rows(b: &RecordBatch, tombstones: &BTreeMap<String, i64>, cutoff: Option<i64>) -> RecordBatch {
+fn drop_dead_rows(
+    b: &RecordBatch,
+    tombstones: &BTreeMap<String, i64>,
+    cutoff: Option<i64>,
+) -> RecordBatch {
     if tombstones.is_empty() && cutoff.is_none() {
         return b.clone();
     }
     let streams = b.column(0).as_dictionary::<Int32Type>();
     let names = streams.values().as_string::<i32>();
-    let floors: Vec<i64> =
-        (0..names.len()).map(|i| tombstones.get(names.value(i)).copied().unwrap_or(i64::MIN)).collect();
+    let floors: Vec<i64> = (0..names.len())
+        .map(|i| tombstones.get(names.value(i)).copied().unwrap_or(i64::MIN))
+        .collect();
     let ts = b.column(1).as_primitive::<Int64Type>();
     let seq = b.column(3).as_primitive::<Int64Type>();
     let cutoff = cutoff.unwrap_or(i64::MIN);
     let keep: BooleanArray = (0..b.num_rows())
-        .map(|i| Some(seq.value(i) >= floors[streams.keys().value(i) as usize] && ts.value(i) >= cutoff))
+        .map(|i| {
+            Some(seq.value(i) >= floors[streams.keys().value(i) as usize] && ts.value(i) >= cutoff)
+        })
         .collect();
     arrow::compute::filter_record_batch(b, &keep).expect("filter matches batch length")
 }
@@ -1027,13 +1212,17 @@ impl RowFilter<'_> {
             if t < self.lo || t > self.hi {
                 continue;
             }
-            let Some(floor) = floors[keys.value(i) as usize] else { continue };
+            let Some(floor) = floors[keys.value(i) as usize] else {
+                continue;
+            };
             let s = seq.value(i);
             if s < floor {
                 continue;
             }
             let key = (t, s);
-            if self.scan.after.is_some_and(|a| key <= a) || self.scan.before.is_some_and(|b| key >= b) {
+            if self.scan.after.is_some_and(|a| key <= a)
+                || self.scan.before.is_some_and(|b| key >= b)
+            {
                 continue;
             }
             if !sel.would_take(key) {
@@ -1084,7 +1273,11 @@ impl Ord for HeapRow {
 
 impl Selector {
     fn new(limit: usize, newest_first: bool) -> Self {
-        Selector { limit, newest_first, heap: BinaryHeap::new() }
+        Selector {
+            limit,
+            newest_first,
+            heap: BinaryHeap::new(),
+        }
     }
     fn oriented(&self, key: EventKey) -> EventKey {
         if self.newest_first {
@@ -1111,7 +1304,11 @@ impl Selector {
     }
     /// Oldest first, or newest first when `newest_first`.
     fn finish(self) -> Vec<EventRow> {
-        self.heap.into_sorted_vec().into_iter().map(|r| r.1).collect()
+        self.heap
+            .into_sorted_vec()
+            .into_iter()
+            .map(|r| r.1)
+            .collect()
     }
 }
 
@@ -1123,6 +1320,8 @@ mod tests {
     fn civil_dates() {
         assert_eq!(civil_from_days(0), (1970, 1, 1));
         assert_eq!(civil_from_days(20_454), (2026, 1, 1));
-        assert!(segment_path(3, 1_700_000_000_000).starts_with("segments/g00000003/2023/11/14/2213"));
+        assert!(
+            segment_path(3, 1_700_000_000_000).starts_with("segments/g00000003/2023/11/14/2213")
+        );
     }
 }

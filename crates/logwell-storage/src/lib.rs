@@ -11,4 +11,7 @@ pub mod store;
 pub mod wal;
 
 pub use config::{ObjectStoreConfig, S3Config, StorageConfig};
-pub use engine::{Engine, EventKey, EventRow, GroupSummary, NewGroup, OpenError, PutOutcome, Scan, StorageStats, StreamFilter};
+pub use engine::{
+    Engine, EventKey, EventRow, GroupSummary, NewGroup, OpenError, PutOutcome, Scan, StorageStats,
+    StreamFilter,
+};

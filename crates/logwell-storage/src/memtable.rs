@@ -135,7 +135,12 @@ impl GroupMemtable {
 
     /// Every buffered batch (frozen, sealed and a copy of the active one).
     pub fn snapshot(&self) -> Vec<RecordBatch> {
-        let mut out: Vec<RecordBatch> = self.frozen.iter().chain(self.sealed.iter()).cloned().collect();
+        let mut out: Vec<RecordBatch> = self
+            .frozen
+            .iter()
+            .chain(self.sealed.iter())
+            .cloned()
+            .collect();
         if self.active.rows > 0 {
             out.push(self.active_copy());
         }
@@ -201,7 +206,12 @@ mod tests {
     #[test]
     fn buffered_rows_are_visible_before_and_after_freeze() {
         let mut m = GroupMemtable::default();
-        m.append("s1", 10, 1 << SEQ_INDEX_BITS, [(1i64, "a"), (2, "b")].into_iter());
+        m.append(
+            "s1",
+            10,
+            1 << SEQ_INDEX_BITS,
+            [(1i64, "a"), (2, "b")].into_iter(),
+        );
         let snap = m.snapshot();
         assert_eq!(snap.iter().map(|b| b.num_rows()).sum::<usize>(), 2);
         let frozen = m.freeze();
@@ -211,7 +221,11 @@ mod tests {
         m.release_frozen();
         let snap = m.snapshot();
         assert_eq!(snap.len(), 1);
-        let ts = snap[0].column(1).as_any().downcast_ref::<Int64Array>().unwrap();
+        let ts = snap[0]
+            .column(1)
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .unwrap();
         assert_eq!(ts.len(), 1);
         assert_eq!(ts.value(0), 3);
     }

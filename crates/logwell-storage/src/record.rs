@@ -142,7 +142,12 @@ pub fn decode(buf: &[u8]) -> Option<Record> {
                 let len = c.u32()? as usize;
                 events.push((ts, c.string(len)?));
             }
-            Some(Record::Events(EventBatch { group, stream, ingestion_time, events }))
+            Some(Record::Events(EventBatch {
+                group,
+                stream,
+                ingestion_time,
+                events,
+            }))
         }
         _ => None,
     }
@@ -170,7 +175,10 @@ mod tests {
 
     #[test]
     fn meta_round_trips_and_garbage_is_refused() {
-        let m = MetaChange::PutRetention { group: "/g".into(), days: Some(7) };
+        let m = MetaChange::PutRetention {
+            group: "/g".into(),
+            days: Some(7),
+        };
         assert_eq!(decode(&encode_meta(&m)), Some(Record::Meta(m)));
         assert_eq!(decode(&[9, 1, 2]), None);
         let mut truncated = encode_events("/g", "s", 1, [(1i64, "abc")].into_iter());

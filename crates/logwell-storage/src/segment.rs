@@ -37,9 +37,18 @@ pub fn sort_batches(batches: &[RecordBatch]) -> arrow::error::Result<RecordBatch
     }
     let stream = arrow::compute::cast(all.column(0), &DataType::Utf8)?;
     let cols = [
-        SortColumn { values: stream, options: None },
-        SortColumn { values: all.column(1).clone(), options: None },
-        SortColumn { values: all.column(3).clone(), options: None },
+        SortColumn {
+            values: stream,
+            options: None,
+        },
+        SortColumn {
+            values: all.column(1).clone(),
+            options: None,
+        },
+        SortColumn {
+            values: all.column(3).clone(),
+            options: None,
+        },
     ];
     let idx = lexsort_to_indices(&cols, None)?;
     take_record_batch(&all, &idx)
@@ -50,14 +59,18 @@ pub fn stats(batch: &RecordBatch) -> SegmentStats {
     let ts = batch.column(1).as_primitive::<Int64Type>();
     let seq = batch.column(3).as_primitive::<Int64Type>();
     let msg = batch.column(4).as_string::<i32>();
-    let streams = batch.column(0).as_dictionary::<arrow::datatypes::Int32Type>();
+    let streams = batch
+        .column(0)
+        .as_dictionary::<arrow::datatypes::Int32Type>();
     let values = streams.values().as_string::<i32>();
     let mut used = vec![false; values.len()];
     for k in streams.keys().values() {
         used[*k as usize] = true;
     }
-    let mut names: Vec<String> =
-        (0..values.len()).filter(|i| used[*i]).map(|i| values.value(i).to_string()).collect();
+    let mut names: Vec<String> = (0..values.len())
+        .filter(|i| used[*i])
+        .map(|i| values.value(i).to_string())
+        .collect();
     names.sort();
     names.dedup();
     SegmentStats {
@@ -99,7 +112,9 @@ pub fn encode(batch: &RecordBatch, props: WriterProperties) -> parquet::errors::
 
 /// Decodes a whole segment file.
 pub fn decode(bytes: Bytes) -> parquet::errors::Result<Vec<RecordBatch>> {
-    let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)?.with_batch_size(64 * 1024).build()?;
+    let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)?
+        .with_batch_size(64 * 1024)
+        .build()?;
     let mut out = Vec::new();
     for b in reader {
         let b = b?;
@@ -121,13 +136,22 @@ mod tests {
         m.append("a", 5, 200, [(2i64, "a2")].into_iter());
         let sorted = sort_batches(&m.freeze()).unwrap();
         let s = stats(&sorted);
-        assert_eq!((s.rows, s.min_ts, s.max_ts, s.max_seq, s.raw_bytes), (3, 1, 3, 200, 6));
+        assert_eq!(
+            (s.rows, s.min_ts, s.max_ts, s.max_seq, s.raw_bytes),
+            (3, 1, 3, 200, 6)
+        );
         assert_eq!(s.streams, vec!["a".to_string(), "b".to_string()]);
         let file = encode(&sorted, writer_properties(3, 1024)).unwrap();
         let back = decode(file).unwrap();
         let msgs: Vec<String> = back
             .iter()
-            .flat_map(|b| b.column(4).as_string::<i32>().iter().map(|v| v.unwrap().to_string()).collect::<Vec<_>>())
+            .flat_map(|b| {
+                b.column(4)
+                    .as_string::<i32>()
+                    .iter()
+                    .map(|v| v.unwrap().to_string())
+                    .collect::<Vec<_>>()
+            })
             .collect();
         assert_eq!(msgs, vec!["a2", "b1", "b3"]);
     }

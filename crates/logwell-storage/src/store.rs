@@ -42,7 +42,9 @@ impl Store {
                     .with_region(&s3.region)
                     .with_virtual_hosted_style_request(!s3.path_style);
                 if let Some(ep) = &s3.endpoint {
-                    b = b.with_endpoint(ep).with_allow_http(ep.starts_with("http://"));
+                    b = b
+                        .with_endpoint(ep)
+                        .with_allow_http(ep.starts_with("http://"));
                 }
                 if let Some(k) = &s3.access_key_id {
                     b = b.with_access_key_id(k);
@@ -61,7 +63,11 @@ impl Store {
                     Some(p) if !p.is_empty() => Arc::new(PrefixStore::new(s3_store, p.as_str())),
                     _ => Arc::new(s3_store),
                 };
-                Ok(Store { inner, local_root: None, description })
+                Ok(Store {
+                    inner,
+                    local_root: None,
+                    description,
+                })
             }
         }
     }
@@ -80,8 +86,14 @@ impl Store {
             };
             tokio::task::spawn_blocking(sync)
                 .await
-                .map_err(|e| object_store::Error::Generic { store: "local", source: Box::new(e) })?
-                .map_err(|e| object_store::Error::Generic { store: "local", source: Box::new(e) })?;
+                .map_err(|e| object_store::Error::Generic {
+                    store: "local",
+                    source: Box::new(e),
+                })?
+                .map_err(|e| object_store::Error::Generic {
+                    store: "local",
+                    source: Box::new(e),
+                })?;
         }
         Ok(())
     }

@@ -35,7 +35,10 @@ fn file_name(first_lsn: u64) -> String {
 }
 
 fn parse_name(name: &str) -> Option<u64> {
-    name.strip_prefix("wal-")?.strip_suffix(".log")?.parse().ok()
+    name.strip_prefix("wal-")?
+        .strip_suffix(".log")?
+        .parse()
+        .ok()
 }
 
 /// WAL files in `dir`, oldest first, with the first LSN each may hold.
@@ -93,7 +96,11 @@ struct Writer {
 impl Writer {
     fn open_new(&mut self) -> io::Result<()> {
         let path = self.dir.join(file_name(self.next_lsn));
-        let file = OpenOptions::new().create(true).write(true).truncate(true).open(&path)?;
+        let file = OpenOptions::new()
+            .create(true)
+            .write(true)
+            .truncate(true)
+            .open(&path)?;
         sync_dir(&self.dir)?;
         self.file = Some(file);
         self.len = 0;
@@ -170,7 +177,11 @@ impl Writer {
         }
     }
 
-    fn flush_group(&mut self, payloads: &mut Vec<Vec<u8>>, waiters: &mut Vec<oneshot::Sender<io::Result<u64>>>) {
+    fn flush_group(
+        &mut self,
+        payloads: &mut Vec<Vec<u8>>,
+        waiters: &mut Vec<oneshot::Sender<io::Result<u64>>>,
+    ) {
         if payloads.is_empty() {
             return;
         }
@@ -208,7 +219,12 @@ impl Wal {
         let thread = std::thread::Builder::new()
             .name("logwell-wal".into())
             .spawn(move || writer.run(rx))?;
-        Ok(Wal { tx, dir: dir.to_path_buf(), last_lsn, thread: Some(thread) })
+        Ok(Wal {
+            tx,
+            dir: dir.to_path_buf(),
+            last_lsn,
+            thread: Some(thread),
+        })
     }
 
     /// Appends a record and waits until it is on disk; returns its LSN.
@@ -217,14 +233,18 @@ impl Wal {
         self.tx
             .send(Cmd::Append(payload, tx))
             .map_err(|_| io::Error::other("WAL writer stopped"))?;
-        rx.await.map_err(|_| io::Error::other("WAL writer stopped"))?
+        rx.await
+            .map_err(|_| io::Error::other("WAL writer stopped"))?
     }
 
     /// Starts a new file; returns the last LSN in the files before it.
     pub async fn rotate(&self) -> io::Result<u64> {
         let (tx, rx) = oneshot::channel();
-        self.tx.send(Cmd::Rotate(tx)).map_err(|_| io::Error::other("WAL writer stopped"))?;
-        rx.await.map_err(|_| io::Error::other("WAL writer stopped"))?
+        self.tx
+            .send(Cmd::Rotate(tx))
+            .map_err(|_| io::Error::other("WAL writer stopped"))?;
+        rx.await
+            .map_err(|_| io::Error::other("WAL writer stopped"))?
     }
 
     /// The LSN of the last durable record.
@@ -253,7 +273,13 @@ impl Wal {
     /// Total bytes of WAL files on disk.
     pub fn disk_bytes(&self) -> u64 {
         list(&self.dir)
-            .map(|files| files.iter().filter_map(|(_, p)| fs::metadata(p).ok()).map(|m| m.len()).sum())
+            .map(|files| {
+                files
+                    .iter()
+                    .filter_map(|(_, p)| fs::metadata(p).ok())
+                    .map(|m| m.len())
+                    .sum()
+            })
             .unwrap_or(0)
     }
 }
@@ -321,7 +347,9 @@ mod tests {
         let mut tasks = Vec::new();
         for i in 0..200u32 {
             let wal = wal.clone();
-            tasks.push(tokio::spawn(async move { wal.append(i.to_le_bytes().to_vec()).await.unwrap() }));
+            tasks.push(tokio::spawn(async move {
+                wal.append(i.to_le_bytes().to_vec()).await.unwrap()
+            }));
         }
         let mut lsns = Vec::new();
         for t in tasks {

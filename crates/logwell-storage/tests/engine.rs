@@ -19,18 +19,37 @@ fn config(dir: &Path) -> StorageConfig {
 }
 
 async fn setup(e: &Engine, group: &str, streams: &[&str]) {
-    e.create_group(NewGroup { name: group.into(), ..Default::default() }).await.unwrap();
+    e.create_group(NewGroup {
+        name: group.into(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
     for s in streams {
         e.create_stream(group, s).await.unwrap();
     }
 }
 
 fn events(start_ts: i64, n: usize, tag: &str) -> Vec<InputLogEvent<'static>> {
-    (0..n).map(|i| InputLogEvent { timestamp: start_ts + i as i64, message: Cow::Owned(format!("{tag} {i}")) }).collect()
+    (0..n)
+        .map(|i| InputLogEvent {
+            timestamp: start_ts + i as i64,
+            message: Cow::Owned(format!("{tag} {i}")),
+        })
+        .collect()
 }
 
 async fn all(e: &Engine, group: &str) -> Vec<String> {
-    let rows = e.scan(group, &Scan { limit: usize::MAX >> 1, ..Default::default() }).await.unwrap();
+    let rows = e
+        .scan(
+            group,
+            &Scan {
+                limit: usize::MAX >> 1,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
     rows.into_iter().map(|r| r.message).collect()
 }
 
@@ -54,25 +73,43 @@ fn parquet_files(dir: &Path) -> usize {
 async fn events_survive_flush_restart_and_unflushed_crash() {
     let dir = tempfile::tempdir().unwrap();
     let now = now_millis() - 60_000;
-    let expected: Vec<String> = (0..300).map(|i| format!("a {i}")).chain((0..200).map(|i| format!("b {i}"))).collect();
+    let expected: Vec<String> = (0..300)
+        .map(|i| format!("a {i}"))
+        .chain((0..200).map(|i| format!("b {i}")))
+        .collect();
     {
         let e = Engine::open(config(dir.path())).await.unwrap();
         setup(&e, "/g", &["s1"]).await;
-        e.put_events("/g", "s1", &events(now, 300, "a")).await.unwrap();
+        e.put_events("/g", "s1", &events(now, 300, "a"))
+            .await
+            .unwrap();
         e.flush().await.unwrap();
         // Acknowledged but never flushed: only the WAL has these when the engine goes away.
-        e.put_events("/g", "s1", &events(now + 1000, 200, "b")).await.unwrap();
+        e.put_events("/g", "s1", &events(now + 1000, 200, "b"))
+            .await
+            .unwrap();
         assert_eq!(all(&e, "/g").await, expected);
         assert_eq!(parquet_files(dir.path()), 1);
         // No shutdown: as if the process died here.
     }
     let e = Engine::open(config(dir.path())).await.unwrap();
-    assert_eq!(all(&e, "/g").await, expected, "replay after a crash restores unflushed events once");
+    assert_eq!(
+        all(&e, "/g").await,
+        expected,
+        "replay after a crash restores unflushed events once"
+    );
     let s = &e.list_streams("/g").unwrap()[0].1;
-    assert_eq!((s.first_event_ts, s.last_event_ts), (Some(now), Some(now + 1199)));
+    assert_eq!(
+        (s.first_event_ts, s.last_event_ts),
+        (Some(now), Some(now + 1199))
+    );
     e.shutdown().await.unwrap();
     let e = Engine::open(config(dir.path())).await.unwrap();
-    assert_eq!(all(&e, "/g").await, expected, "after a clean shutdown everything is in segments");
+    assert_eq!(
+        all(&e, "/g").await,
+        expected,
+        "after a clean shutdown everything is in segments"
+    );
     assert_eq!(e.stats().buffered_bytes, 0);
     assert_eq!(e.stats().segment_rows, 500);
 }
@@ -83,27 +120,61 @@ async fn scans_page_by_key_from_either_end_over_memtable_and_segments() {
     let e = Engine::open(config(dir.path())).await.unwrap();
     setup(&e, "/g", &["x", "y"]).await;
     let now = now_millis() - 60_000;
-    e.put_events("/g", "x", &events(now, 50, "x")).await.unwrap();
+    e.put_events("/g", "x", &events(now, 50, "x"))
+        .await
+        .unwrap();
     e.flush().await.unwrap();
-    e.put_events("/g", "y", &events(now + 25, 50, "y")).await.unwrap();
+    e.put_events("/g", "y", &events(now + 25, 50, "y"))
+        .await
+        .unwrap();
     let scan = |s: Scan| {
         let e = e.clone();
         async move { e.scan("/g", &s).await.unwrap() }
     };
-    let first = scan(Scan { limit: 10, ..Default::default() }).await;
+    let first = scan(Scan {
+        limit: 10,
+        ..Default::default()
+    })
+    .await;
     assert_eq!(first.len(), 10);
     assert_eq!(first[0].message, "x 0");
-    let next = scan(Scan { limit: 1000, after: Some(first[9].key()), ..Default::default() }).await;
+    let next = scan(Scan {
+        limit: 1000,
+        after: Some(first[9].key()),
+        ..Default::default()
+    })
+    .await;
     assert_eq!(next.len(), 90);
-    let newest = scan(Scan { limit: 3, newest_first: true, ..Default::default() }).await;
+    let newest = scan(Scan {
+        limit: 3,
+        newest_first: true,
+        ..Default::default()
+    })
+    .await;
     let msgs: Vec<_> = newest.iter().map(|r| r.message.as_str()).collect();
     assert_eq!(msgs, ["y 49", "y 48", "y 47"]);
-    let only_y = scan(Scan { limit: 1000, streams: StreamFilter::Names(vec!["y".into()]), ..Default::default() }).await;
+    let only_y = scan(Scan {
+        limit: 1000,
+        streams: StreamFilter::Names(vec!["y".into()]),
+        ..Default::default()
+    })
+    .await;
     assert!(only_y.iter().all(|r| r.stream == "y") && only_y.len() == 50);
-    let window = scan(Scan { limit: 1000, start: Some(now + 10), end: Some(now + 20), ..Default::default() }).await;
+    let window = scan(Scan {
+        limit: 1000,
+        start: Some(now + 10),
+        end: Some(now + 20),
+        ..Default::default()
+    })
+    .await;
     assert_eq!(window.len(), 10, "start inclusive, end exclusive");
     let pattern = logwell_filter::FilterPattern::parse("?\"x 1\" ?\"y 1\"").unwrap();
-    let matched = scan(Scan { limit: 1000, pattern: Some(pattern), ..Default::default() }).await;
+    let matched = scan(Scan {
+        limit: 1000,
+        pattern: Some(pattern),
+        ..Default::default()
+    })
+    .await;
     // "x 1", "x 10".."x 19", and the same for y.
     assert_eq!(matched.len(), 22);
 }
@@ -115,7 +186,13 @@ async fn compaction_merges_small_segments_without_changing_answers() {
     setup(&e, "/g", &["s"]).await;
     let now = now_millis() - 600_000;
     for round in 0..9 {
-        e.put_events("/g", "s", &events(now + round * 1000, 100, &format!("r{round}"))).await.unwrap();
+        e.put_events(
+            "/g",
+            "s",
+            &events(now + round * 1000, 100, &format!("r{round}")),
+        )
+        .await
+        .unwrap();
         e.flush().await.unwrap();
     }
     let before = all(&e, "/g").await;
@@ -125,10 +202,18 @@ async fn compaction_merges_small_segments_without_changing_answers() {
     e.maintain().await.unwrap();
     assert_eq!(e.stats().segments, 1);
     assert_eq!(all(&e, "/g").await, before);
-    assert_eq!(parquet_files(dir.path()), 1, "merged-away files are deleted");
+    assert_eq!(
+        parquet_files(dir.path()),
+        1,
+        "merged-away files are deleted"
+    );
     drop(e);
     let e = Engine::open(config(dir.path())).await.unwrap();
-    assert_eq!(all(&e, "/g").await, before, "the catalog lists the merged segment after restart");
+    assert_eq!(
+        all(&e, "/g").await,
+        before,
+        "the catalog lists the merged segment after restart"
+    );
 }
 
 #[tokio::test]
@@ -138,18 +223,29 @@ async fn retention_hides_and_then_deletes_expired_segments() {
     setup(&e, "/g", &["s"]).await;
     let day = 86_400_000;
     let old = now_millis() - 3 * day;
-    e.put_events("/g", "s", &events(old, 10, "old")).await.unwrap();
+    e.put_events("/g", "s", &events(old, 10, "old"))
+        .await
+        .unwrap();
     e.flush().await.unwrap();
-    e.put_events("/g", "s", &events(now_millis() - 1000, 5, "new")).await.unwrap();
+    e.put_events("/g", "s", &events(now_millis() - 1000, 5, "new"))
+        .await
+        .unwrap();
     e.flush().await.unwrap();
     assert_eq!(all(&e, "/g").await.len(), 15);
     e.set_retention("/g", Some(1)).await.unwrap();
-    assert_eq!(all(&e, "/g").await.len(), 5, "expired events are never returned");
+    assert_eq!(
+        all(&e, "/g").await.len(),
+        5,
+        "expired events are never returned"
+    );
     e.maintain().await.unwrap();
     assert_eq!(e.stats().segments, 1, "the expired segment is dropped");
     assert_eq!(parquet_files(dir.path()), 1);
     // An expired event is reported, not stored.
-    let out = e.put_events("/g", "s", &events(old, 2, "late")).await.unwrap();
+    let out = e
+        .put_events("/g", "s", &events(old, 2, "late"))
+        .await
+        .unwrap();
     assert_eq!(out.accepted, 0);
     assert_eq!(out.rejected.unwrap().expired_log_event_end_index, Some(2));
 }
@@ -161,21 +257,42 @@ async fn deleted_streams_and_groups_take_their_events_with_them() {
     setup(&e, "/g", &["keep", "drop"]).await;
     setup(&e, "/other", &["s"]).await;
     let now = now_millis() - 60_000;
-    e.put_events("/g", "keep", &events(now, 10, "keep")).await.unwrap();
-    e.put_events("/g", "drop", &events(now, 10, "drop")).await.unwrap();
-    e.put_events("/other", "s", &events(now, 10, "o")).await.unwrap();
+    e.put_events("/g", "keep", &events(now, 10, "keep"))
+        .await
+        .unwrap();
+    e.put_events("/g", "drop", &events(now, 10, "drop"))
+        .await
+        .unwrap();
+    e.put_events("/other", "s", &events(now, 10, "o"))
+        .await
+        .unwrap();
     e.flush().await.unwrap();
     e.delete_stream("/g", "drop").await.unwrap();
     // A stream created again with the same name starts empty.
     e.create_stream("/g", "drop").await.unwrap();
-    e.put_events("/g", "drop", &events(now + 100, 1, "again")).await.unwrap();
+    e.put_events("/g", "drop", &events(now + 100, 1, "again"))
+        .await
+        .unwrap();
     let got = all(&e, "/g").await;
     assert_eq!(got.len(), 11);
     assert!(got.contains(&"again 0".to_string()) && !got.contains(&"drop 0".to_string()));
     e.delete_group("/other").await.unwrap();
     e.maintain().await.unwrap();
-    assert_eq!(parquet_files(dir.path()), 1, "the deleted group's segment file is gone");
-    assert!(e.scan("/other", &Scan { limit: 10, ..Default::default() }).await.is_err());
+    assert_eq!(
+        parquet_files(dir.path()),
+        1,
+        "the deleted group's segment file is gone"
+    );
+    assert!(e
+        .scan(
+            "/other",
+            &Scan {
+                limit: 10,
+                ..Default::default()
+            }
+        )
+        .await
+        .is_err());
     drop(e);
     let e = Engine::open(config(dir.path())).await.unwrap();
     assert_eq!(all(&e, "/g").await.len(), 11);
@@ -188,7 +305,9 @@ async fn unlisted_segment_files_are_removed_on_open() {
     {
         let e = Engine::open(config(dir.path())).await.unwrap();
         setup(&e, "/g", &["s"]).await;
-        e.put_events("/g", "s", &events(now_millis() - 1000, 3, "x")).await.unwrap();
+        e.put_events("/g", "s", &events(now_millis() - 1000, 3, "x"))
+            .await
+            .unwrap();
         e.shutdown().await.unwrap();
     }
     let stray = dir.path().join("store/segments/g00000000/stray.parquet");
@@ -210,12 +329,41 @@ async fn batch_rules_follow_aws() {
     let out = e.put_events("/g", "s", &evs).await.unwrap();
     assert_eq!(out.accepted, 3);
     let r = out.rejected.unwrap();
-    assert_eq!((r.too_old_log_event_end_index, r.too_new_log_event_start_index), (Some(2), Some(5)));
-    let unordered = vec![events(now, 1, "b").remove(0), events(now - 5, 1, "a").remove(0)];
-    assert!(e.put_events("/g", "s", &unordered).await.unwrap_err().message.contains("chronological"));
-    let wide = vec![events(now - 25 * 3_600_000, 1, "a").remove(0), events(now, 1, "b").remove(0)];
-    assert!(e.put_events("/g", "s", &wide).await.unwrap_err().message.contains("24 hours"));
-    let big = vec![InputLogEvent { timestamp: now, message: Cow::Owned("x".repeat(1_048_576)) }];
+    assert_eq!(
+        (
+            r.too_old_log_event_end_index,
+            r.too_new_log_event_start_index
+        ),
+        (Some(2), Some(5))
+    );
+    let unordered = vec![
+        events(now, 1, "b").remove(0),
+        events(now - 5, 1, "a").remove(0),
+    ];
+    assert!(e
+        .put_events("/g", "s", &unordered)
+        .await
+        .unwrap_err()
+        .message
+        .contains("chronological"));
+    let wide = vec![
+        events(now - 25 * 3_600_000, 1, "a").remove(0),
+        events(now, 1, "b").remove(0),
+    ];
+    assert!(e
+        .put_events("/g", "s", &wide)
+        .await
+        .unwrap_err()
+        .message
+        .contains("24 hours"));
+    let big = vec![InputLogEvent {
+        timestamp: now,
+        message: Cow::Owned("x".repeat(1_048_576)),
+    }];
     assert!(e.put_events("/g", "s", &big).await.is_err());
-    assert_eq!(all(&e, "/g").await.len(), 3, "rejected batches store nothing");
+    assert_eq!(
+        all(&e, "/g").await.len(),
+        3,
+        "rejected batches store nothing"
+    );
 }

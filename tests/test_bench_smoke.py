@@ -1,0 +1,28 @@
+"""The end-to-end benchmark harness runs (small sizes) and reports every figure it promises."""
+import os
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from conftest import logwell_bin
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_e2e_benchmark_harness_reports_its_figures():
+    e2e = os.environ.get("LOGWELL_E2E_BIN") or str(Path(logwell_bin()).with_name("e2e"))
+    if not Path(e2e).exists():
+        pytest.fail(f"benchmark harness not built: {e2e}")
+    out = subprocess.run(
+        [e2e, "--events", "20000", "--clients", "2", "--batch", "5000", "--logwell", logwell_bin(),
+         "--loghub", str(ROOT.parent / "shared" / "datasets" / "loghub-2k")],
+        capture_output=True, text=True, timeout=300, check=True,
+    ).stdout
+    assert re.search(r"ingest: \d+ events/s wall", out), out
+    assert re.search(r"stream of 10000 events", out), out
+    assert re.search(r"generated JSON logs: [\d.]+ bytes/event", out), out
+    assert re.search(r"objects per GB stored: [\d.]+", out), out
+    if (ROOT.parent / "shared" / "datasets" / "loghub-2k").exists():
+        assert re.search(r"loghub 2k \(16 files, 32000 lines", out), out
