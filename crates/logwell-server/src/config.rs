@@ -55,6 +55,8 @@ mod tests {
                 secret_access_key: Some("minio123".into()),
                 path_style: true,
                 prefix: Some("prod".into()),
+                retry_timeout: 15.0,
+                max_retries: 3,
             })
         );
     }

@@ -399,14 +399,7 @@ async fn get_log_events(app: &App, r: GetLogEventsRequest) -> Result<String, Api
     let g = group_name(r.log_group_name, r.log_group_identifier)?;
     validate::log_stream_name(&r.log_stream_name, "logStreamName")?;
     let limit = check_limit(r.limit)?;
-    if !app
-        .engine
-        .list_streams(&g)?
-        .iter()
-        .any(|(n, _)| *n == r.log_stream_name)
-    {
-        return Err(ApiError::stream_not_found());
-    }
+    app.engine.stream(&g, &r.log_stream_name)?;
     let token = r.next_token.as_deref().map(tokens::decode).transpose()?;
     let mut scan = Scan {
         streams: StreamFilter::Names(vec![r.log_stream_name.clone()]),

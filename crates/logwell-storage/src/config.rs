@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 /// Where immutable segments and the catalog live.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum ObjectStoreConfig {
     /// A directory under the data directory (`<data_dir>/store`).
@@ -15,7 +15,7 @@ pub enum ObjectStoreConfig {
     S3(S3Config),
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct S3Config {
     pub bucket: String,
@@ -33,6 +33,18 @@ pub struct S3Config {
     /// Key prefix inside the bucket.
     #[serde(default)]
     pub prefix: Option<String>,
+    /// Give up on a request (and report the store unavailable) after this many seconds of retries.
+    #[serde(default = "default_retry_timeout")]
+    pub retry_timeout: f64,
+    #[serde(default = "default_max_retries")]
+    pub max_retries: usize,
+}
+
+fn default_retry_timeout() -> f64 {
+    15.0
+}
+fn default_max_retries() -> usize {
+    3
 }
 
 fn default_region() -> String {

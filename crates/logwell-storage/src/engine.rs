@@ -522,6 +522,17 @@ impl Engine {
             .collect()
     }
 
+    /// One stream's metadata.
+    pub fn stream(&self, group: &str, stream: &str) -> Result<StreamMeta, ApiError> {
+        let st = self.inner.state.read().unwrap();
+        st.meta
+            .group(group)?
+            .streams
+            .get(stream)
+            .cloned()
+            .ok_or_else(ApiError::stream_not_found)
+    }
+
     /// A group's streams, sorted by name.
     pub fn list_streams(&self, group: &str) -> Result<Vec<(String, StreamMeta)>, ApiError> {
         let st = self.inner.state.read().unwrap();

@@ -112,14 +112,15 @@ impl GroupMemtable {
         stream: &str,
         ingestion_time: i64,
         first_seq: i64,
-        events: impl Iterator<Item = (i64, &'a str)>,
+        events: impl ExactSizeIterator<Item = (i64, &'a str)>,
     ) {
         if self.oldest.is_none() {
             self.oldest = Some(Instant::now());
         }
         let b = &mut self.active;
+        // One dictionary lookup per batch, not per event.
+        b.stream.append_values(stream, events.len());
         for (i, (ts, msg)) in events.enumerate() {
-            b.stream.append_value(stream);
             b.timestamp.append_value(ts);
             b.ingestion.append_value(ingestion_time);
             b.seq.append_value(first_seq + i as i64);

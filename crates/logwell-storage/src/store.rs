@@ -40,7 +40,14 @@ impl Store {
                 let mut b = AmazonS3Builder::new()
                     .with_bucket_name(&s3.bucket)
                     .with_region(&s3.region)
-                    .with_virtual_hosted_style_request(!s3.path_style);
+                    .with_virtual_hosted_style_request(!s3.path_style)
+                    .with_retry(object_store::RetryConfig {
+                        backoff: Default::default(),
+                        max_retries: s3.max_retries,
+                        retry_timeout: std::time::Duration::from_secs_f64(
+                            s3.retry_timeout.max(0.0),
+                        ),
+                    });
                 if let Some(ep) = &s3.endpoint {
                     b = b
                         .with_endpoint(ep)

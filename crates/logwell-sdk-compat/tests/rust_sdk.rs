@@ -1,0 +1,190 @@
+//! The AWS SDK for Rust, pointed at an in-process logwell server, sees CloudWatch Logs.
+
+use aws_sdk_cloudwatchlogs as cwl;
+use cwl::config::{BehaviorVersion, Credentials, Region};
+use cwl::types::InputLogEvent;
+
+async fn start_server() -> (String, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = logwell_server::ServerConfig::default();
+    cfg.storage.data_dir = dir.path().to_path_buf();
+    let app = logwell_server::App::open(&cfg).await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(logwell_server::serve(listener, app, std::future::pending()));
+    (format!("http://{addr}"), dir)
+}
+
+fn client(endpoint: &str) -> cwl::Client {
+    let conf = cwl::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new(
+            "AKIDEXAMPLE",
+            "secret",
+            None,
+            None,
+            "static",
+        ))
+        .build();
+    cwl::Client::from_conf(conf)
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rust_sdk_creates_puts_reads_and_gets_typed_errors() {
+    let (endpoint, _dir) = start_server().await;
+    let c = client(&endpoint);
+    c.create_log_group()
+        .log_group_name("/sdk/app")
+        .tags("team", "core")
+        .send()
+        .await
+        .unwrap();
+    c.create_log_stream()
+        .log_group_name("/sdk/app")
+        .log_stream_name("host-1")
+        .send()
+        .await
+        .unwrap();
+
+    let base = now_ms() - 60_000;
+    let events: Vec<InputLogEvent> = (0..1000)
+        .map(|i| {
+            let level = if i % 10 == 0 { "ERROR" } else { "INFO" };
+            InputLogEvent::builder()
+                .timestamp(base + i)
+                .message(format!("{level} request {i}"))
+                .build()
+                .unwrap()
+        })
+        .collect();
+    let put = c
+        .put_log_events()
+        .log_group_name("/sdk/app")
+        .log_stream_name("host-1")
+        .set_log_events(Some(events))
+        .send()
+        .await
+        .unwrap();
+    assert!(put.rejected_log_events_info().is_none());
+
+    let got = c
+        .get_log_events()
+        .log_group_name("/sdk/app")
+        .log_stream_name("host-1")
+        .start_from_head(true)
+        .send()
+        .await
+        .unwrap();
+    let msgs: Vec<&str> = got.events().iter().map(|e| e.message().unwrap()).collect();
+    assert_eq!(msgs.len(), 1000);
+    assert_eq!(msgs[0], "ERROR request 0");
+    assert_eq!(msgs[999], "INFO request 999");
+
+    let filtered = c
+        .filter_log_events()
+        .log_group_name("/sdk/app")
+        .filter_pattern("ERROR")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(filtered.events().len(), 100);
+    assert!(filtered
+        .events()
+        .iter()
+        .all(|e| e.log_stream_name() == Some("host-1") && e.event_id().is_some()));
+
+    c.put_retention_policy()
+        .log_group_name("/sdk/app")
+        .retention_in_days(30)
+        .send()
+        .await
+        .unwrap();
+    let groups = c
+        .describe_log_groups()
+        .log_group_name_prefix("/sdk")
+        .send()
+        .await
+        .unwrap();
+    let g = &groups.log_groups()[0];
+    assert_eq!(g.retention_in_days(), Some(30));
+    let arn = g.log_group_arn().unwrap().to_string();
+    assert_eq!(
+        arn,
+        "arn:aws:logs:us-east-1:000000000000:log-group:/sdk/app"
+    );
+    let tags = c
+        .list_tags_for_resource()
+        .resource_arn(&arn)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        tags.tags().unwrap().get("team").map(String::as_str),
+        Some("core")
+    );
+
+    let streams = c
+        .describe_log_streams()
+        .log_group_name("/sdk/app")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        streams.log_streams()[0].last_event_timestamp(),
+        Some(base + 999)
+    );
+
+    // Errors arrive as the SDK's typed exceptions.
+    let dup = c
+        .create_log_group()
+        .log_group_name("/sdk/app")
+        .send()
+        .await
+        .unwrap_err();
+    assert!(dup
+        .into_service_error()
+        .is_resource_already_exists_exception());
+    let missing = c
+        .get_log_events()
+        .log_group_name("/sdk/app")
+        .log_stream_name("nope")
+        .send()
+        .await
+        .unwrap_err();
+    assert!(missing
+        .into_service_error()
+        .is_resource_not_found_exception());
+    let unordered = c
+        .put_log_events()
+        .log_group_name("/sdk/app")
+        .log_stream_name("host-1")
+        .log_events(
+            InputLogEvent::builder()
+                .timestamp(base + 5)
+                .message("b")
+                .build()
+                .unwrap(),
+        )
+        .log_events(
+            InputLogEvent::builder()
+                .timestamp(base)
+                .message("a")
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap_err();
+    assert!(unordered
+        .into_service_error()
+        .is_invalid_parameter_exception());
+}
