@@ -71,6 +71,19 @@ pub enum StreamFilter {
 }
 
 impl StreamFilter {
+    /// Whether some name in the range `[min, max]` may be accepted.
+    fn may_overlap(&self, min: &str, max: &str) -> bool {
+        match self {
+            StreamFilter::All => true,
+            StreamFilter::Names(n) => n.iter().any(|s| s.as_str() >= min && s.as_str() <= max),
+            // Names with prefix p sort from p up to just below the first string greater than p
+            // that does not start with p.
+            StreamFilter::Prefix(p) => {
+                max >= p.as_str() && (min <= p.as_str() || min.starts_with(p.as_str()))
+            }
+        }
+    }
+
     fn accepts(&self, name: &str) -> bool {
         match self {
             StreamFilter::All => true,
@@ -724,17 +737,22 @@ impl Engine {
             wanted.sort_by_key(|s| s.min_ts);
         }
         let store = self.inner.store.clone();
+        let filter_streams = scan.streams.clone();
         let mut reads = futures::stream::iter(wanted.into_iter().map(|seg| {
             let store = store.clone();
+            let filter_streams = filter_streams.clone();
             async move {
                 let bytes = store
                     .get(&ObjPath::from(seg.path.as_str()))
                     .await
                     .map_err(|e| unavailable("cannot read a segment", e))?;
-                let batches = tokio::task::spawn_blocking(move || segment::decode(bytes))
-                    .await
-                    .map_err(|e| unavailable("segment decode", e))?
-                    .map_err(|e| unavailable("cannot decode a segment", e))?;
+                let filter = filter_streams.clone();
+                let batches = tokio::task::spawn_blocking(move || {
+                    segment::decode_pruned(bytes, lo, hi, |min, max| filter.may_overlap(min, max))
+                })
+                .await
+                .map_err(|e| unavailable("segment decode", e))?
+                .map_err(|e| unavailable("cannot decode a segment", e))?;
                 Ok::<_, ApiError>((seg, batches))
             }
         }))
@@ -1028,25 +1046,33 @@ impl Engine {
                 let Some(segs) = st.segments.get(&g.group_id) else {
                     continue;
                 };
-                let mut run: Vec<Arc<SegmentMeta>> =
-                    segs.iter().filter(|s| s.bytes < small).cloned().collect();
+                let cold_ms = self.inner.config.recompress_after.as_millis() as i64;
+                let is_cold = |s: &SegmentMeta| now_millis() - s.created_ms >= cold_ms;
+                // Mergeable: small on disk and far from a full segment's worth of raw bytes.
+                let mut run: Vec<Arc<SegmentMeta>> = segs
+                    .iter()
+                    .filter(|s| s.bytes < small && s.raw_bytes < budget / 2)
+                    .cloned()
+                    .collect();
                 run.sort_by_key(|s| s.min_ts);
                 let mut total = 0;
                 run.retain(|s| {
                     total += s.raw_bytes;
-                    total <= budget.max(s.raw_bytes)
+                    total <= budget
                 });
-                // Merge when many small files piled up, or when small files have gone cold; a lone
-                // flushed file that went cold is rewritten once with the harder codec. Waiting for
-                // either keeps rewrite amplification low for slow groups.
-                let cold_ms = self.inner.config.recompress_after.as_millis() as i64;
-                let cold = run
-                    .iter()
-                    .map(|s| s.created_ms)
-                    .min()
-                    .is_some_and(|c| now_millis() - c >= cold_ms);
-                let lone_flush = run.len() == 1 && run[0].level == 0;
-                if run.len() >= 8 || (cold && (run.len() >= 2 || lone_flush)) {
+                // Merge when many small files piled up, or when small files have gone cold: waiting
+                // keeps rewrite amplification low for slow groups. Otherwise a flushed file that
+                // went cold is rewritten once, alone, with the harder codec.
+                let merge = run.len() >= 8 || (run.len() >= 2 && run.iter().any(|s| is_cold(s)));
+                if !merge {
+                    run = segs
+                        .iter()
+                        .filter(|s| s.level == 0 && is_cold(s))
+                        .take(1)
+                        .cloned()
+                        .collect();
+                }
+                if !run.is_empty() {
                     pick = Some((
                         g.group_id,
                         run,
@@ -1326,6 +1352,19 @@ impl Selector {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stream_ranges_prune_only_what_cannot_match() {
+        let prefix = StreamFilter::Prefix("web-".into());
+        assert!(prefix.may_overlap("a", "z"));
+        assert!(prefix.may_overlap("web-1", "web-9"));
+        assert!(prefix.may_overlap("api", "web-"));
+        assert!(!prefix.may_overlap("worker-1", "worker-9"));
+        assert!(!prefix.may_overlap("api-1", "api-9"));
+        let names = StreamFilter::Names(vec!["b".into(), "q".into()]);
+        assert!(names.may_overlap("a", "c") && names.may_overlap("p", "r"));
+        assert!(!names.may_overlap("c", "p"));
+    }
 
     #[test]
     fn civil_dates() {

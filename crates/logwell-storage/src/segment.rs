@@ -112,7 +112,44 @@ pub fn encode(batch: &RecordBatch, props: WriterProperties) -> parquet::errors::
 
 /// Decodes a whole segment file.
 pub fn decode(bytes: Bytes) -> parquet::errors::Result<Vec<RecordBatch>> {
-    let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)?
+    decode_pruned(bytes, i64::MIN, i64::MAX, |_, _| true)
+}
+
+/// Decodes the row groups of a segment that may hold events with timestamps in `[lo, hi]` and a
+/// stream for which `streams(min, max)` says the row group's range of names may match.
+/// Row-group statistics decide; the file is sorted by stream, so a stream sits in few row groups.
+pub fn decode_pruned(
+    bytes: Bytes,
+    lo: i64,
+    hi: i64,
+    streams: impl Fn(&str, &str) -> bool,
+) -> parquet::errors::Result<Vec<RecordBatch>> {
+    use parquet::file::statistics::Statistics;
+    let builder = ParquetRecordBatchReaderBuilder::try_new(bytes)?;
+    let keep: Vec<usize> = builder
+        .metadata()
+        .row_groups()
+        .iter()
+        .enumerate()
+        .filter(|(_, rg)| {
+            let time_ok = match rg.column(1).statistics() {
+                Some(Statistics::Int64(v)) => match (v.min_opt(), v.max_opt()) {
+                    (Some(min), Some(max)) => *max >= lo && *min <= hi,
+                    _ => true,
+                },
+                _ => true,
+            };
+            let names = rg.column(0).statistics().and_then(|st| {
+                let min = std::str::from_utf8(st.min_bytes_opt()?).ok()?;
+                let max = std::str::from_utf8(st.max_bytes_opt()?).ok()?;
+                Some((min, max))
+            });
+            time_ok && names.is_none_or(|(min, max)| streams(min, max))
+        })
+        .map(|(i, _)| i)
+        .collect();
+    let reader = builder
+        .with_row_groups(keep)
         .with_batch_size(64 * 1024)
         .build()?;
     let mut out = Vec::new();
@@ -154,5 +191,36 @@ mod tests {
             })
             .collect();
         assert_eq!(msgs, vec!["a2", "b1", "b3"]);
+    }
+
+    #[test]
+    fn row_group_statistics_prune_by_stream_and_time() {
+        let mut m = GroupMemtable::default();
+        for (i, stream) in ["a", "b", "c", "d"].iter().enumerate() {
+            let t = i as i64 * 100;
+            m.append(
+                stream,
+                0,
+                i as i64 * 10,
+                [(t, "x"), (t + 1, "y")].into_iter(),
+            );
+        }
+        let sorted = sort_batches(&m.freeze()).unwrap();
+        // Two rows per row group: one stream each.
+        let file = encode(&sorted, writer_properties(3, 2)).unwrap();
+        let rows = |lo, hi, f: &dyn Fn(&str, &str) -> bool| -> usize {
+            decode_pruned(file.clone(), lo, hi, f)
+                .unwrap()
+                .iter()
+                .map(|b| b.num_rows())
+                .sum()
+        };
+        assert_eq!(rows(i64::MIN, i64::MAX, &|_, _| true), 8);
+        assert_eq!(
+            rows(i64::MIN, i64::MAX, &|min, max| "c" >= min && "c" <= max),
+            2
+        );
+        assert_eq!(rows(150, 250, &|_, _| true), 2);
+        assert_eq!(rows(1000, 2000, &|_, _| true), 0);
     }
 }

@@ -367,3 +367,31 @@ async fn batch_rules_follow_aws() {
         "rejected batches store nothing"
     );
 }
+
+#[tokio::test]
+async fn cold_flushed_segments_are_rewritten_once_with_the_hard_codec() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = StorageConfig {
+        recompress_after: Duration::ZERO,
+        ..config(dir.path())
+    };
+    let e = Engine::open(cfg).await.unwrap();
+    setup(&e, "/g", &["s"]).await;
+    e.put_events("/g", "s", &events(now_millis() - 1000, 500, "line"))
+        .await
+        .unwrap();
+    e.flush().await.unwrap();
+    let flushed = e.segment_paths();
+    let before = all(&e, "/g").await;
+    e.maintain().await.unwrap();
+    let rewritten = e.segment_paths();
+    assert_eq!(rewritten.len(), 1);
+    assert_ne!(rewritten, flushed, "the flushed file was replaced");
+    assert_eq!(all(&e, "/g").await, before);
+    e.maintain().await.unwrap();
+    assert_eq!(
+        e.segment_paths(),
+        rewritten,
+        "a compacted segment is not rewritten again"
+    );
+}
