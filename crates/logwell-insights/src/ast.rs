@@ -1,0 +1,147 @@
+//! The typed syntax tree of an Insights query.
+
+/// A whole query: commands in pipeline order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Query {
+    pub commands: Vec<Command>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Command {
+    Fields(Vec<Projection>),
+    Display(Vec<Projection>),
+    Filter(Expr),
+    Stats {
+        aggregates: Vec<Projection>,
+        by: Vec<Projection>,
+    },
+    Sort(Vec<SortKey>),
+    Limit {
+        n: u64,
+        any: bool,
+    },
+    Parse {
+        field: String,
+        pattern: ParsePattern,
+        names: Vec<String>,
+    },
+    Dedup(Vec<String>),
+}
+
+/// `expr [as alias]`; `text` is the expression's source text, which names the column when there
+/// is no alias (as `count(*)` or `bin(5m)` do in CloudWatch results).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Projection {
+    pub expr: Expr,
+    pub alias: Option<String>,
+    pub text: String,
+}
+
+impl Projection {
+    /// The name of the column this projection produces.
+    pub fn name(&self) -> &str {
+        self.alias.as_deref().unwrap_or(&self.text)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SortKey {
+    pub expr: Expr,
+    /// `asc` given explicitly; CloudWatch sorts descending when no direction is given.
+    pub ascending: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum ParsePattern {
+    /// A glob: each `*` captures, in order, into the `as` names.
+    Glob(String),
+    /// A regex whose named groups become fields.
+    Regex(Regex),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Regex {
+    pub pattern: String,
+    pub flags: String,
+}
+
+/// Time period units, as `bin()`, `datefloor()` and friends take them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PeriodUnit {
+    Millisecond,
+    Second,
+    Minute,
+    Hour,
+    Day,
+    Week,
+    Month,
+    Quarter,
+    Year,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BinaryOp {
+    Or,
+    And,
+    Eq,
+    Ne,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+    RegexMatch,
+    Add,
+    Sub,
+    Mul,
+    Div,
+    Mod,
+    Pow,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnaryOp {
+    Not,
+    Neg,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Expr {
+    /// A field reference: `@message`, `user.id`, `` `foo-bar` ``.
+    Field(String),
+    Str(String),
+    Int(i64),
+    Float(f64),
+    Bool(bool),
+    Regex(Regex),
+    Period {
+        value: u64,
+        unit: PeriodUnit,
+    },
+    List(Vec<Expr>),
+    /// `*` as in `count(*)`.
+    Star,
+    Call {
+        name: String,
+        args: Vec<Expr>,
+    },
+    Unary {
+        op: UnaryOp,
+        expr: Box<Expr>,
+    },
+    Binary {
+        op: BinaryOp,
+        left: Box<Expr>,
+        right: Box<Expr>,
+    },
+    /// `expr [not] like "substring"` or `expr [not] like /regex/`.
+    Like {
+        expr: Box<Expr>,
+        pattern: Box<Expr>,
+        negated: bool,
+    },
+    In {
+        expr: Box<Expr>,
+        list: Vec<Expr>,
+        negated: bool,
+    },
+}

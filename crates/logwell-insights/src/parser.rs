@@ -1,0 +1,400 @@
+//! From text to AST: pest does the syntax, a Pratt parser the operator precedence.
+
+use crate::ast::*;
+use pest::iterators::{Pair, Pairs};
+use pest::pratt_parser::{Assoc, Op, PrattParser};
+use pest::Parser;
+use std::sync::OnceLock;
+
+#[derive(pest_derive::Parser)]
+#[grammar = "../../../grammar/insights.pest"]
+struct InsightsParser;
+
+/// Why a query does not parse: where (1-based line and column, 0-based character offsets as
+/// MalformedQueryException reports them) and what was expected.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("line {line}, column {column}: {message}")]
+pub struct ParseError {
+    pub line: usize,
+    pub column: usize,
+    pub start_offset: usize,
+    pub end_offset: usize,
+    pub message: String,
+}
+
+fn rule_name(r: &Rule) -> String {
+    let s = format!("{r:?}");
+    let s = s.strip_prefix("kw_").map(|k| format!("'{k}'")).unwrap_or(s);
+    s.strip_suffix("_cmd")
+        .map(|c| format!("a '{c}' command"))
+        .unwrap_or(s)
+        .replace('_', " ")
+}
+
+impl From<pest::error::Error<Rule>> for ParseError {
+    fn from(e: pest::error::Error<Rule>) -> Self {
+        let (line, column) = match e.line_col {
+            pest::error::LineColLocation::Pos(p) | pest::error::LineColLocation::Span(p, _) => p,
+        };
+        let (start_offset, end_offset) = match e.location {
+            pest::error::InputLocation::Pos(p) => (p, p),
+            pest::error::InputLocation::Span(s) => s,
+        };
+        let message = match &e.variant {
+            pest::error::ErrorVariant::ParsingError { positives, .. } => {
+                let mut names: Vec<String> = positives.iter().map(rule_name).collect();
+                names.dedup();
+                if names.is_empty() {
+                    "unexpected input".to_string()
+                } else {
+                    format!("expected {}", names.join(", "))
+                }
+            }
+            pest::error::ErrorVariant::CustomError { message } => message.clone(),
+        };
+        ParseError {
+            line,
+            column,
+            start_offset,
+            end_offset,
+            message,
+        }
+    }
+}
+
+fn error_at(pair: &Pair<Rule>, message: String) -> ParseError {
+    let (line, column) = pair.line_col();
+    let span = pair.as_span();
+    ParseError {
+        line,
+        column,
+        start_offset: span.start(),
+        end_offset: span.end(),
+        message,
+    }
+}
+
+fn pratt() -> &'static PrattParser<Rule> {
+    static P: OnceLock<PrattParser<Rule>> = OnceLock::new();
+    P.get_or_init(|| {
+        PrattParser::new()
+            .op(Op::infix(Rule::op_or, Assoc::Left))
+            .op(Op::infix(Rule::op_and, Assoc::Left))
+            .op(Op::prefix(Rule::op_not))
+            .op(Op::infix(Rule::op_eq, Assoc::Left)
+                | Op::infix(Rule::op_ne, Assoc::Left)
+                | Op::infix(Rule::op_lt, Assoc::Left)
+                | Op::infix(Rule::op_le, Assoc::Left)
+                | Op::infix(Rule::op_gt, Assoc::Left)
+                | Op::infix(Rule::op_ge, Assoc::Left)
+                | Op::infix(Rule::op_regex_match, Assoc::Left)
+                | Op::postfix(Rule::op_like)
+                | Op::postfix(Rule::op_in))
+            .op(Op::infix(Rule::op_add, Assoc::Left) | Op::infix(Rule::op_sub, Assoc::Left))
+            .op(Op::infix(Rule::op_mul, Assoc::Left)
+                | Op::infix(Rule::op_div, Assoc::Left)
+                | Op::infix(Rule::op_mod, Assoc::Left))
+            .op(Op::infix(Rule::op_pow, Assoc::Right))
+            .op(Op::prefix(Rule::op_neg))
+    })
+}
+
+/// Parses an Insights query.
+pub fn parse(text: &str) -> Result<Query, ParseError> {
+    let mut pairs = InsightsParser::parse(Rule::query, text)?;
+    let query = pairs
+        .next()
+        .expect("the query rule always produces one pair");
+    let mut commands = Vec::new();
+    for c in query.into_inner() {
+        if c.as_rule() == Rule::EOI {
+            continue;
+        }
+        commands.push(command(c)?);
+    }
+    Ok(Query { commands })
+}
+
+fn command(c: Pair<Rule>) -> Result<Command, ParseError> {
+    let rule = c.as_rule();
+    let whole = c.clone();
+    let mut inner = c
+        .into_inner()
+        .filter(|p| !format!("{:?}", p.as_rule()).starts_with("kw_"));
+    Ok(match rule {
+        Rule::fields_cmd => Command::Fields(projections(inner.next().unwrap())?),
+        Rule::display_cmd => Command::Display(projections(inner.next().unwrap())?),
+        Rule::filter_cmd => Command::Filter(expr(inner.next().unwrap())?),
+        Rule::stats_cmd => {
+            let aggregates = projections(inner.next().unwrap())?;
+            let by = match inner.next() {
+                Some(list) => list
+                    .into_inner()
+                    .map(projection)
+                    .collect::<Result<_, _>>()?,
+                None => Vec::new(),
+            };
+            Command::Stats { aggregates, by }
+        }
+        Rule::sort_cmd => Command::Sort(
+            whole
+                .into_inner()
+                .filter(|p| p.as_rule() == Rule::sort_key)
+                .map(|k| {
+                    let mut parts = k.into_inner();
+                    let e = expr(parts.next().unwrap())?;
+                    let ascending = parts.next().is_some_and(|d| d.as_rule() == Rule::kw_asc);
+                    Ok(SortKey { expr: e, ascending })
+                })
+                .collect::<Result<_, ParseError>>()?,
+        ),
+        Rule::limit_cmd => {
+            let any = whole
+                .clone()
+                .into_inner()
+                .any(|p| p.as_rule() == Rule::kw_any);
+            let n_pair = inner.next().unwrap();
+            let n: u64 = n_pair
+                .as_str()
+                .parse()
+                .map_err(|_| error_at(&n_pair, "limit must be a whole number".into()))?;
+            if n == 0 {
+                return Err(error_at(&n_pair, "limit must be at least 1".into()));
+            }
+            Command::Limit { n, any }
+        }
+        Rule::parse_cmd => {
+            let field = field_name(inner.next().unwrap().into_inner().next().unwrap());
+            let pat = inner.next().unwrap();
+            let pattern = match pat.as_rule() {
+                Rule::string => ParsePattern::Glob(unquote(pat)),
+                _ => ParsePattern::Regex(regex(pat)),
+            };
+            let names: Vec<String> = match inner.next() {
+                Some(list) => list
+                    .into_inner()
+                    .map(|n| field_name(n.into_inner().next().unwrap()))
+                    .collect(),
+                None => Vec::new(),
+            };
+            if let ParsePattern::Glob(g) = &pattern {
+                let stars = g.matches('*').count();
+                if stars != names.len() {
+                    return Err(error_at(
+                        &whole,
+                        format!(
+                            "parse pattern has {stars} '*' but {} names follow 'as'",
+                            names.len()
+                        ),
+                    ));
+                }
+            }
+            Command::Parse {
+                field,
+                pattern,
+                names,
+            }
+        }
+        Rule::dedup_cmd => Command::Dedup(
+            inner
+                .map(|f| field_name(f.into_inner().next().unwrap()))
+                .collect(),
+        ),
+        other => unreachable!("grammar produced {other:?} as a command"),
+    })
+}
+
+fn projections(p: Pair<Rule>) -> Result<Vec<Projection>, ParseError> {
+    p.into_inner().map(projection).collect()
+}
+
+fn projection(p: Pair<Rule>) -> Result<Projection, ParseError> {
+    let mut parts = p.into_inner();
+    let e = parts.next().unwrap();
+    let text = e.as_str().split_whitespace().collect::<Vec<_>>().join(" ");
+    let expr = expr(e)?;
+    let alias = parts
+        .find(|p| p.as_rule() == Rule::name)
+        .map(|n| field_name(n.into_inner().next().unwrap()));
+    Ok(Projection { expr, alias, text })
+}
+
+/// A field's name without backticks (`@` kept in front).
+fn field_name(p: Pair<Rule>) -> String {
+    let s = p.as_str();
+    let (at, rest) = match s.strip_prefix('@') {
+        Some(r) if r.starts_with('`') => ("@", r),
+        _ => ("", s),
+    };
+    let rest = rest
+        .strip_prefix('`')
+        .and_then(|r| r.strip_suffix('`'))
+        .unwrap_or(rest);
+    format!("{at}{rest}")
+}
+
+fn unquote(p: Pair<Rule>) -> String {
+    let inner = p.into_inner().next().map(|i| i.as_str()).unwrap_or("");
+    let mut out = String::with_capacity(inner.len());
+    let mut chars = inner.chars();
+    while let Some(c) = chars.next() {
+        if c == '\\' {
+            match chars.next() {
+                Some('n') => out.push('\n'),
+                Some('t') => out.push('\t'),
+                Some(other) => out.push(other),
+                None => out.push('\\'),
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+fn regex(p: Pair<Rule>) -> Regex {
+    let mut parts = p.into_inner();
+    let pattern = parts
+        .next()
+        .map(|b| b.as_str().replace("\\/", "/"))
+        .unwrap_or_default();
+    let flags = parts
+        .next()
+        .map(|f| f.as_str().to_string())
+        .unwrap_or_default();
+    Regex { pattern, flags }
+}
+
+fn period(p: Pair<Rule>) -> Result<Expr, ParseError> {
+    let whole = p.clone();
+    let mut parts = p.into_inner();
+    let value: u64 = parts
+        .next()
+        .unwrap()
+        .as_str()
+        .parse()
+        .map_err(|_| error_at(&whole, "period value is too large".into()))?;
+    let unit_text = parts.next().unwrap().as_str().to_ascii_lowercase();
+    let unit = match unit_text.as_str() {
+        "ms" | "msec" | "msecs" | "millisecond" | "milliseconds" => PeriodUnit::Millisecond,
+        "s" | "sec" | "secs" | "second" | "seconds" => PeriodUnit::Second,
+        "m" | "min" | "mins" | "minute" | "minutes" => PeriodUnit::Minute,
+        "h" | "hr" | "hrs" | "hour" | "hours" => PeriodUnit::Hour,
+        "d" | "day" | "days" => PeriodUnit::Day,
+        "w" | "week" | "weeks" => PeriodUnit::Week,
+        "mo" | "mon" | "mons" | "month" | "months" => PeriodUnit::Month,
+        "q" | "qtr" | "qtrs" | "quarter" | "quarters" => PeriodUnit::Quarter,
+        _ => PeriodUnit::Year,
+    };
+    Ok(Expr::Period { value, unit })
+}
+
+fn primary(p: Pair<Rule>) -> Result<Expr, ParseError> {
+    Ok(match p.as_rule() {
+        Rule::expr => expr(p)?,
+        Rule::field => Expr::Field(field_name(p)),
+        Rule::string => Expr::Str(unquote(p)),
+        Rule::regex => Expr::Regex(regex(p)),
+        Rule::period => period(p)?,
+        Rule::boolean => Expr::Bool(p.as_str().eq_ignore_ascii_case("true")),
+        Rule::star => Expr::Star,
+        Rule::number => {
+            let s = p.as_str();
+            match s.parse::<i64>() {
+                Ok(i) => Expr::Int(i),
+                Err(_) => Expr::Float(
+                    s.parse()
+                        .map_err(|_| error_at(&p, format!("bad number '{s}'")))?,
+                ),
+            }
+        }
+        Rule::list => Expr::List(p.into_inner().map(expr).collect::<Result<_, _>>()?),
+        Rule::call => {
+            let mut parts = p.into_inner();
+            let name = parts.next().unwrap().as_str().to_string();
+            let args = parts.map(|a| {
+                if a.as_rule() == Rule::star {
+                    Ok(Expr::Star)
+                } else {
+                    expr(a)
+                }
+            });
+            Expr::Call {
+                name,
+                args: args.collect::<Result<_, _>>()?,
+            }
+        }
+        other => unreachable!("grammar produced {other:?} as a primary"),
+    })
+}
+
+fn expr(p: Pair<Rule>) -> Result<Expr, ParseError> {
+    climb(p.into_inner())
+}
+
+fn climb(pairs: Pairs<Rule>) -> Result<Expr, ParseError> {
+    pratt()
+        .map_primary(primary)
+        .map_prefix(|op, rhs| {
+            let op = if op.as_rule() == Rule::op_not {
+                UnaryOp::Not
+            } else {
+                UnaryOp::Neg
+            };
+            Ok(Expr::Unary {
+                op,
+                expr: Box::new(rhs?),
+            })
+        })
+        .map_postfix(|lhs, op| {
+            let negated = op.clone().into_inner().any(|p| p.as_rule() == Rule::kw_not);
+            let rule = op.as_rule();
+            let operand = op
+                .into_inner()
+                .find(|p| !matches!(p.as_rule(), Rule::kw_not | Rule::kw_like | Rule::kw_in));
+            let operand = operand.expect("like/in carry an operand");
+            Ok(match rule {
+                Rule::op_like => Expr::Like {
+                    expr: Box::new(lhs?),
+                    pattern: Box::new(primary(operand)?),
+                    negated,
+                },
+                _ => {
+                    let list = match primary(operand)? {
+                        Expr::List(items) => items,
+                        other => vec![other],
+                    };
+                    Expr::In {
+                        expr: Box::new(lhs?),
+                        list,
+                        negated,
+                    }
+                }
+            })
+        })
+        .map_infix(|lhs, op, rhs| {
+            let op = match op.as_rule() {
+                Rule::op_or => BinaryOp::Or,
+                Rule::op_and => BinaryOp::And,
+                Rule::op_eq => BinaryOp::Eq,
+                Rule::op_ne => BinaryOp::Ne,
+                Rule::op_lt => BinaryOp::Lt,
+                Rule::op_le => BinaryOp::Le,
+                Rule::op_gt => BinaryOp::Gt,
+                Rule::op_ge => BinaryOp::Ge,
+                Rule::op_regex_match => BinaryOp::RegexMatch,
+                Rule::op_add => BinaryOp::Add,
+                Rule::op_sub => BinaryOp::Sub,
+                Rule::op_mul => BinaryOp::Mul,
+                Rule::op_div => BinaryOp::Div,
+                Rule::op_mod => BinaryOp::Mod,
+                _ => BinaryOp::Pow,
+            };
+            Ok(Expr::Binary {
+                op,
+                left: Box::new(lhs?),
+                right: Box::new(rhs?),
+            })
+        })
+        .parse(pairs)
+}

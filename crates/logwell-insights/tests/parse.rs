@@ -1,0 +1,233 @@
+//! Parsing the realistic queries of the reference (testdata/insights/realistic.insights, one per
+//! line, verbatim from AWS's documentation) and the shape of what comes out.
+
+use logwell_insights::*;
+
+const REALISTIC: &str = include_str!("../../../testdata/insights/realistic.insights");
+
+/// Queries in the file that use commands not parsed yet, or are malformed on purpose.
+const NOT_YET: &[(&str, &str)] = &[
+    ("unnest", "the unnest command is not implemented yet"),
+    (
+        "referrer= http://",
+        "AWS's own example has an unquoted URL: it must fail cleanly",
+    ),
+    ("join type=inner", "the join command is not implemented yet"),
+];
+
+#[test]
+fn realistic_queries_parse_or_fail_with_a_position() {
+    let mut parsed = 0;
+    for (i, q) in REALISTIC
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .enumerate()
+    {
+        match (parse(q), NOT_YET.iter().find(|(k, _)| q.contains(k))) {
+            (Ok(_), None) => parsed += 1,
+            (Err(e), Some(_)) => assert!(e.line == 1 && e.column > 1, "query {}: {e}", i + 1),
+            (Ok(_), Some((_, why))) => panic!(
+                "query {} parsed but was expected to fail ({why}): {q}",
+                i + 1
+            ),
+            (Err(e), None) => panic!("query {} does not parse: {e}\n{q}", i + 1),
+        }
+    }
+    assert_eq!(parsed, 29);
+}
+
+fn field(s: &str) -> Expr {
+    Expr::Field(s.into())
+}
+
+#[test]
+fn operators_bind_as_documented() {
+    let q =
+        parse("filter a = 1 or b > 2 and not c like /x/i | filter 2 ^ 3 ^ 2 = -x * 4 + 1").unwrap();
+    let Command::Filter(e) = &q.commands[0] else {
+        panic!()
+    };
+    // or < and < not < comparison/like
+    let Expr::Binary {
+        op: BinaryOp::Or,
+        right,
+        ..
+    } = e
+    else {
+        panic!("{e:?}")
+    };
+    let Expr::Binary {
+        op: BinaryOp::And,
+        right: not,
+        ..
+    } = right.as_ref()
+    else {
+        panic!()
+    };
+    let Expr::Unary {
+        op: UnaryOp::Not,
+        expr: like,
+    } = not.as_ref()
+    else {
+        panic!("{not:?}")
+    };
+    assert_eq!(
+        **like,
+        Expr::Like {
+            expr: Box::new(field("c")),
+            pattern: Box::new(Expr::Regex(Regex {
+                pattern: "x".into(),
+                flags: "i".into()
+            })),
+            negated: false
+        }
+    );
+    let Command::Filter(Expr::Binary {
+        op: BinaryOp::Eq,
+        left,
+        right,
+    }) = &q.commands[1]
+    else {
+        panic!()
+    };
+    // ^ is right-associative: 2 ^ (3 ^ 2)
+    let Expr::Binary {
+        op: BinaryOp::Pow,
+        right: pow_right,
+        ..
+    } = left.as_ref()
+    else {
+        panic!()
+    };
+    assert!(matches!(
+        pow_right.as_ref(),
+        Expr::Binary {
+            op: BinaryOp::Pow,
+            ..
+        }
+    ));
+    // unary minus binds tighter than *, which binds tighter than +
+    let Expr::Binary {
+        op: BinaryOp::Add,
+        left: mul,
+        ..
+    } = right.as_ref()
+    else {
+        panic!()
+    };
+    let Expr::Binary {
+        op: BinaryOp::Mul,
+        left: neg,
+        ..
+    } = mul.as_ref()
+    else {
+        panic!()
+    };
+    assert!(matches!(
+        neg.as_ref(),
+        Expr::Unary {
+            op: UnaryOp::Neg,
+            ..
+        }
+    ));
+}
+
+#[test]
+fn stats_names_columns_by_alias_or_source_text() {
+    let q = parse("stats count(*) as n, avg( latency ) by bin(5m), status | sort n | limit any 5")
+        .unwrap();
+    let Command::Stats { aggregates, by } = &q.commands[0] else {
+        panic!()
+    };
+    assert_eq!(aggregates[0].name(), "n");
+    assert_eq!(
+        aggregates[0].expr,
+        Expr::Call {
+            name: "count".into(),
+            args: vec![Expr::Star]
+        }
+    );
+    assert_eq!(aggregates[1].name(), "avg( latency )");
+    assert_eq!(
+        by[0].expr,
+        Expr::Call {
+            name: "bin".into(),
+            args: vec![Expr::Period {
+                value: 5,
+                unit: PeriodUnit::Minute
+            }]
+        }
+    );
+    assert_eq!(by[1].name(), "status");
+    assert_eq!(
+        q.commands[1],
+        Command::Sort(vec![SortKey {
+            expr: field("n"),
+            ascending: false
+        }])
+    );
+    assert_eq!(q.commands[2], Command::Limit { n: 5, any: true });
+}
+
+#[test]
+fn fields_accept_at_dots_digits_backticks_and_comments() {
+    let q = parse(
+        "# newest first\nfields @timestamp, requestParameters.items.0.instanceId, `foo-bar`, @`aws:tag`\n# done\n| dedup @logStream",
+    )
+    .unwrap();
+    let Command::Fields(f) = &q.commands[0] else {
+        panic!()
+    };
+    let names: Vec<_> = f.iter().map(|p| p.expr.clone()).collect();
+    assert_eq!(
+        names,
+        vec![
+            field("@timestamp"),
+            field("requestParameters.items.0.instanceId"),
+            field("foo-bar"),
+            field("@aws:tag")
+        ]
+    );
+    assert_eq!(q.commands[1], Command::Dedup(vec!["@logStream".into()]));
+}
+
+#[test]
+fn parse_globs_and_regexes() {
+    let q =
+        parse(r#"parse @message "[*] * The error was: *" as level, config, exception"#).unwrap();
+    assert_eq!(
+        q.commands[0],
+        Command::Parse {
+            field: "@message".into(),
+            pattern: ParsePattern::Glob("[*] * The error was: *".into()),
+            names: vec!["level".into(), "config".into(), "exception".into()]
+        }
+    );
+    let q = parse(r"parse @message /\[(?<level>\S+)\]\s+(?<config>\{.*\})/").unwrap();
+    let Command::Parse {
+        pattern: ParsePattern::Regex(r),
+        names,
+        ..
+    } = &q.commands[0]
+    else {
+        panic!()
+    };
+    assert!(r.pattern.starts_with(r"\[(?<level>") && names.is_empty());
+    let err = parse(r#"parse @message "a * b *" as one"#).unwrap_err();
+    assert!(err.message.contains("2 '*' but 1 names"), "{err}");
+}
+
+#[test]
+fn errors_name_line_column_and_what_was_expected() {
+    let err = parse("fields @message\n| stats count(*) by").unwrap_err();
+    assert_eq!((err.line, err.column), (2, 20));
+    assert!(err.message.starts_with("expected"), "{err}");
+    let err = parse("fields a | bogus b").unwrap_err();
+    assert_eq!((err.line, err.column, err.start_offset), (1, 12, 11));
+    assert!(
+        err.message.contains("'stats' command") || err.message.contains("command"),
+        "{err}"
+    );
+    assert!(parse("limit 0").is_err());
+    assert!(parse("").unwrap().commands.is_empty());
+}
