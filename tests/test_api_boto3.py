@@ -754,3 +754,25 @@ def test_raw_protocol_errors(server, logs):
     assert [m for _, _, m in stored(logs, "g")] == [f"kept {i}" for i in range(50)]
     status, body, _ = raw_call(conn, "Logs_20140328.DescribeLogStreams", b'{"logGroupName":"g"}')
     assert status == 200 and [s["logStreamName"] for s in json.loads(body)["logStreams"]] == ["s"]
+
+
+def test_describe_log_streams_pages_stay_consistent_while_streams_change(logs):
+    """Position tokens: streams created or deleted between pages cause no duplicates or gaps."""
+    logs.create_log_group(logGroupName="/paging/streams")
+    for n in ["b", "d", "f", "h", "j"]:
+        logs.create_log_stream(logGroupName="/paging/streams", logStreamName=n)
+    first = logs.describe_log_streams(logGroupName="/paging/streams", limit=2)
+    assert [s["logStreamName"] for s in first["logStreams"]] == ["b", "d"]
+    # Between pages: one stream before the cursor appears, one already returned disappears.
+    logs.create_log_stream(logGroupName="/paging/streams", logStreamName="a")
+    logs.delete_log_stream(logGroupName="/paging/streams", logStreamName="b")
+    rest = []
+    token = first["nextToken"]
+    while token:
+        page = logs.describe_log_streams(logGroupName="/paging/streams", limit=2, nextToken=token)
+        rest += [s["logStreamName"] for s in page["logStreams"]]
+        token = page.get("nextToken")
+    assert rest == ["f", "h", "j"]
+    with pytest.raises(ClientError) as e:
+        logs.describe_log_streams(logGroupName="/paging/streams", nextToken="garbage")
+    assert e.value.response["Error"]["Code"] == "InvalidParameterException"

@@ -115,17 +115,25 @@ pub fn tag_key(k: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// `limit` for Describe* operations: 1-50.
-pub fn describe_limit(limit: Option<i64>) -> Result<usize, ApiError> {
+/// A `limit` member: 1 to `max`, `default` when absent.
+pub fn limit(limit: Option<i64>, default: usize, max: usize) -> Result<usize, ApiError> {
     match limit {
-        None => Ok(50),
-        Some(l) if (1..=50).contains(&l) => Ok(l as usize),
-        Some(l) => Err(ApiError::constraint(
-            &l.to_string(),
-            "limit",
-            "have value less than or equal to 50",
-        )),
+        None => Ok(default),
+        Some(l) if l >= 1 && l as usize <= max => Ok(l as usize),
+        Some(l) => {
+            let rule = if l < 1 {
+                "have value greater than or equal to 1".to_string()
+            } else {
+                format!("have value less than or equal to {max}")
+            };
+            Err(ApiError::constraint(&l.to_string(), "limit", &rule))
+        }
     }
+}
+
+/// `limit` for Describe* operations: 1-50.
+pub fn describe_limit(l: Option<i64>) -> Result<usize, ApiError> {
+    limit(l, 50, 50)
 }
 
 #[cfg(test)]
@@ -146,6 +154,20 @@ mod tests {
         assert!(log_stream_name("i-abc /var/log/app.log", "logStreamName").is_ok());
         assert!(log_stream_name("a:b", "logStreamName").is_err());
         assert!(log_stream_name("a*", "logStreamName").is_err());
+    }
+
+    #[test]
+    fn limits_name_the_bound_they_break() {
+        assert_eq!(limit(None, 10_000, 10_000), Ok(10_000));
+        assert_eq!(limit(Some(5), 50, 50), Ok(5));
+        assert!(limit(Some(0), 50, 50)
+            .unwrap_err()
+            .message
+            .contains("greater than or equal to 1"));
+        assert!(limit(Some(51), 50, 50)
+            .unwrap_err()
+            .message
+            .contains("less than or equal to 50"));
     }
 
     #[test]

@@ -219,6 +219,10 @@ fn describe_log_groups(app: &App, r: DescribeLogGroupsRequest) -> Result<String,
             .map(|i| logwell_model::group_name_from_identifier(i).to_string())
             .collect()
     });
+    if let Some(t) = &r.next_token {
+        // Tokens are the name of the last group returned.
+        validate::log_group_name(t, "nextToken").map_err(|_| ApiError::bad_token())?;
+    }
     let pattern_only = r.log_group_name_pattern.is_some();
     let mut out = Vec::new();
     let mut next_token = None;
@@ -321,18 +325,42 @@ fn describe_log_streams(app: &App, r: DescribeLogStreamsRequest) -> Result<Strin
     if r.descending.unwrap_or(false) {
         streams.reverse();
     }
-    let start = match &r.next_token {
-        None => 0,
-        Some(t) => t
-            .strip_prefix("s/")
-            .and_then(|n| n.parse::<usize>().ok())
-            .ok_or_else(ApiError::bad_token)?,
+    // Tokens hold the sort key of the last stream returned, so streams created, deleted or
+    // re-ordered between pages cause neither duplicates nor gaps.
+    let key = |name: &str, s: &logwell_storage::catalog::StreamMeta| -> (i64, String) {
+        let ts = if by_time {
+            s.last_event_ts.unwrap_or(i64::MIN)
+        } else {
+            0
+        };
+        (ts, name.to_string())
     };
-    let page: Vec<LogStream> = streams
+    let descending = r.descending.unwrap_or(false);
+    let after = match &r.next_token {
+        None => None,
+        Some(t) => {
+            let rest = t.strip_prefix("s/").ok_or_else(ApiError::bad_token)?;
+            let (ts, name) = rest.split_once(':').ok_or_else(ApiError::bad_token)?;
+            Some((
+                ts.parse::<i64>().map_err(|_| ApiError::bad_token())?,
+                name.to_string(),
+            ))
+        }
+    };
+    let mut rest = streams
         .iter()
-        .skip(start)
-        .take(limit)
-        .map(|(name, s)| LogStream {
+        .filter(|(n, s)| match &after {
+            None => true,
+            Some(a) if descending => key(n, s) < *a,
+            Some(a) => key(n, s) > *a,
+        })
+        .peekable();
+    let mut page = Vec::new();
+    let mut last_key = None;
+    while page.len() < limit {
+        let Some((name, s)) = rest.next() else { break };
+        last_key = Some(key(name, s));
+        page.push(LogStream {
             arn: logwell_model::log_stream_arn(&app.region, &app.account_id, &g, name),
             log_stream_name: name.clone(),
             creation_time: s.creation_time,
@@ -340,10 +368,12 @@ fn describe_log_streams(app: &App, r: DescribeLogStreamsRequest) -> Result<Strin
             last_event_timestamp: s.last_event_ts,
             last_ingestion_time: s.last_ingestion_time,
             stored_bytes: 0,
-        })
-        .collect();
-    let next_token =
-        (start + page.len() < streams.len()).then(|| format!("s/{}", start + page.len()));
+        });
+    }
+    let next_token = match (rest.peek(), last_key) {
+        (Some(_), Some((ts, name))) => Some(format!("s/{ts}:{name}")),
+        _ => None,
+    };
     ok(&DescribeLogStreamsResponse {
         log_streams: page,
         next_token,
@@ -371,15 +401,7 @@ async fn put_log_events(app: &App, body: &[u8]) -> Result<String, ApiError> {
 }
 
 fn check_limit(limit: Option<i64>) -> Result<usize, ApiError> {
-    match limit {
-        None => Ok(10_000),
-        Some(l) if (1..=10_000).contains(&l) => Ok(l as usize),
-        Some(l) => Err(ApiError::constraint(
-            &l.to_string(),
-            "limit",
-            "have value less than or equal to 10000",
-        )),
-    }
+    validate::limit(limit, 10_000, 10_000)
 }
 
 /// Responses carry at most 1 MiB of events (message bytes plus 26 per event).

@@ -186,6 +186,22 @@ impl State {
         self.meta.apply(change, lsn);
     }
 
+    /// Applies one durable WAL record; false if the bytes are not a record this version wrote.
+    fn apply_record(&mut self, lsn: u64, payload: &[u8]) -> bool {
+        match record::decode(payload) {
+            Some(Record::Meta(change)) => self.apply_meta(&change, lsn),
+            Some(Record::Events(b)) => self.apply_events(
+                b.group,
+                b.stream,
+                b.ingestion_time,
+                lsn,
+                b.events.iter().copied(),
+            ),
+            None => return false,
+        }
+        true
+    }
+
     /// Applies a durable event batch written at `lsn`.
     fn apply_events<'a>(
         &mut self,
@@ -228,7 +244,8 @@ struct Inner {
     store: Store,
     wal: Wal,
     gate: tokio::sync::RwLock<()>,
-    state: RwLock<State>,
+    /// Shared with the WAL writer thread, which applies durable records in LSN order.
+    state: Arc<RwLock<State>>,
     flush_lock: tokio::sync::Mutex<()>,
     manifest_version: tokio::sync::Mutex<u64>,
     flush_notify: Notify,
@@ -267,15 +284,17 @@ async fn load_manifest(store: &Store) -> Result<Manifest, OpenError> {
             versions.push((v, item.location));
         }
     }
-    versions.sort_by(|a, b| b.0.cmp(&a.0));
-    for (v, path) in versions {
-        let bytes = store.get(&path).await?;
-        match serde_json::from_slice::<Manifest>(&bytes) {
-            Ok(m) => return Ok(m),
-            Err(e) => tracing::warn!(version = v, error = %e, "unreadable manifest skipped"),
-        }
-    }
-    Ok(Manifest::default())
+    // Only the newest manifest describes the store: older ones may list files already deleted,
+    // and the WAL they would need is gone. An unreadable newest manifest stops start-up.
+    let Some((v, path)) = versions.into_iter().max_by_key(|(v, _)| *v) else {
+        return Ok(Manifest::default());
+    };
+    let bytes = store.get(&path).await?;
+    serde_json::from_slice::<Manifest>(&bytes).map_err(|e| {
+        OpenError::Catalog(format!(
+            "manifest {v} ({path}) cannot be read: {e}; refusing to start"
+        ))
+    })
 }
 
 impl Engine {
@@ -306,20 +325,10 @@ impl Engine {
         let replayed = records.len();
         for (lsn, payload) in records {
             last = last.max(lsn);
-            match record::decode(&payload) {
-                Some(Record::Meta(change)) => state.apply_meta(&change, lsn),
-                Some(Record::Events(b)) => state.apply_events(
-                    &b.group,
-                    &b.stream,
-                    b.ingestion_time,
-                    lsn,
-                    b.events.iter().map(|(t, m)| (*t, m.as_str())),
-                ),
-                None => {
-                    return Err(OpenError::Catalog(format!(
-                        "WAL record {lsn} has an unknown format"
-                    )));
-                }
+            if !state.apply_record(lsn, &payload) {
+                return Err(OpenError::Catalog(format!(
+                    "WAL record {lsn} has an unknown format"
+                )));
             }
         }
         tracing::info!(
@@ -329,14 +338,24 @@ impl Engine {
             replayed,
             "storage opened"
         );
-        let wal = Wal::open(&wal_dir, last + 1)?;
+        let state = Arc::new(RwLock::new(state));
+        let applier = state.clone();
+        let wal = Wal::open(
+            &wal_dir,
+            last + 1,
+            Box::new(move |lsn, payload| {
+                if !applier.write().unwrap().apply_record(lsn, payload) {
+                    tracing::error!(lsn, "WAL record this version cannot apply");
+                }
+            }),
+        )?;
         let (shutdown, _) = watch::channel(false);
         let inner = Arc::new(Inner {
             config,
             store,
             wal,
             gate: tokio::sync::RwLock::new(()),
-            state: RwLock::new(state),
+            state,
             flush_lock: tokio::sync::Mutex::new(()),
             manifest_version: tokio::sync::Mutex::new(manifest.version),
             flush_notify: Notify::new(),
@@ -426,13 +445,12 @@ impl Engine {
 
     /// Writes an already-checked change; the caller holds the gate exclusively.
     async fn commit_change(&self, change: MetaChange) -> Result<(), ApiError> {
-        let lsn = self
-            .inner
+        // The WAL thread applies the change before the append returns.
+        self.inner
             .wal
             .append(record::encode_meta(&change))
             .await
             .map_err(|e| unavailable("cannot write the write-ahead log", e))?;
-        self.inner.state.write().unwrap().apply_meta(&change, lsn);
         Ok(())
     }
 
@@ -594,8 +612,8 @@ impl Engine {
             if e.message.len() > MAX_EVENT_BYTES {
                 return Err(ApiError::invalid(format!(
                     "Log event too large: {} bytes exceeds limit of {}",
-                    e.message.len() + EVENT_OVERHEAD_BYTES,
-                    MAX_BATCH_BYTES
+                    e.message.len(),
+                    MAX_EVENT_BYTES
                 )));
             }
             size += e.message.len() + EVENT_OVERHEAD_BYTES;
@@ -655,17 +673,13 @@ impl Engine {
 
         let iter = accepted.iter().map(|e| (e.timestamp, e.message.as_ref()));
         let payload = record::encode_events(group, stream, now, iter.clone());
-        let lsn = self
-            .inner
+        // The WAL thread applies the batch, in LSN order, before the append returns.
+        self.inner
             .wal
             .append(payload)
             .await
             .map_err(|e| unavailable("cannot write the write-ahead log", e))?;
-        let buffered = {
-            let mut st = self.inner.state.write().unwrap();
-            st.apply_events(group, stream, now, lsn, iter);
-            st.buffered_bytes()
-        };
+        let buffered = self.inner.state.read().unwrap().buffered_bytes();
         if buffered >= self.inner.config.flush_bytes {
             self.inner.flush_notify.notify_one();
         }
@@ -778,6 +792,10 @@ impl Engine {
     // ---------------------------------------------------------------- flush
 
     fn needs_flush(&self) -> bool {
+        // Metadata-only traffic still grows the WAL; a checkpoint truncates it.
+        if self.inner.wal.disk_bytes() > WAL_CHECKPOINT_BYTES {
+            return true;
+        }
         let st = self.inner.state.read().unwrap();
         let age = self.inner.config.flush_age;
         let mut bytes = 0;
@@ -811,9 +829,23 @@ impl Engine {
             (frozen, lsn, Arc::new(st.meta.clone()))
         };
         let mut written: Vec<SegmentMeta> = Vec::new();
-        for (gid, batches) in &frozen {
+        let chunks = frozen.iter().flat_map(|(gid, batches)| {
+            let mut chunks: Vec<(u64, Vec<RecordBatch>)> = Vec::new();
+            let mut size = 0;
+            for b in batches {
+                let bytes = b.get_array_memory_size();
+                if chunks.is_empty() || size + bytes > MAX_SEGMENT_INPUT_BYTES {
+                    chunks.push((*gid, Vec::new()));
+                    size = 0;
+                }
+                size += bytes;
+                chunks.last_mut().unwrap().1.push(b.clone());
+            }
+            chunks
+        });
+        for (gid, batches) in chunks {
             match self
-                .write_segment(*gid, batches, 0, self.inner.config.flush_zstd_level)
+                .write_segment(gid, &batches, 0, self.inner.config.flush_zstd_level)
                 .await
             {
                 Ok(Some(seg)) => written.push(seg),
@@ -1159,6 +1191,12 @@ impl Engine {
             .collect()
     }
 }
+
+/// A checkpoint runs when the WAL on disk grows past this, whatever is buffered.
+const WAL_CHECKPOINT_BYTES: u64 = 256 << 20;
+
+/// Most bytes of buffered batches written into one segment (Arrow string offsets are 32-bit).
+const MAX_SEGMENT_INPUT_BYTES: usize = 1 << 30;
 
 /// `segments/g<id>/<yyyy>/<mm>/<dd>/<hhmmss>-<uuid>.parquet`, dated by the first event.
 fn segment_path(group_id: u64, min_ts: i64) -> String {

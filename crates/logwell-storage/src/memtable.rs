@@ -43,6 +43,8 @@ pub const SEQ_INDEX_BITS: u32 = 14;
 
 /// Rows per sealed batch: big enough for vectorised scans, small enough to seal often.
 const SEAL_ROWS: usize = 32 * 1024;
+/// Message bytes per sealed batch, far below the 2 GiB that 32-bit string offsets allow.
+const SEAL_BYTES: usize = 64 << 20;
 
 struct Builders {
     stream: StringDictionaryBuilder<Int32Type>,
@@ -128,7 +130,7 @@ impl GroupMemtable {
             b.rows += 1;
             self.bytes += msg.len() as u64 + ROW_OVERHEAD;
         }
-        if b.rows >= SEAL_ROWS {
+        if b.rows >= SEAL_ROWS || b.message.values_slice().len() >= SEAL_BYTES {
             let batch = b.finish();
             self.sealed.push(batch);
         }

@@ -45,19 +45,19 @@ pub enum MetaChange {
     },
 }
 
-/// A batch of events for one stream, as the WAL holds it.
+/// A batch of events for one stream, borrowed from the WAL record that holds it.
 #[derive(Debug, Clone, PartialEq)]
-pub struct EventBatch {
-    pub group: String,
-    pub stream: String,
+pub struct EventBatch<'a> {
+    pub group: &'a str,
+    pub stream: &'a str,
     pub ingestion_time: i64,
-    pub events: Vec<(i64, String)>,
+    pub events: Vec<(i64, &'a str)>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub enum Record {
+pub enum Record<'a> {
     Meta(MetaChange),
-    Events(EventBatch),
+    Events(EventBatch<'a>),
 }
 
 const TAG_META: u8 = 1;
@@ -118,29 +118,29 @@ impl<'a> Cursor<'a> {
     fn i64(&mut self) -> Option<i64> {
         Some(i64::from_le_bytes(self.take(8)?.try_into().ok()?))
     }
-    fn string(&mut self, n: usize) -> Option<String> {
-        String::from_utf8(self.take(n)?.to_vec()).ok()
+    fn str(&mut self, n: usize) -> Option<&'a str> {
+        std::str::from_utf8(self.take(n)?).ok()
     }
 }
 
 /// Decodes a record; `None` means the bytes are not a record this version wrote.
-pub fn decode(buf: &[u8]) -> Option<Record> {
+pub fn decode(buf: &[u8]) -> Option<Record<'_>> {
     let (&tag, rest) = buf.split_first()?;
     match tag {
         TAG_META => serde_json::from_slice(rest).ok().map(Record::Meta),
         TAG_EVENTS => {
             let mut c = Cursor { buf: rest };
             let gl = c.u16()? as usize;
-            let group = c.string(gl)?;
+            let group = c.str(gl)?;
             let sl = c.u16()? as usize;
-            let stream = c.string(sl)?;
+            let stream = c.str(sl)?;
             let ingestion_time = c.i64()?;
             let n = c.u32()? as usize;
             let mut events = Vec::with_capacity(n.min(10_000));
             for _ in 0..n {
                 let ts = c.i64()?;
                 let len = c.u32()? as usize;
-                events.push((ts, c.string(len)?));
+                events.push((ts, c.str(len)?));
             }
             Some(Record::Events(EventBatch {
                 group,
@@ -165,10 +165,10 @@ mod tests {
         assert_eq!(
             rec,
             Record::Events(EventBatch {
-                group: "/g".into(),
-                stream: "s".into(),
+                group: "/g",
+                stream: "s",
                 ingestion_time: 99,
-                events: vec![(1, "a".into()), (2, "héllo".into())],
+                events: vec![(1, "a"), (2, "héllo")],
             })
         );
     }

@@ -84,10 +84,18 @@ impl Store {
         self.inner.put(path, PutPayload::from_bytes(data)).await?;
         if let Some(root) = &self.local_root {
             let file = root.join(path.as_ref());
+            let root = root.clone();
+            // The file, and every directory from its parent up to the store root: a put may have
+            // created several new directories, and each entry must survive a power loss.
             let sync = move || -> std::io::Result<()> {
                 std::fs::File::open(&file)?.sync_all()?;
-                if let Some(dir) = file.parent() {
-                    std::fs::File::open(dir)?.sync_all()?;
+                let mut dir = file.parent();
+                while let Some(d) = dir {
+                    std::fs::File::open(d)?.sync_all()?;
+                    if d == root {
+                        break;
+                    }
+                    dir = d.parent();
                 }
                 Ok(())
             };

@@ -2,7 +2,11 @@
 //!
 //! One thread owns the open file. Appends queue up while it is busy with the previous fsync, so
 //! many concurrent PutLogEvents calls share one `fdatasync` (group commit). A record is
-//! acknowledged only after the fsync that covers it returned.
+//! acknowledged only after the fsync that covers it returned and the record was applied.
+//!
+//! The writer thread also applies each durable record (through the `apply` callback), in LSN
+//! order, before acknowledging it. Readers therefore never see a later record without the earlier
+//! ones, which keeps position-based pagination tokens from skipping events.
 //!
 //! Frame: `len u32 | crc32c u32 | lsn u64 | payload[len]`, little-endian; the CRC covers the LSN
 //! and the payload. Replay stops reading a file at the first torn or corrupt frame, which can
@@ -85,7 +89,11 @@ pub fn replay(dir: &Path, after: u64) -> io::Result<Vec<(u64, Vec<u8>)>> {
     Ok(out)
 }
 
+/// Applies a durable record (its LSN and payload) to in-memory state.
+pub type ApplyFn = Box<dyn FnMut(u64, &[u8]) + Send>;
+
 struct Writer {
+    apply: ApplyFn,
     dir: PathBuf,
     file: Option<File>,
     len: u64,
@@ -134,6 +142,8 @@ impl Writer {
                 Ok(lsn - payloads.len() as u64)
             }
             Err(e) => {
+                // The failed LSNs are never reused, even if their frames could not be cut off.
+                self.next_lsn = lsn;
                 // Cut the partial write off so later records are not hidden behind garbage;
                 // if even that fails, start a fresh file on the next commit.
                 let good = self.len;
@@ -187,6 +197,9 @@ impl Writer {
         }
         match self.commit(payloads) {
             Ok(first) => {
+                for (i, p) in payloads.iter().enumerate() {
+                    (self.apply)(first + i as u64, p);
+                }
                 for (i, w) in waiters.drain(..).enumerate() {
                     let _ = w.send(Ok(first + i as u64));
                 }
@@ -203,11 +216,13 @@ impl Writer {
 }
 
 impl Wal {
-    /// Opens the log for appending; the first record written gets `next_lsn`.
-    pub fn open(dir: &Path, next_lsn: u64) -> io::Result<Wal> {
+    /// Opens the log for appending; the first record written gets `next_lsn`. Every durable
+    /// record goes through `apply`, in LSN order, before its append returns.
+    pub fn open(dir: &Path, next_lsn: u64, apply: ApplyFn) -> io::Result<Wal> {
         fs::create_dir_all(dir)?;
         let last_lsn = Arc::new(AtomicU64::new(next_lsn.saturating_sub(1)));
         let mut writer = Writer {
+            apply,
             dir: dir.to_path_buf(),
             file: None,
             len: 0,
@@ -303,7 +318,7 @@ mod tests {
     async fn appends_replay_in_order_and_torn_tails_are_ignored() {
         let dir = tempfile::tempdir().unwrap();
         {
-            let wal = Wal::open(dir.path(), 1).unwrap();
+            let wal = Wal::open(dir.path(), 1, Box::new(|_, _| {})).unwrap();
             assert_eq!(wal.append(b"one".to_vec()).await.unwrap(), 1);
             assert_eq!(wal.append(b"two".to_vec()).await.unwrap(), 2);
         }
@@ -316,7 +331,7 @@ mod tests {
         assert_eq!(replay(dir.path(), 1).unwrap(), vec![(2, b"two".to_vec())]);
 
         // Reopening continues after the last LSN in a new file, and old files can be dropped.
-        let wal = Wal::open(dir.path(), 3).unwrap();
+        let wal = Wal::open(dir.path(), 3, Box::new(|_, _| {})).unwrap();
         assert_eq!(wal.append(b"three".to_vec()).await.unwrap(), 3);
         assert_eq!(wal.rotate().await.unwrap(), 3);
         assert_eq!(wal.append(b"four".to_vec()).await.unwrap(), 4);
@@ -328,7 +343,7 @@ mod tests {
     async fn corrupt_record_is_not_replayed() {
         let dir = tempfile::tempdir().unwrap();
         {
-            let wal = Wal::open(dir.path(), 1).unwrap();
+            let wal = Wal::open(dir.path(), 1, Box::new(|_, _| {})).unwrap();
             wal.append(b"good".to_vec()).await.unwrap();
             wal.append(b"flip".to_vec()).await.unwrap();
         }
@@ -343,12 +358,25 @@ mod tests {
     #[tokio::test]
     async fn concurrent_appends_share_commits_and_get_distinct_lsns() {
         let dir = tempfile::tempdir().unwrap();
-        let wal = Arc::new(Wal::open(dir.path(), 1).unwrap());
+        let applied = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = applied.clone();
+        let wal = Arc::new(
+            Wal::open(
+                dir.path(),
+                1,
+                Box::new(move |lsn, _| sink.lock().unwrap().push(lsn)),
+            )
+            .unwrap(),
+        );
         let mut tasks = Vec::new();
         for i in 0..200u32 {
             let wal = wal.clone();
+            let applied = applied.clone();
             tasks.push(tokio::spawn(async move {
-                wal.append(i.to_le_bytes().to_vec()).await.unwrap()
+                let lsn = wal.append(i.to_le_bytes().to_vec()).await.unwrap();
+                // Applied before acknowledged.
+                assert!(applied.lock().unwrap().contains(&lsn));
+                lsn
             }));
         }
         let mut lsns = Vec::new();
@@ -357,6 +385,8 @@ mod tests {
         }
         lsns.sort();
         assert_eq!(lsns, (1..=200).collect::<Vec<_>>());
+        // Applied strictly in LSN order, whatever order the callers woke up in.
+        assert_eq!(*applied.lock().unwrap(), (1..=200).collect::<Vec<_>>());
         assert_eq!(replay(dir.path(), 0).unwrap().len(), 200);
     }
 }
