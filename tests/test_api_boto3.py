@@ -776,3 +776,29 @@ def test_describe_log_streams_pages_stay_consistent_while_streams_change(logs):
     with pytest.raises(ClientError) as e:
         logs.describe_log_streams(logGroupName="/paging/streams", nextToken="garbage")
     assert e.value.response["Error"]["Code"] == "InvalidParameterException"
+
+
+def test_filter_log_events_with_json_delimited_and_regex_patterns(logs):
+    logs.create_log_group(logGroupName="/patterns")
+    logs.create_log_stream(logGroupName="/patterns", logStreamName="s")
+    now = int(time.time() * 1000)
+    messages = [
+        '{"level": "ERROR", "latency": 120, "user": {"id": 7}}',
+        '{"level": "INFO", "latency": 20, "user": {"id": 8}}',
+        '127.0.0.1 Prod frank [10/Oct/2000:13:25:15 -0700] "GET /index.html HTTP/1.0" 404 1534',
+        '127.0.0.1 Prod frank [10/Oct/2000:13:25:16 -0700] "GET /index.html HTTP/1.0" 200 99',
+        "plain text with err42 inside",
+    ]
+    logs.put_log_events(logGroupName="/patterns", logStreamName="s",
+                        logEvents=[{"timestamp": now + i, "message": m} for i, m in enumerate(messages)])
+
+    def found(pattern):
+        return [e["message"] for e in logs.filter_log_events(logGroupName="/patterns", filterPattern=pattern)["events"]]
+
+    assert found('{ $.level = "ERROR" && $.latency > 100 }') == [messages[0]]
+    assert found("{ $.user.id = 8 || $.user.id = 9 }") == [messages[1]]
+    assert found("[ip, user, username, timestamp, request = *.html*, status_code = 4*, bytes]") == [messages[2]]
+    assert found("%err[0-9]+%") == [messages[4]]
+    with pytest.raises(ClientError) as e:
+        logs.filter_log_events(logGroupName="/patterns", filterPattern="{ $.a IS NOT NULL }")
+    assert e.value.response["Error"]["Code"] == "InvalidParameterException"

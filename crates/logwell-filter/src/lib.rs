@@ -1,156 +1,167 @@
 //! The CloudWatch Logs filter-pattern language: parses a pattern once and matches messages with it.
 //!
-//! This covers the unstructured (term) syntax: plain terms (all must appear), quoted phrases,
-//! `?term` alternatives (any must appear) and `-term` exclusions. Matching is case-sensitive and by
-//! substring, as AWS documents. JSON (`{ ... }`), space-delimited (`[ ... ]`) and `%regex%` patterns
-//! are refused with an error until they are implemented, never silently mis-matched.
+//! Four syntaxes, as AWS documents them:
+//! - terms: plain terms (all must appear), quoted phrases, `?term` alternatives (any must
+//!   appear), `-term` exclusions; case-sensitive substring matching;
+//! - `%regex%`: a restricted regular expression (no groups);
+//! - JSON: `{ $.a.b[0] = "x*" && ($.n > 5 || $.c NOT EXISTS) }`, with `IS NULL`, `IS TRUE`,
+//!   `IS FALSE`, wildcards and `%regex%` values;
+//! - space-delimited: `[ip, user, ..., status = 4*, bytes > 1000]`.
 //!
 //! ```
 //! let p = logwell_filter::FilterPattern::parse("ERROR -ARGUMENTS").unwrap();
 //! assert!(p.matches("[ERROR 400] BAD REQUEST"));
 //! assert!(!p.matches("[ERROR 420] INVALID ARGUMENTS"));
+//! let j = logwell_filter::FilterPattern::parse(r#"{ $.user.id = 1 && $.actions[0] = "GET" }"#).unwrap();
+//! assert!(j.matches(r#"{"user": {"id": 1}, "actions": ["GET"]}"#));
 //! ```
+
+mod delimited;
+mod json;
+mod terms;
 
 use thiserror::Error;
 
-/// Why a pattern was refused.
+/// Why a pattern was refused; the message is what InvalidParameterException carries.
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum PatternError {
     #[error("Invalid filter pattern: unterminated quoted phrase starting at character {0}")]
     UnterminatedQuote(usize),
-    #[error("Invalid filter pattern: this server does not support {0} patterns yet")]
-    Unsupported(&'static str),
     #[error("Invalid filter pattern: length {0} exceeds 1024 characters")]
     TooLong(usize),
+    #[error("Invalid filter pattern: {0}")]
+    Syntax(String),
+    #[error("Invalid filter pattern: invalid regular expression {0}")]
+    Regex(String),
+    #[error("Invalid filter pattern: at most 2 regular expressions are allowed in one pattern")]
+    TooManyRegexes,
 }
 
-/// A compiled unstructured filter pattern.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone)]
+enum Kind {
+    Terms(terms::Terms),
+    Regex(regex::Regex),
+    Json(json::Expr),
+    Delimited(delimited::Pattern),
+}
+
+/// A compiled filter pattern.
+#[derive(Debug, Clone)]
 pub struct FilterPattern {
-    required: Vec<String>,
-    any_of: Vec<String>,
-    excluded: Vec<String>,
+    kind: Kind,
+}
+
+/// Characters AWS allows inside `%regex%` (besides ASCII alphanumerics).
+const REGEX_SYMBOLS: &str = ":_#=@/;,-^$?[]{}|\\*+. ";
+
+/// Compiles a `%...%` body with AWS's restrictions: no groups, ASCII only.
+pub(crate) fn compile_regex(body: &str) -> Result<regex::Regex, PatternError> {
+    if let Some(c) = body
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || REGEX_SYMBOLS.contains(*c)))
+    {
+        return Err(PatternError::Regex(format!(
+            "%{body}%: character '{c}' is not supported"
+        )));
+    }
+    regex::RegexBuilder::new(body)
+        .size_limit(1 << 20)
+        .build()
+        .map_err(|e| PatternError::Regex(format!("%{body}%: {e}")))
 }
 
 impl FilterPattern {
     /// Parses a pattern; an empty or blank pattern matches everything.
     pub fn parse(pattern: &str) -> Result<Self, PatternError> {
-        if pattern.chars().count() > 1024 {
-            return Err(PatternError::TooLong(pattern.chars().count()));
+        let len = pattern.chars().count();
+        if len > 1024 {
+            return Err(PatternError::TooLong(len));
         }
         let trimmed = pattern.trim();
-        if trimmed.starts_with('{') {
-            return Err(PatternError::Unsupported("JSON"));
+        if trimmed.matches('%').count() / 2 > 2 {
+            return Err(PatternError::TooManyRegexes);
         }
-        if trimmed.starts_with('[') {
-            return Err(PatternError::Unsupported("space-delimited"));
-        }
-        if trimmed.starts_with('%') && trimmed.ends_with('%') && trimmed.len() > 1 {
-            return Err(PatternError::Unsupported("regular-expression"));
-        }
-        let mut out = FilterPattern::default();
-        let chars: Vec<(usize, char)> = pattern.char_indices().collect();
-        let mut i = 0;
-        while i < chars.len() {
-            let (_, c) = chars[i];
-            if c.is_whitespace() {
-                i += 1;
-                continue;
-            }
-            let mut kind = ' ';
-            if (c == '?' || c == '-') && i + 1 < chars.len() && !chars[i + 1].1.is_whitespace() {
-                kind = c;
-                i += 1;
-            }
-            let term = if chars[i].1 == '"' {
-                let start = chars[i].0;
-                let mut j = i + 1;
-                let mut term = String::new();
-                while j < chars.len() && chars[j].1 != '"' {
-                    if chars[j].1 == '\\' && j + 1 < chars.len() {
-                        j += 1;
-                    }
-                    term.push(chars[j].1);
-                    j += 1;
-                }
-                if j >= chars.len() {
-                    return Err(PatternError::UnterminatedQuote(start));
-                }
-                i = j + 1;
-                term
-            } else {
-                let mut term = String::new();
-                while i < chars.len() && !chars[i].1.is_whitespace() {
-                    term.push(chars[i].1);
-                    i += 1;
-                }
-                term
-            };
-            // `" "` (a blank phrase) matches everything, as AWS documents.
-            if term.trim().is_empty() {
-                continue;
-            }
-            match kind {
-                '?' => out.any_of.push(term),
-                '-' => out.excluded.push(term),
-                _ => out.required.push(term),
-            }
-        }
-        Ok(out)
+        let kind = if trimmed.starts_with('{') {
+            Kind::Json(json::parse(trimmed)?)
+        } else if trimmed.starts_with('[') {
+            Kind::Delimited(delimited::parse(trimmed)?)
+        } else if trimmed.len() > 1 && trimmed.starts_with('%') && trimmed.ends_with('%') {
+            Kind::Regex(compile_regex(&trimmed[1..trimmed.len() - 1])?)
+        } else {
+            Kind::Terms(terms::parse(pattern)?)
+        };
+        Ok(FilterPattern { kind })
     }
 
     /// True when the pattern matches every message.
     pub fn matches_all(&self) -> bool {
-        self.required.is_empty() && self.any_of.is_empty() && self.excluded.is_empty()
+        matches!(&self.kind, Kind::Terms(t) if t.is_empty())
     }
 
     /// Whether a message matches.
     pub fn matches(&self, message: &str) -> bool {
-        self.required.iter().all(|t| message.contains(t.as_str()))
-            && (self.any_of.is_empty() || self.any_of.iter().any(|t| message.contains(t.as_str())))
-            && !self.excluded.iter().any(|t| message.contains(t.as_str()))
+        match &self.kind {
+            Kind::Terms(t) => t.matches(message),
+            Kind::Regex(r) => r.is_match(message),
+            Kind::Json(e) => match serde_json::from_str::<serde_json::Value>(message) {
+                Ok(v) => e.eval(&v),
+                Err(_) => false,
+            },
+            Kind::Delimited(p) => p.matches(message),
+        }
     }
+}
+
+/// `*` wildcards in a value: any run of characters.
+pub(crate) fn glob_match(pattern: &str, text: &str) -> bool {
+    if !pattern.contains('*') {
+        return pattern == text;
+    }
+    let parts: Vec<&str> = pattern.split('*').collect();
+    let (first, last) = (parts[0], parts[parts.len() - 1]);
+    if !text.starts_with(first) || text.len() < first.len() + last.len() || !text.ends_with(last) {
+        return false;
+    }
+    let mut rest = &text[first.len()..text.len() - last.len()];
+    for mid in &parts[1..parts.len() - 1] {
+        match rest.find(mid) {
+            Some(i) => rest = &rest[i + mid.len()..],
+            None => return false,
+        }
+    }
+    true
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn m(p: &str, msg: &str) -> bool {
-        FilterPattern::parse(p).unwrap().matches(msg)
+    #[test]
+    fn globs() {
+        assert!(glob_match("*", "anything"));
+        assert!(glob_match("4*", "404"));
+        assert!(glob_match("*.html*", "GET /index.html HTTP/1.0"));
+        assert!(!glob_match("*.html*", "GET /index.htm"));
+        assert!(glob_match("a*b*c", "aXbYc") && !glob_match("a*b*c", "aXcYb"));
+        assert!(!glob_match("ab*ba", "aba"));
     }
 
     #[test]
-    fn documented_term_examples() {
-        assert!(m("ERROR", "[ERROR 400] BAD REQUEST"));
-        assert!(m("ERROR ARGUMENTS", "[ERROR 419] MISSING ARGUMENTS"));
-        assert!(!m("ERROR ARGUMENTS", "[ERROR 400] BAD REQUEST"));
-        assert!(m("?ERROR ?ARGUMENTS", "[ERROR 400] BAD REQUEST"));
-        assert!(m("?ERROR ?ARGUMENTS", "[ERROR 419] MISSING ARGUMENTS"));
-        assert!(!m("?ERROR ?ARGUMENTS", "[INFO] fine"));
-        assert!(m(
-            "\"INTERNAL SERVER ERROR\"",
-            "[ERROR 500] INTERNAL SERVER ERROR"
+    fn regex_restrictions_follow_aws() {
+        assert!(FilterPattern::parse("%colou?r%")
+            .unwrap()
+            .matches("the colour red"));
+        assert!(matches!(
+            FilterPattern::parse("%something!%"),
+            Err(PatternError::Regex(_))
         ));
-        assert!(!m(
-            "\"INTERNAL SERVER ERROR\"",
-            "[ERROR 500] INTERNAL ERROR SERVER"
+        assert!(matches!(
+            FilterPattern::parse("%(a|b)%"),
+            Err(PatternError::Regex(_))
         ));
-        assert!(m("ERROR -ARGUMENTS", "[ERROR 400] BAD REQUEST"));
-        assert!(!m("ERROR -ARGUMENTS", "[ERROR 420] INVALID ARGUMENTS"));
-    }
-
-    #[test]
-    fn blank_patterns_match_everything_and_case_matters() {
-        assert!(m("", "anything"));
-        assert!(m("\" \"", "anything"));
-        assert!(!m("error", "ERROR"));
-    }
-
-    #[test]
-    fn unsupported_syntaxes_are_refused() {
-        assert!(FilterPattern::parse("{ $.a = 1 }").is_err());
-        assert!(FilterPattern::parse("[ip, user]").is_err());
-        assert!(FilterPattern::parse("\"open").is_err());
+        assert!(matches!(
+            FilterPattern::parse("{ $.a = %x% || $.b = %y% || $.c = %z% }"),
+            Err(PatternError::TooManyRegexes)
+        ));
     }
 }
