@@ -802,3 +802,24 @@ def test_filter_log_events_with_json_delimited_and_regex_patterns(logs):
     with pytest.raises(ClientError) as e:
         logs.filter_log_events(logGroupName="/patterns", filterPattern="{ $.a IS NOT NULL }")
     assert e.value.response["Error"]["Code"] == "InvalidParameterException"
+
+
+def test_test_metric_filter_reports_matches_and_extracted_values(logs):
+    apache = '127.0.0.1 Prod frank [10/Oct/2000:13:25:15 -0700] "GET /index.html HTTP/1.0" 404 1534'
+    r = logs.test_metric_filter(
+        filterPattern="[ip, user, username, timestamp, request = *.html*, status_code = 4*, bytes]",
+        logEventMessages=[apache, apache.replace(" 404 ", " 200 "), "not delimited"],
+    )
+    assert len(r["matches"]) == 1
+    m = r["matches"][0]
+    assert m["eventNumber"] == 1 and m["eventMessage"] == apache
+    assert m["extractedValues"] == {
+        "$bytes": "1534", "$status_code": "404", "$request": "GET /index.html HTTP/1.0",
+        "$timestamp": "10/Oct/2000:13:25:15 -0700", "$username": "frank", "$user": "Prod", "$ip": "127.0.0.1",
+    }
+    r = logs.test_metric_filter(filterPattern="{ $.latency > 100 }",
+                                logEventMessages=['{"latency": 50}', '{"latency": 150}'])
+    assert [(m["eventNumber"], m["extractedValues"]) for m in r["matches"]] == [(2, {"$.latency": "150"})]
+    with pytest.raises(ClientError) as e:
+        logs.test_metric_filter(filterPattern="{ $.a = }", logEventMessages=["x"])
+    assert e.value.response["Error"]["Code"] == "InvalidParameterException"

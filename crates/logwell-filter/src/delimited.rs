@@ -14,6 +14,7 @@ pub struct Pattern {
 
 #[derive(Debug, Clone)]
 struct Field {
+    name: String,
     /// Alternatives (`||`) of conjunctions (`&&`) of conditions.
     any_of: Vec<Vec<Cond>>,
 }
@@ -89,16 +90,22 @@ pub fn split_fields(message: &str) -> Vec<&str> {
 
 impl Pattern {
     pub fn matches(&self, message: &str) -> bool {
+        self.extract(message).is_some()
+    }
+
+    /// The named fields' values (keyed `$name`) when the message matches.
+    pub fn extract(&self, message: &str) -> Option<Vec<(String, String)>> {
         let fields = split_fields(message);
         let n = self.fields.len();
         if fields.len() < n {
-            return false;
+            return None;
         }
         let start = if self.leading_ellipsis {
             fields.len() - n
         } else {
             0
         };
+        let mut out = Vec::with_capacity(n);
         for (k, f) in self.fields.iter().enumerate() {
             let value: String = if k == n - 1 && !self.leading_ellipsis && fields.len() > n {
                 // The last field takes the rest of the event.
@@ -114,10 +121,11 @@ impl Pattern {
                     .iter()
                     .any(|all| all.iter().all(|c| c.holds(&value)))
             {
-                return false;
+                return None;
             }
+            out.push((format!("${}", f.name), value));
         }
-        true
+        Some(out)
     }
 }
 
@@ -163,6 +171,12 @@ pub fn parse(pattern: &str) -> Result<Pattern, PatternError> {
         if part.is_empty() {
             return Err(PatternError::Syntax(format!("field {} is empty", i + 1)));
         }
+        let name = part
+            .split(|c: char| "!=<>|&".contains(c))
+            .next()
+            .unwrap_or(part)
+            .trim()
+            .to_string();
         let mut any_of = Vec::new();
         for alt in part.split("||") {
             let mut all = Vec::new();
@@ -175,7 +189,7 @@ pub fn parse(pattern: &str) -> Result<Pattern, PatternError> {
                 any_of.push(all);
             }
         }
-        fields.push(Field { any_of });
+        fields.push(Field { name, any_of });
     }
     if fields.is_empty() {
         return Err(PatternError::Syntax(

@@ -46,22 +46,60 @@ pub enum Literal {
     Regex(regex::Regex),
 }
 
+/// `$.a.b[0]` as text.
+fn selector_text(sel: &Selector) -> String {
+    let mut out = String::from("$");
+    for step in sel {
+        match step {
+            Step::Key(k) => {
+                out.push('.');
+                out.push_str(k);
+            }
+            Step::Index(i) => out.push_str(&format!("[{i}]")),
+        }
+    }
+    out
+}
+
+fn resolve<'v>(root: &'v Value, sel: &Selector) -> Option<&'v Value> {
+    let mut v = Some(root);
+    for step in sel {
+        v = match (v, step) {
+            (Some(Value::Object(m)), Step::Key(k)) => m.get(k),
+            (Some(Value::Array(a)), Step::Index(i)) => a.get(*i),
+            _ => None,
+        };
+    }
+    v
+}
+
 impl Expr {
+    /// The scalar values the pattern's selectors point at, keyed by selector text.
+    pub fn extract(&self, root: &Value, out: &mut Vec<(String, String)>) {
+        match self {
+            Expr::And(a, b) | Expr::Or(a, b) => {
+                a.extract(root, out);
+                b.extract(root, out);
+            }
+            Expr::Cond(sel, _) => {
+                let text = match resolve(root, sel) {
+                    Some(Value::String(s)) => s.clone(),
+                    Some(v @ (Value::Number(_) | Value::Bool(_))) => v.to_string(),
+                    _ => return,
+                };
+                let key = selector_text(sel);
+                if !out.iter().any(|(k, _)| *k == key) {
+                    out.push((key, text));
+                }
+            }
+        }
+    }
+
     pub fn eval(&self, root: &Value) -> bool {
         match self {
             Expr::And(a, b) => a.eval(root) && b.eval(root),
             Expr::Or(a, b) => a.eval(root) || b.eval(root),
-            Expr::Cond(sel, test) => {
-                let mut v = Some(root);
-                for step in sel {
-                    v = match (v, step) {
-                        (Some(Value::Object(m)), Step::Key(k)) => m.get(k),
-                        (Some(Value::Array(a)), Step::Index(i)) => a.get(*i),
-                        _ => None,
-                    };
-                }
-                test.eval(v)
-            }
+            Expr::Cond(sel, test) => test.eval(resolve(root, sel)),
         }
     }
 }

@@ -112,6 +112,26 @@ impl FilterPattern {
     }
 }
 
+impl FilterPattern {
+    /// For a matching message, the values the pattern names, as TestMetricFilter shows them:
+    /// `$field` for space-delimited patterns, `$.path` for JSON ones; `None` when it does not match.
+    pub fn extract(&self, message: &str) -> Option<Vec<(String, String)>> {
+        match &self.kind {
+            Kind::Delimited(p) => p.extract(message),
+            Kind::Json(e) => {
+                let v = serde_json::from_str::<serde_json::Value>(message).ok()?;
+                if !e.eval(&v) {
+                    return None;
+                }
+                let mut out = Vec::new();
+                e.extract(&v, &mut out);
+                Some(out)
+            }
+            _ => self.matches(message).then(Vec::new),
+        }
+    }
+}
+
 /// `*` wildcards in a value: any run of characters.
 pub(crate) fn glob_match(pattern: &str, text: &str) -> bool {
     if !pattern.contains('*') {
@@ -135,6 +155,44 @@ pub(crate) fn glob_match(pattern: &str, text: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn extracted_values_are_named_as_aws_shows_them() {
+        let p = FilterPattern::parse(
+            "[ip, user, username, timestamp, request =*.html*, status_code = 4*, bytes]",
+        )
+        .unwrap();
+        let got = p
+            .extract(r#"127.0.0.1 Prod frank [10/Oct/2000:13:25:15 -0700] "GET /index.html HTTP/1.0" 404 1534"#)
+            .unwrap();
+        let want: Vec<(String, String)> = [
+            ("$ip", "127.0.0.1"),
+            ("$user", "Prod"),
+            ("$username", "frank"),
+            ("$timestamp", "10/Oct/2000:13:25:15 -0700"),
+            ("$request", "GET /index.html HTTP/1.0"),
+            ("$status_code", "404"),
+            ("$bytes", "1534"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        assert_eq!(got, want);
+        let j = FilterPattern::parse("{ $.latency > 5 && $.user.id = * }").unwrap();
+        assert_eq!(
+            j.extract(r#"{"latency": 12, "user": {"id": "u1"}}"#)
+                .unwrap(),
+            vec![
+                ("$.latency".to_string(), "12".to_string()),
+                ("$.user.id".to_string(), "u1".to_string())
+            ]
+        );
+        assert!(j.extract(r#"{"latency": 1}"#).is_none());
+        assert_eq!(
+            FilterPattern::parse("ERROR").unwrap().extract("an ERROR"),
+            Some(vec![])
+        );
+    }
 
     #[test]
     fn globs() {

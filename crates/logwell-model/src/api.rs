@@ -297,3 +297,24 @@ pub struct UntagLogGroupRequest {
 pub struct ListTagsForResourceResponse {
     pub tags: Tags,
 }
+
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TestMetricFilterRequest {
+    pub filter_pattern: String,
+    pub log_event_messages: Vec<String>,
+}
+
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MetricFilterMatch {
+    pub event_number: i64,
+    pub event_message: String,
+    pub extracted_values: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TestMetricFilterResponse {
+    pub matches: Vec<MetricFilterMatch>,
+}

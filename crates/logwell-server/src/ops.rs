@@ -125,6 +125,7 @@ pub async fn dispatch(app: &App, op: &str, body: &[u8]) -> Result<String, ApiErr
                 tags: app.engine.group_tags(&g)?,
             })
         }
+        "TestMetricFilter" => test_metric_filter(parse(body)?),
         other => Err(ApiError::new(
             ErrorKind::UnknownOperation,
             format!("The operation {other} is not supported by this logwell server yet."),
@@ -558,4 +559,31 @@ async fn filter_log_events(app: &App, r: FilterLogEventsRequest) -> Result<Strin
         searched_log_streams: Vec::new(),
         next_token,
     })
+}
+
+fn test_metric_filter(r: TestMetricFilterRequest) -> Result<String, ApiError> {
+    let n = r.log_event_messages.len();
+    if !(1..=50).contains(&n) {
+        return Err(ApiError::constraint(
+            &format!("{n} messages"),
+            "logEventMessages",
+            "have length between 1 and 50",
+        ));
+    }
+    let pattern =
+        FilterPattern::parse(&r.filter_pattern).map_err(|e| ApiError::invalid(e.to_string()))?;
+    let matches = r
+        .log_event_messages
+        .into_iter()
+        .enumerate()
+        .filter_map(|(i, message)| {
+            let values = pattern.extract(&message)?;
+            Some(MetricFilterMatch {
+                event_number: i as i64 + 1,
+                event_message: message,
+                extracted_values: values.into_iter().collect(),
+            })
+        })
+        .collect();
+    ok(&TestMetricFilterResponse { matches })
 }
