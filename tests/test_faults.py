@@ -29,6 +29,21 @@ def stored_ids(client, group):
     return counts
 
 
+def put_until_accepted(client, group, first_id, deadline_s, why):
+    """Retries fresh batches until one is accepted (the fault cleared); returns the ids acked."""
+    deadline = time.time() + deadline_s
+    n = first_id
+    while True:
+        ids = [str(n + i) for i in range(500)]
+        n += 500
+        try:
+            put(client, group, "s", ids)
+            return ids
+        except ClientError:
+            assert time.time() < deadline, why
+            time.sleep(0.5)
+
+
 def assert_exactly_once(client, group, acked):
     counts = stored_ids(client, group)
     assert [i for i in acked if counts[i] != 1] == []
@@ -76,17 +91,7 @@ def test_full_disk_gives_service_unavailable_and_recovers(small_disk):
         assert_exactly_once(c, "/disk", acked)
 
         filler.unlink()
-        deadline = time.time() + 30
-        while True:
-            ids = [str(n + i) for i in range(500)]
-            n += 500
-            try:
-                put(c, "/disk", "s", ids)
-                acked += ids
-                break
-            except ClientError:
-                assert time.time() < deadline, "writes did not resume after space was freed"
-                time.sleep(0.5)
+        acked += put_until_accepted(c, "/disk", n, 30, "writes did not resume after space was freed")
         assert_exactly_once(c, "/disk", acked)
         server.restart()
         assert_exactly_once(server.client(), "/disk", acked)
@@ -192,17 +197,7 @@ def test_unreachable_object_store_throttles_then_recovers(tmp_path, s3_server): 
         assert read_error.value.response["Error"]["Code"] == "ServiceUnavailableException"
 
         proxy.restore()
-        deadline = time.time() + 60
-        while True:
-            ids = [str(n + i) for i in range(500)]
-            n += 500
-            try:
-                put(c, "/s3down", "s", ids)
-                acked += ids
-                break
-            except ClientError:
-                assert time.time() < deadline, "writes did not resume after the store came back"
-                time.sleep(0.5)
+        acked += put_until_accepted(c, "/s3down", n, 60, "writes did not resume after the store came back")
         assert_exactly_once(c, "/s3down", acked)
         server.restart()
         assert_exactly_once(server.client(), "/s3down", acked)

@@ -299,17 +299,20 @@ async fn deleted_streams_and_groups_take_their_events_with_them() {
     assert!(e.list_groups().iter().all(|g| g.name != "/other"));
 }
 
+/// A store holding 3 events in "/g"/"s", all flushed to one segment.
+async fn three_events_then_clean_shutdown(dir: &Path) {
+    let e = Engine::open(config(dir)).await.unwrap();
+    setup(&e, "/g", &["s"]).await;
+    e.put_events("/g", "s", &events(now_millis() - 1000, 3, "x"))
+        .await
+        .unwrap();
+    e.shutdown().await.unwrap();
+}
+
 #[tokio::test]
 async fn unlisted_segment_files_are_removed_on_open() {
     let dir = tempfile::tempdir().unwrap();
-    {
-        let e = Engine::open(config(dir.path())).await.unwrap();
-        setup(&e, "/g", &["s"]).await;
-        e.put_events("/g", "s", &events(now_millis() - 1000, 3, "x"))
-            .await
-            .unwrap();
-        e.shutdown().await.unwrap();
-    }
+    three_events_then_clean_shutdown(dir.path()).await;
     let stray = dir.path().join("store/segments/g00000000/stray.parquet");
     std::fs::write(&stray, b"half-written").unwrap();
     let e = Engine::open(config(dir.path())).await.unwrap();
@@ -399,14 +402,7 @@ async fn cold_flushed_segments_are_rewritten_once_with_the_hard_codec() {
 #[tokio::test]
 async fn an_unreadable_newest_manifest_stops_start_up_instead_of_losing_data() {
     let dir = tempfile::tempdir().unwrap();
-    {
-        let e = Engine::open(config(dir.path())).await.unwrap();
-        setup(&e, "/g", &["s"]).await;
-        e.put_events("/g", "s", &events(now_millis() - 1000, 3, "x"))
-            .await
-            .unwrap();
-        e.shutdown().await.unwrap();
-    }
+    three_events_then_clean_shutdown(dir.path()).await;
     let catalog = dir.path().join("store/catalog");
     let mut manifests: Vec<_> = std::fs::read_dir(&catalog)
         .unwrap()
