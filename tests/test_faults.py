@@ -29,6 +29,20 @@ def stored_ids(client, group):
     return counts
 
 
+def put_until_refused(client, group, first_id, max_batches):
+    """Puts fresh 500-event batches until one is refused; returns (ids acked, next id, the error)."""
+    acked, n = [], first_id
+    for _ in range(max_batches):
+        ids = [str(n + i) for i in range(500)]
+        n += 500
+        try:
+            put(client, group, "s", ids)
+            acked += ids
+        except ClientError as e:
+            return acked, n, e
+    return acked, n, None
+
+
 def put_until_accepted(client, group, first_id, deadline_s, why):
     """Retries fresh batches until one is accepted (the fault cleared); returns the ids acked."""
     deadline = time.time() + deadline_s
@@ -75,16 +89,7 @@ def test_full_disk_gives_service_unavailable_and_recovers(small_disk):
         # Leave ~1 MB free, then write until the disk is full.
         free = os.statvfs(small_disk).f_bavail * os.statvfs(small_disk).f_frsize
         filler.write_bytes(b"\0" * max(0, free - (1 << 20)))
-        acked, n, error = [], 0, None
-        for _ in range(200):
-            ids = [str(n + i) for i in range(500)]
-            n += 500
-            try:
-                put(c, "/disk", "s", ids)
-                acked += ids
-            except ClientError as e:
-                error = e
-                break
+        acked, n, error = put_until_refused(c, "/disk", 0, 200)
         assert error is not None, "the disk never filled up"
         assert error.response["Error"]["Code"] == "ServiceUnavailableException"
         assert error.response["ResponseMetadata"]["HTTPStatusCode"] >= 500
@@ -179,16 +184,9 @@ def test_unreachable_object_store_throttles_then_recovers(tmp_path, s3_server): 
         time.sleep(2.5)  # flushed to S3
 
         proxy.cut()
-        throttled = None
-        for _ in range(100):  # 100 x 500 x ~210 B = ~10 MB, far above the 2 MB buffer limit
-            ids = [str(n + i) for i in range(500)]
-            n += 500
-            try:
-                put(c, "/s3down", "s", ids)
-                acked += ids
-            except ClientError as e:
-                throttled = e
-                break
+        # 100 x 500 x ~210 B = ~10 MB, far above the 2 MB buffer limit.
+        more, n, throttled = put_until_refused(c, "/s3down", n, 100)
+        acked += more
         assert throttled is not None, "buffering grew without bound while the store was down"
         assert throttled.response["Error"]["Code"] in ("ThrottlingException", "ServiceUnavailableException")
         # Reading flushed data needs the store: a clear 5xx, not a hang or a wrong answer.
