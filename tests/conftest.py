@@ -88,7 +88,9 @@ class Server:
         return boto3.client(
             "logs", endpoint_url=self.endpoint, region_name="us-east-1",
             aws_access_key_id="testing", aws_secret_access_key="testing",
-            config=botocore.config.Config(retries={"max_attempts": 1}, **config),
+            # One attempt, no retries: botocore's `max_attempts` counts retries *after* the first try, and
+            # a silent retry of a put whose reply was lost would store its events twice.
+            config=botocore.config.Config(retries={"total_max_attempts": 1}, **config),
         )
 
 
