@@ -76,3 +76,27 @@ def test_logwell_cli_errors(server):
     assert "ResourceNotFoundException" in r.stderr
     r = run(server, "get", "g", "s", check=False)
     assert r.returncode != 0 and "ResourceNotFoundException" in r.stderr
+
+
+def test_logwell_query_table_json_csv(server, logs):
+    lines = "\n".join(f'{{"level": "{"ERROR" if i % 4 == 0 else "INFO"}", "ms": {i}}}' for i in range(40))
+    run(server, "put", "/cli/q", "s1", "--create", input=lines + "\n")
+
+    r = run(server, "query", "-g", "/cli/q", "--since", "10m",
+            "stats count(*) as n by level | sort n desc")
+    out = r.stdout.splitlines()
+    assert out[0].split(" | ") == ["level", "n"]
+    assert [l.split(" | ") for l in out[2:]] == [["INFO ", "30"], ["ERROR", "10"]]
+    assert "2 rows" in r.stderr
+
+    r = run(server, "query", "-g", "/cli/q", "--output", "json",
+            "filter level = 'ERROR' | fields ms | sort ms asc | limit 3")
+    import json
+    assert [row["ms"] for row in json.loads(r.stdout)] == ["0", "4", "8"]
+
+    r = run(server, "query", "--sql", "--output", "csv",
+            "SELECT count(*) AS n, max(`@logStream`) AS s FROM `/cli/q`")
+    assert r.stdout.splitlines() == ["n,s", "40,s1"]
+
+    r = run(server, "query", "-g", "/cli/q", "fields (", check=False)
+    assert r.returncode != 0 and "MalformedQueryException" in r.stderr

@@ -10,12 +10,15 @@
 //!
 //! Run: `cargo run --release -p logwell-benches --bin e2e` (add `-- --help` for sizes).
 
-use anyhow::{bail, Context, Result};
+#[path = "common.rs"]
+mod common;
+
+use anyhow::{bail, Result};
 use clap::Parser;
+use common::{create, dir_bytes, machine, now_ms, put_body, ServerProc};
 use futures::StreamExt;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 #[derive(Parser)]
@@ -40,94 +43,6 @@ struct Args {
     data_dir: Option<PathBuf>,
 }
 
-struct ServerProc {
-    child: Child,
-    endpoint: String,
-    http: reqwest::Client,
-}
-
-impl Drop for ServerProc {
-    fn drop(&mut self) {
-        // A benchmark that fails half-way must not leave a server behind.
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl ServerProc {
-    fn start(bin: &Path, data_dir: &Path, config: &Path) -> Result<ServerProc> {
-        let port = {
-            let l = std::net::TcpListener::bind("127.0.0.1:0")?;
-            l.local_addr()?.port()
-        };
-        let child = Command::new(bin)
-            .args(["serve", "--data-dir"])
-            .arg(data_dir)
-            .args(["--listen", &format!("127.0.0.1:{port}"), "--config"])
-            .arg(config)
-            .env("LOGWELL_LOG", "warn")
-            .stdout(Stdio::null())
-            .spawn()
-            .with_context(|| format!("starting {}", bin.display()))?;
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if Instant::now() > deadline {
-                bail!("logwell did not start");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let http = reqwest::Client::builder()
-            .pool_max_idle_per_host(64)
-            .build()?;
-        Ok(ServerProc {
-            child,
-            endpoint: format!("http://127.0.0.1:{port}"),
-            http,
-        })
-    }
-
-    async fn call(&self, op: &str, body: String) -> Result<Value> {
-        let r = self
-            .http
-            .post(&self.endpoint)
-            .header("x-amz-target", format!("Logs_20140328.{op}"))
-            .header("content-type", "application/x-amz-json-1.1")
-            .body(body)
-            .send()
-            .await?;
-        let ok = r.status().is_success();
-        let v: Value = r.json().await?;
-        if !ok {
-            bail!("{op} failed: {v}");
-        }
-        Ok(v)
-    }
-
-    /// Server CPU seconds so far (user + system), from /proc.
-    fn cpu_seconds(&self) -> f64 {
-        let stat =
-            std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
-        let after = stat.rsplit(')').next().unwrap_or("");
-        let f: Vec<&str> = after.split_whitespace().collect();
-        let ticks: f64 = f.get(11).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0)
-            + f.get(12).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-        ticks / 100.0
-    }
-
-    fn stop(mut self) -> Result<()> {
-        if self.child.try_wait()?.is_some() {
-            bail!("logwell exited early");
-        }
-        let pid = self.child.id().to_string();
-        Command::new("kill").args(["-TERM", &pid]).status()?;
-        let status = self.child.wait()?;
-        if !status.success() {
-            bail!("logwell exited with {status}");
-        }
-        Ok(())
-    }
-}
-
 /// A ~130-byte JSON application log line.
 fn json_line(i: usize) -> String {
     const LEVELS: [&str; 4] = ["INFO", "INFO", "WARN", "ERROR"];
@@ -148,55 +63,6 @@ fn json_line(i: usize) -> String {
         (i * 31) % 50_000,
         (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
     )
-}
-
-fn dir_bytes(dir: &Path, suffix: &str) -> (u64, u64) {
-    let mut bytes = 0;
-    let mut files = 0;
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let Ok(rd) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for e in rd.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if p.to_string_lossy().ends_with(suffix) {
-                bytes += e.metadata().map(|m| m.len()).unwrap_or(0);
-                files += 1;
-            }
-        }
-    }
-    (bytes, files)
-}
-
-async fn create(s: &ServerProc, group: &str, streams: &[String]) -> Result<()> {
-    s.call("CreateLogGroup", json!({"logGroupName": group}).to_string())
-        .await?;
-    for st in streams {
-        s.call(
-            "CreateLogStream",
-            json!({"logGroupName": group, "logStreamName": st}).to_string(),
-        )
-        .await?;
-    }
-    Ok(())
-}
-
-fn put_body(group: &str, stream: &str, events: &[(i64, String)]) -> String {
-    let evs: Vec<Value> = events
-        .iter()
-        .map(|(t, m)| json!({"timestamp": t, "message": m}))
-        .collect();
-    json!({"logGroupName": group, "logStreamName": stream, "logEvents": evs}).to_string()
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
 }
 
 /// Waits until compaction has rewritten every flushed segment (the newest manifest lists no
@@ -250,23 +116,7 @@ async fn main() -> Result<()> {
     let store = data_dir.join("store");
 
     println!("logwell end-to-end benchmark");
-    println!(
-        "machine: {} cores, {}",
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(0),
-        std::fs::read_to_string("/proc/cpuinfo")
-            .ok()
-            .and_then(
-                |c| c.lines().find(|l| l.starts_with("model name")).map(|l| l
-                    .split(':')
-                    .nth(1)
-                    .unwrap_or("")
-                    .trim()
-                    .to_string())
-            )
-            .unwrap_or_default()
-    );
+    println!("machine: {}", machine());
 
     // ---------------------------------------------------------------- ingest
     let server = ServerProc::start(&bin, &data_dir, &config)?;

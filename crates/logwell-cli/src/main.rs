@@ -78,6 +78,30 @@ enum Command {
         #[arg(long)]
         create: bool,
     },
+    /// Run a Logs Insights query (or SQL with --sql) and print the results.
+    Query {
+        #[command(flatten)]
+        client: ClientArgs,
+        /// Log group to query (repeatable).
+        #[arg(short = 'g', long = "group")]
+        groups: Vec<String>,
+        /// How far back to look: 90s, 15m, 1h, 7d ...
+        #[arg(long, default_value = "1h")]
+        since: String,
+        /// End of the range (RFC 3339); default now.
+        #[arg(long)]
+        until: Option<String>,
+        /// The query is SQL (tables are log group names).
+        #[arg(long)]
+        sql: bool,
+        /// Output format.
+        #[arg(long, short, value_enum, default_value = "table")]
+        output: Output,
+        /// At most this many rows.
+        #[arg(long)]
+        limit: Option<u32>,
+        query: String,
+    },
     /// Print the events of a stream, oldest first.
     Get {
         #[command(flatten)]
@@ -88,6 +112,197 @@ enum Command {
         #[arg(long)]
         limit: Option<usize>,
     },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Output {
+    Table,
+    Json,
+    Csv,
+}
+
+/// `90s`, `15m`, `1h`, `7d`, `2w` as seconds.
+fn parse_duration(s: &str) -> Result<i64> {
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (n, unit) = s.split_at(split);
+    let n: i64 = n.parse().with_context(|| format!("bad duration {s:?}"))?;
+    let mult = match unit {
+        "s" | "" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        "w" => 7 * 86_400,
+        _ => bail!("bad duration unit in {s:?} (use s, m, h, d or w)"),
+    };
+    Ok(n * mult)
+}
+
+async fn query(
+    client: &Client,
+    groups: Vec<String>,
+    since: &str,
+    until: Option<String>,
+    sql: bool,
+    output: Output,
+    limit: Option<u32>,
+    text: &str,
+) -> Result<()> {
+    let end = match until {
+        Some(t) => chrono::DateTime::parse_from_rfc3339(&t)
+            .with_context(|| format!("bad --until {t:?}"))?
+            .timestamp(),
+        None => chrono::Utc::now().timestamp(),
+    };
+    let start = end - parse_duration(since)?;
+    let mut body = json!({"startTime": start, "endTime": end, "queryString": text});
+    if sql {
+        body["queryLanguage"] = json!("SQL");
+    } else if groups.is_empty() {
+        bail!("name at least one log group with -g");
+    }
+    if !groups.is_empty() {
+        body["logGroupNames"] = json!(groups);
+    }
+    if let Some(l) = limit {
+        body["limit"] = json!(l);
+    }
+    let id = client.call("StartQuery", &body).await?["queryId"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let spinner = indicatif::ProgressBar::new_spinner();
+    spinner.enable_steady_tick(std::time::Duration::from_millis(120));
+    let mut rows: Vec<Value> = Vec::new();
+    let mut token: Option<String> = None;
+    let final_page = loop {
+        let mut req = json!({"queryId": id});
+        if let Some(t) = &token {
+            req["nextToken"] = json!(t);
+        }
+        let page = client.call("GetQueryResults", &req).await?;
+        let status = page["status"].as_str().unwrap_or("").to_string();
+        let st = &page["statistics"];
+        spinner.set_message(format!(
+            "{status}: {} records scanned, {} matched",
+            st["recordsScanned"].as_f64().unwrap_or(0.0),
+            st["recordsMatched"].as_f64().unwrap_or(0.0)
+        ));
+        match status.as_str() {
+            "Scheduled" | "Running" => {
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            "Complete" => {
+                rows.extend(page["results"].as_array().cloned().unwrap_or_default());
+                match page["nextToken"].as_str() {
+                    Some(t) => token = Some(t.to_string()),
+                    None => break page,
+                }
+            }
+            other => {
+                spinner.finish_and_clear();
+                bail!("query {id} ended with status {other}");
+            }
+        }
+    };
+    spinner.finish_and_clear();
+    // Columns in order of first appearance; @ptr is for machines.
+    let mut columns: Vec<String> = Vec::new();
+    let table: Vec<Vec<(String, String)>> = rows
+        .iter()
+        .map(|r| {
+            r.as_array()
+                .into_iter()
+                .flatten()
+                .map(|c| {
+                    let f = c["field"].as_str().unwrap_or("").to_string();
+                    (f, c["value"].as_str().unwrap_or("").to_string())
+                })
+                .collect()
+        })
+        .collect();
+    for row in &table {
+        for (f, _) in row {
+            if f != "@ptr" && !columns.contains(f) {
+                columns.push(f.clone());
+            }
+        }
+    }
+    let cell = |row: &[(String, String)], c: &str| {
+        row.iter()
+            .find(|(f, _)| f == c)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
+    match output {
+        Output::Json => {
+            let out: Vec<Value> = table
+                .iter()
+                .map(|row| Value::Object(row.iter().map(|(f, v)| (f.clone(), json!(v))).collect()))
+                .collect();
+            println!("{}", serde_json::to_string_pretty(&out)?);
+        }
+        Output::Csv => {
+            let quote = |v: &str| {
+                if v.contains([',', '"', '\n', '\r']) {
+                    format!("\"{}\"", v.replace('"', "\"\""))
+                } else {
+                    v.to_string()
+                }
+            };
+            println!(
+                "{}",
+                columns
+                    .iter()
+                    .map(|c| quote(c))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            );
+            for row in &table {
+                let line: Vec<String> = columns.iter().map(|c| quote(&cell(row, c))).collect();
+                println!("{}", line.join(","));
+            }
+        }
+        Output::Table => {
+            let mut widths: Vec<usize> = columns.iter().map(|c| c.chars().count()).collect();
+            for row in &table {
+                for (i, c) in columns.iter().enumerate() {
+                    widths[i] = widths[i].max(cell(row, c).chars().count().min(120));
+                }
+            }
+            let line = |vals: Vec<String>| {
+                let cells: Vec<String> = vals
+                    .into_iter()
+                    .zip(&widths)
+                    .map(|(v, w)| {
+                        let v: String = v.chars().take(120).collect();
+                        format!("{v:<w$}")
+                    })
+                    .collect();
+                println!("{}", cells.join(" | ").trim_end());
+            };
+            line(columns.clone());
+            println!(
+                "{}",
+                widths
+                    .iter()
+                    .map(|w| "-".repeat(*w))
+                    .collect::<Vec<_>>()
+                    .join("-+-")
+            );
+            for row in &table {
+                line(columns.iter().map(|c| cell(row, c)).collect());
+            }
+            let st = &final_page["statistics"];
+            eprintln!(
+                "{} rows; {} records matched, {} scanned, {} bytes scanned",
+                table.len(),
+                st["recordsMatched"].as_f64().unwrap_or(0.0),
+                st["recordsScanned"].as_f64().unwrap_or(0.0),
+                st["bytesScanned"].as_f64().unwrap_or(0.0)
+            );
+        }
+    }
+    Ok(())
 }
 
 struct Client {
@@ -391,5 +606,27 @@ async fn main() -> Result<()> {
             stream,
             limit,
         } => get(&Client::new(&client), &group, &stream, limit).await,
+        Command::Query {
+            client,
+            groups,
+            since,
+            until,
+            sql,
+            output,
+            limit,
+            query: text,
+        } => {
+            query(
+                &Client::new(&client),
+                groups,
+                &since,
+                until,
+                sql,
+                output,
+                limit,
+                &text,
+            )
+            .await
+        }
     }
 }

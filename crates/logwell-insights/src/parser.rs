@@ -211,7 +211,7 @@ fn projections(p: Pair<Rule>) -> Result<Vec<Projection>, ParseError> {
 fn projection(p: Pair<Rule>) -> Result<Projection, ParseError> {
     let mut parts = p.into_inner();
     let e = parts.next().unwrap();
-    let text = e.as_str().split_whitespace().collect::<Vec<_>>().join(" ");
+    let text = source_text(e.as_str());
     let expr = expr(e)?;
     let alias = parts
         .find(|p| p.as_rule() == Rule::name)
@@ -397,4 +397,41 @@ fn climb(pairs: Pairs<Rule>) -> Result<Expr, ParseError> {
             })
         })
         .parse(pairs)
+}
+
+/// An expression's source text as a column name: comments dropped (a `#` outside quotes, regexes
+/// and backticks runs to the end of its line), whitespace runs collapsed.
+fn source_text(src: &str) -> String {
+    let mut out = String::with_capacity(src.len());
+    let mut quote: Option<char> = None;
+    let mut chars = src.chars().peekable();
+    while let Some(c) = chars.next() {
+        match quote {
+            Some(q) => {
+                out.push(c);
+                if c == '\\' {
+                    if let Some(n) = chars.next() {
+                        out.push(n);
+                    }
+                } else if c == q {
+                    quote = None;
+                }
+            }
+            None if c == '#' => {
+                for n in chars.by_ref() {
+                    if n == '\n' {
+                        out.push(' ');
+                        break;
+                    }
+                }
+            }
+            None => {
+                if matches!(c, '"' | '\'' | '`' | '/') {
+                    quote = Some(c);
+                }
+                out.push(c);
+            }
+        }
+    }
+    out.split_whitespace().collect::<Vec<_>>().join(" ")
 }

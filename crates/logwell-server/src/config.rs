@@ -13,6 +13,30 @@ pub struct ServerConfig {
     /// Account id shown in ARNs.
     pub account_id: String,
     pub storage: StorageConfig,
+    pub query: QuerySettings,
+}
+
+/// `[query]`: limits of Logs Insights and SQL queries.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct QuerySettings {
+    /// Memory a query may use before its sorts and aggregations spill to disk (bytes).
+    pub memory_limit: usize,
+    /// Where spill files go; the OS temp directory when unset.
+    pub spill_dir: Option<std::path::PathBuf>,
+    /// A query still running after this many seconds ends with status `Timeout`.
+    pub timeout_secs: u64,
+}
+
+impl Default for QuerySettings {
+    fn default() -> Self {
+        QuerySettings {
+            memory_limit: 2 << 30,
+            spill_dir: None,
+            // CloudWatch's limit: 60 minutes.
+            timeout_secs: 3600,
+        }
+    }
 }
 
 impl Default for ServerConfig {
@@ -22,6 +46,7 @@ impl Default for ServerConfig {
             region: "us-east-1".into(),
             account_id: "000000000000".into(),
             storage: StorageConfig::default(),
+            query: QuerySettings::default(),
         }
     }
 }

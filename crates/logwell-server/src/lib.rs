@@ -3,6 +3,7 @@
 
 pub mod config;
 mod ops;
+pub mod queries;
 pub mod tokens;
 
 pub use config::ServerConfig;
@@ -23,6 +24,7 @@ pub struct App {
     pub engine: Engine,
     pub region: String,
     pub account_id: String,
+    pub queries: Arc<queries::Queries>,
 }
 
 pub type SharedApp = Arc<App>;
@@ -31,10 +33,26 @@ impl App {
     /// Opens the storage a config describes (replaying its WAL) and builds the app around it.
     pub async fn open(config: &ServerConfig) -> Result<SharedApp, logwell_storage::OpenError> {
         let engine = Engine::open(config.storage.clone()).await?;
+        let querier = logwell_query::Querier::new(
+            engine.clone(),
+            logwell_query::QueryConfig {
+                memory_limit: config.query.memory_limit,
+                spill_dir: config.query.spill_dir.clone(),
+                account_id: config.account_id.clone(),
+                ..Default::default()
+            },
+        )
+        .map_err(|e| logwell_storage::OpenError::Catalog(format!("query engine: {e}")))?;
+        let queries = Arc::new(queries::Queries::new(
+            querier,
+            config.storage.data_dir.clone(),
+            std::time::Duration::from_secs(config.query.timeout_secs),
+        ));
         Ok(Arc::new(App {
             engine,
             region: config.region.clone(),
             account_id: config.account_id.clone(),
+            queries,
         }))
     }
 }

@@ -126,10 +126,13 @@ pub async fn dispatch(app: &App, op: &str, body: &[u8]) -> Result<String, ApiErr
             })
         }
         "TestMetricFilter" => test_metric_filter(parse(body)?),
-        other => Err(ApiError::new(
-            ErrorKind::UnknownOperation,
-            format!("The operation {other} is not supported by this logwell server yet."),
-        )),
+        other => match app.queries.dispatch(other, parse::<Value>(body)?).await {
+            Some(result) => result.map(|v| v.to_string()),
+            None => Err(ApiError::new(
+                ErrorKind::UnknownOperation,
+                format!("The operation {other} is not supported by this logwell server yet."),
+            )),
+        },
     }
 }
 

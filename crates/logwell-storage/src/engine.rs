@@ -585,6 +585,19 @@ impl Engine {
         stream: &str,
         events: &[InputLogEvent<'_>],
     ) -> Result<PutOutcome, ApiError> {
+        self.put_events_at(now_millis(), group, stream, events)
+            .await
+    }
+
+    /// `put_events` as if the clock read `now` (epoch ms): the age and retention rules are judged
+    /// against it. Tests and loaders of historical data use it; the API always uses the clock.
+    pub async fn put_events_at(
+        &self,
+        now: i64,
+        group: &str,
+        stream: &str,
+        events: &[InputLogEvent<'_>],
+    ) -> Result<PutOutcome, ApiError> {
         use logwell_model::*;
         if events.is_empty() {
             return Err(ApiError::constraint(
@@ -630,7 +643,6 @@ impl Engine {
         }
 
         let _gate = self.inner.gate.read().await;
-        let now = now_millis();
         let retention_cutoff = {
             let st = self.inner.state.read().unwrap();
             let g = st.meta.group(group)?;
@@ -690,6 +702,46 @@ impl Engine {
     }
 
     // ---------------------------------------------------------------- reads
+
+    /// What a query reads of one group: the segments that may hold events in `[start, end]`
+    /// (epoch ms, inclusive), every buffered batch, and the visibility rules to apply to both.
+    /// Holding the snapshot keeps its segment files from being deleted.
+    pub fn snapshot(&self, group: &str, start: i64, end: i64) -> Result<GroupSnapshot, ApiError> {
+        let st = self.inner.state.read().unwrap();
+        let g = st.meta.group(group)?;
+        let segments = st
+            .segments
+            .get(&g.group_id)
+            .map(|segs| {
+                segs.iter()
+                    .filter(|s| s.max_ts >= start && s.min_ts <= end)
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default();
+        let buffered = st
+            .mem
+            .get(&g.group_id)
+            .map(|m| m.snapshot())
+            .unwrap_or_default();
+        Ok(GroupSnapshot {
+            name: group.to_string(),
+            group_id: g.group_id,
+            segments,
+            buffered,
+            tombstones: g.deleted_streams.clone(),
+            cutoff: g.retention_cutoff(now_millis()),
+        })
+    }
+
+    pub fn group_exists(&self, name: &str) -> bool {
+        self.inner.state.read().unwrap().meta.group(name).is_ok()
+    }
+
+    /// The object store segments live in (queries read them through it).
+    pub fn object_store(&self) -> Arc<dyn object_store::ObjectStore> {
+        self.inner.store.inner.clone()
+    }
 
     /// Reads events of one group in (timestamp, seq) order: the oldest `limit` that match, or the
     /// newest `limit` when `newest_first` (then returned newest first).
@@ -1190,6 +1242,20 @@ impl Engine {
             .map(|s| s.path.clone())
             .collect()
     }
+}
+
+/// One group as a query sees it at one moment; see [`Engine::snapshot`].
+#[derive(Debug, Clone)]
+pub struct GroupSnapshot {
+    pub name: String,
+    pub group_id: u64,
+    pub segments: Vec<Arc<SegmentMeta>>,
+    /// Buffered (not yet flushed) batches, in the segment schema.
+    pub buffered: Vec<RecordBatch>,
+    /// Deleted streams: rows of stream `s` with a seq below `tombstones[s]` are gone.
+    pub tombstones: BTreeMap<String, i64>,
+    /// Events older than this (epoch ms) are past retention.
+    pub cutoff: Option<i64>,
 }
 
 /// A checkpoint runs when the WAL on disk grows past this, whatever is buffered.

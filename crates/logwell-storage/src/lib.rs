@@ -12,6 +12,6 @@ pub mod wal;
 
 pub use config::{ObjectStoreConfig, S3Config, StorageConfig};
 pub use engine::{
-    Engine, EventKey, EventRow, GroupSummary, NewGroup, OpenError, PutOutcome, Scan, StorageStats,
-    StreamFilter,
+    Engine, EventKey, EventRow, GroupSnapshot, GroupSummary, NewGroup, OpenError, PutOutcome, Scan,
+    StorageStats, StreamFilter,
 };

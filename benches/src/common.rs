@@ -1,0 +1,189 @@
+//! What both benchmark harnesses need: a `logwell serve` child process and API calls to it.
+
+// Each harness uses a different part of this module.
+#![allow(dead_code)]
+
+use anyhow::{bail, Context, Result};
+use serde_json::{json, Value};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct ServerProc {
+    pub child: Child,
+    pub endpoint: String,
+    pub http: reqwest::Client,
+}
+
+impl Drop for ServerProc {
+    fn drop(&mut self) {
+        // A benchmark that fails half-way must not leave a server behind.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl ServerProc {
+    pub fn start(bin: &Path, data_dir: &Path, config: &Path) -> Result<ServerProc> {
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+            l.local_addr()?.port()
+        };
+        let child = Command::new(bin)
+            .args(["serve", "--data-dir"])
+            .arg(data_dir)
+            .args(["--listen", &format!("127.0.0.1:{port}"), "--config"])
+            .arg(config)
+            .env("LOGWELL_LOG", "warn")
+            .stdout(Stdio::null())
+            .spawn()
+            .with_context(|| format!("starting {}", bin.display()))?;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if Instant::now() > deadline {
+                bail!("logwell did not start");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let http = reqwest::Client::builder()
+            .pool_max_idle_per_host(64)
+            .build()?;
+        Ok(ServerProc {
+            child,
+            endpoint: format!("http://127.0.0.1:{port}"),
+            http,
+        })
+    }
+
+    pub async fn call(&self, op: &str, body: String) -> Result<Value> {
+        let r = self
+            .http
+            .post(&self.endpoint)
+            .header("x-amz-target", format!("Logs_20140328.{op}"))
+            .header("content-type", "application/x-amz-json-1.1")
+            .body(body)
+            .send()
+            .await?;
+        let ok = r.status().is_success();
+        let v: Value = r.json().await?;
+        if !ok {
+            bail!("{op} failed: {v}");
+        }
+        Ok(v)
+    }
+
+    /// Server CPU seconds so far (user + system), from /proc.
+    pub fn cpu_seconds(&self) -> f64 {
+        let stat =
+            std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
+        let after = stat.rsplit(')').next().unwrap_or("");
+        let f: Vec<&str> = after.split_whitespace().collect();
+        let ticks: f64 = f.get(11).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0)
+            + f.get(12).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+        ticks / 100.0
+    }
+
+    pub fn stop(mut self) -> Result<()> {
+        if self.child.try_wait()?.is_some() {
+            bail!("logwell exited early");
+        }
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status()?;
+        let status = self.child.wait()?;
+        if !status.success() {
+            bail!("logwell exited with {status}");
+        }
+        Ok(())
+    }
+}
+
+pub async fn create(s: &ServerProc, group: &str, streams: &[String]) -> Result<()> {
+    s.call("CreateLogGroup", json!({"logGroupName": group}).to_string())
+        .await?;
+    for st in streams {
+        s.call(
+            "CreateLogStream",
+            json!({"logGroupName": group, "logStreamName": st}).to_string(),
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+pub fn put_body(group: &str, stream: &str, events: &[(i64, String)]) -> String {
+    let evs: Vec<Value> = events
+        .iter()
+        .map(|(t, m)| json!({"timestamp": t, "message": m}))
+        .collect();
+    json!({"logGroupName": group, "logStreamName": stream, "logEvents": evs}).to_string()
+}
+
+/// Request bodies for `events`, each at most `batch` events and PutLogEvents' 1 MiB (26 bytes
+/// counted per event).
+pub fn batches(group: &str, stream: &str, events: &[(i64, String)], batch: usize) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    let mut size = 0usize;
+    for (i, (_, m)) in events.iter().enumerate() {
+        if i - start == batch || size + m.len() + 26 > 1_048_576 {
+            out.push(put_body(group, stream, &events[start..i]));
+            start = i;
+            size = 0;
+        }
+        size += m.len() + 26;
+    }
+    if start < events.len() {
+        out.push(put_body(group, stream, &events[start..]));
+    }
+    out
+}
+
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+/// Total bytes and count of files under `dir` whose names end with `suffix`.
+pub fn dir_bytes(dir: &Path, suffix: &str) -> (u64, u64) {
+    let mut bytes = 0;
+    let mut files = 0;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.to_string_lossy().ends_with(suffix) {
+                bytes += e.metadata().map(|m| m.len()).unwrap_or(0);
+                files += 1;
+            }
+        }
+    }
+    (bytes, files)
+}
+
+/// One line naming the machine: cores and CPU model.
+pub fn machine() -> String {
+    format!(
+        "{} cores, {}",
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(0),
+        std::fs::read_to_string("/proc/cpuinfo")
+            .ok()
+            .and_then(
+                |c| c.lines().find(|l| l.starts_with("model name")).map(|l| l
+                    .split(':')
+                    .nth(1)
+                    .unwrap_or("")
+                    .trim()
+                    .to_string())
+            )
+            .unwrap_or_default()
+    )
+}

@@ -1,0 +1,428 @@
+//! Query benchmark: ingests generated JSON application logs, Lambda-style lines and VPC flow logs
+//! through the API, flushes them to Parquet, then runs a fixed set of typical Logs Insights
+//! queries through StartQuery/GetQueryResults and the same questions in SQL on DuckDB (from PyPI)
+//! over the very same Parquet files. Prints latency, raw-log bytes scanned per second, the ratio
+//! to DuckDB, and whether both engines gave the same answer.
+//!
+//! Run: `cargo build --release -p logwell-benches -p logwell-cli && target/release/query-bench`
+//! (DuckDB must be importable by `--python`; `-- --help` for sizes).
+
+#[path = "common.rs"]
+mod common;
+
+use anyhow::{bail, Context, Result};
+use clap::Parser;
+use common::{batches, create, machine, now_ms, ServerProc};
+use futures::StreamExt;
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+#[derive(Parser)]
+struct Args {
+    /// Events in all (60% JSON application logs, 20% Lambda, 20% VPC flow logs).
+    #[arg(long, default_value_t = 10_000_000)]
+    events: usize,
+    /// Concurrent PutLogEvents clients while loading.
+    #[arg(long, default_value_t = 4)]
+    clients: usize,
+    /// Runs per query; the best is reported for both engines.
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
+    /// Python with duckdb importable.
+    #[arg(long, default_value = "python3")]
+    python: String,
+    /// The logwell binary (default: next to this one).
+    #[arg(long)]
+    logwell: Option<PathBuf>,
+    /// Where to keep the server's data (default: a new temporary directory).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+}
+
+const LEVELS: [&str; 4] = ["INFO", "INFO", "WARN", "ERROR"];
+const PATHS: [&str; 5] = ["/orders", "/orders/{id}", "/cart", "/login", "/search"];
+
+fn app_line(i: usize) -> String {
+    let status = if i % 97 == 0 {
+        500
+    } else if i % 13 == 0 {
+        404
+    } else {
+        200
+    };
+    format!(
+        r#"{{"level":"{}","svc":"orders-api","path":"{}","status":{},"latency_ms":{},"user":"u-{:05}","trace":"{:016x}"}}"#,
+        LEVELS[i % 4],
+        PATHS[i % 5],
+        status,
+        (i * 7919) % 900 + 3,
+        (i * 31) % 50_000,
+        (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+    )
+}
+
+fn lambda_line(i: usize) -> String {
+    let inv = i / 4;
+    let id = format!(
+        "{:08x}-{:04x}-4{:03x}-8{:03x}-{:012x}",
+        inv * 2_654_435_761 % 0xffff_ffff,
+        inv % 0xffff,
+        inv % 0xfff,
+        (inv * 7) % 0xfff,
+        inv * 97
+    );
+    match i % 4 {
+        0 => format!("START RequestId: {id} Version: $LATEST"),
+        1 => format!("{id}\tINFO\tprocessed order {} for customer c-{:04}", inv * 3, inv % 9000),
+        2 => format!("END RequestId: {id}"),
+        _ => format!(
+            "REPORT RequestId: {id}\tDuration: {}.{:02} ms\tBilled Duration: {} ms\tMemory Size: 256 MB\tMax Memory Used: {} MB",
+            (inv * 37) % 900 + 2,
+            inv % 100,
+            (inv * 37) % 900 + 3,
+            60 + inv % 120
+        ),
+    }
+}
+
+fn vpc_line(i: usize) -> String {
+    let action = if i % 11 == 0 { "REJECT" } else { "ACCEPT" };
+    format!(
+        "2 123456789012 eni-{:08x} 10.0.{}.{} 172.31.{}.{} {} {} 6 {} {} 1716100000 1716100060 {action} OK",
+        i % 64,
+        (i / 7) % 32,
+        i % 250,
+        (i / 3) % 16,
+        (i * 7) % 250,
+        [443, 80, 22, 5432][i % 4],
+        1024 + (i * 131) % 60_000,
+        1 + i % 40,
+        40 + (i * 53) % 15_000,
+    )
+}
+
+struct Query {
+    name: &'static str,
+    group: &'static str,
+    insights: &'static str,
+    /// The same question in DuckDB SQL over a view named after the group's table.
+    sql: &'static str,
+}
+
+const QUERIES: &[Query] = &[
+    Query {
+        name: "count by bin(5m)",
+        group: "app",
+        insights: "stats count(*) as n by bin(5m)",
+        sql: "SELECT count(*) AS n FROM app GROUP BY \"timestamp\" // 300000",
+    },
+    Query {
+        name: "filter by regex",
+        group: "app",
+        insights: "filter @message like /u-0012[0-9]/ | stats count(*) as n",
+        sql: "SELECT count(*) AS n FROM app WHERE regexp_matches(message, 'u-0012[0-9]')",
+    },
+    Query {
+        name: "stats by JSON field",
+        group: "app",
+        insights: "stats avg(latency_ms) as avg_ms, count(*) as n by level",
+        sql: "SELECT avg(TRY_CAST(json_extract_string(message, '$.latency_ms') AS DOUBLE)) AS avg_ms, count(*) AS n FROM app GROUP BY json_extract_string(message, '$.level')",
+    },
+    Query {
+        name: "top-N users",
+        group: "app",
+        insights: "filter status >= 400 | stats count(*) as n by user | sort n desc | limit 10",
+        sql: "SELECT count(*) AS n FROM app WHERE TRY_CAST(json_extract_string(message, '$.status') AS DOUBLE) >= 400 GROUP BY json_extract_string(message, '$.user') ORDER BY n DESC LIMIT 10",
+    },
+    Query {
+        name: "parse + stats (Lambda)",
+        group: "lambda",
+        insights: "filter @message like 'REPORT' | parse @message 'Duration: * ms' as d | stats avg(d) as avg_d, max(d) as max_d, count(*) as n",
+        sql: "SELECT avg(CAST(regexp_extract(message, 'Duration: (.*?) ms', 1) AS DOUBLE)) AS avg_d, max(CAST(regexp_extract(message, 'Duration: (.*?) ms', 1) AS DOUBLE)) AS max_d, count(*) AS n FROM lambda WHERE contains(message, 'REPORT')",
+    },
+    Query {
+        name: "parse + top-N (VPC)",
+        group: "vpc",
+        insights: "parse @message '* * * * * * * * * * * * * *' as v, acct, eni, src, dst, sport, dport, proto, pkts, bytes, t0, t1, action, status | filter action = 'REJECT' | stats sum(bytes) as b by src | sort b desc | limit 10",
+        sql: "SELECT sum(CAST(string_split(message, ' ')[10] AS DOUBLE)) AS b FROM vpc WHERE string_split(message, ' ')[13] = 'REJECT' GROUP BY string_split(message, ' ')[4] ORDER BY b DESC LIMIT 10",
+    },
+];
+
+/// Sorted numbers of a result, rounded, so both engines' answers compare as multisets.
+fn fingerprint(rows: &[Vec<f64>]) -> Vec<String> {
+    let mut out: Vec<String> = rows
+        .iter()
+        .map(|r| {
+            r.iter()
+                .map(|v| format!("{:.4e}", v))
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+const DUCKDB_SCRIPT: &str = r#"
+import json, sys, time
+import duckdb
+spec = json.load(sys.stdin)
+con = duckdb.connect()
+con.execute("SET threads TO %d" % spec["threads"])
+for name, files in spec["tables"].items():
+    con.execute("CREATE VIEW %s AS SELECT * FROM read_parquet(%s)" % (name, json.dumps(files).replace('"', "'")))
+out = {}
+for q in spec["queries"]:
+    best = None
+    rows = None
+    for _ in range(spec["runs"]):
+        t = time.perf_counter()
+        rows = con.execute(q["sql"]).fetchall()
+        dt = time.perf_counter() - t
+        best = dt if best is None else min(best, dt)
+    out[q["name"]] = {"seconds": best, "rows": [[float(v) if v is not None else 0.0 for v in r] for r in rows]}
+print(json.dumps(out))
+"#;
+
+async fn run_insights(
+    server: &ServerProc,
+    group: &str,
+    query: &str,
+    range: (i64, i64),
+) -> Result<(f64, Vec<Vec<f64>>, Value)> {
+    let t0 = Instant::now();
+    let start = server
+        .call(
+            "StartQuery",
+            json!({"logGroupName": group, "startTime": range.0 / 1000, "endTime": range.1 / 1000 + 1, "queryString": query}).to_string(),
+        )
+        .await?;
+    let id = start["queryId"].as_str().unwrap_or_default().to_string();
+    loop {
+        let r = server
+            .call("GetQueryResults", json!({"queryId": id}).to_string())
+            .await?;
+        match r["status"].as_str() {
+            Some("Complete") => {
+                let secs = t0.elapsed().as_secs_f64();
+                let rows = r["results"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|row| {
+                        row.as_array()
+                            .into_iter()
+                            .flatten()
+                            .filter_map(|c| c["value"].as_str()?.parse::<f64>().ok())
+                            .collect()
+                    })
+                    .collect();
+                return Ok((secs, rows, r["statistics"].clone()));
+            }
+            Some("Running") | Some("Scheduled") => {
+                tokio::time::sleep(Duration::from_millis(5)).await
+            }
+            other => bail!("query {query:?} ended {other:?}: {r}"),
+        }
+    }
+}
+
+/// Segment files of each group, from the newest manifest.
+fn segment_files(store: &Path) -> Result<BTreeMap<String, Vec<String>>> {
+    let mut manifests: Vec<PathBuf> = std::fs::read_dir(store.join("catalog"))?
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    manifests.sort();
+    let newest = manifests.last().context("no manifest")?;
+    let m: Value = serde_json::from_str(&std::fs::read_to_string(newest)?)?;
+    let mut ids = BTreeMap::new();
+    for (name, g) in m["metadata"]["groups"].as_object().context("groups")? {
+        ids.insert(g["group_id"].as_u64().unwrap_or(u64::MAX), name.clone());
+    }
+    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for s in m["segments"].as_array().context("segments")? {
+        let gid = s["group_id"].as_u64().unwrap_or(0);
+        if let Some(name) = ids.get(&gid) {
+            let path = store.join(s["path"].as_str().unwrap_or_default());
+            out.entry(name.clone())
+                .or_default()
+                .push(path.to_string_lossy().into_owned());
+        }
+    }
+    Ok(out)
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let args = Args::parse();
+    let bin = match &args.logwell {
+        Some(b) => b.clone(),
+        None => std::env::current_exe()?.with_file_name("logwell"),
+    };
+    let data_dir = args.data_dir.clone().unwrap_or_else(|| {
+        std::env::temp_dir().join(format!("logwell-query-bench-{}", std::process::id()))
+    });
+    let _ = std::fs::remove_dir_all(&data_dir);
+    std::fs::create_dir_all(&data_dir)?;
+    let config = data_dir.with_extension("toml");
+    std::fs::write(
+        &config,
+        "[storage]\nflush_age = 3600\nmaintenance_interval = 3600\n",
+    )?;
+    let store = data_dir.join("store");
+
+    println!("logwell query benchmark");
+    println!("machine: {}", machine());
+
+    // ---------------------------------------------------------------- load
+    let server = ServerProc::start(&bin, &data_dir, &config)?;
+    let n_app = args.events * 6 / 10;
+    let n_lambda = args.events * 2 / 10;
+    let n_vpc = args.events - n_app - n_lambda;
+    let span_ms: i64 = 3_600_000;
+    let base = now_ms() - span_ms - 60_000;
+    let mut raw: BTreeMap<&str, u64> = BTreeMap::new();
+    let mut bodies: Vec<String> = Vec::new();
+    let gens: [(&str, usize, fn(usize) -> String); 3] = [
+        ("app", n_app, app_line),
+        ("lambda", n_lambda, lambda_line),
+        ("vpc", n_vpc, vpc_line),
+    ];
+    for (name, n, gen) in gens {
+        let group = format!("/bench/{name}");
+        let streams: Vec<String> = (0..args.clients).map(|c| format!("s{c}")).collect();
+        create(&server, &group, &streams).await?;
+        let per = n / args.clients;
+        for (c, stream) in streams.iter().enumerate() {
+            let events: Vec<(i64, String)> = (0..per)
+                .map(|k| {
+                    let i = c * per + k;
+                    (base + k as i64 * span_ms / per as i64, gen(i))
+                })
+                .collect();
+            *raw.entry(name).or_default() +=
+                events.iter().map(|(_, m)| m.len() as u64).sum::<u64>();
+            bodies.extend(batches(&group, stream, &events, 10_000));
+        }
+    }
+    let total: usize =
+        (n_app / args.clients + n_lambda / args.clients + n_vpc / args.clients) * args.clients;
+    let t0 = Instant::now();
+    let results = futures::stream::iter(bodies.into_iter().map(|b| {
+        let s = &server;
+        async move { s.call("PutLogEvents", b).await.map(|_| ()) }
+    }))
+    .buffer_unordered(args.clients)
+    .collect::<Vec<_>>()
+    .await;
+    for r in results {
+        r?;
+    }
+    println!(
+        "loaded {total} events ({:.1} MB raw) in {:.1} s",
+        raw.values().sum::<u64>() as f64 / 1e6,
+        t0.elapsed().as_secs_f64()
+    );
+    // A clean stop flushes everything: both engines then read the same Parquet files.
+    server.stop()?;
+    let server = ServerProc::start(&bin, &data_dir, &config)?;
+    let files = segment_files(&store)?;
+    let range = (base - 1000, base + span_ms + 1000);
+
+    // ---------------------------------------------------------------- DuckDB
+    let mut tables = serde_json::Map::new();
+    for name in ["app", "lambda", "vpc"] {
+        let f = files
+            .get(&format!("/bench/{name}"))
+            .cloned()
+            .unwrap_or_default();
+        tables.insert(name.to_string(), json!(f));
+    }
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2);
+    let spec = json!({
+        "tables": tables,
+        "runs": args.runs,
+        "threads": threads,
+        "queries": QUERIES.iter().map(|q| json!({"name": q.name, "sql": q.sql})).collect::<Vec<_>>(),
+    });
+    let script = data_dir.with_extension("duckdb.py");
+    std::fs::write(&script, DUCKDB_SCRIPT)?;
+    let mut child = std::process::Command::new(&args.python)
+        .arg(&script)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .with_context(|| format!("running {} (needs duckdb)", args.python))?;
+    {
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(spec.to_string().as_bytes())?;
+    }
+    let out = child.wait_with_output()?;
+    if !out.status.success() {
+        bail!("DuckDB run failed");
+    }
+    let duck: Value = serde_json::from_slice(&out.stdout)?;
+
+    // ---------------------------------------------------------------- logwell
+    println!(
+        "\n| query | logwell | DuckDB | logwell / DuckDB | raw MB/s (logwell) | same answer |"
+    );
+    println!("|---|---|---|---|---|---|");
+    let mut all_same = true;
+    for q in QUERIES {
+        let group = format!("/bench/{}", q.group);
+        let mut best = f64::MAX;
+        let mut rows = Vec::new();
+        for _ in 0..args.runs {
+            let (secs, r, _) = run_insights(&server, &group, q.insights, range).await?;
+            best = best.min(secs);
+            rows = r;
+        }
+        let d = &duck[q.name];
+        let dsecs = d["seconds"].as_f64().unwrap_or(f64::NAN);
+        let drows: Vec<Vec<f64>> = d["rows"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|r| {
+                r.as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_f64)
+                    .collect()
+            })
+            .collect();
+        // bin() values are timestamps, not numbers: compare the numeric columns both print.
+        let ours: Vec<Vec<f64>> = rows
+            .iter()
+            .map(|r| r[r.len().saturating_sub(drows.first().map_or(0, |d| d.len()))..].to_vec())
+            .collect();
+        let same = fingerprint(&ours) == fingerprint(&drows);
+        all_same &= same;
+        let mb = raw[q.group] as f64 / 1e6;
+        println!(
+            "| {} | {:.0} ms | {:.0} ms | {:.2}x | {:.0} | {} |",
+            q.name,
+            best * 1000.0,
+            dsecs * 1000.0,
+            best / dsecs,
+            mb / best,
+            if same { "yes" } else { "NO" }
+        );
+    }
+    server.stop()?;
+    let _ = std::fs::remove_dir_all(&data_dir);
+    if !all_same {
+        bail!("logwell and DuckDB disagreed on at least one query");
+    }
+    Ok(())
+}

@@ -1,0 +1,1394 @@
+//! Insights AST -> DataFusion logical plan. Each command becomes plan nodes; functions become
+//! DataFusion expressions or logwell UDFs. Field values discovered in JSON are strings, so
+//! expressions carry a small static type to decide when to compare or add as numbers.
+
+use crate::udf::{CountTrue, Counter, JsonFields, ParseFields, QueryCounters};
+use crate::QueryError;
+use arrow::datatypes::{DataType, TimeUnit};
+use datafusion::common::{Column, ScalarValue};
+use datafusion::functions::expr_fn as f;
+use datafusion::functions_aggregate::expr_fn as agg;
+use datafusion::logical_expr::expr::ScalarFunction;
+use datafusion::logical_expr::{
+    ident, lit, when, Expr, ExprFunctionExt, LogicalPlan, LogicalPlanBuilder, SortExpr,
+};
+use logwell_insights::{
+    BinaryOp, Command, Expr as Ast, ParsePattern, PeriodUnit, Projection, Query, SortKey, UnaryOp,
+};
+use std::collections::HashMap;
+use std::ops::{Neg, Not};
+use std::sync::Arc;
+
+/// Static type of an expression: decides coercions, since discovered fields are strings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ty {
+    Str,
+    Num,
+    Bool,
+    Time,
+    /// A discovered field: text that may hold a number.
+    Any,
+}
+
+#[derive(Debug, Clone)]
+struct T {
+    e: Expr,
+    ty: Ty,
+}
+
+fn t(e: Expr, ty: Ty) -> T {
+    T { e, ty }
+}
+
+const TS: &str = "@timestamp";
+const MSG: &str = "@message";
+pub const SEQ: &str = "__seq";
+pub const LOG: &str = "@log";
+const DEFAULT_LIMIT: usize = 10_000;
+
+fn malformed(msg: impl Into<String>) -> QueryError {
+    QueryError::Malformed(msg.into())
+}
+
+fn ts_type() -> DataType {
+    DataType::Timestamp(TimeUnit::Millisecond, None)
+}
+
+fn millis(e: Expr) -> Expr {
+    e.cast_to_type(DataType::Int64)
+}
+
+pub(crate) trait CastTo {
+    fn cast_to_type(self, ty: DataType) -> Expr;
+}
+impl CastTo for Expr {
+    fn cast_to_type(self, ty: DataType) -> Expr {
+        Expr::Cast(datafusion::logical_expr::Cast::new(Box::new(self), ty))
+    }
+}
+
+fn try_cast(e: Expr, ty: DataType) -> Expr {
+    Expr::TryCast(datafusion::logical_expr::TryCast::new(Box::new(e), ty))
+}
+
+fn num(x: T) -> Expr {
+    match x.ty {
+        Ty::Num => x.e.cast_to_type(DataType::Float64),
+        Ty::Time => millis(x.e).cast_to_type(DataType::Float64),
+        Ty::Bool => x.e.cast_to_type(DataType::Float64),
+        Ty::Str | Ty::Any => try_cast(x.e, DataType::Float64),
+    }
+}
+
+fn text(x: T) -> Expr {
+    match x.ty {
+        Ty::Str | Ty::Any => x.e.cast_to_type(DataType::Utf8),
+        _ => x.e.cast_to_type(DataType::Utf8),
+    }
+}
+
+fn boolean(x: T) -> Expr {
+    match x.ty {
+        Ty::Bool => x.e,
+        Ty::Num => num(x).not_eq(lit(0.0)),
+        Ty::Time => x.e.is_not_null(),
+        Ty::Str | Ty::Any => x.e.clone().is_not_null().and(x.e.not_eq(lit(""))),
+    }
+}
+
+fn int01(b: Expr) -> Expr {
+    b.cast_to_type(DataType::Int64)
+}
+
+fn period_ms(value: u64, unit: PeriodUnit) -> Option<i64> {
+    // CloudWatch caps the value per unit: bin(300s) silently becomes 60s.
+    let v = value as i64;
+    Some(match unit {
+        PeriodUnit::Millisecond => v.min(1000),
+        PeriodUnit::Second => v.min(60) * 1000,
+        PeriodUnit::Minute => v.min(60) * 60_000,
+        PeriodUnit::Hour => v.min(24) * 3_600_000,
+        PeriodUnit::Day => v * 86_400_000,
+        PeriodUnit::Week => v * 7 * 86_400_000,
+        _ => return None,
+    })
+}
+
+fn calendar_unit(unit: PeriodUnit) -> &'static str {
+    match unit {
+        PeriodUnit::Month => "month",
+        PeriodUnit::Quarter => "quarter",
+        _ => "year",
+    }
+}
+
+/// Floors a timestamp expression to a period.
+fn time_floor(ts: Expr, value: u64, unit: PeriodUnit) -> Expr {
+    match period_ms(value, unit) {
+        Some(ms) if ms > 0 => {
+            // Euclidean floor so that instants before 1970 floor downwards too.
+            let m = millis(ts);
+            let floored = m.clone() - ((m % lit(ms)) + lit(ms)) % lit(ms);
+            floored.cast_to_type(ts_type())
+        }
+        Some(_) => ts,
+        None => f::date_trunc(lit(calendar_unit(unit)), ts).cast_to_type(ts_type()),
+    }
+}
+
+fn time_ceil(ts: Expr, value: u64, unit: PeriodUnit) -> Expr {
+    let floor = time_floor(ts.clone(), value, unit);
+    let up = match period_ms(value, unit) {
+        Some(ms) => (millis(floor.clone()) + lit(ms)).cast_to_type(ts_type()),
+        None => {
+            let months: i32 = match unit {
+                PeriodUnit::Month => 1,
+                PeriodUnit::Quarter => 3,
+                _ => 12,
+            };
+            floor.clone() + lit(ScalarValue::IntervalYearMonth(Some(months)))
+        }
+    };
+    when(floor.clone().eq(ts), floor).otherwise(up).unwrap()
+}
+
+/// The live state of a pipeline being compiled.
+struct Pipeline {
+    plan: LogicalPlan,
+    fields: HashMap<String, Ty>,
+    /// Names shown by `fields` commands, in order.
+    shown: Vec<String>,
+    display: Option<Vec<String>>,
+    stats: usize,
+    /// Set by `sort`; `dedup` keeps the first row in this order.
+    order: Option<Vec<SortExpr>>,
+    /// The time the query started, epoch ms (for `now()`).
+    now_ms: i64,
+    range: (i64, i64),
+    counters: Arc<QueryCounters>,
+    matched_counted: bool,
+    explicit_limit: Option<usize>,
+    /// Index of the last filter before the first stats (it feeds `recordsMatched`).
+    count_at_filter: Option<usize>,
+    next_tmp: usize,
+}
+
+/// The compiled query: a plan whose columns are the output fields, in order, plus (for
+/// non-aggregating queries) the pointer columns `@log`/`@timestamp`/`__seq` under `__ptr_*`.
+#[derive(Debug)]
+pub struct CompiledQuery {
+    pub plan: LogicalPlan,
+    /// Output field names, in order; plan columns have the same names.
+    pub fields: Vec<String>,
+    pub with_ptr: bool,
+    pub counters: Arc<QueryCounters>,
+    pub counts_matched: bool,
+}
+
+pub const PTR_LOG: &str = "__ptr_log";
+pub const PTR_TS: &str = "__ptr_ts";
+pub const PTR_SEQ: &str = "__ptr_seq";
+
+/// Compiles `query` over `base` (the union of the groups' system columns).
+pub fn compile(
+    query: &Query,
+    base: LogicalPlan,
+    counters: Arc<QueryCounters>,
+    now_ms: i64,
+    range: (i64, i64),
+    api_limit: Option<usize>,
+) -> Result<CompiledQuery, QueryError> {
+    let mut fields = HashMap::new();
+    for (n, ty) in [
+        (TS, Ty::Time),
+        (MSG, Ty::Str),
+        ("@logStream", Ty::Str),
+        ("@ingestionTime", Ty::Time),
+        (LOG, Ty::Str),
+        (SEQ, Ty::Num),
+    ] {
+        fields.insert(n.to_string(), ty);
+    }
+    let stats_total = query
+        .commands
+        .iter()
+        .filter(|c| matches!(c, Command::Stats { .. }))
+        .count();
+    if stats_total > 2 {
+        return Err(malformed("A query can contain at most two stats commands"));
+    }
+    let first_stats = query
+        .commands
+        .iter()
+        .position(|c| matches!(c, Command::Stats { .. }))
+        .unwrap_or(query.commands.len());
+    let count_at_filter = query.commands[..first_stats]
+        .iter()
+        .rposition(|c| matches!(c, Command::Filter(_)));
+    let mut p = Pipeline {
+        plan: base,
+        fields,
+        shown: Vec::new(),
+        display: None,
+        stats: 0,
+        order: None,
+        now_ms,
+        range,
+        counters: counters.clone(),
+        matched_counted: false,
+        explicit_limit: None,
+        count_at_filter,
+        next_tmp: 0,
+    };
+    for (i, cmd) in query.commands.iter().enumerate() {
+        if let Some(prev) = i.checked_sub(1).map(|j| &query.commands[j]) {
+            if matches!(prev, Command::Dedup(_)) && !matches!(cmd, Command::Limit { .. }) {
+                return Err(malformed("Only limit can follow dedup"));
+            }
+        }
+        p.command(cmd, i)?;
+    }
+    p.finish(api_limit)
+}
+
+impl Pipeline {
+    fn build(
+        &mut self,
+        f: impl FnOnce(LogicalPlanBuilder) -> datafusion::common::Result<LogicalPlanBuilder>,
+    ) -> Result<(), QueryError> {
+        let plan = std::mem::replace(&mut self.plan, LogicalPlan::default());
+        let b = f(LogicalPlanBuilder::from(plan))?;
+        self.plan = b.build()?;
+        Ok(())
+    }
+
+    fn column_names(&self) -> Vec<String> {
+        self.plan
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect()
+    }
+
+    /// Adds (or replaces) columns, keeping every other column.
+    fn with_columns(&mut self, cols: Vec<(String, T)>) -> Result<(), QueryError> {
+        if cols.is_empty() {
+            return Ok(());
+        }
+        let mut exprs: Vec<Expr> = Vec::new();
+        let mut replaced = vec![false; cols.len()];
+        for name in self.column_names() {
+            match cols.iter().rposition(|(n, _)| *n == name) {
+                Some(i) => {
+                    if !replaced[i] {
+                        exprs.push(cols[i].1.e.clone().alias(&name));
+                        replaced[i] = true;
+                    }
+                }
+                None => exprs.push(ident(&name)),
+            }
+        }
+        for (i, (name, x)) in cols.iter().enumerate() {
+            // Later duplicates of a name win.
+            if !replaced[i] && cols.iter().rposition(|(n, _)| n == name) == Some(i) {
+                exprs.push(x.e.clone().alias(name));
+            }
+        }
+        for (name, x) in &cols {
+            self.fields.insert(name.clone(), x.ty);
+        }
+        self.build(|b| b.project(exprs))
+    }
+
+    fn drop_columns(&mut self, names: &[&str]) -> Result<(), QueryError> {
+        let keep: Vec<Expr> = self
+            .column_names()
+            .into_iter()
+            .filter(|n| !names.contains(&n.as_str()))
+            .map(|n| ident(&n))
+            .collect();
+        for n in names {
+            self.fields.remove(*n);
+        }
+        self.build(|b| b.project(keep))
+    }
+
+    fn tmp(&mut self, what: &str) -> String {
+        self.next_tmp += 1;
+        format!("__{what}{}", self.next_tmp)
+    }
+
+    /// Makes every field the expressions read a column: discovered fields are extracted from
+    /// JSON messages (one pass per row for all of them) before the first `stats`.
+    fn ensure_fields<'a>(
+        &mut self,
+        exprs: impl IntoIterator<Item = &'a Ast>,
+    ) -> Result<(), QueryError> {
+        let mut wanted: Vec<String> = Vec::new();
+        for e in exprs {
+            collect_fields(e, &mut wanted);
+        }
+        wanted.retain(|n| !self.fields.contains_key(n));
+        wanted.dedup();
+        let mut uniq: Vec<String> = Vec::new();
+        for w in wanted {
+            if !uniq.contains(&w) {
+                uniq.push(w);
+            }
+        }
+        if uniq.is_empty() {
+            return Ok(());
+        }
+        if self.stats > 0 || !self.fields.contains_key(MSG) {
+            // After stats only its outputs exist; unknown fields are absent.
+            let cols = uniq
+                .into_iter()
+                .map(|n| (n, t(lit(ScalarValue::Utf8(None)), Ty::Any)))
+                .collect();
+            return self.with_columns(cols);
+        }
+        let tmp = self.tmp("json");
+        let udf = Arc::new(JsonFields::udf(uniq.clone()));
+        let extract = Expr::ScalarFunction(ScalarFunction::new_udf(udf, vec![ident(MSG)]));
+        self.with_columns(vec![(tmp.clone(), t(extract, Ty::Any))])?;
+        let cols = uniq
+            .iter()
+            .enumerate()
+            .map(|(i, n)| {
+                (
+                    n.clone(),
+                    t(f::get_field(ident(&tmp), i.to_string()), Ty::Any),
+                )
+            })
+            .collect();
+        self.with_columns(cols)?;
+        self.drop_columns(&[&tmp])
+    }
+
+    fn command(&mut self, cmd: &Command, index: usize) -> Result<(), QueryError> {
+        match cmd {
+            Command::Fields(projs) => {
+                let cols = self.projections(projs)?;
+                for (name, _) in &cols {
+                    if !self.shown.contains(name) {
+                        self.shown.push(name.clone());
+                    }
+                }
+                let cols = cols
+                    .into_iter()
+                    .filter(|(n, x)| !is_same_column(n, &x.e))
+                    .collect();
+                self.with_columns(cols)
+            }
+            Command::Display(projs) => {
+                let cols = self.projections(projs)?;
+                self.display = Some(cols.iter().map(|(n, _)| n.clone()).collect());
+                let cols = cols
+                    .into_iter()
+                    .filter(|(n, x)| !is_same_column(n, &x.e))
+                    .collect();
+                self.with_columns(cols)
+            }
+            Command::Filter(e) => {
+                self.ensure_fields([e])?;
+                let pred = boolean(self.expr(e)?);
+                let pred = if self.count_at_filter == Some(index) {
+                    self.matched_counted = true;
+                    CountTrue::call(&self.counters, Counter::Matched, pred)
+                } else {
+                    pred
+                };
+                self.build(|b| b.filter(pred))
+            }
+            Command::Stats { aggregates, by } => self.stats(aggregates, by),
+            Command::Sort(keys) => self.sort(keys),
+            Command::Limit { n, any } => {
+                if !*any {
+                    self.default_order()?;
+                }
+                let n = *n as usize;
+                self.explicit_limit = Some(self.explicit_limit.map_or(n, |l| l.min(n)));
+                self.build(|b| b.limit(0, Some(n)))
+            }
+            Command::Parse {
+                field,
+                pattern,
+                names,
+            } => self.parse(field, pattern, names),
+            Command::Dedup(names) => self.dedup(names),
+        }
+    }
+
+    /// `expr as name` items: their names and compiled expressions.
+    fn projections(&mut self, projs: &[Projection]) -> Result<Vec<(String, T)>, QueryError> {
+        self.ensure_fields(projs.iter().map(|p| &p.expr))?;
+        projs
+            .iter()
+            .map(|p| Ok((p.name().to_string(), self.expr(&p.expr)?)))
+            .collect()
+    }
+
+    fn default_order(&mut self) -> Result<(), QueryError> {
+        if self.order.is_some() || self.stats > 0 || !self.fields.contains_key(TS) {
+            return Ok(());
+        }
+        let order = vec![ident(TS).sort(false, false), ident(SEQ).sort(false, false)];
+        self.order = Some(order.clone());
+        self.build(|b| b.sort(order))
+    }
+
+    fn sort(&mut self, keys: &[SortKey]) -> Result<(), QueryError> {
+        self.ensure_fields(keys.iter().map(|k| &k.expr))?;
+        let mut order = Vec::new();
+        for k in keys {
+            let x = self.expr(&k.expr)?;
+            match x.ty {
+                // Discovered values sort as numbers when they are numbers, else as text.
+                Ty::Any => {
+                    order.push(num(x.clone()).sort(k.ascending, false));
+                    order.push(text(x).sort(k.ascending, false));
+                }
+                _ => order.push(x.e.sort(k.ascending, false)),
+            }
+        }
+        self.order = Some(order.clone());
+        self.build(|b| b.sort(order))
+    }
+
+    fn parse(
+        &mut self,
+        field: &str,
+        pattern: &ParsePattern,
+        names: &[String],
+    ) -> Result<(), QueryError> {
+        let src = Ast::Field(field.to_string());
+        self.ensure_fields([&src])?;
+        let input = self.expr(&src)?;
+        let (regex, names): (String, Vec<String>) = match pattern {
+            ParsePattern::Glob(glob) => {
+                let stars = glob.matches('*').count();
+                if names.len() != stars {
+                    return Err(malformed(format!(
+                        "parse: the pattern has {stars} '*' but {} names follow 'as'",
+                        names.len()
+                    )));
+                }
+                (glob_regex(glob), names.to_vec())
+            }
+            ParsePattern::Regex(r) => {
+                let re = build_regex(&r.pattern, &r.flags)?;
+                let groups: Vec<String> = re
+                    .capture_names()
+                    .skip(1)
+                    .enumerate()
+                    .map(|(i, n)| {
+                        n.map(str::to_string)
+                            .unwrap_or_else(|| format!("__unnamed{i}"))
+                    })
+                    .collect();
+                if !groups.iter().any(|g| !g.starts_with("__unnamed")) {
+                    return Err(malformed(
+                        "parse: a regular expression needs named groups such as (?<name>...)",
+                    ));
+                }
+                (re.as_str().to_string(), groups)
+            }
+        };
+        let re = regex::Regex::new(&regex)
+            .map_err(|e| malformed(format!("parse: invalid pattern: {e}")))?;
+        let tmp = self.tmp("parse");
+        let udf = Arc::new(ParseFields::udf(re, names.clone()));
+        let call = Expr::ScalarFunction(ScalarFunction::new_udf(udf, vec![text(input)]));
+        self.with_columns(vec![(tmp.clone(), t(call, Ty::Any))])?;
+        let cols = names
+            .iter()
+            .filter(|n| !n.starts_with("__unnamed"))
+            .map(|n| (n.clone(), t(f::get_field(ident(&tmp), n.as_str()), Ty::Any)))
+            .collect();
+        self.with_columns(cols)?;
+        self.drop_columns(&[&tmp])
+    }
+
+    fn dedup(&mut self, names: &[String]) -> Result<(), QueryError> {
+        let asts: Vec<Ast> = names.iter().map(|n| Ast::Field(n.clone())).collect();
+        self.ensure_fields(asts.iter())?;
+        self.default_order()?;
+        let order = self.order.clone().unwrap_or_default();
+        let keys: Vec<Expr> = names.iter().map(|n| ident(n)).collect();
+        let rn = self.tmp("rn");
+        let window = datafusion::functions_window::expr_fn::row_number()
+            .partition_by(keys.clone())
+            .order_by(order.clone())
+            .build()?;
+        self.build(|b| b.window(vec![window.alias(&rn)]))?;
+        let mut keep = ident(&rn).eq(lit(1u64));
+        for k in keys {
+            keep = keep.or(k.is_null());
+        }
+        self.build(|b| b.filter(keep))?;
+        self.drop_columns(&[&rn])?;
+        // Window evaluation reorders rows; restore the order.
+        self.build(|b| b.sort(order))
+    }
+
+    fn stats(&mut self, aggregates: &[Projection], by: &[Projection]) -> Result<(), QueryError> {
+        self.ensure_fields(aggregates.iter().chain(by).map(|p| &p.expr))?;
+        let mut group_exprs = Vec::new();
+        let mut key_cols = Vec::new();
+        for p in by {
+            let x = self.expr(&p.expr)?;
+            let name = p.name().to_string();
+            group_exprs.push(x.e.alias(&name));
+            key_cols.push((name, x.ty));
+        }
+        let mut aggs: Vec<Expr> = Vec::new();
+        let mut outs = Vec::new();
+        for p in aggregates {
+            let x = self.agg_expr(&p.expr, &mut aggs)?;
+            outs.push((p.name().to_string(), x));
+        }
+        if aggs.is_empty() {
+            return Err(malformed(
+                "stats needs at least one aggregate function such as count(*)",
+            ));
+        }
+        self.build(|b| b.aggregate(group_exprs, aggs))?;
+        self.stats += 1;
+        self.order = None;
+        let mut proj = Vec::new();
+        let mut fields = HashMap::new();
+        for (name, ty) in &key_cols {
+            proj.push(ident(name));
+            fields.insert(name.clone(), *ty);
+        }
+        for (name, x) in outs {
+            if !fields.contains_key(&name) {
+                proj.push(x.e.alias(&name));
+                fields.insert(name, x.ty);
+            }
+        }
+        self.fields = fields;
+        self.shown.clear();
+        self.display = None;
+        self.build(|b| b.project(proj))?;
+        // Rows in key order unless the query sorts them.
+        let order: Vec<SortExpr> = key_cols
+            .iter()
+            .map(|(n, _)| ident(n).sort(true, false))
+            .collect();
+        if !order.is_empty() {
+            self.build(|b| b.sort(order))?;
+        }
+        Ok(())
+    }
+
+    fn finish(mut self, api_limit: Option<usize>) -> Result<CompiledQuery, QueryError> {
+        let aggregated = self.stats > 0;
+        if !aggregated {
+            self.default_order()?;
+        }
+        let cap = match (self.explicit_limit, api_limit) {
+            (Some(q), Some(a)) => q.min(a),
+            (Some(q), None) => q,
+            (None, Some(a)) => a,
+            (None, None) => DEFAULT_LIMIT,
+        };
+        let fields: Vec<String> = if let Some(d) = self.display.clone() {
+            d
+        } else if aggregated {
+            self.column_names()
+                .into_iter()
+                .filter(|n| !n.starts_with("__"))
+                .collect()
+        } else if !self.shown.is_empty() {
+            self.shown.clone()
+        } else {
+            vec![TS.into(), MSG.into(), "@logStream".into(), LOG.into()]
+        };
+        let mut proj: Vec<Expr> = Vec::new();
+        let mut seen = Vec::new();
+        for name in &fields {
+            if seen.contains(name) {
+                continue;
+            }
+            seen.push(name.clone());
+            if self.fields.contains_key(name) {
+                proj.push(ident(name));
+            } else {
+                proj.push(lit(ScalarValue::Utf8(None)).alias(name));
+            }
+        }
+        let with_ptr = !aggregated && self.fields.contains_key(SEQ);
+        if with_ptr {
+            proj.push(ident(LOG).alias(PTR_LOG));
+            proj.push(millis(ident(TS)).alias(PTR_TS));
+            proj.push(ident(SEQ).alias(PTR_SEQ));
+        }
+        self.build(|b| b.limit(0, Some(cap))?.project(proj))?;
+        Ok(CompiledQuery {
+            plan: self.plan,
+            fields: seen,
+            with_ptr,
+            counters: self.counters,
+            counts_matched: self.matched_counted,
+        })
+    }
+
+    // ------------------------------------------------------------ expressions
+
+    fn field(&self, name: &str) -> T {
+        match self.fields.get(name) {
+            Some(ty) => t(ident(name), *ty),
+            None => t(lit(ScalarValue::Utf8(None)), Ty::Any),
+        }
+    }
+
+    fn expr(&self, e: &Ast) -> Result<T, QueryError> {
+        Ok(match e {
+            Ast::Field(n) => self.field(n),
+            Ast::Str(s) => t(lit(s.as_str()), Ty::Str),
+            Ast::Int(i) => t(lit(*i), Ty::Num),
+            Ast::Float(x) => t(lit(*x), Ty::Num),
+            Ast::Bool(b) => t(lit(*b), Ty::Bool),
+            Ast::Regex(_) => {
+                return Err(malformed(
+                    "a regular expression can only follow like, =~ or be a function's pattern",
+                ))
+            }
+            Ast::Period { .. } => {
+                return Err(malformed(
+                    "a time period can only be an argument of bin(), datefloor() or dateceil()",
+                ))
+            }
+            Ast::List(_) => return Err(malformed("a list can only follow in or not in")),
+            Ast::Star => return Err(malformed("* can only be the argument of count()")),
+            Ast::Unary { op, expr } => {
+                let x = self.expr(expr)?;
+                match op {
+                    UnaryOp::Not => t(boolean(x).not(), Ty::Bool),
+                    UnaryOp::Neg => t(num(x).neg(), Ty::Num),
+                }
+            }
+            Ast::Binary { op, left, right } => self.binary(*op, left, right)?,
+            Ast::Like {
+                expr,
+                pattern,
+                negated,
+            } => {
+                let x = text(self.expr(expr)?);
+                let m = match pattern.as_ref() {
+                    Ast::Str(s) => f::strpos(x, lit(s.as_str())).gt(lit(0)),
+                    Ast::Regex(r) => regex_match(x, r)?,
+                    other => f::strpos(x, text(self.expr(other)?)).gt(lit(0)),
+                };
+                t(if *negated { m.not() } else { m }, Ty::Bool)
+            }
+            Ast::In {
+                expr,
+                list,
+                negated,
+            } => {
+                let x = self.expr(expr)?;
+                let items: Vec<T> = list
+                    .iter()
+                    .map(|i| self.expr(i))
+                    .collect::<Result<_, _>>()?;
+                let numeric = items.iter().all(|i| i.ty == Ty::Num) && x.ty != Ty::Str;
+                let (x, items) = if numeric {
+                    (num(x), items.into_iter().map(num).collect::<Vec<_>>())
+                } else {
+                    (
+                        text(x),
+                        items
+                            .into_iter()
+                            .map(|i| match (&i.e, i.ty) {
+                                (Expr::Literal(ScalarValue::Int64(Some(v)), _), _) => {
+                                    lit(v.to_string())
+                                }
+                                (Expr::Literal(ScalarValue::Float64(Some(v)), _), _) => {
+                                    lit(crate::format::number(*v))
+                                }
+                                _ => text(i),
+                            })
+                            .collect(),
+                    )
+                };
+                t(x.in_list(items, *negated), Ty::Bool)
+            }
+            Ast::Call { name, args } => self.call(name, args)?,
+        })
+    }
+
+    fn binary(&self, op: BinaryOp, l: &Ast, r: &Ast) -> Result<T, QueryError> {
+        if op == BinaryOp::RegexMatch {
+            let x = text(self.expr(l)?);
+            return match r {
+                Ast::Regex(re) => Ok(t(regex_match(x, re)?, Ty::Bool)),
+                Ast::Str(s) => Ok(t(
+                    regex_match(
+                        x,
+                        &logwell_insights::Regex {
+                            pattern: s.clone(),
+                            flags: String::new(),
+                        },
+                    )?,
+                    Ty::Bool,
+                )),
+                _ => Err(malformed("=~ needs a regular expression on its right")),
+            };
+        }
+        let a = self.expr(l)?;
+        let b = self.expr(r)?;
+        Ok(match op {
+            BinaryOp::And => t(boolean(a).and(boolean(b)), Ty::Bool),
+            BinaryOp::Or => t(boolean(a).or(boolean(b)), Ty::Bool),
+            BinaryOp::Eq
+            | BinaryOp::Ne
+            | BinaryOp::Lt
+            | BinaryOp::Le
+            | BinaryOp::Gt
+            | BinaryOp::Ge => t(compare(op, a, b), Ty::Bool),
+            BinaryOp::Add => t(num(a) + num(b), Ty::Num),
+            BinaryOp::Sub => t(num(a) - num(b), Ty::Num),
+            BinaryOp::Mul => t(num(a) * num(b), Ty::Num),
+            BinaryOp::Div => t(num(a) / f::nullif(num(b), lit(0.0)), Ty::Num),
+            BinaryOp::Mod => t(num(a) % f::nullif(num(b), lit(0.0)), Ty::Num),
+            BinaryOp::Pow => t(f::power(num(a), num(b)), Ty::Num),
+            BinaryOp::RegexMatch => unreachable!(),
+        })
+    }
+
+    fn args(&self, name: &str, args: &[Ast], min: usize, max: usize) -> Result<Vec<T>, QueryError> {
+        if args.len() < min || args.len() > max {
+            let want = if min == max {
+                format!("{min}")
+            } else if max == usize::MAX {
+                format!("at least {min}")
+            } else {
+                format!("{min} to {max}")
+            };
+            return Err(malformed(format!(
+                "{name}() takes {want} argument(s), {} given",
+                args.len()
+            )));
+        }
+        args.iter().map(|a| self.expr(a)).collect()
+    }
+
+    fn period_arg(&self, name: &str, a: &Ast) -> Result<(u64, PeriodUnit), QueryError> {
+        match a {
+            Ast::Period { value, unit } => Ok((*value, *unit)),
+            _ => Err(malformed(format!(
+                "{name}() needs a time period such as 5m"
+            ))),
+        }
+    }
+
+    fn timestamp(&self, name: &str) -> Result<Expr, QueryError> {
+        if !self.fields.contains_key(TS) {
+            return Err(malformed(format!(
+                "{name}() reads @timestamp, which the previous stats did not keep"
+            )));
+        }
+        Ok(ident(TS))
+    }
+
+    fn call(&self, name: &str, args: &[Ast]) -> Result<T, QueryError> {
+        let lname = name.to_ascii_lowercase();
+        if is_aggregate(&lname) {
+            return Err(malformed(format!("{name}() can only be used in stats")));
+        }
+        let s = |x: &T| text(x.clone());
+        Ok(match lname.as_str() {
+            // ---- datetime
+            "bin" => {
+                if args.len() != 1 {
+                    return Err(malformed(
+                        "bin() takes 1 argument, a time period such as 5m",
+                    ));
+                }
+                let (v, u) = self.period_arg(name, &args[0])?;
+                t(time_floor(self.timestamp(name)?, v, u), Ty::Time)
+            }
+            "datefloor" | "dateceil" => {
+                if args.len() != 2 {
+                    return Err(malformed(format!(
+                        "{name}() takes 2 arguments: a timestamp and a period"
+                    )));
+                }
+                let ts = self.expr(&args[0])?;
+                let ts = to_time(ts);
+                let (v, u) = self.period_arg(name, &args[1])?;
+                if lname == "datefloor" {
+                    t(time_floor(ts, v, u), Ty::Time)
+                } else {
+                    t(time_ceil(ts, v, u), Ty::Time)
+                }
+            }
+            "frommillis" => {
+                let a = self.args(name, args, 1, 1)?;
+                t(
+                    try_cast(num(a[0].clone()), DataType::Int64).cast_to_type(ts_type()),
+                    Ty::Time,
+                )
+            }
+            "tomillis" => {
+                let a = self.args(name, args, 1, 1)?;
+                t(millis(to_time(a[0].clone())), Ty::Num)
+            }
+            "now" => {
+                self.args(name, args, 0, 0)?;
+                t(lit(self.now_ms / 1000), Ty::Num)
+            }
+            "querystarttime" => {
+                self.args(name, args, 0, 0)?;
+                t(lit(self.range.0), Ty::Num)
+            }
+            "queryendtime" => {
+                self.args(name, args, 0, 0)?;
+                t(lit(self.range.1), Ty::Num)
+            }
+            "querytimerange" => {
+                self.args(name, args, 0, 0)?;
+                t(lit(self.range.1 - self.range.0), Ty::Num)
+            }
+            // ---- general
+            "ispresent" => {
+                let a = self.args(name, args, 1, 1)?;
+                t(a[0].e.clone().is_not_null(), Ty::Bool)
+            }
+            "coalesce" => {
+                let a = self.args(name, args, 1, usize::MAX)?;
+                let ty = common_ty(&a);
+                let es = a.into_iter().map(|x| coerce(x, ty)).collect();
+                t(f::coalesce(es), ty)
+            }
+            "if" => {
+                let a = self.args(name, args, 3, 3)?;
+                let ty = common_ty(&a[1..]);
+                t(
+                    when(boolean(a[0].clone()), coerce(a[1].clone(), ty))
+                        .otherwise(coerce(a[2].clone(), ty))?,
+                    ty,
+                )
+            }
+            "case" => {
+                let a = self.args(name, args, 2, 21)?;
+                let values: Vec<T> = a
+                    .iter()
+                    .skip(1)
+                    .step_by(2)
+                    .cloned()
+                    .chain(if a.len() % 2 == 1 {
+                        a.last().cloned()
+                    } else {
+                        None
+                    })
+                    .collect();
+                let ty = common_ty(&values);
+                let mut builder: Option<
+                    datafusion::logical_expr::conditional_expressions::CaseBuilder,
+                > = None;
+                let mut i = 0;
+                while i + 1 < a.len() {
+                    let c = boolean(a[i].clone());
+                    let v = coerce(a[i + 1].clone(), ty);
+                    builder = Some(match builder {
+                        None => when(c, v),
+                        Some(mut b) => b.when(c, v),
+                    });
+                    i += 2;
+                }
+                let mut b = builder.unwrap();
+                let e = if a.len() % 2 == 1 {
+                    b.otherwise(coerce(a[a.len() - 1].clone(), ty))?
+                } else {
+                    b.end()?
+                };
+                t(e, ty)
+            }
+            "isnumeric" => {
+                let a = self.args(name, args, 1, 1)?;
+                t(
+                    int01(try_cast(s(&a[0]), DataType::Float64).is_not_null()),
+                    Ty::Num,
+                )
+            }
+            "messagesize" => {
+                let a = self.args(name, args, 1, 1)?;
+                t(f::octet_length(s(&a[0])), Ty::Num)
+            }
+            // ---- numeric
+            "abs" | "ceil" | "floor" | "sqrt" | "log" => {
+                let a = self.args(name, args, 1, 1)?;
+                let x = num(a[0].clone());
+                t(
+                    match lname.as_str() {
+                        "abs" => f::abs(x),
+                        "ceil" => f::ceil(x),
+                        "floor" => f::floor(x),
+                        "sqrt" => f::sqrt(x),
+                        _ => f::ln(x),
+                    },
+                    Ty::Num,
+                )
+            }
+            "round" => {
+                let a = self.args(name, args, 1, 2)?;
+                let x = num(a[0].clone());
+                let d = a
+                    .get(1)
+                    .map(|d| try_cast(num(d.clone()), DataType::Int64))
+                    .unwrap_or(lit(0i64));
+                t(f::round(vec![x, d]), Ty::Num)
+            }
+            "greatest" | "least" => {
+                let a = self.args(name, args, 1, usize::MAX)?;
+                let xs = a.into_iter().map(num).collect();
+                t(
+                    if lname == "greatest" {
+                        f::greatest(xs)
+                    } else {
+                        f::least(xs)
+                    },
+                    Ty::Num,
+                )
+            }
+            "tonumber" | "todouble" => {
+                let a = self.args(name, args, 1, 1)?;
+                t(num(a[0].clone()), Ty::Num)
+            }
+            "toint" | "tolong" => {
+                let a = self.args(name, args, 1, 1)?;
+                let ty = if lname == "toint" {
+                    DataType::Int32
+                } else {
+                    DataType::Int64
+                };
+                t(
+                    try_cast(f::trunc(vec![num(a[0].clone())]), ty).cast_to_type(DataType::Int64),
+                    Ty::Num,
+                )
+            }
+            // ---- string
+            "strlen" => {
+                let a = self.args(name, args, 1, 1)?;
+                t(
+                    f::character_length(s(&a[0])).cast_to_type(DataType::Int64),
+                    Ty::Num,
+                )
+            }
+            "toupper" => t(f::upper(s(&self.args(name, args, 1, 1)?[0])), Ty::Str),
+            "tolower" => t(f::lower(s(&self.args(name, args, 1, 1)?[0])), Ty::Str),
+            "trim" | "ltrim" | "rtrim" => {
+                let a = self.args(name, args, 1, 2)?;
+                let mut v = vec![s(&a[0])];
+                if let Some(c) = a.get(1) {
+                    v.push(s(c));
+                }
+                t(
+                    match lname.as_str() {
+                        "trim" => f::btrim(v),
+                        "ltrim" => f::ltrim(v),
+                        _ => f::rtrim(v),
+                    },
+                    Ty::Str,
+                )
+            }
+            "concat" => {
+                let a = self.args(name, args, 1, usize::MAX)?;
+                t(f::concat(a.iter().map(s).collect()), Ty::Str)
+            }
+            "substr" => {
+                let a = self.args(name, args, 2, 3)?;
+                // Insights counts from 0, SQL from 1.
+                let start = try_cast(num(a[1].clone()), DataType::Int64) + lit(1i64);
+                let e = match a.get(2) {
+                    Some(len) => {
+                        f::substring(s(&a[0]), start, try_cast(num(len.clone()), DataType::Int64))
+                    }
+                    None => f::substr(s(&a[0]), start),
+                };
+                t(e, Ty::Str)
+            }
+            "replace" => {
+                let a = self.args(name, args, 3, 3)?;
+                t(f::replace(s(&a[0]), s(&a[1]), s(&a[2])), Ty::Str)
+            }
+            "regexreplace" | "regex_replace" => {
+                if args.len() != 3 {
+                    return Err(malformed(format!("{name}() takes 3 arguments")));
+                }
+                let x = s(&self.expr(&args[0])?);
+                let pat = match &args[1] {
+                    Ast::Str(p) => regex_text(p, "")?,
+                    Ast::Regex(r) => regex_text(&r.pattern, &r.flags)?,
+                    _ => return Err(malformed(format!("{name}() needs a literal pattern"))),
+                };
+                let rep = s(&self.expr(&args[2])?);
+                t(f::regexp_replace(x, lit(pat), rep, Some(lit("g"))), Ty::Str)
+            }
+            "strcontains" => {
+                let a = self.args(name, args, 2, 3)?;
+                let (x, v) = if a.get(2).is_some_and(|c| {
+                    matches!(
+                        c.e,
+                        Expr::Literal(ScalarValue::Boolean(Some(true)), _)
+                            | Expr::Literal(ScalarValue::Int64(Some(1)), _)
+                    )
+                }) {
+                    (f::lower(s(&a[0])), f::lower(s(&a[1])))
+                } else {
+                    (s(&a[0]), s(&a[1]))
+                };
+                t(int01(f::strpos(x, v).gt(lit(0))), Ty::Num)
+            }
+            "startswith" => {
+                let a = self.args(name, args, 2, 2)?;
+                t(int01(f::starts_with(s(&a[0]), s(&a[1]))), Ty::Num)
+            }
+            "endswith" => {
+                let a = self.args(name, args, 2, 2)?;
+                t(int01(f::ends_with(s(&a[0]), s(&a[1]))), Ty::Num)
+            }
+            "isempty" => {
+                let a = self.args(name, args, 1, 1)?;
+                let x = s(&a[0]);
+                t(int01(x.clone().is_null().or(x.eq(lit("")))), Ty::Num)
+            }
+            "isblank" => {
+                let a = self.args(name, args, 1, 1)?;
+                let x = s(&a[0]);
+                t(
+                    int01(x.clone().is_null().or(f::btrim(vec![x]).eq(lit("")))),
+                    Ty::Num,
+                )
+            }
+            "md5" => t(f::md5(s(&self.args(name, args, 1, 1)?[0])), Ty::Str),
+            "sha256" => {
+                let a = self.args(name, args, 1, 1)?;
+                t(f::encode(f::sha256(s(&a[0])), lit("hex")), Ty::Str)
+            }
+            "base64encode" => {
+                let a = self.args(name, args, 1, 1)?;
+                t(f::encode(s(&a[0]), lit("base64pad")), Ty::Str)
+            }
+            "base64decode" => {
+                let a = self.args(name, args, 1, 1)?;
+                t(
+                    f::decode(s(&a[0]), lit("base64pad")).cast_to_type(DataType::Utf8),
+                    Ty::Str,
+                )
+            }
+            _ => return Err(QueryError::Malformed(format!("unknown function {name}()"))),
+        })
+    }
+
+    /// An expression inside `stats`: aggregate calls become aggregate columns (added to `aggs`),
+    /// and arithmetic over them stays an expression over those columns.
+    fn agg_expr(&self, e: &Ast, aggs: &mut Vec<Expr>) -> Result<T, QueryError> {
+        match e {
+            Ast::Call { name, args } if is_aggregate(&name.to_ascii_lowercase()) => {
+                let (a, ty) = self.aggregate(name, args)?;
+                let col = format!("__agg{}", aggs.len());
+                aggs.push(a.alias(&col));
+                Ok(t(ident(&col), ty))
+            }
+            Ast::Binary { op, left, right } if contains_aggregate(e) => {
+                let a = self.agg_expr(left, aggs)?;
+                let b = self.agg_expr(right, aggs)?;
+                Ok(match op {
+                    BinaryOp::Add => t(num(a) + num(b), Ty::Num),
+                    BinaryOp::Sub => t(num(a) - num(b), Ty::Num),
+                    BinaryOp::Mul => t(num(a) * num(b), Ty::Num),
+                    BinaryOp::Div => t(num(a) / f::nullif(num(b), lit(0.0)), Ty::Num),
+                    BinaryOp::Mod => t(num(a) % f::nullif(num(b), lit(0.0)), Ty::Num),
+                    BinaryOp::Pow => t(f::power(num(a), num(b)), Ty::Num),
+                    _ => return Err(malformed("stats expressions combine aggregates with arithmetic only")),
+                })
+            }
+            Ast::Unary { op: UnaryOp::Neg, expr } if contains_aggregate(e) => {
+                Ok(t(num(self.agg_expr(expr, aggs)?).neg(), Ty::Num))
+            }
+            Ast::Call { name, args } if contains_aggregate(e) => {
+                // A scalar function over aggregates, e.g. round(avg(x), 2).
+                let mut inner = Vec::new();
+                for a in args {
+                    inner.push(self.agg_expr(a, aggs)?);
+                }
+                let lname = name.to_ascii_lowercase();
+                match lname.as_str() {
+                    "round" => {
+                        let d = inner.get(1).map(|d| try_cast(num(d.clone()), DataType::Int64)).unwrap_or(lit(0i64));
+                        Ok(t(f::round(vec![num(inner[0].clone()), d]), Ty::Num))
+                    }
+                    "abs" => Ok(t(f::abs(num(inner[0].clone())), Ty::Num)),
+                    "ceil" => Ok(t(f::ceil(num(inner[0].clone())), Ty::Num)),
+                    "floor" => Ok(t(f::floor(num(inner[0].clone())), Ty::Num)),
+                    _ => Err(malformed(format!("{name}() cannot take an aggregate in stats"))),
+                }
+            }
+            Ast::Int(_) | Ast::Float(_) => self.expr(e),
+            Ast::Call { name, .. } => Err(malformed(format!(
+                "{name}() is not an aggregate function; stats takes count, count_distinct, sum, avg, min, max, stddev, pct, earliest, latest, sortsFirst or sortsLast"
+            ))),
+            _ => Err(malformed(
+                "each stats item must be an aggregate function such as count(*), avg(x) or pct(x, 95)",
+            )),
+        }
+    }
+
+    fn aggregate(&self, name: &str, args: &[Ast]) -> Result<(Expr, Ty), QueryError> {
+        let lname = name.to_ascii_lowercase();
+        let one = |this: &Self| -> Result<T, QueryError> {
+            if args.len() != 1 {
+                return Err(malformed(format!(
+                    "{name}() takes 1 argument, {} given",
+                    args.len()
+                )));
+            }
+            if args[0] == Ast::Star {
+                return Err(malformed(format!(
+                    "{name}(*) is not allowed; only count(*)"
+                )));
+            }
+            this.expr(&args[0])
+        };
+        Ok(match lname.as_str() {
+            "count" => match args {
+                [] | [Ast::Star] => (agg::count(lit(1i64)), Ty::Num),
+                [a] => (agg::count(self.expr(a)?.e), Ty::Num),
+                _ => return Err(malformed("count() takes at most 1 argument")),
+            },
+            "count_distinct" => {
+                let x = one(self)?;
+                (agg::count_distinct(x.e), Ty::Num)
+            }
+            "sum" => (agg::sum(num(one(self)?)), Ty::Num),
+            "avg" => (agg::avg(num(one(self)?)), Ty::Num),
+            "stddev" => (agg::stddev(num(one(self)?)), Ty::Num),
+            "min" | "max" | "sortsfirst" | "sortslast" => {
+                let x = one(self)?;
+                let (e, ty) = match x.ty {
+                    Ty::Any | Ty::Num | Ty::Bool => (num(x), Ty::Num),
+                    ty => (x.e, ty),
+                };
+                let a = if lname == "min" || lname == "sortsfirst" {
+                    agg::min(e)
+                } else {
+                    agg::max(e)
+                };
+                (a, ty)
+            }
+            "earliest" | "latest" => {
+                let x = one(self)?;
+                let ts = self.timestamp(name)?;
+                let order = vec![ts.sort(true, false)];
+                let a = if lname == "earliest" {
+                    agg::first_value(x.e, order)
+                } else {
+                    agg::last_value(x.e, order)
+                };
+                (a, x.ty)
+            }
+            "pct" | "percentile" => {
+                if args.len() != 2 {
+                    return Err(malformed(format!(
+                        "{name}() takes 2 arguments: a field and a percentile"
+                    )));
+                }
+                let x = self.expr(&args[0])?;
+                let p = match &args[1] {
+                    Ast::Int(i) => *i as f64,
+                    Ast::Float(f) => *f,
+                    _ => {
+                        return Err(malformed(format!(
+                            "{name}(): the percentile must be a number from 0 to 100"
+                        )))
+                    }
+                };
+                if !(0.0..=100.0).contains(&p) {
+                    return Err(malformed(format!(
+                        "{name}(): the percentile must be from 0 to 100"
+                    )));
+                }
+                (
+                    agg::percentile_cont(num(x).sort(true, false), lit(p / 100.0)),
+                    Ty::Num,
+                )
+            }
+            _ => return Err(malformed(format!("unknown aggregate function {name}()"))),
+        })
+    }
+}
+
+fn is_same_column(name: &str, e: &Expr) -> bool {
+    matches!(e, Expr::Column(c) if c.name == name)
+}
+
+fn is_aggregate(lname: &str) -> bool {
+    matches!(
+        lname,
+        "count"
+            | "count_distinct"
+            | "sum"
+            | "avg"
+            | "min"
+            | "max"
+            | "stddev"
+            | "pct"
+            | "percentile"
+            | "earliest"
+            | "latest"
+            | "sortsfirst"
+            | "sortslast"
+    )
+}
+
+fn contains_aggregate(e: &Ast) -> bool {
+    match e {
+        Ast::Call { name, args } => {
+            is_aggregate(&name.to_ascii_lowercase()) || args.iter().any(contains_aggregate)
+        }
+        Ast::Binary { left, right, .. } => contains_aggregate(left) || contains_aggregate(right),
+        Ast::Unary { expr, .. } => contains_aggregate(expr),
+        _ => false,
+    }
+}
+
+/// Field names an expression reads, in order of appearance.
+fn collect_fields(e: &Ast, out: &mut Vec<String>) {
+    match e {
+        Ast::Field(n) => out.push(n.clone()),
+        Ast::Call { args, .. } => args.iter().for_each(|a| collect_fields(a, out)),
+        Ast::Unary { expr, .. } => collect_fields(expr, out),
+        Ast::Binary { left, right, .. } => {
+            collect_fields(left, out);
+            collect_fields(right, out);
+        }
+        Ast::Like { expr, pattern, .. } => {
+            collect_fields(expr, out);
+            collect_fields(pattern, out);
+        }
+        Ast::In { expr, list, .. } => {
+            collect_fields(expr, out);
+            list.iter().for_each(|a| collect_fields(a, out));
+        }
+        Ast::List(items) => items.iter().for_each(|a| collect_fields(a, out)),
+        _ => {}
+    }
+}
+
+fn to_time(x: T) -> Expr {
+    match x.ty {
+        Ty::Time => x.e,
+        _ => try_cast(num(x), DataType::Int64).cast_to_type(ts_type()),
+    }
+}
+
+fn common_ty(xs: &[T]) -> Ty {
+    let first = xs.first().map(|x| x.ty).unwrap_or(Ty::Any);
+    if xs.iter().all(|x| x.ty == first) {
+        first
+    } else if xs.iter().all(|x| matches!(x.ty, Ty::Num | Ty::Bool)) {
+        Ty::Num
+    } else {
+        Ty::Str
+    }
+}
+
+fn coerce(x: T, ty: Ty) -> Expr {
+    if x.ty == ty {
+        return match ty {
+            Ty::Str | Ty::Any => text(x),
+            _ => x.e,
+        };
+    }
+    match ty {
+        Ty::Num => num(x),
+        Ty::Bool => boolean(x),
+        Ty::Time => to_time(x),
+        Ty::Str | Ty::Any => text(x),
+    }
+}
+
+fn compare(op: BinaryOp, a: T, b: T) -> Expr {
+    let cmp = |l: Expr, r: Expr| match op {
+        BinaryOp::Eq => l.eq(r),
+        BinaryOp::Ne => l.not_eq(r),
+        BinaryOp::Lt => l.lt(r),
+        BinaryOp::Le => l.lt_eq(r),
+        BinaryOp::Gt => l.gt(r),
+        _ => l.gt_eq(r),
+    };
+    match (a.ty, b.ty) {
+        (Ty::Time, Ty::Time) => cmp(a.e, b.e),
+        (Ty::Time, _) | (_, Ty::Time) => cmp(num(a), num(b)),
+        (Ty::Num, _) | (_, Ty::Num) => cmp(num(a), num(b)),
+        (Ty::Bool, _) | (_, Ty::Bool) => cmp(boolean(a), boolean(b)),
+        (Ty::Any, Ty::Any) => {
+            // Two discovered values: as numbers when both are numbers, else as text.
+            let (na, nb) = (num(a.clone()), num(b.clone()));
+            when(
+                na.clone().is_not_null().and(nb.clone().is_not_null()),
+                cmp(na, nb),
+            )
+            .otherwise(cmp(text(a), text(b)))
+            .unwrap()
+        }
+        _ => cmp(text(a), text(b)),
+    }
+}
+
+/// Insights regexes: `/.../` with flags; `(?<name>...)` groups are accepted.
+fn regex_text(pattern: &str, flags: &str) -> Result<String, QueryError> {
+    let mut p = String::new();
+    if !flags.is_empty() {
+        p.push_str("(?");
+        p.push_str(flags);
+        p.push(')');
+    }
+    p.push_str(pattern);
+    build_regex(&p, "").map(|r| r.as_str().to_string())
+}
+
+fn build_regex(pattern: &str, flags: &str) -> Result<regex::Regex, QueryError> {
+    let full = if flags.is_empty() {
+        pattern.to_string()
+    } else {
+        format!("(?{flags}){pattern}")
+    };
+    regex::RegexBuilder::new(&full)
+        .size_limit(1 << 20)
+        .build()
+        .map_err(|e| malformed(format!("invalid regular expression /{pattern}/: {e}")))
+}
+
+fn regex_match(x: Expr, r: &logwell_insights::Regex) -> Result<Expr, QueryError> {
+    let p = regex_text(&r.pattern, &r.flags)?;
+    Ok(f::regexp_like(x, lit(p), None))
+}
+
+/// A `parse` glob as a regex: literal text between the stars, each star a lazy capture (the last
+/// one greedy, taking the rest of the line), unanchored at the start.
+pub fn glob_regex(glob: &str) -> String {
+    let parts: Vec<&str> = glob.split('*').collect();
+    let mut re = String::from("(?s)");
+    for (i, part) in parts.iter().enumerate() {
+        re.push_str(&regex::escape(part));
+        if i + 1 < parts.len() {
+            re.push_str(if i + 2 == parts.len() && parts[i + 1].is_empty() {
+                "(.*)"
+            } else {
+                "(.*?)"
+            });
+        }
+    }
+    re
+}
+
+/// Helper for callers: the system column an Insights field maps onto, if it is one.
+pub fn column(name: &str) -> Expr {
+    Expr::Column(Column::new_unqualified(name))
+}

@@ -1,0 +1,565 @@
+//! Logs Insights and SQL over logwell-storage, compiled to DataFusion logical plans that read the
+//! groups' Parquet segments and their not-yet-flushed batches.
+//!
+//! ```no_run
+//! # async fn demo(engine: logwell_storage::Engine) -> Result<(), logwell_query::QueryError> {
+//! use logwell_query::{Language, Querier, QueryConfig, QueryRequest};
+//! let querier = Querier::new(engine, QueryConfig::default())?;
+//! let prepared = querier
+//!     .prepare(QueryRequest {
+//!         groups: vec!["/app/api".into()],
+//!         start_ms: 0,
+//!         end_ms: i64::MAX,
+//!         query: "stats count(*) by bin(5m)".into(),
+//!         language: Language::Insights,
+//!         limit: None,
+//!     })
+//!     .await?;
+//! let results = prepared.run().await?;
+//! println!("{} rows", results.rows.len());
+//! # Ok(()) }
+//! ```
+
+pub mod compile;
+pub mod format;
+pub mod json;
+pub mod table;
+pub mod udf;
+
+use crate::compile::{CastTo, CompiledQuery, LOG, PTR_LOG, PTR_SEQ, PTR_TS, SEQ};
+use crate::table::{GroupTable, STORE_URL};
+use crate::udf::{CountTrue, Counter, QueryCounters};
+use arrow::array::{Array, AsArray};
+use arrow::datatypes::{DataType, Int64Type, TimeUnit};
+use async_trait::async_trait;
+use base64::Engine as _;
+use datafusion::catalog::{SchemaProvider, TableProvider};
+use datafusion::common::DataFusionError;
+use datafusion::datasource::{provider_as_source, ViewTable};
+use datafusion::execution::disk_manager::DiskManagerBuilder;
+use datafusion::execution::memory_pool::FairSpillPool;
+use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
+use datafusion::logical_expr::{col, ident, lit, LogicalPlan, LogicalPlanBuilder};
+use datafusion::prelude::{SessionConfig, SessionContext};
+use logwell_model::ApiError;
+use logwell_storage::memtable::col as columns;
+use logwell_storage::Engine;
+use std::ops::Not;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+/// Why a query cannot run; each maps onto the exception CloudWatch returns.
+#[derive(Debug, thiserror::Error)]
+pub enum QueryError {
+    /// MalformedQueryException: the query does not parse or does not make sense.
+    #[error("{0}")]
+    Malformed(String),
+    /// InvalidParameterException.
+    #[error("{0}")]
+    Invalid(String),
+    /// ResourceNotFoundException and storage errors, as the storage layer words them.
+    #[error("{}", .0.message)]
+    Api(ApiError),
+    /// The engine failed while running the query.
+    #[error("query failed: {0}")]
+    Execution(String),
+}
+
+impl From<DataFusionError> for QueryError {
+    fn from(e: DataFusionError) -> Self {
+        match e {
+            DataFusionError::Plan(m) => QueryError::Malformed(m),
+            DataFusionError::SQL(e, _) => QueryError::Malformed(e.to_string()),
+            DataFusionError::SchemaError(e, _) => QueryError::Malformed(e.to_string()),
+            DataFusionError::External(e) => match e.downcast::<QueryError>() {
+                Ok(q) => *q,
+                Err(e) => QueryError::Execution(e.to_string()),
+            },
+            other => QueryError::Execution(other.to_string()),
+        }
+    }
+}
+
+impl From<ApiError> for QueryError {
+    fn from(e: ApiError) -> Self {
+        QueryError::Api(e)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Language {
+    /// Logs Insights QL (`CWLI`).
+    Insights,
+    /// DataFusion SQL: each log group is a table named by its name; `logs` is all of them.
+    Sql,
+}
+
+#[derive(Debug, Clone)]
+pub struct QueryRequest {
+    pub groups: Vec<String>,
+    /// Inclusive range, epoch milliseconds.
+    pub start_ms: i64,
+    pub end_ms: i64,
+    pub query: String,
+    pub language: Language,
+    /// StartQuery's `limit`.
+    pub limit: Option<usize>,
+}
+
+/// Memory and parallelism of the query engine.
+#[derive(Debug, Clone)]
+pub struct QueryConfig {
+    /// Past this, sorts and aggregations spill to disk instead of failing.
+    pub memory_limit: usize,
+    /// Where spill files go (the OS temp directory when unset).
+    pub spill_dir: Option<std::path::PathBuf>,
+    pub target_partitions: usize,
+    /// `@log` is `<account-id>:<group>`.
+    pub account_id: String,
+}
+
+impl Default for QueryConfig {
+    fn default() -> Self {
+        QueryConfig {
+            memory_limit: 2 << 30,
+            spill_dir: None,
+            target_partitions: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2),
+            account_id: "000000000000".into(),
+        }
+    }
+}
+
+/// One row of results: `(field, value)` pairs; fields without a value are left out.
+pub type Row = Vec<(String, String)>;
+
+#[derive(Debug, Clone, Default)]
+pub struct QueryResults {
+    pub fields: Vec<String>,
+    pub rows: Vec<Row>,
+    pub stats: QueryStatistics,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct QueryStatistics {
+    pub records_matched: f64,
+    pub records_scanned: f64,
+    pub bytes_scanned: f64,
+}
+
+/// Runs queries against one storage engine.
+#[derive(Clone)]
+pub struct Querier {
+    engine: Engine,
+    runtime: Arc<RuntimeEnv>,
+    config: QueryConfig,
+}
+
+impl Querier {
+    pub fn new(engine: Engine, config: QueryConfig) -> Result<Querier, QueryError> {
+        let disk = match &config.spill_dir {
+            Some(dir) => DiskManagerBuilder::default().with_mode(
+                datafusion::execution::disk_manager::DiskManagerMode::Directories(
+                    vec![dir.clone()],
+                ),
+            ),
+            None => DiskManagerBuilder::default(),
+        };
+        let runtime = RuntimeEnvBuilder::new()
+            .with_memory_pool(Arc::new(FairSpillPool::new(config.memory_limit)))
+            .with_disk_manager_builder(disk)
+            .build_arc()?;
+        let url = url::Url::parse(STORE_URL).expect("static URL");
+        runtime.register_object_store(&url, engine.object_store());
+        Ok(Querier {
+            engine,
+            runtime,
+            config,
+        })
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    fn context(&self) -> SessionContext {
+        let config = SessionConfig::new()
+            .with_target_partitions(self.config.target_partitions)
+            .with_information_schema(false);
+        SessionContext::new_with_config_rt(config, self.runtime.clone())
+    }
+
+    /// The system columns of one group over `[lo, hi]`, with its deleted streams and expired
+    /// events already hidden.
+    fn group_plan(
+        &self,
+        group: &str,
+        lo: i64,
+        hi: i64,
+        counters: &Arc<QueryCounters>,
+    ) -> Result<LogicalPlan, QueryError> {
+        let snap = self.engine.snapshot(group, lo, hi)?;
+        let lo = lo.max(snap.cutoff.unwrap_or(i64::MIN));
+        let (rows, raw): (u64, u64) = snap
+            .segments
+            .iter()
+            .fold((0, 0), |(r, b), s| (r + s.rows, b + s.raw_bytes));
+        let buffered_rows: usize = snap.buffered.iter().map(|b| b.num_rows()).sum();
+        let buffered_bytes: usize = snap
+            .buffered
+            .iter()
+            .map(|b| b.column(4).as_string::<i32>().values().len())
+            .sum();
+        let bytes_per_row = (raw + buffered_bytes as u64) / (rows + buffered_rows as u64).max(1);
+        let mut visible = col(columns::TIMESTAMP)
+            .gt_eq(lit(lo))
+            .and(col(columns::TIMESTAMP).lt_eq(lit(hi)));
+        for (stream, floor) in &snap.tombstones {
+            visible = visible.and(
+                col(columns::STREAM)
+                    .eq(lit(stream.as_str()))
+                    .and(col(columns::SEQ).lt(lit(*floor)))
+                    .not(),
+            );
+        }
+        let log = format!("{}:{}", self.config.account_id, snap.name);
+        let table = GroupTable::new(snap, (lo, hi));
+        let ts = DataType::Timestamp(TimeUnit::Millisecond, None);
+        let plan = LogicalPlanBuilder::scan("events", provider_as_source(Arc::new(table)), None)?
+            .filter(CountTrue::call(
+                counters,
+                Counter::Scanned { bytes_per_row },
+                visible,
+            ))?
+            .project(vec![
+                col(columns::TIMESTAMP)
+                    .cast_to_type(ts.clone())
+                    .alias("@timestamp"),
+                col(columns::MESSAGE).alias("@message"),
+                col(columns::STREAM).alias("@logStream"),
+                col(columns::INGESTION_TIME)
+                    .cast_to_type(ts)
+                    .alias("@ingestionTime"),
+                lit(log).alias(LOG),
+                col(columns::SEQ).alias(SEQ),
+            ])?
+            .build()?;
+        Ok(plan)
+    }
+
+    fn groups_plan(
+        &self,
+        groups: &[String],
+        lo: i64,
+        hi: i64,
+        counters: &Arc<QueryCounters>,
+    ) -> Result<LogicalPlan, QueryError> {
+        let mut plans = groups
+            .iter()
+            .map(|g| self.group_plan(g, lo, hi, counters))
+            .collect::<Result<Vec<_>, _>>()?;
+        let first = plans.remove(0);
+        let mut b = LogicalPlanBuilder::from(first);
+        for p in plans {
+            b = b.union(p)?;
+        }
+        Ok(b.build()?)
+    }
+
+    /// Checks and plans a query; errors here are what StartQuery reports.
+    pub async fn prepare(&self, req: QueryRequest) -> Result<Prepared, QueryError> {
+        if req.end_ms < req.start_ms {
+            return Err(QueryError::Invalid(
+                "endTime must be greater than or equal to startTime".into(),
+            ));
+        }
+        let counters = Arc::new(QueryCounters::default());
+        let ctx = self.context();
+        let now_ms = logwell_model::now_millis();
+        match req.language {
+            Language::Insights => {
+                let query = logwell_insights::parse(&req.query).map_err(|e| {
+                    QueryError::Malformed(format!(
+                        "Query parse error at line {}, column {}: {}",
+                        e.line, e.column, e.message
+                    ))
+                })?;
+                if req.groups.is_empty() {
+                    return Err(QueryError::Invalid(
+                        "Exactly one of logGroupName, logGroupNames or logGroupIdentifiers must be given"
+                            .into(),
+                    ));
+                }
+                let base = self.groups_plan(&req.groups, req.start_ms, req.end_ms, &counters)?;
+                let compiled = compile::compile(
+                    &query,
+                    base,
+                    counters.clone(),
+                    now_ms,
+                    (req.start_ms, req.end_ms),
+                    req.limit,
+                )?;
+                Ok(Prepared { ctx, compiled })
+            }
+            Language::Sql => {
+                let schema = Arc::new(SqlTables {
+                    querier: self.clone(),
+                    groups: req.groups.clone(),
+                    range: (req.start_ms, req.end_ms),
+                    counters: counters.clone(),
+                });
+                ctx.catalog("datafusion")
+                    .expect("default catalog")
+                    .register_schema("public", schema)?;
+                let df = ctx.sql(&req.query).await?;
+                let mut plan = df.into_unoptimized_plan();
+                if let Some(limit) = req.limit {
+                    plan = LogicalPlanBuilder::from(plan)
+                        .limit(0, Some(limit))?
+                        .build()?;
+                }
+                let fields = plan
+                    .schema()
+                    .fields()
+                    .iter()
+                    .map(|f| f.name().clone())
+                    .collect();
+                Ok(Prepared {
+                    ctx,
+                    compiled: CompiledQuery {
+                        plan,
+                        fields,
+                        with_ptr: false,
+                        counters,
+                        counts_matched: false,
+                    },
+                })
+            }
+        }
+    }
+
+    /// The event an `@ptr` points at, with its system fields and discovered JSON fields.
+    pub async fn get_log_record(&self, ptr: &str) -> Result<Row, QueryError> {
+        let Some((group, ts, seq)) = decode_ptr(ptr) else {
+            return Err(QueryError::Invalid(
+                "The log record pointer is not valid".into(),
+            ));
+        };
+        let scan = logwell_storage::Scan {
+            streams: logwell_storage::StreamFilter::All,
+            start: Some(ts),
+            end: Some(ts + 1),
+            after: None,
+            before: None,
+            pattern: None,
+            newest_first: false,
+            limit: usize::MAX,
+        };
+        let rows = self.engine.scan(&group, &scan).await?;
+        let Some(ev) = rows.into_iter().find(|r| r.seq == seq) else {
+            return Err(QueryError::Api(ApiError::new(
+                logwell_model::ErrorKind::ResourceNotFound,
+                "The log record does not exist",
+            )));
+        };
+        let mut row: Row = vec![
+            ("@ingestionTime".into(), ev.ingestion_time.to_string()),
+            (
+                "@log".into(),
+                format!("{}:{}", self.config.account_id, group),
+            ),
+            ("@logStream".into(), ev.stream.clone()),
+            ("@message".into(), ev.message.clone()),
+            ("@timestamp".into(), ev.timestamp.to_string()),
+        ];
+        row.extend(json::flatten(&ev.message, 200));
+        Ok(row)
+    }
+}
+
+/// A planned query, ready to run.
+pub struct Prepared {
+    ctx: SessionContext,
+    compiled: CompiledQuery,
+}
+
+impl std::fmt::Debug for Prepared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Prepared")
+            .field("fields", &self.compiled.fields)
+            .finish()
+    }
+}
+
+impl Prepared {
+    /// The live counters (for statistics while the query runs).
+    pub fn counters(&self) -> Arc<QueryCounters> {
+        self.compiled.counters.clone()
+    }
+
+    /// Whether `recordsMatched` is counted at a filter (else it equals `recordsScanned`).
+    pub fn counts_matched(&self) -> bool {
+        self.compiled.counts_matched
+    }
+
+    pub fn plan(&self) -> &LogicalPlan {
+        &self.compiled.plan
+    }
+
+    pub async fn run(self) -> Result<QueryResults, QueryError> {
+        let c = &self.compiled;
+        let df = self.ctx.execute_logical_plan(c.plan.clone()).await?;
+        let batches = df.collect().await?;
+        let mut rows = Vec::new();
+        for b in &batches {
+            let cols: Vec<Vec<Option<String>>> = c
+                .fields
+                .iter()
+                .map(|name| {
+                    let i = b.schema().index_of(name).expect("output column exists");
+                    format::column(b.column(i))
+                })
+                .collect();
+            let ptr = if c.with_ptr {
+                let log = format::column(b.column(b.schema().index_of(PTR_LOG).unwrap()));
+                let ts = b.column(b.schema().index_of(PTR_TS).unwrap()).clone();
+                let seq = b.column(b.schema().index_of(PTR_SEQ).unwrap()).clone();
+                let ts = ts.as_primitive::<Int64Type>().clone();
+                let seq = seq.as_primitive::<Int64Type>().clone();
+                Some((log, ts, seq))
+            } else {
+                None
+            };
+            for r in 0..b.num_rows() {
+                let mut row: Row = Vec::with_capacity(cols.len() + 1);
+                for (name, col) in c.fields.iter().zip(&cols) {
+                    if let Some(v) = &col[r] {
+                        row.push((name.clone(), v.clone()));
+                    }
+                }
+                if let Some((log, ts, seq)) = &ptr {
+                    if let Some(log) = &log[r] {
+                        let group = log.split_once(':').map_or(log.as_str(), |(_, g)| g);
+                        if ts.is_valid(r) && seq.is_valid(r) {
+                            row.push(("@ptr".into(), encode_ptr(group, ts.value(r), seq.value(r))));
+                        }
+                    }
+                }
+                rows.push(row);
+            }
+        }
+        Ok(QueryResults {
+            fields: c.fields.clone(),
+            rows,
+            stats: statistics(&c.counters, c.counts_matched),
+        })
+    }
+}
+
+/// The statistics as of now (also while the query runs).
+pub fn statistics(counters: &QueryCounters, counts_matched: bool) -> QueryStatistics {
+    let scanned = counters.scanned.load(Ordering::Relaxed) as f64;
+    QueryStatistics {
+        records_matched: if counts_matched {
+            counters.matched.load(Ordering::Relaxed) as f64
+        } else {
+            scanned
+        },
+        records_scanned: scanned,
+        bytes_scanned: counters.bytes.load(Ordering::Relaxed) as f64,
+    }
+}
+
+/// `@ptr`: opaque to clients; names the group, timestamp and sequence of one event.
+pub fn encode_ptr(group: &str, ts: i64, seq: i64) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("1\n{group}\n{ts}\n{seq}"))
+}
+
+pub fn decode_ptr(ptr: &str) -> Option<(String, i64, i64)> {
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(ptr)
+        .ok()?;
+    let text = String::from_utf8(bytes).ok()?;
+    let mut parts = text.split('\n');
+    if parts.next()? != "1" {
+        return None;
+    }
+    let group = parts.next()?.to_string();
+    let ts = parts.next()?.parse().ok()?;
+    let seq = parts.next()?.parse().ok()?;
+    Some((group, ts, seq))
+}
+
+/// SQL's tables: each log group by its name, and `logs` for the groups the request named (or
+/// every group). Tables are planned on first reference, so only the groups a query names are read.
+struct SqlTables {
+    querier: Querier,
+    groups: Vec<String>,
+    range: (i64, i64),
+    counters: Arc<QueryCounters>,
+}
+
+impl std::fmt::Debug for SqlTables {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SqlTables")
+    }
+}
+
+#[async_trait]
+impl SchemaProvider for SqlTables {
+    fn table_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .querier
+            .engine
+            .list_groups()
+            .into_iter()
+            .map(|g| g.name)
+            .collect();
+        names.push("logs".into());
+        names
+    }
+
+    async fn table(
+        &self,
+        name: &str,
+    ) -> datafusion::common::Result<Option<Arc<dyn TableProvider>>> {
+        let groups: Vec<String> = if name == "logs" {
+            if self.groups.is_empty() {
+                self.querier
+                    .engine
+                    .list_groups()
+                    .into_iter()
+                    .map(|g| g.name)
+                    .collect()
+            } else {
+                self.groups.clone()
+            }
+        } else if self.table_exist(name) {
+            vec![name.to_string()]
+        } else {
+            return Ok(None);
+        };
+        if groups.is_empty() {
+            return Ok(None);
+        }
+        let plan = self
+            .querier
+            .groups_plan(&groups, self.range.0, self.range.1, &self.counters)
+            .map_err(|e| DataFusionError::External(Box::new(e)))?;
+        // The internal sequence column stays hidden from SQL.
+        let visible: Vec<_> = plan
+            .schema()
+            .fields()
+            .iter()
+            .filter(|f| f.name() != SEQ)
+            .map(|f| ident(f.name()))
+            .collect();
+        let plan = LogicalPlanBuilder::from(plan).project(visible)?.build()?;
+        Ok(Some(Arc::new(ViewTable::new(plan, None))))
+    }
+
+    fn table_exist(&self, name: &str) -> bool {
+        name == "logs" || self.querier.engine.group_exists(name)
+    }
+}

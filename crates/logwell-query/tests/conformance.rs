@@ -1,0 +1,334 @@
+//! The query conformance suite: every `testdata/queries/*.case` file, run twice (events still in
+//! memory, then flushed to Parquet segments) with the same expected rows. See
+//! `testdata/queries/README.md` for the format.
+
+use logwell_model::api::InputLogEvent;
+use logwell_query::{Language, Querier, QueryConfig, QueryRequest};
+use logwell_storage::{Engine, NewGroup, StorageConfig};
+use std::borrow::Cow;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+#[derive(Debug)]
+struct Case {
+    line: usize,
+    groups: Vec<String>,
+    start: Option<i64>,
+    end: Option<i64>,
+    limit: Option<usize>,
+    unordered: bool,
+    language: Language,
+    query: String,
+    expected: Expected,
+}
+
+#[derive(Debug)]
+enum Expected {
+    Rows {
+        rows: Vec<Vec<(String, String)>>,
+        statistics: Option<(f64, f64)>,
+    },
+    Error(String),
+}
+
+#[derive(Debug, Default)]
+struct File {
+    /// (group, stream, timestamp ms, message), in file order.
+    events: Vec<(String, String, i64, String)>,
+    cases: Vec<Case>,
+}
+
+fn parse_time(s: &str) -> i64 {
+    if let Ok(ms) = s.parse::<i64>() {
+        return ms;
+    }
+    chrono::DateTime::parse_from_rfc3339(s)
+        .unwrap_or_else(|e| panic!("bad time {s:?}: {e}"))
+        .timestamp_millis()
+}
+
+fn parse_row(line: &str) -> Vec<(String, String)> {
+    line.split(" | ")
+        .map(|cell| {
+            let (k, v) = cell
+                .split_once('=')
+                .unwrap_or_else(|| panic!("expected field=value, got {cell:?}"));
+            (k.trim().to_string(), v.to_string())
+        })
+        .collect()
+}
+
+fn parse_file(path: &Path) -> File {
+    let text = std::fs::read_to_string(path).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let mut file = File::default();
+    let mut i = 0;
+    while i < lines.len() {
+        let line = lines[i];
+        let trimmed = line.trim();
+        if trimmed.is_empty() || trimmed.starts_with('#') {
+            i += 1;
+            continue;
+        }
+        let mut words = trimmed.split_whitespace();
+        match words.next().unwrap() {
+            "events" => {
+                let group = words.next().expect("events GROUP STREAM").to_string();
+                let stream = words.next().expect("events GROUP STREAM").to_string();
+                i += 1;
+                while i < lines.len() && !lines[i].trim().is_empty() {
+                    let (ts, msg) = lines[i].split_once(' ').expect("TIMESTAMP MESSAGE");
+                    file.events.push((
+                        group.clone(),
+                        stream.clone(),
+                        parse_time(ts),
+                        msg.to_string(),
+                    ));
+                    i += 1;
+                }
+            }
+            "query" => {
+                let at = i + 1;
+                let mut case = Case {
+                    line: at,
+                    groups: Vec::new(),
+                    start: None,
+                    end: None,
+                    limit: None,
+                    unordered: false,
+                    language: Language::Insights,
+                    query: String::new(),
+                    expected: Expected::Rows {
+                        rows: Vec::new(),
+                        statistics: None,
+                    },
+                };
+                for opt in words {
+                    match opt.split_once('=') {
+                        Some(("group", g)) => case.groups.push(g.to_string()),
+                        Some(("start", t)) => case.start = Some(parse_time(t)),
+                        Some(("end", t)) => case.end = Some(parse_time(t)),
+                        Some(("limit", n)) => case.limit = Some(n.parse().unwrap()),
+                        None if opt == "unordered" => case.unordered = true,
+                        None if opt == "sql" => case.language = Language::Sql,
+                        _ => panic!("{}:{at}: unknown option {opt}", path.display()),
+                    }
+                }
+                i += 1;
+                let mut q = Vec::new();
+                while i < lines.len() && lines[i].trim() != "----" {
+                    q.push(lines[i]);
+                    i += 1;
+                }
+                assert!(
+                    i < lines.len(),
+                    "{}:{at}: query without ----",
+                    path.display()
+                );
+                case.query = q.join("\n");
+                i += 1;
+                let mut rows = Vec::new();
+                let mut statistics = None;
+                let mut error = None;
+                while i < lines.len() && !lines[i].trim().is_empty() {
+                    let l = lines[i];
+                    if let Some(e) = l.strip_prefix("error: ") {
+                        error = Some(e.to_string());
+                    } else if let Some(s) = l.strip_prefix("statistics: ") {
+                        let mut m = 0.0;
+                        let mut sc = 0.0;
+                        for kv in s.split_whitespace() {
+                            match kv.split_once('=') {
+                                Some(("matched", v)) => m = v.parse().unwrap(),
+                                Some(("scanned", v)) => sc = v.parse().unwrap(),
+                                _ => panic!("statistics: matched=N scanned=N"),
+                            }
+                        }
+                        statistics = Some((m, sc));
+                    } else if l.trim() == "(no rows)" {
+                    } else {
+                        rows.push(parse_row(l));
+                    }
+                    i += 1;
+                }
+                case.expected = match error {
+                    Some(e) => Expected::Error(e),
+                    None => Expected::Rows { rows, statistics },
+                };
+                file.cases.push(case);
+            }
+            other => panic!("{}:{}: unknown directive {other}", path.display(), i + 1),
+        }
+    }
+    file
+}
+
+fn case_files() -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/queries");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "case"))
+        .collect();
+    files.sort();
+    files
+}
+
+async fn load(dir: &Path, file: &File) -> Engine {
+    let engine = Engine::open(StorageConfig {
+        data_dir: dir.to_path_buf(),
+        flush_age: Duration::from_secs(3600),
+        maintenance_interval: Duration::from_secs(3600),
+        recompress_after: Duration::from_secs(3600),
+        ..StorageConfig::default()
+    })
+    .await
+    .unwrap();
+    let mut groups: Vec<&str> = Vec::new();
+    let mut streams: Vec<(&str, &str)> = Vec::new();
+    for (g, s, _, _) in &file.events {
+        if !groups.contains(&g.as_str()) {
+            groups.push(g);
+            engine
+                .create_group(NewGroup {
+                    name: g.clone(),
+                    ..Default::default()
+                })
+                .await
+                .unwrap();
+        }
+        if !streams.contains(&(g.as_str(), s.as_str())) {
+            streams.push((g, s));
+            engine.create_stream(g, s).await.unwrap();
+        }
+    }
+    // One put per event keeps file order as ingestion order; the clock is set just after the
+    // newest event so that historical samples are accepted.
+    let now = file.events.iter().map(|e| e.2).max().unwrap_or(0) + 60_000;
+    for (g, s, ts, msg) in &file.events {
+        let ev = [InputLogEvent {
+            timestamp: *ts,
+            message: Cow::Borrowed(msg.as_str()),
+        }];
+        let out = engine.put_events_at(now, g, s, &ev).await.unwrap();
+        assert_eq!(out.accepted, 1, "event {msg:?} was rejected");
+    }
+    engine
+}
+
+fn first_group(file: &File) -> String {
+    file.events.first().map(|e| e.0.clone()).unwrap_or_default()
+}
+
+async fn run_case(querier: &Querier, file: &File, case: &Case) -> Result<(), String> {
+    let groups = if case.groups.is_empty() && case.language == Language::Insights {
+        vec![first_group(file)]
+    } else {
+        case.groups.clone()
+    };
+    let req = QueryRequest {
+        groups,
+        start_ms: case.start.unwrap_or(0),
+        end_ms: case.end.unwrap_or(i64::MAX / 2),
+        query: case.query.clone(),
+        language: case.language,
+        limit: case.limit,
+    };
+    let result = match querier.prepare(req).await {
+        Ok(p) => p.run().await,
+        Err(e) => Err(e),
+    };
+    match (&case.expected, result) {
+        (Expected::Error(want), Err(e)) => {
+            let got = e.to_string();
+            if got.contains(want.as_str()) {
+                Ok(())
+            } else {
+                Err(format!(
+                    "expected an error containing {want:?}, got {got:?}"
+                ))
+            }
+        }
+        (Expected::Error(want), Ok(r)) => Err(format!(
+            "expected an error containing {want:?}, got {} rows",
+            r.rows.len()
+        )),
+        (Expected::Rows { .. }, Err(e)) => Err(format!("query failed: {e}")),
+        (Expected::Rows { rows, statistics }, Ok(r)) => {
+            let mut got: Vec<Vec<(String, String)>> = r
+                .rows
+                .iter()
+                .map(|row| row.iter().filter(|(k, _)| k != "@ptr").cloned().collect())
+                .collect();
+            let mut want = rows.clone();
+            if case.unordered {
+                got.sort();
+                want.sort();
+            }
+            if got != want {
+                let show = |rows: &[Vec<(String, String)>]| {
+                    rows.iter()
+                        .map(|r| {
+                            r.iter()
+                                .map(|(k, v)| format!("{k}={v}"))
+                                .collect::<Vec<_>>()
+                                .join(" | ")
+                        })
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                };
+                return Err(format!(
+                    "rows differ\n--- expected\n{}\n--- got\n{}",
+                    show(&want),
+                    show(&got)
+                ));
+            }
+            if let Some((m, s)) = statistics {
+                let st = r.stats;
+                if (st.records_matched, st.records_scanned) != (*m, *s) {
+                    return Err(format!(
+                        "statistics: expected matched={m} scanned={s}, got matched={} scanned={}",
+                        st.records_matched, st.records_scanned
+                    ));
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conformance_cases() {
+    let mut failures = Vec::new();
+    let mut total = 0;
+    for path in case_files() {
+        let file = parse_file(&path);
+        let dir = tempfile::tempdir().unwrap();
+        let engine = load(dir.path(), &file).await;
+        let querier = Querier::new(engine.clone(), QueryConfig::default()).unwrap();
+        for phase in ["memtable", "segments"] {
+            if phase == "segments" {
+                engine.flush().await.unwrap();
+            }
+            for case in &file.cases {
+                total += 1;
+                if let Err(e) = run_case(&querier, &file, case).await {
+                    failures.push(format!(
+                        "{}:{} ({phase}):\n{}\n{e}",
+                        path.file_name().unwrap().to_string_lossy(),
+                        case.line,
+                        case.query
+                    ));
+                }
+            }
+        }
+        engine.shutdown().await.unwrap();
+    }
+    assert!(total > 0, "no cases found");
+    assert!(
+        failures.is_empty(),
+        "{} of {total} case runs failed:\n\n{}",
+        failures.len(),
+        failures.join("\n\n")
+    );
+}

@@ -1,0 +1,578 @@
+//! The Logs Insights query API: StartQuery runs a query in the background, GetQueryResults polls
+//! it, StopQuery cancels it; DescribeQueries lists them; GetLogRecord follows an `@ptr`; and
+//! saved query definitions (kept in `<data-dir>/query-definitions.json`).
+
+use logwell_model::{ApiError, ErrorKind};
+use logwell_query::udf::QueryCounters;
+use logwell_query::{Language, Querier, QueryError, QueryRequest, QueryResults};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// At most this many queries run at once (CloudWatch's account quota for Insights QL).
+const MAX_RUNNING: usize = 100;
+/// Finished queries are forgotten after this long (CloudWatch keeps results 7 days).
+const KEEP_RESULTS_MS: i64 = 7 * 24 * 3600 * 1000;
+const MAX_PAGE: usize = 10_000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Status {
+    Scheduled,
+    Running,
+    Complete,
+    Failed,
+    Cancelled,
+    Timeout,
+}
+
+struct Entry {
+    query_string: String,
+    groups: Vec<String>,
+    language: &'static str,
+    create_time: i64,
+    end_time: Option<i64>,
+    status: Status,
+    results: Option<Arc<QueryResults>>,
+    counters: Option<(Arc<QueryCounters>, bool)>,
+    task: Option<tokio::task::AbortHandle>,
+}
+
+/// Every query this server has run recently, and the saved definitions.
+pub struct Queries {
+    querier: Querier,
+    timeout: Duration,
+    entries: Mutex<HashMap<String, Entry>>,
+    definitions: Mutex<BTreeMap<String, Value>>,
+    definitions_path: PathBuf,
+}
+
+fn to_api(e: QueryError) -> ApiError {
+    match e {
+        QueryError::Malformed(m) => ApiError::new(ErrorKind::MalformedQuery, m),
+        QueryError::Invalid(m) => ApiError::invalid(m),
+        QueryError::Api(e) => e,
+        QueryError::Execution(m) => ApiError::new(ErrorKind::InvalidOperation, m),
+    }
+}
+
+fn not_found(what: &str) -> ApiError {
+    ApiError::new(
+        ErrorKind::ResourceNotFound,
+        format!("{what} does not exist"),
+    )
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase", default)]
+struct StartQueryRequest {
+    log_group_name: Option<String>,
+    log_group_names: Option<Vec<String>>,
+    log_group_identifiers: Option<Vec<String>>,
+    start_time: Option<i64>,
+    end_time: Option<i64>,
+    query_string: Option<String>,
+    limit: Option<i64>,
+    query_language: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase", default)]
+struct QueryIdRequest {
+    query_id: Option<String>,
+    next_token: Option<String>,
+    max_items: Option<i64>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase", default)]
+struct DescribeQueriesRequest {
+    log_group_name: Option<String>,
+    status: Option<String>,
+    max_results: Option<i64>,
+    next_token: Option<String>,
+    query_language: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase", default)]
+struct GetLogRecordRequest {
+    log_record_pointer: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase", default)]
+struct PutQueryDefinitionRequest {
+    name: Option<String>,
+    query_definition_id: Option<String>,
+    log_group_names: Option<Vec<String>>,
+    query_string: Option<String>,
+    query_language: Option<String>,
+    parameters: Option<Value>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase", default)]
+struct DescribeQueryDefinitionsRequest {
+    query_definition_name_prefix: Option<String>,
+    max_results: Option<i64>,
+    next_token: Option<String>,
+    query_language: Option<String>,
+}
+
+fn parse<T: serde::de::DeserializeOwned>(body: Value) -> Result<T, ApiError> {
+    serde_json::from_value(body).map_err(|e| {
+        ApiError::new(
+            ErrorKind::SerializationException,
+            format!("Could not parse the request body: {e}"),
+        )
+    })
+}
+
+fn required<T>(v: Option<T>, name: &str) -> Result<T, ApiError> {
+    v.ok_or_else(|| ApiError::constraint("null", name, "not be null"))
+}
+
+fn language(s: &Option<String>) -> Result<(Language, &'static str), ApiError> {
+    match s.as_deref() {
+        None | Some("CWLI") => Ok((Language::Insights, "CWLI")),
+        Some("SQL") => Ok((Language::Sql, "SQL")),
+        Some("PPL") => Err(ApiError::invalid(
+            "queryLanguage PPL is not supported by logwell; use CWLI or SQL",
+        )),
+        Some(other) => Err(ApiError::constraint(
+            other,
+            "queryLanguage",
+            "satisfy enum value set: [CWLI, SQL, PPL]",
+        )),
+    }
+}
+
+fn offset_token(token: &Option<String>) -> Result<usize, ApiError> {
+    match token {
+        None => Ok(0),
+        Some(t) => t
+            .strip_prefix("q/")
+            .and_then(|n| n.parse().ok())
+            .ok_or_else(ApiError::bad_token),
+    }
+}
+
+impl Queries {
+    pub fn new(querier: Querier, data_dir: PathBuf, timeout: Duration) -> Queries {
+        let definitions_path = data_dir.join("query-definitions.json");
+        let definitions = std::fs::read(&definitions_path)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
+        Queries {
+            querier,
+            timeout,
+            entries: Mutex::new(HashMap::new()),
+            definitions: Mutex::new(definitions),
+            definitions_path,
+        }
+    }
+
+    pub fn querier(&self) -> &Querier {
+        &self.querier
+    }
+
+    pub async fn dispatch(
+        self: &Arc<Self>,
+        op: &str,
+        body: Value,
+    ) -> Option<Result<Value, ApiError>> {
+        Some(match op {
+            "StartQuery" => match parse(body) {
+                Ok(r) => self.start(r).await,
+                Err(e) => Err(e),
+            },
+            "GetQueryResults" => parse(body).and_then(|r| self.results(r)),
+            "StopQuery" => parse(body).and_then(|r| self.stop(r)),
+            "DescribeQueries" => parse(body).and_then(|r| self.describe(r)),
+            "GetLogRecord" => match parse(body) {
+                Ok(r) => self.log_record(r).await,
+                Err(e) => Err(e),
+            },
+            "PutQueryDefinition" => parse(body).and_then(|r| self.put_definition(r)),
+            "DescribeQueryDefinitions" => parse(body).and_then(|r| self.describe_definitions(r)),
+            "DeleteQueryDefinition" => {
+                let id = body
+                    .get("queryDefinitionId")
+                    .and_then(Value::as_str)
+                    .map(str::to_string);
+                required(id, "queryDefinitionId").and_then(|id| self.delete_definition(&id))
+            }
+            _ => return None,
+        })
+    }
+
+    async fn start(self: &Arc<Self>, r: StartQueryRequest) -> Result<Value, ApiError> {
+        let (lang, lang_name) = language(&r.query_language)?;
+        let query_string = required(r.query_string, "queryString")?;
+        if query_string.chars().count() > 10_000 {
+            return Err(ApiError::constraint(
+                "(query)",
+                "queryString",
+                "have length less than or equal to 10000",
+            ));
+        }
+        let start = required(r.start_time, "startTime")?;
+        let end = required(r.end_time, "endTime")?;
+        if start < 0 || end < 0 {
+            return Err(ApiError::invalid(
+                "startTime and endTime must not be negative",
+            ));
+        }
+        if end < start {
+            return Err(ApiError::invalid(
+                "End time should not be before start time",
+            ));
+        }
+        if let Some(l) = r.limit {
+            if !(1..=100_000).contains(&l) {
+                return Err(ApiError::constraint(
+                    &l.to_string(),
+                    "limit",
+                    "have value between 1 and 100000",
+                ));
+            }
+        }
+        let given = [
+            r.log_group_name.is_some(),
+            r.log_group_names.is_some(),
+            r.log_group_identifiers.is_some(),
+        ]
+        .iter()
+        .filter(|b| **b)
+        .count();
+        let groups: Vec<String> =
+            match (r.log_group_name, r.log_group_names, r.log_group_identifiers) {
+                (Some(n), None, None) => vec![n],
+                (None, Some(ns), None) => ns,
+                (None, None, Some(ids)) => ids
+                    .iter()
+                    .map(|i| logwell_model::group_name_from_identifier(i).to_string())
+                    .collect(),
+                _ if given == 0 => Vec::new(),
+                _ => {
+                    return Err(ApiError::invalid(
+                        "Specify exactly one of logGroupName, logGroupNames or logGroupIdentifiers",
+                    ))
+                }
+            };
+        if lang == Language::Insights && groups.is_empty() {
+            return Err(ApiError::invalid(
+                "Specify exactly one of logGroupName, logGroupNames or logGroupIdentifiers",
+            ));
+        }
+        if groups.len() > 50 {
+            return Err(ApiError::invalid("A query can name at most 50 log groups"));
+        }
+        {
+            let entries = self.entries.lock().unwrap();
+            let running = entries
+                .values()
+                .filter(|e| matches!(e.status, Status::Running | Status::Scheduled))
+                .count();
+            if running >= MAX_RUNNING {
+                return Err(ApiError::new(
+                    ErrorKind::LimitExceeded,
+                    format!("Account maximum query concurrency limit of [{MAX_RUNNING}] reached."),
+                ));
+            }
+        }
+        let req = QueryRequest {
+            groups: groups.clone(),
+            start_ms: start.saturating_mul(1000),
+            // Both ends are inclusive seconds.
+            end_ms: end.saturating_mul(1000).saturating_add(999),
+            query: query_string.clone(),
+            language: lang,
+            limit: r.limit.map(|l| l as usize),
+        };
+        let prepared = self.querier.prepare(req).await.map_err(to_api)?;
+        let id = uuid::Uuid::new_v4().to_string();
+        let now = logwell_model::now_millis();
+        let counters = prepared.counters();
+        let counts_matched = prepared_counts_matched(&prepared);
+        let this = self.clone();
+        let qid = id.clone();
+        let timeout = self.timeout;
+        let mut entries = self.entries.lock().unwrap();
+        entries.retain(|_, e| e.end_time.is_none_or(|t| now - t < KEEP_RESULTS_MS));
+        let task = tokio::spawn(async move {
+            let outcome = tokio::time::timeout(timeout, prepared.run()).await;
+            let mut entries = this.entries.lock().unwrap();
+            let Some(e) = entries.get_mut(&qid) else {
+                return;
+            };
+            e.end_time = Some(logwell_model::now_millis());
+            e.task = None;
+            match outcome {
+                Ok(Ok(results)) => {
+                    e.status = Status::Complete;
+                    e.results = Some(Arc::new(results));
+                }
+                Ok(Err(err)) => {
+                    tracing::warn!(query = %qid, error = %err, "query failed");
+                    e.status = Status::Failed;
+                }
+                Err(_) => e.status = Status::Timeout,
+            }
+        });
+        entries.insert(
+            id.clone(),
+            Entry {
+                query_string,
+                groups,
+                language: lang_name,
+                create_time: now,
+                end_time: None,
+                status: Status::Running,
+                results: None,
+                counters: Some((counters, counts_matched)),
+                task: Some(task.abort_handle()),
+            },
+        );
+        Ok(json!({ "queryId": id }))
+    }
+
+    fn results(&self, r: QueryIdRequest) -> Result<Value, ApiError> {
+        let id = required(r.query_id, "queryId")?;
+        let entries = self.entries.lock().unwrap();
+        let e = entries.get(&id).ok_or_else(|| not_found("Query"))?;
+        let stats = match (&e.results, &e.counters) {
+            (Some(res), _) => res.stats,
+            (None, Some((c, m))) => logwell_query::statistics(c, *m),
+            (None, None) => Default::default(),
+        };
+        let mut out = json!({
+            "queryLanguage": e.language,
+            "status": e.status,
+            "statistics": {
+                "recordsMatched": stats.records_matched,
+                "recordsScanned": stats.records_scanned,
+                "bytesScanned": stats.bytes_scanned,
+            },
+            "results": [],
+        });
+        if let Some(res) = &e.results {
+            let page = r
+                .max_items
+                .map(|m| (m.clamp(1, MAX_PAGE as i64)) as usize)
+                .unwrap_or(MAX_PAGE);
+            let from = offset_token(&r.next_token)?.min(res.rows.len());
+            let to = (from + page).min(res.rows.len());
+            let rows: Vec<Value> = res.rows[from..to]
+                .iter()
+                .map(|row| {
+                    Value::Array(
+                        row.iter()
+                            .map(|(f, v)| json!({"field": f, "value": v}))
+                            .collect(),
+                    )
+                })
+                .collect();
+            out["results"] = Value::Array(rows);
+            if to < res.rows.len() {
+                out["nextToken"] = Value::String(format!("q/{to}"));
+            }
+        }
+        Ok(out)
+    }
+
+    fn stop(&self, r: QueryIdRequest) -> Result<Value, ApiError> {
+        let id = required(r.query_id, "queryId")?;
+        let mut entries = self.entries.lock().unwrap();
+        let e = entries.get_mut(&id).ok_or_else(|| not_found("Query"))?;
+        match e.task.take() {
+            Some(task) if matches!(e.status, Status::Running | Status::Scheduled) => {
+                task.abort();
+                e.status = Status::Cancelled;
+                e.end_time = Some(logwell_model::now_millis());
+                Ok(json!({ "success": true }))
+            }
+            _ => Err(ApiError::invalid(format!(
+                "Query {id} is not running (status {:?})",
+                e.status
+            ))),
+        }
+    }
+
+    fn describe(&self, r: DescribeQueriesRequest) -> Result<Value, ApiError> {
+        let max = r.max_results.unwrap_or(1000).clamp(1, 1000) as usize;
+        let from = offset_token(&r.next_token)?;
+        let entries = self.entries.lock().unwrap();
+        let mut list: Vec<(&String, &Entry)> = entries
+            .iter()
+            .filter(|(_, e)| {
+                r.log_group_name
+                    .as_ref()
+                    .is_none_or(|g| e.groups.iter().any(|x| x == g))
+                    && r.status
+                        .as_ref()
+                        .is_none_or(|s| format!("{:?}", e.status) == *s)
+                    && r.query_language.as_ref().is_none_or(|l| l == e.language)
+            })
+            .collect();
+        list.sort_by(|a, b| b.1.create_time.cmp(&a.1.create_time).then(a.0.cmp(b.0)));
+        let page: Vec<Value> = list
+            .iter()
+            .skip(from)
+            .take(max)
+            .map(|(id, e)| {
+                let mut q = json!({
+                    "queryId": id,
+                    "queryString": e.query_string,
+                    "status": e.status,
+                    "createTime": e.create_time,
+                    "queryLanguage": e.language,
+                });
+                if let Some(g) = e.groups.first() {
+                    q["logGroupName"] = json!(g);
+                }
+                if let Some(end) = e.end_time {
+                    q["queryDuration"] = json!(end - e.create_time);
+                }
+                if let Some(res) = &e.results {
+                    q["bytesScanned"] = json!(res.stats.bytes_scanned);
+                }
+                q
+            })
+            .collect();
+        let mut out = json!({ "queries": page });
+        if from + max < list.len() {
+            out["nextToken"] = json!(format!("q/{}", from + max));
+        }
+        Ok(out)
+    }
+
+    async fn log_record(&self, r: GetLogRecordRequest) -> Result<Value, ApiError> {
+        let ptr = required(r.log_record_pointer, "logRecordPointer")?;
+        let row = self.querier.get_log_record(&ptr).await.map_err(to_api)?;
+        let record: serde_json::Map<String, Value> = row
+            .into_iter()
+            .map(|(k, v)| (k, Value::String(v)))
+            .collect();
+        Ok(json!({ "logRecord": record }))
+    }
+
+    fn save_definitions(&self, defs: &BTreeMap<String, Value>) -> Result<(), ApiError> {
+        let body = serde_json::to_vec_pretty(defs).expect("definitions serialise");
+        let tmp = self.definitions_path.with_extension("json.tmp");
+        let write = || -> std::io::Result<()> {
+            use std::io::Write;
+            let mut f = std::fs::File::create(&tmp)?;
+            f.write_all(&body)?;
+            f.sync_all()?;
+            std::fs::rename(&tmp, &self.definitions_path)?;
+            if let Some(dir) = self.definitions_path.parent() {
+                std::fs::File::open(dir)?.sync_all()?;
+            }
+            Ok(())
+        };
+        write().map_err(|e| ApiError::unavailable(format!("cannot save query definitions: {e}")))
+    }
+
+    fn put_definition(&self, r: PutQueryDefinitionRequest) -> Result<Value, ApiError> {
+        let name = required(r.name, "name")?;
+        if name.is_empty() || name.chars().count() > 255 {
+            return Err(ApiError::constraint(
+                &name,
+                "name",
+                "have length between 1 and 255",
+            ));
+        }
+        let query_string = required(r.query_string, "queryString")?;
+        if query_string.is_empty() || query_string.chars().count() > 10_000 {
+            return Err(ApiError::constraint(
+                "(query)",
+                "queryString",
+                "have length between 1 and 10000",
+            ));
+        }
+        let (_, lang) = language(&r.query_language)?;
+        let mut defs = self.definitions.lock().unwrap();
+        let id = match r.query_definition_id {
+            Some(id) => {
+                if !defs.contains_key(&id) {
+                    return Err(not_found("Query definition"));
+                }
+                id
+            }
+            None => uuid::Uuid::new_v4().to_string(),
+        };
+        // An update replaces the whole definition: omitted log groups are cleared.
+        let mut def = json!({
+            "queryDefinitionId": id,
+            "name": name,
+            "queryString": query_string,
+            "lastModified": logwell_model::now_millis(),
+            "logGroupNames": r.log_group_names.unwrap_or_default(),
+            "queryLanguage": lang,
+        });
+        if let Some(p) = r.parameters {
+            def["parameters"] = p;
+        }
+        let mut next = defs.clone();
+        next.insert(id.clone(), def);
+        self.save_definitions(&next)?;
+        *defs = next;
+        Ok(json!({ "queryDefinitionId": id }))
+    }
+
+    fn describe_definitions(&self, r: DescribeQueryDefinitionsRequest) -> Result<Value, ApiError> {
+        let max = r.max_results.unwrap_or(1000).clamp(1, 1000) as usize;
+        let from = offset_token(&r.next_token)?;
+        let defs = self.definitions.lock().unwrap();
+        let mut list: Vec<&Value> = defs
+            .values()
+            .filter(|d| {
+                r.query_definition_name_prefix
+                    .as_ref()
+                    .is_none_or(|p| d["name"].as_str().unwrap_or("").starts_with(p.as_str()))
+                    && r.query_language
+                        .as_ref()
+                        .is_none_or(|l| d["queryLanguage"].as_str() == Some(l.as_str()))
+            })
+            .collect();
+        list.sort_by(|a, b| {
+            a["name"].as_str().cmp(&b["name"].as_str()).then(
+                a["queryDefinitionId"]
+                    .as_str()
+                    .cmp(&b["queryDefinitionId"].as_str()),
+            )
+        });
+        let page: Vec<Value> = list
+            .iter()
+            .skip(from)
+            .take(max)
+            .map(|v| (*v).clone())
+            .collect();
+        let mut out = json!({ "queryDefinitions": page });
+        if from + max < list.len() {
+            out["nextToken"] = json!(format!("q/{}", from + max));
+        }
+        Ok(out)
+    }
+
+    fn delete_definition(&self, id: &str) -> Result<Value, ApiError> {
+        let mut defs = self.definitions.lock().unwrap();
+        if !defs.contains_key(id) {
+            return Err(not_found("Query definition"));
+        }
+        let mut next = defs.clone();
+        next.remove(id);
+        self.save_definitions(&next)?;
+        *defs = next;
+        Ok(json!({ "success": true }))
+    }
+}
+
+fn prepared_counts_matched(p: &logwell_query::Prepared) -> bool {
+    p.counts_matched()
+}
