@@ -26,3 +26,20 @@ def test_e2e_benchmark_harness_reports_its_figures():
     assert re.search(r"objects per GB stored: [\d.]+", out), out
     if (ROOT.parent / "shared" / "datasets" / "loghub-2k").exists():
         assert re.search(r"loghub 2k \(16 files, 32000 lines", out), out
+
+
+def test_query_benchmark_runs_against_duckdb_and_agrees():
+    bench = str(Path(logwell_bin()).with_name("query-bench"))
+    if not Path(bench).exists():
+        pytest.fail(f"query benchmark not built: {bench}")
+    import sys
+    out = subprocess.run(
+        [bench, "--events", "30000", "--clients", "2", "--runs", "1", "--logwell", logwell_bin(),
+         "--python", sys.executable],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    rows = [l for l in out.stdout.splitlines() if l.startswith("| ") and "ms |" in l]
+    assert len(rows) == 6, out.stdout
+    # Every query answered the same as DuckDB over the same Parquet files.
+    assert all(l.rstrip().endswith("| yes |") for l in rows), out.stdout

@@ -107,7 +107,7 @@ struct Query {
     name: &'static str,
     group: &'static str,
     insights: &'static str,
-    /// The same question in DuckDB SQL over a view named after the group's table.
+    /// The same question in DuckDB SQL over the group's Parquet files (view `<group>_logs`).
     sql: &'static str,
 }
 
@@ -116,53 +116,56 @@ const QUERIES: &[Query] = &[
         name: "count by bin(5m)",
         group: "app",
         insights: "stats count(*) as n by bin(5m)",
-        sql: "SELECT count(*) AS n FROM app GROUP BY \"timestamp\" // 300000",
+        sql: "SELECT count(*) AS n FROM app_logs GROUP BY \"timestamp\" // 300000",
     },
     Query {
         name: "filter by regex",
         group: "app",
         insights: "filter @message like /u-0012[0-9]/ | stats count(*) as n",
-        sql: "SELECT count(*) AS n FROM app WHERE regexp_matches(message, 'u-0012[0-9]')",
+        sql: "SELECT count(*) AS n FROM app_logs WHERE regexp_matches(message, 'u-0012[0-9]')",
     },
     Query {
         name: "stats by JSON field",
         group: "app",
         insights: "stats avg(latency_ms) as avg_ms, count(*) as n by level",
-        sql: "SELECT avg(TRY_CAST(json_extract_string(message, '$.latency_ms') AS DOUBLE)) AS avg_ms, count(*) AS n FROM app GROUP BY json_extract_string(message, '$.level')",
+        sql: "SELECT avg(TRY_CAST(json_extract_string(message, '$.latency_ms') AS DOUBLE)) AS avg_ms, count(*) AS n FROM app_logs GROUP BY json_extract_string(message, '$.level')",
     },
     Query {
         name: "top-N users",
         group: "app",
         insights: "filter status >= 400 | stats count(*) as n by user | sort n desc | limit 10",
-        sql: "SELECT count(*) AS n FROM app WHERE TRY_CAST(json_extract_string(message, '$.status') AS DOUBLE) >= 400 GROUP BY json_extract_string(message, '$.user') ORDER BY n DESC LIMIT 10",
+        sql: "SELECT count(*) AS n FROM app_logs WHERE TRY_CAST(json_extract_string(message, '$.status') AS DOUBLE) >= 400 GROUP BY json_extract_string(message, '$.user') ORDER BY n DESC LIMIT 10",
     },
     Query {
         name: "parse + stats (Lambda)",
         group: "lambda",
         insights: "filter @message like 'REPORT' | parse @message 'Duration: * ms' as d | stats avg(d) as avg_d, max(d) as max_d, count(*) as n",
-        sql: "SELECT avg(CAST(regexp_extract(message, 'Duration: (.*?) ms', 1) AS DOUBLE)) AS avg_d, max(CAST(regexp_extract(message, 'Duration: (.*?) ms', 1) AS DOUBLE)) AS max_d, count(*) AS n FROM lambda WHERE contains(message, 'REPORT')",
+        sql: "SELECT avg(CAST(regexp_extract(message, 'Duration: (.*?) ms', 1) AS DOUBLE)) AS avg_d, max(CAST(regexp_extract(message, 'Duration: (.*?) ms', 1) AS DOUBLE)) AS max_d, count(*) AS n FROM lambda_logs WHERE contains(message, 'REPORT')",
     },
     Query {
         name: "parse + top-N (VPC)",
         group: "vpc",
         insights: "parse @message '* * * * * * * * * * * * * *' as v, acct, eni, src, dst, sport, dport, proto, pkts, bytes, t0, t1, action, status | filter action = 'REJECT' | stats sum(bytes) as b by src | sort b desc | limit 10",
-        sql: "SELECT sum(CAST(string_split(message, ' ')[10] AS DOUBLE)) AS b FROM vpc WHERE string_split(message, ' ')[13] = 'REJECT' GROUP BY string_split(message, ' ')[4] ORDER BY b DESC LIMIT 10",
+        sql: "SELECT sum(CAST(string_split(message, ' ')[10] AS DOUBLE)) AS b FROM vpc_logs WHERE string_split(message, ' ')[13] = 'REJECT' GROUP BY string_split(message, ' ')[4] ORDER BY b DESC LIMIT 10",
     },
 ];
 
-/// Sorted numbers of a result, rounded, so both engines' answers compare as multisets.
-fn fingerprint(rows: &[Vec<f64>]) -> Vec<String> {
-    let mut out: Vec<String> = rows
-        .iter()
-        .map(|r| {
-            r.iter()
-                .map(|v| format!("{:.4e}", v))
-                .collect::<Vec<_>>()
-                .join(",")
+/// Whether two results hold the same rows of numbers, in any order, up to float rounding
+/// (the engines sum in different orders).
+fn same_numbers(a: &[Vec<f64>], b: &[Vec<f64>]) -> bool {
+    let sorted = |rows: &[Vec<f64>]| {
+        let mut r = rows.to_vec();
+        r.sort_by(|x, y| x.partial_cmp(y).unwrap_or(std::cmp::Ordering::Equal));
+        r
+    };
+    let (a, b) = (sorted(a), sorted(b));
+    a.len() == b.len()
+        && a.iter().zip(&b).all(|(x, y)| {
+            x.len() == y.len()
+                && x.iter()
+                    .zip(y)
+                    .all(|(p, q)| (p - q).abs() <= 1e-9 * p.abs().max(q.abs()).max(1.0))
         })
-        .collect();
-    out.sort();
-    out
 }
 
 const DUCKDB_SCRIPT: &str = r#"
@@ -339,7 +342,7 @@ async fn main() -> Result<()> {
             .get(&format!("/bench/{name}"))
             .cloned()
             .unwrap_or_default();
-        tables.insert(name.to_string(), json!(f));
+        tables.insert(format!("{name}_logs"), json!(f));
     }
     let threads = std::thread::available_parallelism()
         .map(|n| n.get())
@@ -406,7 +409,10 @@ async fn main() -> Result<()> {
             .iter()
             .map(|r| r[r.len().saturating_sub(drows.first().map_or(0, |d| d.len()))..].to_vec())
             .collect();
-        let same = fingerprint(&ours) == fingerprint(&drows);
+        let same = same_numbers(&ours, &drows);
+        if !same {
+            eprintln!("{}: logwell {ours:?} vs DuckDB {drows:?}", q.name);
+        }
         all_same &= same;
         let mb = raw[q.group] as f64 / 1e6;
         println!(
