@@ -26,6 +26,30 @@ pub enum Command {
         names: Vec<String>,
     },
     Dedup(Vec<String>),
+    /// `filterIndex expr`: a filter that may be answered from a field index.
+    FilterIndex(Expr),
+    /// `unnest field into name` (and `expand field`, where `into` is the field itself): one row
+    /// per element of a list.
+    Unnest {
+        field: String,
+        into: String,
+    },
+    /// `unmask [field]`.
+    Unmask(Option<String>),
+    /// `SOURCE ...`: the log groups to read, by exact name or name prefix.
+    Source(Source),
+}
+
+/// The log groups a `SOURCE` command selects.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Source {
+    pub names: Vec<String>,
+    pub prefixes: Vec<String>,
+    /// `class: [...]`, upper-case (`STANDARD`, `INFREQUENT_ACCESS`); empty means STANDARD.
+    pub classes: Vec<String>,
+    /// `START=` and `END=` as written (`-3600s`, `0s`, or an ISO instant).
+    pub start: Option<String>,
+    pub end: Option<String>,
 }
 
 /// `expr [as alias]`; `text` is the expression's source text, which names the column when there
@@ -57,6 +81,8 @@ pub enum ParsePattern {
     Glob(String),
     /// A regex whose named groups become fields.
     Regex(Regex),
+    /// `logfmt`: `k=v k2="v 2"` pairs into one map, named by the single `as` name.
+    Logfmt,
 }
 
 #[derive(Debug, Clone, PartialEq)]

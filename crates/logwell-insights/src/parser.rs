@@ -165,18 +165,30 @@ fn command(c: Pair<Rule>) -> Result<Command, ParseError> {
         }
         Rule::parse_cmd => {
             let field = field_name(inner.next().unwrap().into_inner().next().unwrap());
+            let logfmt = whole
+                .clone()
+                .into_inner()
+                .any(|p| p.as_rule() == Rule::kw_logfmt);
+            if logfmt {
+                let names = name_list(inner.next());
+                if names.len() != 1 {
+                    return Err(error_at(
+                        &whole,
+                        "parse ... logfmt needs exactly one name after 'as' (the map)".into(),
+                    ));
+                }
+                return Ok(Command::Parse {
+                    field,
+                    pattern: ParsePattern::Logfmt,
+                    names,
+                });
+            }
             let pat = inner.next().unwrap();
             let pattern = match pat.as_rule() {
                 Rule::string => ParsePattern::Glob(unquote(pat)),
                 _ => ParsePattern::Regex(regex(pat)),
             };
-            let names: Vec<String> = match inner.next() {
-                Some(list) => list
-                    .into_inner()
-                    .map(|n| field_name(n.into_inner().next().unwrap()))
-                    .collect(),
-                None => Vec::new(),
-            };
+            let names = name_list(inner.next());
             if let ParsePattern::Glob(g) = &pattern {
                 let stars = g.matches('*').count();
                 if stars != names.len() {
@@ -200,6 +212,76 @@ fn command(c: Pair<Rule>) -> Result<Command, ParseError> {
                 .map(|f| field_name(f.into_inner().next().unwrap()))
                 .collect(),
         ),
+        Rule::unnest_cmd => {
+            let field = field_name(inner.next().unwrap().into_inner().next().unwrap());
+            let into = field_name(inner.next().unwrap().into_inner().next().unwrap());
+            Command::Unnest { field, into }
+        }
+        Rule::expand_cmd => {
+            let field = field_name(inner.next().unwrap().into_inner().next().unwrap());
+            Command::Unnest {
+                into: field.clone(),
+                field,
+            }
+        }
+        Rule::filter_index_cmd => Command::FilterIndex(expr(inner.next().unwrap())?),
+        Rule::unmask_cmd => Command::Unmask(
+            inner
+                .next()
+                .map(|f| field_name(f.into_inner().next().unwrap())),
+        ),
+        Rule::source_cmd => {
+            let mut src = Source::default();
+            for part in inner {
+                match part.as_rule() {
+                    Rule::string => src.names.push(unquote(part)),
+                    Rule::log_groups => {
+                        for arg in part.into_inner() {
+                            let mut kv = arg.into_inner();
+                            let key = kv.next().unwrap();
+                            let value = kv.next().unwrap();
+                            let values: Vec<String> = match value.as_rule() {
+                                Rule::string => vec![unquote(value)],
+                                _ => value
+                                    .into_inner()
+                                    .map(|item| match expr(item.clone()) {
+                                        Ok(Expr::Str(s)) => Ok(s),
+                                        _ => {
+                                            Err(error_at(&item, "expected a quoted string".into()))
+                                        }
+                                    })
+                                    .collect::<Result<_, _>>()?,
+                            };
+                            match key.as_str() {
+                                "namePrefix" => src.prefixes.extend(values),
+                                "names" | "logGroupNames" => src.names.extend(values),
+                                "class" => src
+                                    .classes
+                                    .extend(values.into_iter().map(|c| c.to_ascii_uppercase())),
+                                "accountIdentifiers" => {}
+                                other => {
+                                    return Err(error_at(
+                                        &key,
+                                        format!("unknown logGroups() argument {other}; expected namePrefix, names, class or accountIdentifiers"),
+                                    ))
+                                }
+                            }
+                        }
+                    }
+                    Rule::source_time => {
+                        let text = part.as_str();
+                        let value = part.into_inner().next().unwrap().as_str().to_string();
+                        if text.to_ascii_uppercase().starts_with("START") {
+                            src.start = Some(value);
+                        } else {
+                            src.end = Some(value);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            Command::Source(src)
+        }
         other => unreachable!("grammar produced {other:?} as a command"),
     })
 }
@@ -220,6 +302,16 @@ fn projection(p: Pair<Rule>) -> Result<Projection, ParseError> {
 }
 
 /// A field's name without backticks (`@` kept in front).
+/// The names of an `as a, b, c` list (none when there is no list).
+fn name_list(list: Option<Pair<Rule>>) -> Vec<String> {
+    list.map(|l| {
+        l.into_inner()
+            .map(|n| field_name(n.into_inner().next().unwrap()))
+            .collect()
+    })
+    .unwrap_or_default()
+}
+
 fn field_name(p: Pair<Rule>) -> String {
     let s = p.as_str();
     let (at, rest) = match s.strip_prefix('@') {

@@ -2,7 +2,9 @@
 //! DataFusion expressions or logwell UDFs. Field values discovered in JSON are strings, so
 //! expressions carry a small static type to decide when to compare or add as numbers.
 
-use crate::udf::{CountTrue, Counter, JsonFields, ParseFields, QueryCounters};
+use crate::udf::{
+    Captures, CountTrue, Counter, JsonFields, JsonOp, JsonUdf, ParseFields, QueryCounters,
+};
 use crate::QueryError;
 use arrow::datatypes::{DataType, TimeUnit};
 use datafusion::common::{Column, ScalarValue};
@@ -28,6 +30,19 @@ pub enum Ty {
     Time,
     /// A discovered field: text that may hold a number.
     Any,
+    /// JSON text of a map or list (`jsonParse`); its members are reached with dots.
+    Json,
+}
+
+/// JSON values compare, add and print like discovered values.
+fn plain(x: T) -> T {
+    match x.ty {
+        Ty::Json => T {
+            e: x.e,
+            ty: Ty::Any,
+        },
+        _ => x,
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -72,27 +87,26 @@ fn try_cast(e: Expr, ty: DataType) -> Expr {
 }
 
 fn num(x: T) -> Expr {
+    let x = plain(x);
     match x.ty {
         Ty::Num => x.e.cast_to_type(DataType::Float64),
         Ty::Time => millis(x.e).cast_to_type(DataType::Float64),
         Ty::Bool => x.e.cast_to_type(DataType::Float64),
-        Ty::Str | Ty::Any => try_cast(x.e, DataType::Float64),
+        Ty::Str | Ty::Any | Ty::Json => try_cast(x.e, DataType::Float64),
     }
 }
 
 fn text(x: T) -> Expr {
-    match x.ty {
-        Ty::Str | Ty::Any => x.e.cast_to_type(DataType::Utf8),
-        _ => x.e.cast_to_type(DataType::Utf8),
-    }
+    x.e.cast_to_type(DataType::Utf8)
 }
 
 fn boolean(x: T) -> Expr {
+    let x = plain(x);
     match x.ty {
         Ty::Bool => x.e,
         Ty::Num => num(x).not_eq(lit(0.0)),
         Ty::Time => x.e.is_not_null(),
-        Ty::Str | Ty::Any => x.e.clone().is_not_null().and(x.e.not_eq(lit(""))),
+        Ty::Str | Ty::Any | Ty::Json => x.e.clone().is_not_null().and(x.e.not_eq(lit(""))),
     }
 }
 
@@ -170,6 +184,8 @@ struct Pipeline {
     explicit_limit: Option<usize>,
     /// Index of the last filter before the first stats (it feeds `recordsMatched`).
     count_at_filter: Option<usize>,
+    /// Index of the last `sort` command, if any.
+    sort_after: Option<usize>,
     next_tmp: usize,
 }
 
@@ -224,7 +240,16 @@ pub fn compile(
         .unwrap_or(query.commands.len());
     let count_at_filter = query.commands[..first_stats]
         .iter()
-        .rposition(|c| matches!(c, Command::Filter(_)));
+        .rposition(|c| matches!(c, Command::Filter(_) | Command::FilterIndex(_)));
+    if let Some(i) = query
+        .commands
+        .iter()
+        .position(|c| matches!(c, Command::Source(_)))
+    {
+        if i != 0 {
+            return Err(malformed("SOURCE must be the first command of a query"));
+        }
+    }
     let mut p = Pipeline {
         plan: base,
         fields,
@@ -238,6 +263,10 @@ pub fn compile(
         matched_counted: false,
         explicit_limit: None,
         count_at_filter,
+        sort_after: query
+            .commands
+            .iter()
+            .rposition(|c| matches!(c, Command::Sort(_))),
         next_tmp: 0,
     };
     for (i, cmd) in query.commands.iter().enumerate() {
@@ -314,6 +343,15 @@ impl Pipeline {
         self.build(|b| b.project(keep))
     }
 
+    /// The longest dotted prefix of `name` that is a JSON-valued column, and the rest.
+    fn json_base(&self, name: &str) -> Option<(String, String)> {
+        name.match_indices('.').rev().find_map(|(at, _)| {
+            let base = &name[..at];
+            (self.fields.get(base) == Some(&Ty::Json))
+                .then(|| (base.to_string(), name[at + 1..].to_string()))
+        })
+    }
+
     fn tmp(&mut self, what: &str) -> String {
         self.next_tmp += 1;
         format!("__{what}{}", self.next_tmp)
@@ -337,6 +375,19 @@ impl Pipeline {
                 uniq.push(w);
             }
         }
+        // `js.a.b` where `js` holds JSON text (from jsonParse or unnest): a member of it.
+        let mut members = Vec::new();
+        uniq.retain(|name| match self.json_base(name) {
+            Some((base, path)) => {
+                members.push((
+                    name.clone(),
+                    t(JsonUdf::member(ident(&base), &path), Ty::Json),
+                ));
+                false
+            }
+            None => true,
+        });
+        self.with_columns(members)?;
         if uniq.is_empty() {
             return Ok(());
         }
@@ -390,7 +441,8 @@ impl Pipeline {
                     .collect();
                 self.with_columns(cols)
             }
-            Command::Filter(e) => {
+            // No field indexes yet: filterIndex gives the same rows as filter, from a full scan.
+            Command::Filter(e) | Command::FilterIndex(e) => {
                 self.ensure_fields([e])?;
                 let pred = boolean(self.expr(e)?);
                 let pred = if self.count_at_filter == Some(index) {
@@ -401,7 +453,11 @@ impl Pipeline {
                 };
                 self.build(|b| b.filter(pred))
             }
-            Command::Stats { aggregates, by } => self.stats(aggregates, by),
+            Command::Stats { aggregates, by } => {
+                // Key order is only a default: when a later sort decides, skip the extra sort.
+                let sorted_later = self.sort_after.is_some_and(|s| s > index);
+                self.stats(aggregates, by, !sorted_later)
+            }
             Command::Sort(keys) => self.sort(keys),
             Command::Limit { n, any } => {
                 if !*any {
@@ -417,6 +473,11 @@ impl Pipeline {
                 names,
             } => self.parse(field, pattern, names),
             Command::Dedup(names) => self.dedup(names),
+            Command::Unnest { field, into } => self.unnest(field, into),
+            // Nothing is masked (no data-protection policies yet), so there is nothing to unmask.
+            Command::Unmask(_) => Ok(()),
+            // Resolved by the caller before compiling: it chose the groups of `base`.
+            Command::Source(_) => Ok(()),
         }
     }
 
@@ -440,18 +501,30 @@ impl Pipeline {
 
     fn sort(&mut self, keys: &[SortKey]) -> Result<(), QueryError> {
         self.ensure_fields(keys.iter().map(|k| &k.expr))?;
+        // Sort keys become columns first: sorting on expressions over an aggregate's output
+        // lost the order in DataFusion 55's sort planning.
         let mut order = Vec::new();
+        let mut cols = Vec::new();
         for k in keys {
             let x = self.expr(&k.expr)?;
+            let mut key = |this: &mut Self, e: Expr, ty: Ty| {
+                let name = this.tmp("sort");
+                cols.push((name.clone(), t(e, ty)));
+                order.push(ident(&name).sort(k.ascending, false));
+            };
             match x.ty {
                 // Discovered values sort as numbers when they are numbers, else as text.
-                Ty::Any => {
-                    order.push(num(x.clone()).sort(k.ascending, false));
-                    order.push(text(x).sort(k.ascending, false));
+                Ty::Any | Ty::Json => {
+                    key(self, num(x.clone()), Ty::Num);
+                    key(self, text(x), Ty::Str);
                 }
-                _ => order.push(x.e.sort(k.ascending, false)),
+                _ => match &x.e {
+                    Expr::Column(_) => order.push(x.e.sort(k.ascending, false)),
+                    _ => key(self, x.e, x.ty),
+                },
             }
         }
+        self.with_columns(cols)?;
         self.order = Some(order.clone());
         self.build(|b| b.sort(order))
     }
@@ -465,7 +538,12 @@ impl Pipeline {
         let src = Ast::Field(field.to_string());
         self.ensure_fields([&src])?;
         let input = self.expr(&src)?;
-        let (regex, names): (String, Vec<String>) = match pattern {
+        if let ParsePattern::Logfmt = pattern {
+            let map = crate::udf::LogfmtUdf::call(text(input));
+            return self.with_columns(vec![(names[0].clone(), t(map, Ty::Json))]);
+        }
+        let (regex, names): (Captures, Vec<String>) = match pattern {
+            ParsePattern::Logfmt => unreachable!(),
             ParsePattern::Glob(glob) => {
                 let stars = glob.matches('*').count();
                 if names.len() != stars {
@@ -474,7 +552,8 @@ impl Pipeline {
                         names.len()
                     )));
                 }
-                (glob_regex(glob), names.to_vec())
+                let parts = glob.split('*').map(str::to_string).collect();
+                (Captures::Glob(parts), names.to_vec())
             }
             ParsePattern::Regex(r) => {
                 let re = build_regex(&r.pattern, &r.flags)?;
@@ -492,13 +571,11 @@ impl Pipeline {
                         "parse: a regular expression needs named groups such as (?<name>...)",
                     ));
                 }
-                (re.as_str().to_string(), groups)
+                (Captures::Regex(re), groups)
             }
         };
-        let re = regex::Regex::new(&regex)
-            .map_err(|e| malformed(format!("parse: invalid pattern: {e}")))?;
         let tmp = self.tmp("parse");
-        let udf = Arc::new(ParseFields::udf(re, names.clone()));
+        let udf = Arc::new(ParseFields::udf(regex, names.clone()));
         let call = Expr::ScalarFunction(ScalarFunction::new_udf(udf, vec![text(input)]));
         self.with_columns(vec![(tmp.clone(), t(call, Ty::Any))])?;
         let cols = names
@@ -508,6 +585,22 @@ impl Pipeline {
             .collect();
         self.with_columns(cols)?;
         self.drop_columns(&[&tmp])
+    }
+
+    fn unnest(&mut self, field: &str, into: &str) -> Result<(), QueryError> {
+        let src = Ast::Field(field.to_string());
+        self.ensure_fields([&src])?;
+        let x = self.expr(&src)?;
+        let list = self.tmp("unnest");
+        let elements = JsonUdf::call(JsonOp::Elements, text(x));
+        self.with_columns(vec![(list.clone(), t(elements, Ty::Json))])?;
+        // An event without the list gives no rows (a non-list value is a one-element list).
+        let options = datafusion::common::UnnestOptions::new().with_preserve_nulls(false);
+        self.build(|b| {
+            b.unnest_column_with_options(datafusion::common::Column::from_name(&list), options)
+        })?;
+        self.with_columns(vec![(into.to_string(), t(ident(&list), Ty::Json))])?;
+        self.drop_columns(&[&list])
     }
 
     fn dedup(&mut self, names: &[String]) -> Result<(), QueryError> {
@@ -532,7 +625,12 @@ impl Pipeline {
         self.build(|b| b.sort(order))
     }
 
-    fn stats(&mut self, aggregates: &[Projection], by: &[Projection]) -> Result<(), QueryError> {
+    fn stats(
+        &mut self,
+        aggregates: &[Projection],
+        by: &[Projection],
+        key_order: bool,
+    ) -> Result<(), QueryError> {
         self.ensure_fields(aggregates.iter().chain(by).map(|p| &p.expr))?;
         let mut group_exprs = Vec::new();
         let mut key_cols = Vec::new();
@@ -577,7 +675,7 @@ impl Pipeline {
             .iter()
             .map(|(n, _)| ident(n).sort(true, false))
             .collect();
-        if !order.is_empty() {
+        if key_order && !order.is_empty() {
             self.build(|b| b.sort(order))?;
         }
         Ok(())
@@ -749,13 +847,7 @@ impl Pipeline {
             | BinaryOp::Le
             | BinaryOp::Gt
             | BinaryOp::Ge => t(compare(op, a, b), Ty::Bool),
-            BinaryOp::Add => t(num(a) + num(b), Ty::Num),
-            BinaryOp::Sub => t(num(a) - num(b), Ty::Num),
-            BinaryOp::Mul => t(num(a) * num(b), Ty::Num),
-            BinaryOp::Div => t(num(a) / f::nullif(num(b), lit(0.0)), Ty::Num),
-            BinaryOp::Mod => t(num(a) % f::nullif(num(b), lit(0.0)), Ty::Num),
-            BinaryOp::Pow => t(f::power(num(a), num(b)), Ty::Num),
-            BinaryOp::RegexMatch => unreachable!(),
+            _ => arithmetic(op, a, b).expect("the other operators are arithmetic"),
         })
     }
 
@@ -1065,6 +1157,37 @@ impl Pipeline {
                     Ty::Num,
                 )
             }
+            "haversine" => {
+                let a = self.args(name, args, 4, 4)?;
+                let rad = |x: &T| num(x.clone()) * lit(std::f64::consts::PI / 180.0);
+                let (lat1, lon1, lat2, lon2) = (rad(&a[0]), rad(&a[1]), rad(&a[2]), rad(&a[3]));
+                let dlat = (lat2.clone() - lat1.clone()) / lit(2.0);
+                let dlon = (lon2 - lon1) / lit(2.0);
+                let h = f::power(f::sin(dlat), lit(2.0))
+                    + f::cos(lat1) * f::cos(lat2) * f::power(f::sin(dlon), lit(2.0));
+                // Mean Earth radius in km.
+                t(lit(2.0 * 6371.0) * f::asin(f::sqrt(h)), Ty::Num)
+            }
+            "formatdate" | "strftime" => {
+                let a = self.args(name, args, 2, 3)?;
+                if let Some(tz) = a.get(2) {
+                    if !matches!(&tz.e, Expr::Literal(ScalarValue::Utf8(Some(z)), _) if z.eq_ignore_ascii_case("UTC") || z == "Z")
+                    {
+                        return Err(malformed(format!(
+                            "{name}(): only the UTC time zone is supported"
+                        )));
+                    }
+                }
+                t(f::to_char(to_time(a[0].clone()), s(&a[1])), Ty::Str)
+            }
+            "jsonparse" => {
+                let a = self.args(name, args, 1, 1)?;
+                t(JsonUdf::call(JsonOp::Parse, s(&a[0])), Ty::Json)
+            }
+            "jsonstringify" => {
+                let a = self.args(name, args, 1, 1)?;
+                t(s(&a[0]), Ty::Str)
+            }
             "md5" => t(f::md5(s(&self.args(name, args, 1, 1)?[0])), Ty::Str),
             "sha256" => {
                 let a = self.args(name, args, 1, 1)?;
@@ -1081,7 +1204,20 @@ impl Pipeline {
                     Ty::Str,
                 )
             }
-            _ => return Err(QueryError::Malformed(format!("unknown function {name}()"))),
+            other => match crate::functions::TextFn::lookup(other) {
+                Some((func, n)) => {
+                    let a = self.args(name, args, n, n)?;
+                    let ty = if func.returns_bool() {
+                        Ty::Bool
+                    } else if func.returns_number() {
+                        Ty::Num
+                    } else {
+                        Ty::Str
+                    };
+                    t(func.call(a.iter().map(s).collect()), ty)
+                }
+                None => return Err(malformed(format!("unknown function {name}()"))),
+            },
         })
     }
 
@@ -1098,14 +1234,8 @@ impl Pipeline {
             Ast::Binary { op, left, right } if contains_aggregate(e) => {
                 let a = self.agg_expr(left, aggs)?;
                 let b = self.agg_expr(right, aggs)?;
-                Ok(match op {
-                    BinaryOp::Add => t(num(a) + num(b), Ty::Num),
-                    BinaryOp::Sub => t(num(a) - num(b), Ty::Num),
-                    BinaryOp::Mul => t(num(a) * num(b), Ty::Num),
-                    BinaryOp::Div => t(num(a) / f::nullif(num(b), lit(0.0)), Ty::Num),
-                    BinaryOp::Mod => t(num(a) % f::nullif(num(b), lit(0.0)), Ty::Num),
-                    BinaryOp::Pow => t(f::power(num(a), num(b)), Ty::Num),
-                    _ => return Err(malformed("stats expressions combine aggregates with arithmetic only")),
+                arithmetic(*op, a, b).ok_or_else(|| {
+                    malformed("stats expressions combine aggregates with arithmetic only")
                 })
             }
             Ast::Unary { op: UnaryOp::Neg, expr } if contains_aggregate(e) => {
@@ -1171,7 +1301,7 @@ impl Pipeline {
             "min" | "max" | "sortsfirst" | "sortslast" => {
                 let x = one(self)?;
                 let (e, ty) = match x.ty {
-                    Ty::Any | Ty::Num | Ty::Bool => (num(x), Ty::Num),
+                    Ty::Any | Ty::Json | Ty::Num | Ty::Bool => (num(x), Ty::Num),
                     ty => (x.e, ty),
                 };
                 let a = if lname == "min" || lname == "sortsfirst" {
@@ -1221,6 +1351,23 @@ impl Pipeline {
             _ => return Err(malformed(format!("unknown aggregate function {name}()"))),
         })
     }
+}
+
+/// `a op b` for the arithmetic operators (as numbers; dividing by zero gives no value).
+fn arithmetic(op: BinaryOp, a: T, b: T) -> Option<T> {
+    let (a, b) = (num(a), num(b));
+    Some(t(
+        match op {
+            BinaryOp::Add => a + b,
+            BinaryOp::Sub => a - b,
+            BinaryOp::Mul => a * b,
+            BinaryOp::Div => a / f::nullif(b, lit(0.0)),
+            BinaryOp::Mod => a % f::nullif(b, lit(0.0)),
+            BinaryOp::Pow => f::power(a, b),
+            _ => return None,
+        },
+        Ty::Num,
+    ))
 }
 
 fn is_same_column(name: &str, e: &Expr) -> bool {
@@ -1301,7 +1448,7 @@ fn common_ty(xs: &[T]) -> Ty {
 fn coerce(x: T, ty: Ty) -> Expr {
     if x.ty == ty {
         return match ty {
-            Ty::Str | Ty::Any => text(x),
+            Ty::Str | Ty::Any | Ty::Json => text(x),
             _ => x.e,
         };
     }
@@ -1309,7 +1456,7 @@ fn coerce(x: T, ty: Ty) -> Expr {
         Ty::Num => num(x),
         Ty::Bool => boolean(x),
         Ty::Time => to_time(x),
-        Ty::Str | Ty::Any => text(x),
+        Ty::Str | Ty::Any | Ty::Json => text(x),
     }
 }
 
@@ -1322,6 +1469,7 @@ fn compare(op: BinaryOp, a: T, b: T) -> Expr {
         BinaryOp::Gt => l.gt(r),
         _ => l.gt_eq(r),
     };
+    let (a, b) = (plain(a), plain(b));
     match (a.ty, b.ty) {
         (Ty::Time, Ty::Time) => cmp(a.e, b.e),
         (Ty::Time, _) | (_, Ty::Time) => cmp(num(a), num(b)),
@@ -1368,24 +1516,6 @@ fn build_regex(pattern: &str, flags: &str) -> Result<regex::Regex, QueryError> {
 fn regex_match(x: Expr, r: &logwell_insights::Regex) -> Result<Expr, QueryError> {
     let p = regex_text(&r.pattern, &r.flags)?;
     Ok(f::regexp_like(x, lit(p), None))
-}
-
-/// A `parse` glob as a regex: literal text between the stars, each star a lazy capture (the last
-/// one greedy, taking the rest of the line), unanchored at the start.
-pub fn glob_regex(glob: &str) -> String {
-    let parts: Vec<&str> = glob.split('*').collect();
-    let mut re = String::from("(?s)");
-    for (i, part) in parts.iter().enumerate() {
-        re.push_str(&regex::escape(part));
-        if i + 1 < parts.len() {
-            re.push_str(if i + 2 == parts.len() && parts[i + 1].is_empty() {
-                "(.*)"
-            } else {
-                "(.*?)"
-            });
-        }
-    }
-    re
 }
 
 /// Helper for callers: the system column an Insights field maps onto, if it is one.

@@ -1,33 +1,88 @@
-//! Field discovery in JSON log lines: the flattened paths (`a.b.c`, arrays as `a.0`) a query asks
-//! for, pulled out of each message in one pass that skips everything else.
+//! Field discovery: the flattened paths of JSON log lines (`a.b.c`, arrays as `a.0`) a query asks
+//! for, pulled out of each message in one pass that skips everything else; and the fields
+//! CloudWatch discovers in two well-known text formats, Lambda `START`/`END`/`REPORT` lines and
+//! VPC flow logs (default version-2 format).
 
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
-use std::collections::{HashMap, HashSet};
 use std::fmt;
 
 /// The flattened paths one query reads, compiled for matching while walking a message.
 #[derive(Debug, Clone)]
 pub struct PathSet {
-    leaves: HashMap<String, usize>,
-    prefixes: HashSet<String>,
+    /// Wanted paths and their slots. A query wants a handful, so a linear scan beats hashing
+    /// every key of every message.
+    leaves: Vec<(String, usize)>,
+    /// Proper dotted prefixes of the wanted paths (where to descend).
+    prefixes: Vec<String>,
     len: usize,
+    /// Wanted Lambda fields: (slot, field).
+    lambda: Vec<(usize, &'static str)>,
+    /// Wanted VPC flow log fields: (slot, position in the line).
+    vpc: Vec<(usize, usize)>,
 }
+
+/// Lambda fields and the `REPORT` labels they come from; sizes are reported in MB and discovered
+/// in bytes (so `@memorySize / 1000 / 1000` gives MB, as AWS's examples do).
+const LAMBDA_FIELDS: [(&str, &str); 7] = [
+    ("@requestId", "RequestId"),
+    ("@duration", "Duration"),
+    ("@billedDuration", "Billed Duration"),
+    ("@memorySize", "Memory Size"),
+    ("@maxMemoryUsed", "Max Memory Used"),
+    ("@initDuration", "Init Duration"),
+    ("@type", ""),
+];
+
+/// The fields of a default-format (version 2) VPC flow log line, in order.
+const VPC_FIELDS: [&str; 14] = [
+    "version",
+    "accountId",
+    "interfaceId",
+    "srcAddr",
+    "dstAddr",
+    "srcPort",
+    "dstPort",
+    "protocol",
+    "packets",
+    "bytes",
+    "startTime",
+    "endTime",
+    "action",
+    "logStatus",
+];
 
 impl PathSet {
     pub fn new<S: AsRef<str>>(paths: &[S]) -> PathSet {
-        let mut leaves = HashMap::new();
-        let mut prefixes = HashSet::new();
+        let mut leaves: Vec<(String, usize)> = Vec::new();
+        let mut prefixes: Vec<String> = Vec::new();
         for (i, p) in paths.iter().enumerate() {
             let p = p.as_ref();
-            leaves.entry(p.to_string()).or_insert(i);
+            if !leaves.iter().any(|(l, _)| l == p) {
+                leaves.push((p.to_string(), i));
+            }
             for (at, _) in p.match_indices('.') {
-                prefixes.insert(p[..at].to_string());
+                if !prefixes.iter().any(|x| x == &p[..at]) {
+                    prefixes.push(p[..at].to_string());
+                }
+            }
+        }
+        let mut lambda = Vec::new();
+        let mut vpc = Vec::new();
+        for (i, p) in paths.iter().enumerate() {
+            let p = p.as_ref();
+            if let Some((name, _)) = LAMBDA_FIELDS.iter().find(|(n, _)| *n == p) {
+                lambda.push((i, *name));
+            }
+            if let Some(pos) = VPC_FIELDS.iter().position(|n| *n == p) {
+                vpc.push((i, pos));
             }
         }
         PathSet {
             leaves,
             prefixes,
             len: paths.len(),
+            lambda,
+            vpc,
         }
     }
 
@@ -45,6 +100,12 @@ impl PathSet {
         out.iter_mut().for_each(|o| *o = None);
         let trimmed = message.trim_start();
         if !trimmed.starts_with('{') {
+            if !self.lambda.is_empty() {
+                self.lambda_fields(trimmed, out);
+            }
+            if !self.vpc.is_empty() {
+                self.vpc_fields(trimmed, out);
+            }
             return;
         }
         let mut de = serde_json::Deserializer::from_str(trimmed);
@@ -57,6 +118,50 @@ impl PathSet {
         };
         // A malformed tail keeps what was found before it.
         let _ = walker.deserialize(&mut de);
+    }
+}
+
+impl PathSet {
+    fn lambda_fields(&self, line: &str, out: &mut [Option<String>]) {
+        let kind = ["REPORT", "START", "END"]
+            .into_iter()
+            .find(|k| line.starts_with(k) && line[k.len()..].starts_with(" RequestId: "));
+        let Some(kind) = kind else {
+            return;
+        };
+        for &(slot, name) in &self.lambda {
+            let label = LAMBDA_FIELDS.iter().find(|(n, _)| *n == name).unwrap().1;
+            out[slot] = if name == "@type" {
+                Some(kind.to_string())
+            } else if name == "@requestId" {
+                let rest = &line[kind.len() + " RequestId: ".len()..];
+                Some(rest.split([' ', '\t']).next().unwrap_or("").to_string())
+            } else {
+                // `\tDuration: 12.34 ms`: the label must start a tab-separated part, so that
+                // `Billed Duration` is not read as `Duration`.
+                line.split('\t').find_map(|part| {
+                    let v = part.trim().strip_prefix(label)?.strip_prefix(": ")?;
+                    let (num, unit) = v.split_once(' ').unwrap_or((v, ""));
+                    let x: f64 = num.parse().ok()?;
+                    Some(if unit == "MB" {
+                        crate::format::number(x * 1_000_000.0)
+                    } else {
+                        crate::format::number(x)
+                    })
+                })
+            };
+        }
+    }
+
+    fn vpc_fields(&self, line: &str, out: &mut [Option<String>]) {
+        let parts: Vec<&str> = line.split(' ').collect();
+        if parts.len() != VPC_FIELDS.len() || parts[0] != "2" {
+            return;
+        }
+        for &(slot, pos) in &self.vpc {
+            // `-` marks a value the flow log could not record.
+            out[slot] = (parts[pos] != "-").then(|| parts[pos].to_string());
+        }
     }
 }
 
@@ -85,8 +190,13 @@ enum Step {
 
 impl Walker<'_> {
     fn step(&self, full: &str) -> Step {
-        let leaf = self.set.leaves.get(full).copied();
-        if self.set.prefixes.contains(full) {
+        let leaf = self
+            .set
+            .leaves
+            .iter()
+            .find(|(l, _)| l == full)
+            .map(|(_, i)| *i);
+        if self.set.prefixes.iter().any(|p| p == full) {
             Step::Descend(leaf)
         } else if let Some(i) = leaf {
             Step::Capture(i)
@@ -104,7 +214,7 @@ impl<'de> Visitor<'de> for Walker<'_> {
 
     fn visit_map<A: MapAccess<'de>>(mut self, mut map: A) -> Result<(), A::Error> {
         let base = self.prefix.len();
-        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+        while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
             if base > 0 {
                 self.prefix.push('.');
             }
@@ -206,6 +316,29 @@ impl Walker<'_> {
 
 fn itoa_usize(i: usize) -> String {
     i.to_string()
+}
+
+/// An object key, borrowed from the message unless it has escapes (serde's own `Cow<str>`
+/// always copies).
+struct Key<'de>(std::borrow::Cow<'de, str>);
+
+impl<'de> de::Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Key<'de>, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an object key")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key(std::borrow::Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Key<'de>, E> {
+                Ok(Key(std::borrow::Cow::Owned(v.to_string())))
+            }
+        }
+        d.deserialize_str(V)
+    }
 }
 
 /// A leaf value as Insights shows it; containers and null are absent.
@@ -341,6 +474,56 @@ mod tests {
         assert_eq!(get(msg, &["data"])[0].as_deref(), Some("{\"startTime\":1}"));
         assert_eq!(get("plain text line", &["a"]), vec![None]);
         assert_eq!(get(r#"{"a": 1, "b": "#, &["a"]), vec![Some("1".into())]);
+    }
+
+    #[test]
+    fn lambda_report_and_vpc_flow_fields() {
+        let report = "REPORT RequestId: 3f2a-11\tDuration: 102.25 ms\tBilled Duration: 103 ms\tMemory Size: 128 MB\tMax Memory Used: 70 MB\tInit Duration: 250.10 ms\t";
+        assert_eq!(
+            get(
+                report,
+                &[
+                    "@type",
+                    "@requestId",
+                    "@duration",
+                    "@billedDuration",
+                    "@memorySize",
+                    "@maxMemoryUsed",
+                    "@initDuration"
+                ]
+            ),
+            vec![
+                Some("REPORT".into()),
+                Some("3f2a-11".into()),
+                Some("102.25".into()),
+                Some("103".into()),
+                Some("128000000".into()),
+                Some("70000000".into()),
+                Some("250.1".into())
+            ]
+        );
+        assert_eq!(
+            get(
+                "START RequestId: abc Version: $LATEST",
+                &["@type", "@duration"]
+            ),
+            vec![Some("START".into()), None]
+        );
+        let flow = "2 123456789010 eni-1235b8ca123456789 172.31.16.139 172.31.16.21 20641 22 6 20 4249 1418530010 1418530070 ACCEPT OK";
+        assert_eq!(
+            get(
+                flow,
+                &["srcAddr", "dstPort", "bytes", "action", "logStatus"]
+            ),
+            vec![
+                Some("172.31.16.139".into()),
+                Some("22".into()),
+                Some("4249".into()),
+                Some("ACCEPT".into()),
+                Some("OK".into())
+            ]
+        );
+        assert_eq!(get("2 x", &["srcAddr"]), vec![None]);
     }
 
     #[test]

@@ -22,6 +22,7 @@
 
 pub mod compile;
 pub mod format;
+pub mod functions;
 pub mod json;
 pub mod table;
 pub mod udf;
@@ -184,9 +185,13 @@ impl Querier {
     }
 
     fn context(&self) -> SessionContext {
-        let config = SessionConfig::new()
+        let mut config = SessionConfig::new()
             .with_target_partitions(self.config.target_partitions)
             .with_information_schema(false);
+        // Sorts reserve this much to merge their spill files; keep it a small part of the pool
+        // so that small pools still sort (by spilling) instead of failing.
+        config.options_mut().execution.sort_spill_reservation_bytes =
+            (self.config.memory_limit / 16).min(10 << 20);
         SessionContext::new_with_config_rt(config, self.runtime.clone())
     }
 
@@ -285,19 +290,33 @@ impl Querier {
                         e.line, e.column, e.message
                     ))
                 })?;
-                if req.groups.is_empty() {
+                let mut groups = req.groups.clone();
+                let (mut start_ms, mut end_ms) = (req.start_ms, req.end_ms);
+                if let Some(logwell_insights::Command::Source(src)) = query.commands.first() {
+                    groups = self.source_groups(src)?;
+                    if let Some(s) = &src.start {
+                        start_ms = source_time(s, now_ms)?;
+                    }
+                    if let Some(e) = &src.end {
+                        end_ms = source_time(e, now_ms)?;
+                    }
+                    if end_ms < start_ms {
+                        return Err(QueryError::Invalid("SOURCE: END is before START".into()));
+                    }
+                }
+                if groups.is_empty() {
                     return Err(QueryError::Invalid(
-                        "Exactly one of logGroupName, logGroupNames or logGroupIdentifiers must be given"
+                        "Exactly one of logGroupName, logGroupNames or logGroupIdentifiers must be given, or a SOURCE command"
                             .into(),
                     ));
                 }
-                let base = self.groups_plan(&req.groups, req.start_ms, req.end_ms, &counters)?;
+                let base = self.groups_plan(&groups, start_ms, end_ms, &counters)?;
                 let compiled = compile::compile(
                     &query,
                     base,
                     counters.clone(),
                     now_ms,
-                    (req.start_ms, req.end_ms),
+                    (start_ms, end_ms),
                     req.limit,
                 )?;
                 Ok(Prepared { ctx, compiled })
@@ -337,6 +356,42 @@ impl Querier {
                 })
             }
         }
+    }
+
+    /// The groups a `SOURCE` command selects: named ones (which must exist) and every group
+    /// whose name starts with a prefix, of the requested classes (STANDARD by default).
+    fn source_groups(&self, src: &logwell_insights::Source) -> Result<Vec<String>, QueryError> {
+        let mut out: Vec<String> = Vec::new();
+        for n in &src.names {
+            if !self.engine.group_exists(n) {
+                return Err(QueryError::Api(ApiError::group_not_found()));
+            }
+            out.push(n.clone());
+        }
+        if !src.prefixes.is_empty() {
+            let classes: Vec<String> = if src.classes.is_empty() {
+                vec!["STANDARD".into()]
+            } else {
+                src.classes.clone()
+            };
+            for g in self.engine.list_groups() {
+                if src.prefixes.iter().any(|p| g.name.starts_with(p.as_str()))
+                    && classes.contains(&g.class)
+                    && !out.contains(&g.name)
+                {
+                    out.push(g.name);
+                }
+            }
+            if out.len() > 10_000 {
+                return Err(QueryError::Invalid(
+                    "SOURCE selects more than 10000 log groups".into(),
+                ));
+            }
+        }
+        if out.is_empty() {
+            return Err(QueryError::Invalid("SOURCE selects no log group".into()));
+        }
+        Ok(out)
     }
 
     /// The event an `@ptr` points at, with its system fields and discovered JSON fields.
@@ -469,6 +524,21 @@ pub fn statistics(counters: &QueryCounters, counts_matched: bool) -> QueryStatis
         records_scanned: scanned,
         bytes_scanned: counters.bytes.load(Ordering::Relaxed) as f64,
     }
+}
+
+/// A `SOURCE ... START=` / `END=` value: seconds relative to now (`-3600s`, `0s`) or an ISO
+/// instant.
+fn source_time(v: &str, now_ms: i64) -> Result<i64, QueryError> {
+    if let Some(secs) = v.strip_suffix('s').and_then(|n| n.parse::<i64>().ok()) {
+        return Ok(now_ms + secs * 1000);
+    }
+    chrono::DateTime::parse_from_rfc3339(v)
+        .map(|t| t.timestamp_millis())
+        .map_err(|_| {
+            QueryError::Malformed(format!(
+                "SOURCE: cannot read the time {v:?}; use -3600s or 2026-01-23T00:00:00.000Z"
+            ))
+        })
 }
 
 /// `@ptr`: opaque to clients; names the group, timestamp and sequence of one event.

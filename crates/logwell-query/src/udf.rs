@@ -30,6 +30,20 @@ fn utf8_struct(names: &[String]) -> DataType {
     ))
 }
 
+/// A struct column of text fields named `names`, from one builder per field.
+fn struct_of(names: &[String], builders: Vec<StringBuilder>) -> Result<ColumnarValue> {
+    let DataType::Struct(fields) = utf8_struct(names) else {
+        unreachable!("utf8_struct builds a struct")
+    };
+    let cols: Vec<ArrayRef> = builders
+        .into_iter()
+        .map(|mut b| Arc::new(b.finish()) as ArrayRef)
+        .collect();
+    Ok(ColumnarValue::Array(Arc::new(StructArray::try_new(
+        fields, cols, None,
+    )?)))
+}
+
 /// `lw_json(@message)`: the struct of the wanted flattened JSON paths (fields named `0`, `1`, ...).
 #[derive(Debug)]
 pub struct JsonFields {
@@ -90,47 +104,88 @@ impl ScalarUDFImpl for JsonFields {
                 b.append_option(v.as_deref());
             }
         }
-        let DataType::Struct(fields) = utf8_struct(&self.slots) else {
-            unreachable!()
-        };
-        let cols: Vec<ArrayRef> = builders
-            .into_iter()
-            .map(|mut b| Arc::new(b.finish()) as ArrayRef)
-            .collect();
-        Ok(ColumnarValue::Array(Arc::new(StructArray::try_new(
-            fields, cols, None,
-        )?)))
+        struct_of(&self.slots, builders)
     }
 }
 
-/// `lw_parse(field)`: the captures of one `parse` command's regex, as a struct of its names.
+/// How a `parse` command finds its captures.
+#[derive(Debug, Clone)]
+pub enum Captures {
+    /// A glob's literal pieces (`"[*] * x: *"` is `["[", "] ", " x: ", ""]`): each star takes
+    /// the text up to the next occurrence of the following piece, the last one (before an empty
+    /// piece) the rest of the line; unanchored at the start. This is what the lazy regex
+    /// `\[(.*?)\] (.*?) x: (.*)` means, found with substring search instead of a regex engine.
+    Glob(Vec<String>),
+    /// A regex: group `i + 1` fills name `i`.
+    Regex(regex::Regex),
+}
+
+impl Captures {
+    fn key(&self) -> String {
+        match self {
+            Captures::Glob(parts) => format!("glob:{}", parts.join("*")),
+            Captures::Regex(r) => format!("regex:{}", r.as_str()),
+        }
+    }
+}
+
+/// The capture ranges of a glob's stars in `s`, or `None` when it does not match.
+pub fn glob_captures(parts: &[String], s: &str, out: &mut Vec<(usize, usize)>) -> bool {
+    out.clear();
+    let Some((first, rest)) = parts.split_first() else {
+        return false;
+    };
+    let mut pos = match s.find(first.as_str()) {
+        Some(at) => at + first.len(),
+        None => return false,
+    };
+    for (k, piece) in rest.iter().enumerate() {
+        if k + 1 == rest.len() && piece.is_empty() {
+            out.push((pos, s.len()));
+            pos = s.len();
+            continue;
+        }
+        // A one-byte piece (the space between fields, typically) is a memchr.
+        let found = match piece.as_bytes() {
+            [b] if b.is_ascii() => s[pos..].find(*b as char),
+            _ => s[pos..].find(piece.as_str()),
+        };
+        match found {
+            Some(at) => {
+                out.push((pos, pos + at));
+                pos += at + piece.len();
+            }
+            None => return false,
+        }
+    }
+    true
+}
+
+/// `lw_parse(field)`: the captures of one `parse` command, as a struct of its names.
 #[derive(Debug)]
 pub struct ParseFields {
-    pattern: String,
-    regex: regex::Regex,
+    captures: Captures,
     names: Vec<String>,
     signature: Signature,
 }
 
 impl PartialEq for ParseFields {
     fn eq(&self, o: &Self) -> bool {
-        self.pattern == o.pattern && self.names == o.names
+        self.captures.key() == o.captures.key() && self.names == o.names
     }
 }
 impl Eq for ParseFields {}
 impl Hash for ParseFields {
     fn hash<H: Hasher>(&self, h: &mut H) {
-        self.pattern.hash(h);
+        self.captures.key().hash(h);
         self.names.hash(h);
     }
 }
 
 impl ParseFields {
-    /// `names[i]` receives capture group `i + 1`.
-    pub fn udf(regex: regex::Regex, names: Vec<String>) -> ScalarUDF {
+    pub fn udf(captures: Captures, names: Vec<String>) -> ScalarUDF {
         ScalarUDF::from(ParseFields {
-            pattern: regex.as_str().to_string(),
-            regex,
+            captures,
             names,
             signature: Signature::any(1, Volatility::Immutable),
         })
@@ -153,30 +208,38 @@ impl ScalarUDFImpl for ParseFields {
         let input = input.as_string::<i32>();
         let n = self.names.len();
         let mut builders: Vec<StringBuilder> = (0..n).map(|_| StringBuilder::new()).collect();
-        let mut locs = self.regex.capture_locations();
+        let mut ranges: Vec<(usize, usize)> = Vec::with_capacity(n);
+        let mut locs = match &self.captures {
+            Captures::Regex(r) => Some(r.capture_locations()),
+            Captures::Glob(_) => None,
+        };
         for i in 0..input.len() {
+            let text = if input.is_valid(i) {
+                input.value(i)
+            } else {
+                ""
+            };
             let hit = input.is_valid(i)
-                && self
-                    .regex
-                    .captures_read(&mut locs, input.value(i))
-                    .is_some();
+                && match (&self.captures, &mut locs) {
+                    (Captures::Glob(parts), _) => glob_captures(parts, text, &mut ranges),
+                    (Captures::Regex(r), Some(locs)) => {
+                        ranges.clear();
+                        let found = r.captures_read(locs, text).is_some();
+                        if found {
+                            ranges.extend((1..=n).map(|g| locs.get(g).unwrap_or((0, 0))));
+                        }
+                        found
+                    }
+                    _ => false,
+                };
             for (g, b) in builders.iter_mut().enumerate() {
-                match (hit, locs.get(g + 1)) {
-                    (true, Some((s, e))) => b.append_value(&input.value(i)[s..e]),
+                match ranges.get(g) {
+                    Some(&(s, e)) if hit => b.append_value(&text[s..e]),
                     _ => b.append_null(),
                 }
             }
         }
-        let DataType::Struct(fields) = utf8_struct(&self.names) else {
-            unreachable!()
-        };
-        let cols: Vec<ArrayRef> = builders
-            .into_iter()
-            .map(|mut b| Arc::new(b.finish()) as ArrayRef)
-            .collect();
-        Ok(ColumnarValue::Array(Arc::new(StructArray::try_new(
-            fields, cols, None,
-        )?)))
+        struct_of(&self.names, builders)
     }
 }
 
@@ -273,5 +336,266 @@ impl ScalarUDFImpl for CountTrue {
             }
         }
         Ok(out)
+    }
+}
+
+/// JSON values held as text (what `jsonParse` returns): parsing, member access and list elements.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum JsonOp {
+    /// `jsonParse(s)`: the compact text of a JSON object or array; anything else is absent.
+    Parse,
+    /// The elements of a JSON array as texts (strings unquoted, containers as JSON); any other
+    /// value is a one-element list, as `unnest` treats non-lists.
+    Elements,
+}
+
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct JsonUdf {
+    op: JsonOp,
+    /// For member access: the dotted path below the value.
+    path: Option<String>,
+    signature: Signature,
+}
+
+impl JsonUdf {
+    pub fn call(op: JsonOp, arg: Expr) -> Expr {
+        ScalarUDF::from(JsonUdf {
+            op,
+            path: None,
+            signature: Signature::any(1, Volatility::Immutable),
+        })
+        .call(vec![arg])
+    }
+
+    /// `value.a.b` where `value` holds JSON text: the member's text (containers as JSON).
+    pub fn member(arg: Expr, path: &str) -> Expr {
+        ScalarUDF::from(JsonUdf {
+            op: JsonOp::Parse,
+            path: Some(path.to_string()),
+            signature: Signature::any(1, Volatility::Immutable),
+        })
+        .call(vec![arg])
+    }
+}
+
+/// A JSON value as Insights shows it: strings unquoted, containers as compact JSON.
+pub fn json_text(v: &serde_json::Value) -> Option<String> {
+    match v {
+        serde_json::Value::Null => None,
+        serde_json::Value::String(s) => Some(s.clone()),
+        other => Some(other.to_string()),
+    }
+}
+
+fn json_member<'v>(v: &'v serde_json::Value, path: &str) -> Option<&'v serde_json::Value> {
+    let mut cur = v;
+    for part in path.split('.') {
+        cur = match cur {
+            serde_json::Value::Object(m) => m.get(part)?,
+            serde_json::Value::Array(a) => a.get(part.parse::<usize>().ok()?)?,
+            _ => return None,
+        };
+    }
+    Some(cur)
+}
+
+impl ScalarUDFImpl for JsonUdf {
+    fn name(&self) -> &str {
+        match (self.op, &self.path) {
+            (JsonOp::Parse, None) => "jsonParse",
+            (JsonOp::Parse, Some(_)) => "lw_json_member",
+            (JsonOp::Elements, _) => "lw_json_elements",
+        }
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, _: &[DataType]) -> Result<DataType> {
+        Ok(match self.op {
+            JsonOp::Parse => DataType::Utf8,
+            JsonOp::Elements => {
+                DataType::List(Arc::new(Field::new_list_field(DataType::Utf8, true)))
+            }
+        })
+    }
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let rows = args.number_rows;
+        let input = strings(&args.args[0], rows)?;
+        let input = input.as_string::<i32>();
+        let parse = |i: usize| -> Option<serde_json::Value> {
+            if input.is_null(i) {
+                return None;
+            }
+            serde_json::from_str(input.value(i).trim()).ok()
+        };
+        match self.op {
+            JsonOp::Parse => {
+                let mut b = StringBuilder::new();
+                for i in 0..rows {
+                    let v = parse(i);
+                    let out = match (&self.path, v) {
+                        (
+                            None,
+                            Some(v @ (serde_json::Value::Object(_) | serde_json::Value::Array(_))),
+                        ) => Some(v.to_string()),
+                        (Some(path), Some(v)) => json_member(&v, path).and_then(json_text),
+                        _ => None,
+                    };
+                    b.append_option(out);
+                }
+                Ok(ColumnarValue::Array(Arc::new(b.finish())))
+            }
+            JsonOp::Elements => {
+                let mut b = arrow::array::ListBuilder::new(StringBuilder::new());
+                for i in 0..rows {
+                    if input.is_null(i) {
+                        b.append_null();
+                        continue;
+                    }
+                    match parse(i) {
+                        Some(serde_json::Value::Array(items)) => {
+                            for item in &items {
+                                b.values().append_option(json_text(item));
+                            }
+                        }
+                        Some(v) => b.values().append_option(json_text(&v)),
+                        // Not JSON at all: the text itself is the single element.
+                        None => b.values().append_value(input.value(i)),
+                    }
+                    b.append(true);
+                }
+                Ok(ColumnarValue::Array(Arc::new(b.finish())))
+            }
+        }
+    }
+}
+
+/// `parse f logfmt as m`: `k=v k2="v 2"` pairs as the JSON text of one map (members as `m.k`).
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct LogfmtUdf {
+    signature: Signature,
+}
+
+impl LogfmtUdf {
+    pub fn call(arg: Expr) -> Expr {
+        ScalarUDF::from(LogfmtUdf {
+            signature: Signature::any(1, Volatility::Immutable),
+        })
+        .call(vec![arg])
+    }
+}
+
+/// The pairs of a logfmt line; a bare key is `true`, quoted values may hold spaces and `\"`.
+pub fn logfmt(line: &str) -> serde_json::Map<String, serde_json::Value> {
+    let mut out = serde_json::Map::new();
+    let mut chars = line.chars().peekable();
+    loop {
+        while chars.peek().is_some_and(|c| c.is_whitespace()) {
+            chars.next();
+        }
+        let mut key = String::new();
+        while let Some(&c) = chars.peek() {
+            if c == '=' || c.is_whitespace() {
+                break;
+            }
+            key.push(c);
+            chars.next();
+        }
+        if key.is_empty() {
+            if chars.next().is_none() {
+                return out;
+            }
+            continue;
+        }
+        if chars.peek() != Some(&'=') {
+            out.insert(key, serde_json::Value::Bool(true));
+            continue;
+        }
+        chars.next();
+        let mut value = String::new();
+        if chars.peek() == Some(&'"') {
+            chars.next();
+            while let Some(c) = chars.next() {
+                match c {
+                    '\\' => {
+                        if let Some(n) = chars.next() {
+                            value.push(n);
+                        }
+                    }
+                    '"' => break,
+                    c => value.push(c),
+                }
+            }
+        } else {
+            while let Some(&c) = chars.peek() {
+                if c.is_whitespace() {
+                    break;
+                }
+                value.push(c);
+                chars.next();
+            }
+        }
+        out.insert(key, serde_json::Value::String(value));
+    }
+}
+
+impl ScalarUDFImpl for LogfmtUdf {
+    fn name(&self) -> &str {
+        "lw_logfmt"
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, _: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Utf8)
+    }
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let rows = args.number_rows;
+        let input = strings(&args.args[0], rows)?;
+        let input = input.as_string::<i32>();
+        let mut b = StringBuilder::new();
+        for i in 0..rows {
+            if input.is_null(i) {
+                b.append_null();
+                continue;
+            }
+            let m = logfmt(input.value(i));
+            if m.is_empty() {
+                b.append_null();
+            } else {
+                b.append_value(serde_json::Value::Object(m).to_string());
+            }
+        }
+        Ok(ColumnarValue::Array(Arc::new(b.finish())))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn caps(glob: &str, s: &str) -> Option<Vec<String>> {
+        let parts: Vec<String> = glob.split('*').map(str::to_string).collect();
+        let mut out = Vec::new();
+        glob_captures(&parts, s, &mut out)
+            .then(|| out.iter().map(|&(a, b)| s[a..b].to_string()).collect())
+    }
+
+    #[test]
+    fn glob_captures_are_lazy_unanchored_and_the_last_star_takes_the_rest() {
+        assert_eq!(
+            caps(
+                "[*] * The error was: *",
+                "2024-05-19 [ERROR] {\"a\":1} The error was: Db x"
+            ),
+            Some(vec!["ERROR".into(), "{\"a\":1}".into(), "Db x".into()])
+        );
+        assert_eq!(
+            caps("a=* b=*;", "a=1 b=2;3;"),
+            Some(vec!["1".into(), "2".into()])
+        );
+        assert_eq!(caps("*:*", "k:v:w"), Some(vec!["k".into(), "v:w".into()]));
+        assert_eq!(caps("x=*", "no match"), None);
+        assert_eq!(caps("a * c", "a b"), None);
     }
 }

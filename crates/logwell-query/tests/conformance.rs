@@ -145,6 +145,8 @@ fn parse_file(path: &Path) -> File {
                             }
                         }
                         statistics = Some((m, sc));
+                    } else if l.trim() == "(empty row)" {
+                        rows.push(Vec::new());
                     } else if l.trim() == "(no rows)" {
                     } else {
                         rows.push(parse_row(l));

@@ -264,11 +264,6 @@ impl Queries {
                     ))
                 }
             };
-        if lang == Language::Insights && groups.is_empty() {
-            return Err(ApiError::invalid(
-                "Specify exactly one of logGroupName, logGroupNames or logGroupIdentifiers",
-            ));
-        }
         if groups.len() > 50 {
             return Err(ApiError::invalid("A query can name at most 50 log groups"));
         }

@@ -1,0 +1,358 @@
+//! Insights functions with no DataFusion equivalent: IP tests, URL and hex codecs, JSON array
+//! tests. Each reads its arguments as text, row by row.
+
+use arrow::array::{Array, ArrayRef, AsArray, BooleanBuilder, Float64Builder, StringBuilder};
+use arrow::datatypes::DataType;
+use datafusion::common::Result;
+use datafusion::logical_expr::{
+    ColumnarValue, Expr, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
+};
+use std::net::IpAddr;
+use std::sync::Arc;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TextFn {
+    IsValidIp,
+    IsValidIpV4,
+    IsValidIpV6,
+    IsIpInSubnet,
+    IsIpv4InSubnet,
+    IsIpv6InSubnet,
+    IsPrivateIp,
+    IsPublicIp,
+    IsReservedIp,
+    Ipv4ToNumber,
+    UrlEncode,
+    UrlDecode,
+    HexToAscii,
+    HexToDec,
+    DecToHex,
+    JsonArraySize,
+    JsonArrayContains,
+}
+
+enum Out {
+    Bool,
+    Num,
+    Text,
+}
+
+impl TextFn {
+    /// The function an Insights name refers to (case-insensitive), with its argument count.
+    pub fn lookup(lname: &str) -> Option<(TextFn, usize)> {
+        use TextFn::*;
+        Some(match lname {
+            "isvalidip" => (IsValidIp, 1),
+            "isvalidipv4" => (IsValidIpV4, 1),
+            "isvalidipv6" => (IsValidIpV6, 1),
+            "isipinsubnet" => (IsIpInSubnet, 2),
+            "isipv4insubnet" => (IsIpv4InSubnet, 2),
+            "isipv6insubnet" => (IsIpv6InSubnet, 2),
+            "isprivateip" => (IsPrivateIp, 1),
+            "ispublicip" => (IsPublicIp, 1),
+            "isreservedip" => (IsReservedIp, 1),
+            "ipv4tonumber" => (Ipv4ToNumber, 1),
+            "urlencode" => (UrlEncode, 1),
+            "urldecode" => (UrlDecode, 1),
+            "hextoascii" => (HexToAscii, 1),
+            "hextodec" => (HexToDec, 1),
+            "dectohex" => (DecToHex, 1),
+            "jsonarraysize" => (JsonArraySize, 1),
+            "jsonarraycontains" => (JsonArrayContains, 2),
+            _ => return None,
+        })
+    }
+
+    fn out(self) -> Out {
+        use TextFn::*;
+        match self {
+            Ipv4ToNumber | HexToDec | JsonArraySize => Out::Num,
+            UrlEncode | UrlDecode | HexToAscii | DecToHex => Out::Text,
+            _ => Out::Bool,
+        }
+    }
+
+    /// Whether the result is a number, text or boolean (for the compiler's typing).
+    pub fn returns_bool(self) -> bool {
+        matches!(self.out(), Out::Bool)
+    }
+    pub fn returns_number(self) -> bool {
+        matches!(self.out(), Out::Num)
+    }
+
+    pub fn call(self, args: Vec<Expr>) -> Expr {
+        ScalarUDF::from(TextUdf {
+            f: self,
+            signature: Signature::variadic_any(Volatility::Immutable),
+        })
+        .call(args)
+    }
+}
+
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct TextUdf {
+    f: TextFn,
+    signature: Signature,
+}
+
+fn parse_ip(s: &str) -> Option<IpAddr> {
+    s.trim().parse().ok()
+}
+
+fn in_subnet(ip: &str, cidr: &str) -> Option<bool> {
+    let ip = parse_ip(ip)?;
+    let (net, bits) = cidr.trim().split_once('/')?;
+    let net: IpAddr = net.parse().ok()?;
+    let bits: u32 = bits.parse().ok()?;
+    Some(match (ip, net) {
+        (IpAddr::V4(a), IpAddr::V4(n)) if bits <= 32 => {
+            let mask = if bits == 0 {
+                0
+            } else {
+                u32::MAX << (32 - bits)
+            };
+            u32::from(a) & mask == u32::from(n) & mask
+        }
+        (IpAddr::V6(a), IpAddr::V6(n)) if bits <= 128 => {
+            let mask = if bits == 0 {
+                0
+            } else {
+                u128::MAX << (128 - bits)
+            };
+            u128::from(a) & mask == u128::from(n) & mask
+        }
+        _ => false,
+    })
+}
+
+fn is_private(ip: IpAddr) -> bool {
+    match ip {
+        // RFC 1918.
+        IpAddr::V4(a) => a.is_private(),
+        // Unique local addresses (fc00::/7), the IPv6 counterpart.
+        IpAddr::V6(a) => (a.segments()[0] & 0xfe00) == 0xfc00,
+    }
+}
+
+fn is_reserved(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(a) => {
+            let o = a.octets();
+            a.is_loopback()
+                || a.is_link_local()
+                || a.is_unspecified()
+                || a.is_broadcast()
+                || a.is_documentation()
+                || a.is_multicast()
+                || o[0] == 0
+                || o[0] >= 240
+                || (o[0] == 100 && (o[1] & 0xc0) == 64)
+                || (o[0] == 192 && o[1] == 0 && o[2] == 0)
+                || (o[0] == 198 && (o[1] & 0xfe) == 18)
+        }
+        IpAddr::V6(a) => {
+            a.is_loopback()
+                || a.is_unspecified()
+                || a.is_multicast()
+                || (a.segments()[0] & 0xffc0) == 0xfe80
+                || a.segments()[0] == 0x2001 && a.segments()[1] == 0x0db8
+        }
+    }
+}
+
+fn url_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(b as char)
+            }
+            b' ' => out.push('+'),
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+fn url_decode(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => {
+                let h = std::str::from_utf8(&bytes[i + 1..i + 3]).ok()?;
+                out.push(u8::from_str_radix(h, 16).ok()?);
+                i += 2;
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8(out).ok()
+}
+
+fn hex_digits(s: &str) -> &str {
+    let s = s.trim();
+    s.strip_prefix("0x")
+        .or_else(|| s.strip_prefix("0X"))
+        .unwrap_or(s)
+}
+
+fn hex_to_ascii(s: &str) -> Option<String> {
+    let h = hex_digits(s);
+    if h.len() % 2 != 0 {
+        return None;
+    }
+    let bytes: Option<Vec<u8>> = (0..h.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(h.get(i..i + 2)?, 16).ok())
+        .collect();
+    String::from_utf8(bytes?).ok()
+}
+
+fn dec_to_hex(s: &str) -> Option<String> {
+    let v: f64 = s.trim().parse().ok()?;
+    let n = v.trunc() as i64;
+    Some(if n < 0 {
+        format!("-0x{:x}", n.unsigned_abs())
+    } else {
+        format!("0x{n:x}")
+    })
+}
+
+fn json_array(s: &str) -> Option<Vec<serde_json::Value>> {
+    match serde_json::from_str::<serde_json::Value>(s.trim()).ok()? {
+        serde_json::Value::Array(a) => Some(a),
+        _ => None,
+    }
+}
+
+enum Value {
+    Bool(bool),
+    Num(f64),
+    Text(String),
+}
+
+fn eval(f: TextFn, a: &str, b: Option<&str>) -> Option<Value> {
+    use TextFn::*;
+    Some(match f {
+        IsValidIp => Value::Bool(parse_ip(a).is_some()),
+        IsValidIpV4 => Value::Bool(matches!(parse_ip(a), Some(IpAddr::V4(_)))),
+        IsValidIpV6 => Value::Bool(matches!(parse_ip(a), Some(IpAddr::V6(_)))),
+        IsIpInSubnet => Value::Bool(in_subnet(a, b?).unwrap_or(false)),
+        IsIpv4InSubnet => Value::Bool(
+            matches!(parse_ip(a), Some(IpAddr::V4(_))) && in_subnet(a, b?).unwrap_or(false),
+        ),
+        IsIpv6InSubnet => Value::Bool(
+            matches!(parse_ip(a), Some(IpAddr::V6(_))) && in_subnet(a, b?).unwrap_or(false),
+        ),
+        IsPrivateIp => Value::Bool(parse_ip(a).is_some_and(is_private)),
+        IsPublicIp => {
+            Value::Bool(parse_ip(a).is_some_and(|ip| !is_private(ip) && !is_reserved(ip)))
+        }
+        IsReservedIp => Value::Bool(parse_ip(a).is_some_and(is_reserved)),
+        Ipv4ToNumber => match parse_ip(a)? {
+            IpAddr::V4(v) => Value::Num(u32::from(v) as f64),
+            IpAddr::V6(_) => return None,
+        },
+        UrlEncode => Value::Text(url_encode(a)),
+        UrlDecode => Value::Text(url_decode(a)?),
+        HexToAscii => Value::Text(hex_to_ascii(a)?),
+        HexToDec => Value::Num(i64::from_str_radix(hex_digits(a), 16).ok()? as f64),
+        DecToHex => Value::Text(dec_to_hex(a)?),
+        JsonArraySize => Value::Num(json_array(a)?.len() as f64),
+        JsonArrayContains => {
+            let needle = b?;
+            Value::Bool(json_array(a).is_some_and(|arr| {
+                arr.iter().any(|v| match v {
+                    serde_json::Value::String(s) => s == needle,
+                    serde_json::Value::Number(n) => n.to_string() == needle,
+                    serde_json::Value::Bool(x) => x.to_string() == needle,
+                    _ => false,
+                })
+            }))
+        }
+    })
+}
+
+impl ScalarUDFImpl for TextUdf {
+    fn name(&self) -> &str {
+        "lw_text_fn"
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, _: &[DataType]) -> Result<DataType> {
+        Ok(match self.f.out() {
+            Out::Bool => DataType::Boolean,
+            Out::Num => DataType::Float64,
+            Out::Text => DataType::Utf8,
+        })
+    }
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let rows = args.number_rows;
+        let cols: Vec<ArrayRef> = args
+            .args
+            .iter()
+            .map(|a| {
+                let arr = a.to_array(rows)?;
+                Ok(arrow::compute::cast(&arr, &DataType::Utf8)?)
+            })
+            .collect::<Result<_>>()?;
+        let text: Vec<_> = cols.iter().map(|c| c.as_string::<i32>()).collect();
+        let get = |c: usize, i: usize| -> Option<&str> {
+            let a = text.get(c)?;
+            a.is_valid(i).then(|| a.value(i))
+        };
+        let values = (0..rows).map(|i| get(0, i).and_then(|a| eval(self.f, a, get(1, i))));
+        let out: ArrayRef = match self.f.out() {
+            Out::Bool => {
+                let mut b = BooleanBuilder::with_capacity(rows);
+                values.for_each(|v| match v {
+                    Some(Value::Bool(x)) => b.append_value(x),
+                    _ => b.append_null(),
+                });
+                Arc::new(b.finish())
+            }
+            Out::Num => {
+                let mut b = Float64Builder::with_capacity(rows);
+                values.for_each(|v| match v {
+                    Some(Value::Num(x)) => b.append_value(x),
+                    _ => b.append_null(),
+                });
+                Arc::new(b.finish())
+            }
+            Out::Text => {
+                let mut b = StringBuilder::new();
+                values.for_each(|v| match v {
+                    Some(Value::Text(x)) => b.append_value(x),
+                    _ => b.append_null(),
+                });
+                Arc::new(b.finish())
+            }
+        };
+        Ok(ColumnarValue::Array(out))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ip_and_codec_helpers() {
+        assert_eq!(in_subnet("10.1.2.3", "10.0.0.0/8"), Some(true));
+        assert_eq!(in_subnet("11.1.2.3", "10.0.0.0/8"), Some(false));
+        assert_eq!(in_subnet("2001:db8::1", "2001:db8::/32"), Some(true));
+        assert!(is_private("192.168.1.1".parse().unwrap()));
+        assert!(!is_private("8.8.8.8".parse().unwrap()));
+        assert!(is_reserved("127.0.0.1".parse().unwrap()));
+        assert_eq!(url_encode("a b/c?d=1"), "a+b%2Fc%3Fd%3D1");
+        assert_eq!(url_decode("a+b%2Fc%3Fd%3D1").as_deref(), Some("a b/c?d=1"));
+        assert_eq!(hex_to_ascii("0x48656c6c6f").as_deref(), Some("Hello"));
+        assert_eq!(dec_to_hex("255").as_deref(), Some("0xff"));
+        assert_eq!(dec_to_hex("-255.7").as_deref(), Some("-0xff"));
+    }
+}

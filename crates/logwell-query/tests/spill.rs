@@ -1,0 +1,78 @@
+//! A query that needs more memory than the pool allows spills to disk and still answers.
+
+use logwell_model::api::InputLogEvent;
+use logwell_query::{Language, Querier, QueryConfig, QueryRequest};
+use logwell_storage::{Engine, NewGroup, StorageConfig};
+use std::borrow::Cow;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sorting_more_than_the_memory_pool_spills_instead_of_failing() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open(StorageConfig {
+        data_dir: dir.path().to_path_buf(),
+        ..StorageConfig::default()
+    })
+    .await
+    .unwrap();
+    engine
+        .create_group(NewGroup {
+            name: "/big".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    engine.create_stream("/big", "s").await.unwrap();
+    let now = logwell_model::now_millis();
+    // 400,000 distinct ~100-byte messages: ~60 MB of rows to sort, against a 16 MB pool.
+    for chunk in 0..80 {
+        let events: Vec<InputLogEvent> = (0..5_000)
+            .map(|i| {
+                let n = chunk * 5_000 + i;
+                InputLogEvent {
+                    timestamp: now - 60_000 + chunk as i64,
+                    message: Cow::Owned(format!(
+                        "{{\"k\":\"{:08}\",\"pad\":\"{}\"}}",
+                        (n as u64 * 7919) % 400_000,
+                        "x".repeat(70)
+                    )),
+                }
+            })
+            .collect();
+        engine.put_events("/big", "s", &events).await.unwrap();
+    }
+    engine.flush().await.unwrap();
+    let spill_dir = tempfile::tempdir().unwrap();
+    let querier = Querier::new(
+        engine.clone(),
+        QueryConfig {
+            memory_limit: 16 << 20,
+            spill_dir: Some(spill_dir.path().to_path_buf()),
+            ..QueryConfig::default()
+        },
+    )
+    .unwrap();
+    // dedup over every event needs a full sort by the key: far more than 16 MB.
+    let prepared = querier
+        .prepare(QueryRequest {
+            groups: vec!["/big".into()],
+            start_ms: now - 3_600_000,
+            end_ms: now,
+            query: "fields k | sort k asc | dedup k | limit 3".into(),
+            language: Language::Insights,
+            limit: None,
+        })
+        .await
+        .unwrap();
+    let results = prepared
+        .run()
+        .await
+        .expect("the query spills and completes");
+    let keys: Vec<&str> = results
+        .rows
+        .iter()
+        .map(|r| r.iter().find(|(f, _)| f == "k").unwrap().1.as_str())
+        .collect();
+    assert_eq!(keys, ["00000000", "00000001", "00000002"]);
+    assert_eq!(results.stats.records_scanned, 400_000.0);
+    engine.shutdown().await.unwrap();
+}
