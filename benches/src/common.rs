@@ -5,7 +5,7 @@
 
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -186,4 +186,29 @@ pub fn machine() -> String {
             )
             .unwrap_or_default()
     )
+}
+
+/// The logwell binary to run: the one given, else the one next to this harness.
+pub fn logwell_bin(given: &Option<PathBuf>) -> Result<PathBuf> {
+    Ok(match given {
+        Some(b) => b.clone(),
+        None => std::env::current_exe()?.with_file_name("logwell"),
+    })
+}
+
+/// A fresh data directory (the one given, else a new one under the temp dir named after `name`)
+/// and, beside it, a config file holding `config`. Returns (data dir, config path).
+pub fn fresh_data_dir(
+    given: &Option<PathBuf>,
+    name: &str,
+    config: &str,
+) -> Result<(PathBuf, PathBuf)> {
+    let data_dir = given
+        .clone()
+        .unwrap_or_else(|| std::env::temp_dir().join(format!("{name}-{}", std::process::id())));
+    let _ = std::fs::remove_dir_all(&data_dir);
+    std::fs::create_dir_all(&data_dir)?;
+    let config_path = data_dir.with_extension("toml");
+    std::fs::write(&config_path, config)?;
+    Ok((data_dir, config_path))
 }

@@ -15,7 +15,9 @@ mod common;
 
 use anyhow::{bail, Result};
 use clap::Parser;
-use common::{create, dir_bytes, machine, now_ms, put_body, ServerProc};
+use common::{
+    create, dir_bytes, fresh_data_dir, logwell_bin, machine, now_ms, put_body, ServerProc,
+};
 use futures::StreamExt;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
@@ -93,24 +95,11 @@ async fn wait_settled(store: &Path) -> Result<()> {
 #[tokio::main]
 async fn main() -> Result<()> {
     let args = Args::parse();
-    let bin = match &args.logwell {
-        Some(b) => b.clone(),
-        None => std::env::current_exe()?.with_file_name("logwell"),
-    };
-    let tmp;
-    let data_dir = match &args.data_dir {
-        Some(d) => d.clone(),
-        None => {
-            tmp = std::env::temp_dir().join(format!("logwell-bench-{}", std::process::id()));
-            tmp.clone()
-        }
-    };
-    let _ = std::fs::remove_dir_all(&data_dir);
-    std::fs::create_dir_all(&data_dir)?;
-    let config = data_dir.with_extension("toml");
+    let bin = logwell_bin(&args.logwell)?;
     // A size-triggered flush during ingest, as in production; compaction every second.
-    std::fs::write(
-        &config,
+    let (data_dir, config) = fresh_data_dir(
+        &args.data_dir,
+        "logwell-bench",
         "[storage]\nflush_age = 3600\nmaintenance_interval = 1\n",
     )?;
     let store = data_dir.join("store");

@@ -12,7 +12,7 @@ mod common;
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
-use common::{batches, create, machine, now_ms, ServerProc};
+use common::{batches, create, fresh_data_dir, logwell_bin, machine, now_ms, ServerProc};
 use futures::StreamExt;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -261,18 +261,10 @@ fn segment_files(store: &Path) -> Result<BTreeMap<String, Vec<String>>> {
 #[tokio::main]
 async fn main() -> Result<()> {
     let args = Args::parse();
-    let bin = match &args.logwell {
-        Some(b) => b.clone(),
-        None => std::env::current_exe()?.with_file_name("logwell"),
-    };
-    let data_dir = args.data_dir.clone().unwrap_or_else(|| {
-        std::env::temp_dir().join(format!("logwell-query-bench-{}", std::process::id()))
-    });
-    let _ = std::fs::remove_dir_all(&data_dir);
-    std::fs::create_dir_all(&data_dir)?;
-    let config = data_dir.with_extension("toml");
-    std::fs::write(
-        &config,
+    let bin = logwell_bin(&args.logwell)?;
+    let (data_dir, config) = fresh_data_dir(
+        &args.data_dir,
+        "logwell-query-bench",
         "[storage]\nflush_age = 3600\nmaintenance_interval = 3600\n",
     )?;
     let store = data_dir.join("store");

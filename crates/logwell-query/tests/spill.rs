@@ -23,17 +23,17 @@ async fn sorting_more_than_the_memory_pool_spills_instead_of_failing() {
         .unwrap();
     engine.create_stream("/big", "s").await.unwrap();
     let now = logwell_model::now_millis();
-    // 400,000 distinct ~100-byte messages: ~60 MB of rows to sort, against a 16 MB pool.
-    for chunk in 0..80 {
+    // 800,000 distinct 40-character keys: ~60 MB of rows to sort, against a 32 MB pool.
+    for chunk in 0..160 {
         let events: Vec<InputLogEvent> = (0..5_000)
             .map(|i| {
                 let n = chunk * 5_000 + i;
                 InputLogEvent {
                     timestamp: now - 60_000 + chunk as i64,
                     message: Cow::Owned(format!(
-                        "{{\"k\":\"{:08}\",\"pad\":\"{}\"}}",
-                        (n as u64 * 7919) % 400_000,
-                        "x".repeat(70)
+                        "{{\"k\":\"{:040}\",\"pad\":\"{}\"}}",
+                        (n as u64 * 7919) % 800_000,
+                        "x".repeat(20)
                     )),
                 }
             })
@@ -45,13 +45,15 @@ async fn sorting_more_than_the_memory_pool_spills_instead_of_failing() {
     let querier = Querier::new(
         engine.clone(),
         QueryConfig {
-            memory_limit: 16 << 20,
+            memory_limit: 32 << 20,
+            // One sorter: the test is about spilling, not about sharing the pool.
+            target_partitions: 1,
             spill_dir: Some(spill_dir.path().to_path_buf()),
             ..QueryConfig::default()
         },
     )
     .unwrap();
-    // dedup over every event needs a full sort by the key: far more than 16 MB.
+    // dedup over every event needs a full sort by the key: far more than 32 MB.
     let prepared = querier
         .prepare(QueryRequest {
             groups: vec!["/big".into()],
@@ -72,7 +74,14 @@ async fn sorting_more_than_the_memory_pool_spills_instead_of_failing() {
         .iter()
         .map(|r| r.iter().find(|(f, _)| f == "k").unwrap().1.as_str())
         .collect();
-    assert_eq!(keys, ["00000000", "00000001", "00000002"]);
-    assert_eq!(results.stats.records_scanned, 400_000.0);
+    assert_eq!(
+        keys,
+        [0, 1, 2]
+            .map(|i| format!("{i:040}"))
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(results.stats.records_scanned, 800_000.0);
     engine.shutdown().await.unwrap();
 }
