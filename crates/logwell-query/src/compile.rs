@@ -367,6 +367,10 @@ impl Pipeline {
         for e in exprs {
             collect_fields(e, &mut wanted);
         }
+        self.ensure_names(wanted)
+    }
+
+    fn ensure_names(&mut self, mut wanted: Vec<String>) -> Result<(), QueryError> {
         wanted.retain(|n| !self.fields.contains_key(n));
         wanted.dedup();
         let mut uniq: Vec<String> = Vec::new();
@@ -631,7 +635,17 @@ impl Pipeline {
         by: &[Projection],
         key_order: bool,
     ) -> Result<(), QueryError> {
-        self.ensure_fields(aggregates.iter().chain(by).map(|p| &p.expr))?;
+        // Aliases of this stats' own aggregates are not fields to discover.
+        let mut wanted = Vec::new();
+        for p in aggregates.iter().chain(by) {
+            collect_fields(&p.expr, &mut wanted);
+        }
+        wanted.retain(|n| {
+            !aggregates
+                .iter()
+                .any(|p| p.alias.as_deref() == Some(n.as_str()))
+        });
+        self.ensure_names(wanted)?;
         let mut group_exprs = Vec::new();
         let mut key_cols = Vec::new();
         for p in by {
@@ -643,7 +657,7 @@ impl Pipeline {
         let mut aggs: Vec<Expr> = Vec::new();
         let mut outs = Vec::new();
         for p in aggregates {
-            let x = self.agg_expr(&p.expr, &mut aggs)?;
+            let x = self.agg_expr(&p.expr, &mut aggs, &outs)?;
             outs.push((p.name().to_string(), x));
         }
         if aggs.is_empty() {
@@ -1223,29 +1237,40 @@ impl Pipeline {
 
     /// An expression inside `stats`: aggregate calls become aggregate columns (added to `aggs`),
     /// and arithmetic over them stays an expression over those columns.
-    fn agg_expr(&self, e: &Ast, aggs: &mut Vec<Expr>) -> Result<T, QueryError> {
+    /// `prior` holds the aggregates this stats named before `e`: their aliases can be used, as
+    /// in `max(a) as hi, min(a) as lo, hi - lo as spread`.
+    fn agg_expr(
+        &self,
+        e: &Ast,
+        aggs: &mut Vec<Expr>,
+        prior: &[(String, T)],
+    ) -> Result<T, QueryError> {
+        let uses = |e: &Ast| uses_aggregates(e, prior);
         match e {
+            Ast::Field(n) if prior.iter().any(|(p, _)| p == n) => {
+                Ok(prior.iter().rev().find(|(p, _)| p == n).unwrap().1.clone())
+            }
             Ast::Call { name, args } if is_aggregate(&name.to_ascii_lowercase()) => {
                 let (a, ty) = self.aggregate(name, args)?;
                 let col = format!("__agg{}", aggs.len());
                 aggs.push(a.alias(&col));
                 Ok(t(ident(&col), ty))
             }
-            Ast::Binary { op, left, right } if contains_aggregate(e) => {
-                let a = self.agg_expr(left, aggs)?;
-                let b = self.agg_expr(right, aggs)?;
+            Ast::Binary { op, left, right } if uses(e) => {
+                let a = self.agg_expr(left, aggs, prior)?;
+                let b = self.agg_expr(right, aggs, prior)?;
                 arithmetic(*op, a, b).ok_or_else(|| {
                     malformed("stats expressions combine aggregates with arithmetic only")
                 })
             }
-            Ast::Unary { op: UnaryOp::Neg, expr } if contains_aggregate(e) => {
-                Ok(t(num(self.agg_expr(expr, aggs)?).neg(), Ty::Num))
+            Ast::Unary { op: UnaryOp::Neg, expr } if uses(e) => {
+                Ok(t(num(self.agg_expr(expr, aggs, prior)?).neg(), Ty::Num))
             }
-            Ast::Call { name, args } if contains_aggregate(e) => {
+            Ast::Call { name, args } if uses(e) => {
                 // A scalar function over aggregates, e.g. round(avg(x), 2).
                 let mut inner = Vec::new();
                 for a in args {
-                    inner.push(self.agg_expr(a, aggs)?);
+                    inner.push(self.agg_expr(a, aggs, prior)?);
                 }
                 let lname = name.to_ascii_lowercase();
                 match lname.as_str() {
@@ -1391,6 +1416,22 @@ fn is_aggregate(lname: &str) -> bool {
             | "sortsfirst"
             | "sortslast"
     )
+}
+
+/// Whether `e` reads an aggregate: calls one, or names an earlier aggregate of the same stats.
+fn uses_aggregates(e: &Ast, prior: &[(String, T)]) -> bool {
+    match e {
+        Ast::Field(n) => prior.iter().any(|(p, _)| p == n),
+        Ast::Call { name, args } => {
+            is_aggregate(&name.to_ascii_lowercase())
+                || args.iter().any(|a| uses_aggregates(a, prior))
+        }
+        Ast::Binary { left, right, .. } => {
+            uses_aggregates(left, prior) || uses_aggregates(right, prior)
+        }
+        Ast::Unary { expr, .. } => uses_aggregates(expr, prior),
+        _ => false,
+    }
 }
 
 fn contains_aggregate(e: &Ast) -> bool {
