@@ -372,7 +372,6 @@ impl Pipeline {
 
     fn ensure_names(&mut self, mut wanted: Vec<String>) -> Result<(), QueryError> {
         wanted.retain(|n| !self.fields.contains_key(n));
-        wanted.dedup();
         let mut uniq: Vec<String> = Vec::new();
         for w in wanted {
             if !uniq.contains(&w) {
@@ -600,9 +599,7 @@ impl Pipeline {
         self.with_columns(vec![(list.clone(), t(elements, Ty::Json))])?;
         // An event without the list gives no rows (a non-list value is a one-element list).
         let options = datafusion::common::UnnestOptions::new().with_preserve_nulls(false);
-        self.build(|b| {
-            b.unnest_column_with_options(datafusion::common::Column::from_name(&list), options)
-        })?;
+        self.build(|b| b.unnest_column_with_options(Column::from_name(&list), options))?;
         self.with_columns(vec![(into.to_string(), t(ident(&list), Ty::Json))])?;
         self.drop_columns(&[&list])
     }
@@ -1434,17 +1431,6 @@ fn uses_aggregates(e: &Ast, prior: &[(String, T)]) -> bool {
     }
 }
 
-fn contains_aggregate(e: &Ast) -> bool {
-    match e {
-        Ast::Call { name, args } => {
-            is_aggregate(&name.to_ascii_lowercase()) || args.iter().any(contains_aggregate)
-        }
-        Ast::Binary { left, right, .. } => contains_aggregate(left) || contains_aggregate(right),
-        Ast::Unary { expr, .. } => contains_aggregate(expr),
-        _ => false,
-    }
-}
-
 /// Field names an expression reads, in order of appearance.
 fn collect_fields(e: &Ast, out: &mut Vec<String>) {
     match e {
@@ -1557,9 +1543,4 @@ fn build_regex(pattern: &str, flags: &str) -> Result<regex::Regex, QueryError> {
 fn regex_match(x: Expr, r: &logwell_insights::Regex) -> Result<Expr, QueryError> {
     let p = regex_text(&r.pattern, &r.flags)?;
     Ok(f::regexp_like(x, lit(p), None))
-}
-
-/// Helper for callers: the system column an Insights field maps onto, if it is one.
-pub fn column(name: &str) -> Expr {
-    Expr::Column(Column::new_unqualified(name))
 }

@@ -232,7 +232,7 @@ impl<'de> Visitor<'de> for Walker<'_> {
             if base > 0 {
                 self.prefix.push('.');
             }
-            self.prefix.push_str(itoa_usize(i).as_str());
+            self.prefix.push_str(&i.to_string());
             let more = match self.step(self.prefix.as_str()) {
                 Step::Capture(slot) => match seq.next_element::<Scalar>()? {
                     Some(v) => {
@@ -312,10 +312,6 @@ impl Walker<'_> {
         }
         Ok(())
     }
-}
-
-fn itoa_usize(i: usize) -> String {
-    i.to_string()
 }
 
 /// An object key, borrowed from the message unless it has escapes (serde's own `Cow<str>`

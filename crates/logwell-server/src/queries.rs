@@ -293,7 +293,7 @@ impl Queries {
         let id = uuid::Uuid::new_v4().to_string();
         let now = logwell_model::now_millis();
         let counters = prepared.counters();
-        let counts_matched = prepared_counts_matched(&prepared);
+        let counts_matched = prepared.counts_matched();
         let this = self.clone();
         let qid = id.clone();
         let timeout = self.timeout;
@@ -566,8 +566,4 @@ impl Queries {
         *defs = next;
         Ok(json!({ "success": true }))
     }
-}
-
-fn prepared_counts_matched(p: &logwell_query::Prepared) -> bool {
-    p.counts_matched()
 }
