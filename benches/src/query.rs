@@ -2,7 +2,10 @@
 //! through the API, flushes them to Parquet, then runs a fixed set of typical Logs Insights
 //! queries through StartQuery/GetQueryResults and the same questions in SQL on DuckDB (from PyPI)
 //! over the very same Parquet files. Prints latency, raw-log bytes scanned per second, the ratio
-//! to DuckDB, and whether both engines gave the same answer.
+//! to DuckDB, and whether both engines gave the same answer. DuckDB answers JSON questions with
+//! `json_extract_string` on the message, as SQL users of raw logs do; where logwell stored the
+//! field as a segment column, DuckDB is also timed reading that column. `--field-columns 0`
+//! stores none, to measure what the columns buy and cost (stored bytes per event are printed).
 //!
 //! Run: `cargo build --release -p logwell-benches -p logwell-cli && target/release/query-bench`
 //! (DuckDB must be importable by `--python`; `-- --help` for sizes).
@@ -39,6 +42,9 @@ struct Args {
     /// Where to keep the server's data (default: a new temporary directory).
     #[arg(long)]
     data_dir: Option<PathBuf>,
+    /// `[storage] field_columns`: frequent JSON fields stored as segment columns (0: none).
+    #[arg(long, default_value_t = 32)]
+    field_columns: usize,
 }
 
 const LEVELS: [&str; 4] = ["INFO", "INFO", "WARN", "ERROR"];
@@ -109,6 +115,8 @@ struct Query {
     insights: &'static str,
     /// The same question in DuckDB SQL over the group's Parquet files (view `<group>_logs`).
     sql: &'static str,
+    /// ... and reading the stored field columns instead of the message, for JSON questions.
+    sql_columns: Option<&'static str>,
 }
 
 const QUERIES: &[Query] = &[
@@ -117,36 +125,42 @@ const QUERIES: &[Query] = &[
         group: "app",
         insights: "stats count(*) as n by bin(5m)",
         sql: "SELECT count(*) AS n FROM app_logs GROUP BY \"timestamp\" // 300000",
+        sql_columns: None,
     },
     Query {
         name: "filter by regex",
         group: "app",
         insights: "filter @message like /u-0012[0-9]/ | stats count(*) as n",
         sql: "SELECT count(*) AS n FROM app_logs WHERE regexp_matches(message, 'u-0012[0-9]')",
+        sql_columns: None,
     },
     Query {
         name: "stats by JSON field",
         group: "app",
         insights: "stats avg(latency_ms) as avg_ms, count(*) as n by level",
         sql: "SELECT avg(TRY_CAST(json_extract_string(message, '$.latency_ms') AS DOUBLE)) AS avg_ms, count(*) AS n FROM app_logs GROUP BY json_extract_string(message, '$.level')",
+        sql_columns: Some("SELECT avg(TRY_CAST(\"field:latency_ms\" AS DOUBLE)) AS avg_ms, count(*) AS n FROM app_logs GROUP BY \"field:level\""),
     },
     Query {
         name: "top-N users",
         group: "app",
         insights: "filter status >= 400 | stats count(*) as n by user | sort n desc | limit 10",
         sql: "SELECT count(*) AS n FROM app_logs WHERE TRY_CAST(json_extract_string(message, '$.status') AS DOUBLE) >= 400 GROUP BY json_extract_string(message, '$.user') ORDER BY n DESC LIMIT 10",
+        sql_columns: Some("SELECT count(*) AS n FROM app_logs WHERE TRY_CAST(\"field:status\" AS DOUBLE) >= 400 GROUP BY \"field:user\" ORDER BY n DESC LIMIT 10"),
     },
     Query {
         name: "parse + stats (Lambda)",
         group: "lambda",
         insights: "filter @message like 'REPORT' | parse @message 'Duration: * ms' as d | stats avg(d) as avg_d, max(d) as max_d, count(*) as n",
         sql: "SELECT avg(CAST(regexp_extract(message, 'Duration: (.*?) ms', 1) AS DOUBLE)) AS avg_d, max(CAST(regexp_extract(message, 'Duration: (.*?) ms', 1) AS DOUBLE)) AS max_d, count(*) AS n FROM lambda_logs WHERE contains(message, 'REPORT')",
+        sql_columns: None,
     },
     Query {
         name: "parse + top-N (VPC)",
         group: "vpc",
         insights: "parse @message '* * * * * * * * * * * * * *' as v, acct, eni, src, dst, sport, dport, proto, pkts, bytes, t0, t1, action, status | filter action = 'REJECT' | stats sum(bytes) as b by src | sort b desc | limit 10",
         sql: "SELECT sum(CAST(string_split(message, ' ')[10] AS DOUBLE)) AS b FROM vpc_logs WHERE string_split(message, ' ')[13] = 'REJECT' GROUP BY string_split(message, ' ')[4] ORDER BY b DESC LIMIT 10",
+        sql_columns: None,
     },
 ];
 
@@ -175,9 +189,11 @@ spec = json.load(sys.stdin)
 con = duckdb.connect()
 con.execute("SET threads TO %d" % spec["threads"])
 for name, files in spec["tables"].items():
-    con.execute("CREATE VIEW %s AS SELECT * FROM read_parquet(%s)" % (name, json.dumps(files).replace('"', "'")))
+    con.execute("CREATE VIEW %s AS SELECT * FROM read_parquet(%s, union_by_name = true)" % (name, json.dumps(files).replace('"', "'")))
 out = {}
 for q in spec["queries"]:
+    if q["sql"] is None:
+        continue
     best = None
     rows = None
     for _ in range(spec["runs"]):
@@ -265,7 +281,10 @@ async fn main() -> Result<()> {
     let (data_dir, config) = fresh_data_dir(
         &args.data_dir,
         "logwell-query-bench",
-        "[storage]\nflush_age = 3600\nmaintenance_interval = 3600\n",
+        &format!(
+            "[storage]\nflush_age = 3600\nmaintenance_interval = 3600\nfield_columns = {}\n",
+            args.field_columns
+        ),
     )?;
     let store = data_dir.join("store");
 
@@ -325,6 +344,25 @@ async fn main() -> Result<()> {
     server.stop()?;
     let server = ServerProc::start(&bin, &data_dir, &config)?;
     let files = segment_files(&store)?;
+    for (group, fs) in &files {
+        let bytes: u64 = fs
+            .iter()
+            .map(|f| std::fs::metadata(f).map_or(0, |m| m.len()))
+            .sum();
+        let name = group.trim_start_matches("/bench/");
+        let events = match name {
+            "app" => n_app,
+            "lambda" => n_lambda,
+            _ => n_vpc,
+        };
+        println!(
+            "stored {group}: {:.1} MB in {} segments, {:.1} bytes/event ({:.1} raw)",
+            bytes as f64 / 1e6,
+            fs.len(),
+            bytes as f64 / events.max(1) as f64,
+            raw.get(name).copied().unwrap_or(0) as f64 / events.max(1) as f64
+        );
+    }
     let range = (base - 1000, base + span_ms + 1000);
 
     // ---------------------------------------------------------------- DuckDB
@@ -343,7 +381,15 @@ async fn main() -> Result<()> {
         "tables": tables,
         "runs": args.runs,
         "threads": threads,
-        "queries": QUERIES.iter().map(|q| json!({"name": q.name, "sql": q.sql})).collect::<Vec<_>>(),
+        "queries": QUERIES
+            .iter()
+            .flat_map(|q| {
+                [
+                    json!({"name": q.name, "sql": q.sql}),
+                    json!({"name": format!("{} (columns)", q.name), "sql": q.sql_columns}),
+                ]
+            })
+            .collect::<Vec<_>>(),
     });
     let script = data_dir.with_extension("duckdb.py");
     std::fs::write(&script, DUCKDB_SCRIPT)?;
@@ -369,9 +415,9 @@ async fn main() -> Result<()> {
 
     // ---------------------------------------------------------------- logwell
     println!(
-        "\n| query | logwell | DuckDB | logwell / DuckDB | raw MB/s (logwell) | same answer |"
+        "\n| query | logwell | DuckDB | logwell / DuckDB | DuckDB on field columns | raw MB/s (logwell) | same answer |"
     );
-    println!("|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|");
     let mut all_same = true;
     for q in QUERIES {
         let group = format!("/bench/{}", q.group);
@@ -407,12 +453,16 @@ async fn main() -> Result<()> {
         }
         all_same &= same;
         let mb = raw[q.group] as f64 / 1e6;
+        let on_columns = duck[format!("{} (columns)", q.name)]["seconds"]
+            .as_f64()
+            .map_or("-".to_string(), |s| format!("{:.0} ms", s * 1000.0));
         println!(
-            "| {} | {:.0} ms | {:.0} ms | {:.2}x | {:.0} | {} |",
+            "| {} | {:.0} ms | {:.0} ms | {:.2}x | {} | {:.0} | {} |",
             q.name,
             best * 1000.0,
             dsecs * 1000.0,
             best / dsecs,
+            on_columns,
             mb / best,
             if same { "yes" } else { "NO" }
         );

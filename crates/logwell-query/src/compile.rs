@@ -201,6 +201,9 @@ pub struct CompiledQuery {
     pub counts_matched: bool,
 }
 
+/// Hidden columns holding discovered fields that segments store as columns (`__field:level`).
+pub const FIELD_PREFIX: &str = "__field:";
+
 pub const PTR_LOG: &str = "__ptr_log";
 pub const PTR_TS: &str = "__ptr_ts";
 pub const PTR_SEQ: &str = "__ptr_seq";
@@ -401,6 +404,23 @@ impl Pipeline {
                 .map(|n| (n, t(lit(ScalarValue::Utf8(None)), Ty::Any)))
                 .collect();
             return self.with_columns(cols);
+        }
+        // Fields that segments store as columns are read from them (the table computes them
+        // from the message for segments that do not); the rest are extracted here.
+        let names = self.column_names();
+        let (stored, uniq): (Vec<String>, Vec<String>) = uniq
+            .into_iter()
+            .partition(|n| names.contains(&format!("{FIELD_PREFIX}{n}")));
+        let stored = stored
+            .into_iter()
+            .map(|n| {
+                let e = ident(format!("{FIELD_PREFIX}{n}"));
+                (n, t(e, Ty::Any))
+            })
+            .collect();
+        self.with_columns(stored)?;
+        if uniq.is_empty() {
+            return Ok(());
         }
         let tmp = self.tmp("json");
         let udf = Arc::new(JsonFields::udf(uniq.clone()));

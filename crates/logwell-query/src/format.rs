@@ -5,14 +5,7 @@ use arrow::array::{Array, ArrayRef, AsArray};
 use arrow::datatypes::{DataType, Float64Type, Int64Type, TimeUnit, TimestampMillisecondType};
 use arrow::util::display::{ArrayFormatter, FormatOptions};
 
-/// A number as CloudWatch prints it: `3`, `12.5`, `0.001`.
-pub fn number(v: f64) -> String {
-    if v.is_finite() && v.fract() == 0.0 && v.abs() < 1e17 {
-        format!("{}", v as i64)
-    } else {
-        format!("{v}")
-    }
-}
+pub use logwell_fields::number;
 
 /// Epoch milliseconds as `yyyy-MM-dd HH:mm:ss.SSS` (UTC).
 pub fn timestamp(ms: i64) -> String {

@@ -23,11 +23,10 @@
 pub mod compile;
 pub mod format;
 pub mod functions;
-pub mod json;
 pub mod table;
 pub mod udf;
 
-use crate::compile::{CastTo, CompiledQuery, LOG, PTR_LOG, PTR_SEQ, PTR_TS, SEQ};
+use crate::compile::{CastTo, CompiledQuery, FIELD_PREFIX, LOG, PTR_LOG, PTR_SEQ, PTR_TS, SEQ};
 use crate::table::{GroupTable, STORE_URL};
 use crate::udf::{CountTrue, Counter, QueryCounters};
 use arrow::array::{Array, AsArray};
@@ -44,7 +43,8 @@ use datafusion::logical_expr::{col, ident, lit, LogicalPlan, LogicalPlanBuilder}
 use datafusion::prelude::{SessionConfig, SessionContext};
 use logwell_model::ApiError;
 use logwell_storage::memtable::col as columns;
-use logwell_storage::Engine;
+use logwell_storage::segment::field_column;
+use logwell_storage::{Engine, GroupSnapshot};
 use std::ops::Not;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -197,14 +197,16 @@ impl Querier {
 
     /// The system columns of one group over `[lo, hi]`, with its deleted streams and expired
     /// events already hidden.
+    /// One group as a plan with the system fields, and a hidden `__field:<path>` column for
+    /// each of `fields` (discovered fields stored as segment columns).
     fn group_plan(
         &self,
-        group: &str,
+        snap: GroupSnapshot,
         lo: i64,
         hi: i64,
         counters: &Arc<QueryCounters>,
+        fields: &[String],
     ) -> Result<LogicalPlan, QueryError> {
-        let snap = self.engine.snapshot(group, lo, hi)?;
         let lo = lo.max(snap.cutoff.unwrap_or(i64::MIN));
         let (rows, raw): (u64, u64) = snap
             .segments
@@ -229,40 +231,59 @@ impl Querier {
             );
         }
         let log = format!("{}:{}", self.config.account_id, snap.name);
-        let table = GroupTable::new(snap, (lo, hi));
+        let table = GroupTable::new(snap, (lo, hi), fields.to_vec());
         let ts = DataType::Timestamp(TimeUnit::Millisecond, None);
+        let mut columns_out = vec![
+            col(columns::TIMESTAMP)
+                .cast_to_type(ts.clone())
+                .alias("@timestamp"),
+            col(columns::MESSAGE).alias("@message"),
+            col(columns::STREAM).alias("@logStream"),
+            col(columns::INGESTION_TIME)
+                .cast_to_type(ts)
+                .alias("@ingestionTime"),
+            lit(log).alias(LOG),
+            col(columns::SEQ).alias(SEQ),
+        ];
+        for f in fields {
+            columns_out.push(ident(field_column(f)).alias(format!("{FIELD_PREFIX}{f}")));
+        }
         let plan = LogicalPlanBuilder::scan("events", provider_as_source(Arc::new(table)), None)?
             .filter(CountTrue::call(
                 counters,
                 Counter::Scanned { bytes_per_row },
                 visible,
             ))?
-            .project(vec![
-                col(columns::TIMESTAMP)
-                    .cast_to_type(ts.clone())
-                    .alias("@timestamp"),
-                col(columns::MESSAGE).alias("@message"),
-                col(columns::STREAM).alias("@logStream"),
-                col(columns::INGESTION_TIME)
-                    .cast_to_type(ts)
-                    .alias("@ingestionTime"),
-                lit(log).alias(LOG),
-                col(columns::SEQ).alias(SEQ),
-            ])?
+            .project(columns_out)?
             .build()?;
         Ok(plan)
     }
 
+    /// The union of `groups`; with `with_fields`, the stored field columns of any of their
+    /// segments are offered (as `__field:<path>`) to the query compiler.
     fn groups_plan(
         &self,
         groups: &[String],
         lo: i64,
         hi: i64,
         counters: &Arc<QueryCounters>,
+        with_fields: bool,
     ) -> Result<LogicalPlan, QueryError> {
-        let mut plans = groups
+        let snaps = groups
             .iter()
-            .map(|g| self.group_plan(g, lo, hi, counters))
+            .map(|g| self.engine.snapshot(g, lo, hi))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut fields: Vec<String> = Vec::new();
+        if with_fields {
+            for s in snaps.iter().flat_map(|s| s.segments.iter()) {
+                fields.extend(s.fields.iter().cloned());
+            }
+            fields.sort();
+            fields.dedup();
+        }
+        let mut plans = snaps
+            .into_iter()
+            .map(|s| self.group_plan(s, lo, hi, counters, &fields))
             .collect::<Result<Vec<_>, _>>()?;
         let first = plans.remove(0);
         let mut b = LogicalPlanBuilder::from(first);
@@ -310,7 +331,7 @@ impl Querier {
                             .into(),
                     ));
                 }
-                let base = self.groups_plan(&groups, start_ms, end_ms, &counters)?;
+                let base = self.groups_plan(&groups, start_ms, end_ms, &counters, true)?;
                 let compiled = compile::compile(
                     &query,
                     base,
@@ -428,7 +449,7 @@ impl Querier {
             ("@message".into(), ev.message.clone()),
             ("@timestamp".into(), ev.timestamp.to_string()),
         ];
-        row.extend(json::flatten(&ev.message, 200));
+        row.extend(logwell_fields::flatten(&ev.message, 200));
         Ok(row)
     }
 }
@@ -615,7 +636,7 @@ impl SchemaProvider for SqlTables {
         }
         let plan = self
             .querier
-            .groups_plan(&groups, self.range.0, self.range.1, &self.counters)
+            .groups_plan(&groups, self.range.0, self.range.1, &self.counters, false)
             .map_err(|e| DataFusionError::External(Box::new(e)))?;
         // The internal sequence column stays hidden from SQL.
         let visible: Vec<_> = plan

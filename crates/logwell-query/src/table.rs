@@ -1,7 +1,13 @@
 //! One log group as a DataFusion table: its Parquet segments (read through the object store, with
 //! row-group pruning by the pushed-down filters) unioned with the batches still in memory.
+//!
+//! Besides the event columns, the table has a `field:<path>` column for each discovered field
+//! that some segment of the query stores as a column. Segments that hold every such column the
+//! query reads are scanned directly; the others (older segments, the memtable) compute the
+//! columns from the message with the same extraction, so every row gets the same value either way.
 
-use arrow::datatypes::SchemaRef;
+use crate::udf::JsonFields;
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use async_trait::async_trait;
 use datafusion::catalog::Session;
 use datafusion::common::{DFSchema, Result};
@@ -11,11 +17,17 @@ use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder, Pa
 use datafusion::datasource::source::DataSourceExec;
 use datafusion::datasource::{TableProvider, TableType};
 use datafusion::execution::object_store::ObjectStoreUrl;
+use datafusion::functions::core::expr_fn::get_field;
+use datafusion::logical_expr::expr::ScalarFunction;
 use datafusion::logical_expr::utils::conjunction;
 use datafusion::logical_expr::{col, lit, Expr, TableProviderFilterPushDown};
+use datafusion::physical_expr::PhysicalExpr;
+use datafusion::physical_plan::projection::ProjectionExec;
 use datafusion::physical_plan::union::UnionExec;
 use datafusion::physical_plan::ExecutionPlan;
+use logwell_storage::catalog::SegmentMeta;
 use logwell_storage::memtable::col as columns;
+use logwell_storage::segment::field_column;
 use logwell_storage::GroupSnapshot;
 use std::sync::Arc;
 
@@ -23,22 +35,132 @@ use std::sync::Arc;
 pub const STORE_URL: &str = "logwell://store";
 
 /// A snapshot of one group, scannable by DataFusion. Columns are the segment schema
-/// (`stream`, `timestamp`, `ingestion_time`, `seq`, `message`).
+/// (`stream`, `timestamp`, `ingestion_time`, `seq`, `message`), then `field:<path>` columns.
 #[derive(Debug)]
 pub struct GroupTable {
     pub snapshot: GroupSnapshot,
     /// Inclusive time range (epoch ms): row groups outside it are skipped.
     range: (i64, i64),
+    /// The discovered fields offered as columns (the same list for every group of a query, so
+    /// that their tables union).
+    fields: Vec<String>,
     schema: SchemaRef,
 }
 
+/// The event columns every segment and memtable batch has.
+fn event_schema() -> SchemaRef {
+    logwell_storage::memtable::event_schema()
+}
+
 impl GroupTable {
-    pub fn new(snapshot: GroupSnapshot, range: (i64, i64)) -> GroupTable {
+    pub fn new(snapshot: GroupSnapshot, range: (i64, i64), fields: Vec<String>) -> GroupTable {
+        let mut all: Vec<Field> = event_schema()
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone())
+            .collect();
+        all.extend(
+            fields
+                .iter()
+                .map(|f| Field::new(field_column(f), DataType::Utf8, true)),
+        );
         GroupTable {
             snapshot,
             range,
-            schema: logwell_storage::memtable::event_schema(),
+            fields,
+            schema: Arc::new(Schema::new(all)),
         }
+    }
+
+    /// A scan of `segments` whose file schema is `schema`, reading columns `projection`.
+    fn parquet(
+        &self,
+        state: &dyn Session,
+        segments: &[&Arc<SegmentMeta>],
+        schema: SchemaRef,
+        projection: Vec<usize>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let mut source = ParquetSource::new(schema.clone())
+            .with_table_parquet_options(state.table_options().parquet.clone());
+        // The time range always prunes; the caller filters rows exactly above the scan.
+        let ts = col(columns::TIMESTAMP);
+        let range = ts
+            .clone()
+            .gt_eq(lit(self.range.0))
+            .and(ts.lt_eq(lit(self.range.1)));
+        // Only filters on columns the files have: a missing column would read as null and
+        // prune row groups that match.
+        let df_schema = DFSchema::try_from(schema.as_ref().clone())?;
+        let usable = filters.iter().filter(|f| {
+            f.column_refs()
+                .iter()
+                .all(|c| schema.index_of(c.name()).is_ok())
+        });
+        if let Some(predicate) = conjunction(usable.cloned().chain([range])) {
+            source = source.with_predicate(state.create_physical_expr(predicate, &df_schema)?);
+        }
+        // One file group per core, each holding whole segments, newest files spread evenly.
+        let parts = state.config().target_partitions().max(1);
+        let mut groups: Vec<Vec<PartitionedFile>> = vec![Vec::new(); parts.min(segments.len())];
+        let n = groups.len();
+        for (i, s) in segments.iter().enumerate() {
+            groups[i % n].push(PartitionedFile::new(s.path.clone(), s.bytes));
+        }
+        let config =
+            FileScanConfigBuilder::new(ObjectStoreUrl::parse(STORE_URL)?, Arc::new(source))
+                .with_file_groups(groups.into_iter().map(FileGroup::new).collect())
+                .with_projection_indices(Some(projection))?
+                .with_limit(limit)
+                .build();
+        Ok(DataSourceExec::from_data_source(config))
+    }
+
+    /// Adds the field columns `wanted` (table column indexes) to `input`, which has the event
+    /// columns `read` (indexes into the event schema, including the message), extracting them
+    /// from the message; the output has the columns `projection` asks for, in its order.
+    fn extract_fields(
+        &self,
+        state: &dyn Session,
+        input: Arc<dyn ExecutionPlan>,
+        projection: &[usize],
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let base = event_schema().fields().len();
+        let paths: Vec<String> = projection
+            .iter()
+            .filter(|i| **i >= base)
+            .map(|i| self.fields[i - base].clone())
+            .collect();
+        let in_schema = input.schema();
+        let df_in = DFSchema::try_from(in_schema.as_ref().clone())?;
+        let udf = Arc::new(JsonFields::udf(paths.clone()));
+        let extract =
+            Expr::ScalarFunction(ScalarFunction::new_udf(udf, vec![col(columns::MESSAGE)]));
+        let mut first: Vec<(Arc<dyn PhysicalExpr>, String)> = Vec::new();
+        for f in in_schema.fields() {
+            first.push((
+                state.create_physical_expr(col(f.name()), &df_in)?,
+                f.name().clone(),
+            ));
+        }
+        const STRUCT: &str = "__fields";
+        first.push((state.create_physical_expr(extract, &df_in)?, STRUCT.into()));
+        let step: Arc<dyn ExecutionPlan> = Arc::new(ProjectionExec::try_new(first, input)?);
+        let df_mid = DFSchema::try_from(step.schema().as_ref().clone())?;
+        let mut second: Vec<(Arc<dyn PhysicalExpr>, String)> = Vec::new();
+        let mut k = 0;
+        for &i in projection {
+            let name = self.schema.field(i).name().clone();
+            let e = if i < base {
+                col(&name)
+            } else {
+                k += 1;
+                get_field(col(STRUCT), (k - 1).to_string())
+            };
+            second.push((state.create_physical_expr(e, &df_mid)?, name));
+        }
+        Ok(Arc::new(ProjectionExec::try_new(second, step)?))
     }
 }
 
@@ -67,36 +189,49 @@ impl TableProvider for GroupTable {
         filters: &[Expr],
         limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
+        let projection: Vec<usize> = match projection {
+            Some(p) => p.clone(),
+            None => (0..self.schema.fields().len()).collect(),
+        };
+        let base = event_schema().fields().len();
+        let wanted: Vec<&String> = projection
+            .iter()
+            .filter(|i| **i >= base)
+            .map(|i| &self.fields[i - base])
+            .collect();
+        // Where field columns must be computed: the event columns read, message included.
+        let mut read: Vec<usize> = projection.iter().copied().filter(|i| *i < base).collect();
+        let message = event_schema().index_of(columns::MESSAGE)?;
+        if !wanted.is_empty() && !read.contains(&message) {
+            read.push(message);
+        }
+        let (direct, computed): (Vec<_>, Vec<_>) = self
+            .snapshot
+            .segments
+            .iter()
+            .partition(|s| wanted.iter().all(|w| s.fields.contains(w)));
         let mut inputs: Vec<Arc<dyn ExecutionPlan>> = Vec::new();
-        let segments = &self.snapshot.segments;
-        if !segments.is_empty() {
-            let mut source = ParquetSource::new(self.schema.clone())
-                .with_table_parquet_options(state.table_options().parquet.clone());
-            // The time range always prunes; the caller filters rows exactly above the scan.
-            let ts = col(columns::TIMESTAMP);
-            let range = ts
-                .clone()
-                .gt_eq(lit(self.range.0))
-                .and(ts.lt_eq(lit(self.range.1)));
-            if let Some(predicate) = conjunction(filters.iter().cloned().chain([range])) {
-                let df_schema = DFSchema::try_from(self.schema.as_ref().clone())?;
-                let physical = state.create_physical_expr(predicate, &df_schema)?;
-                source = source.with_predicate(physical);
-            }
-            // One file group per core, each holding whole segments, newest files spread evenly.
-            let parts = state.config().target_partitions().max(1);
-            let mut groups: Vec<Vec<PartitionedFile>> = vec![Vec::new(); parts.min(segments.len())];
-            let n = groups.len();
-            for (i, s) in segments.iter().enumerate() {
-                groups[i % n].push(PartitionedFile::new(s.path.clone(), s.bytes));
-            }
-            let config =
-                FileScanConfigBuilder::new(ObjectStoreUrl::parse(STORE_URL)?, Arc::new(source))
-                    .with_file_groups(groups.into_iter().map(FileGroup::new).collect())
-                    .with_projection_indices(projection.cloned())?
-                    .with_limit(limit)
-                    .build();
-            inputs.push(DataSourceExec::from_data_source(config));
+        if !direct.is_empty() {
+            let scan = self.parquet(
+                state,
+                &direct,
+                self.schema.clone(),
+                projection.clone(),
+                filters,
+                limit,
+            )?;
+            inputs.push(scan);
+        }
+        if !computed.is_empty() {
+            let scan = self.parquet(
+                state,
+                &computed,
+                event_schema(),
+                read.clone(),
+                filters,
+                limit,
+            )?;
+            inputs.push(self.extract_fields(state, scan, &projection)?);
         }
         if !self.snapshot.buffered.is_empty() || inputs.is_empty() {
             let parts: Vec<Vec<_>> = self
@@ -110,10 +245,23 @@ impl TableProvider for GroupTable {
             } else {
                 parts
             };
-            let mem =
-                MemorySourceConfig::try_new(&parts, self.schema.clone(), projection.cloned())?
-                    .with_limit(limit);
-            inputs.push(DataSourceExec::from_data_source(mem));
+            let source_projection = if wanted.is_empty() {
+                &projection
+            } else {
+                &read
+            };
+            let mem = MemorySourceConfig::try_new(
+                &parts,
+                event_schema(),
+                Some(source_projection.clone()),
+            )?
+            .with_limit(limit);
+            let mem = DataSourceExec::from_data_source(mem);
+            inputs.push(if wanted.is_empty() {
+                mem
+            } else {
+                self.extract_fields(state, mem, &projection)?
+            });
         }
         UnionExec::try_new(inputs)
     }

@@ -1,13 +1,13 @@
 //! Scalar functions DataFusion does not have: JSON field discovery, `parse` captures, and the
 //! counters behind a query's statistics.
 
-use crate::json::PathSet;
 use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, StringBuilder, StructArray};
 use arrow::datatypes::{DataType, Field, Fields};
 use datafusion::common::{exec_err, Result, ScalarValue};
 use datafusion::logical_expr::{
     ColumnarValue, Expr, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
+use logwell_fields::PathSet;
 use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;

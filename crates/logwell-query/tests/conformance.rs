@@ -1,5 +1,6 @@
-//! The query conformance suite: every `testdata/queries/*.case` file, run twice (events still in
-//! memory, then flushed to Parquet segments) with the same expected rows. See
+//! The query conformance suite: every `testdata/queries/*.case` file, run three times (events
+//! still in memory; flushed to Parquet segments with JSON fields as columns; spread over a segment
+//! without field columns, one with them and memory) with the same expected rows. See
 //! `testdata/queries/README.md` for the format.
 
 use logwell_model::api::InputLogEvent;
@@ -176,21 +177,23 @@ fn case_files() -> Vec<PathBuf> {
     files
 }
 
-async fn load(dir: &Path, file: &File) -> Engine {
-    let engine = Engine::open(StorageConfig {
+async fn open(dir: &Path, field_columns: usize) -> Engine {
+    Engine::open(StorageConfig {
         data_dir: dir.to_path_buf(),
         flush_age: Duration::from_secs(3600),
         maintenance_interval: Duration::from_secs(3600),
         recompress_after: Duration::from_secs(3600),
+        field_columns,
         ..StorageConfig::default()
     })
     .await
-    .unwrap();
-    let mut groups: Vec<&str> = Vec::new();
-    let mut streams: Vec<(&str, &str)> = Vec::new();
-    for (g, s, _, _) in &file.events {
-        if !groups.contains(&g.as_str()) {
-            groups.push(g);
+    .unwrap()
+}
+
+/// Puts `file`'s events `range` (creating their groups and streams as needed).
+async fn load(engine: &Engine, file: &File, range: std::ops::Range<usize>) {
+    for (g, s, _, _) in &file.events[range.clone()] {
+        if !engine.group_exists(g) {
             engine
                 .create_group(NewGroup {
                     name: g.clone(),
@@ -199,15 +202,14 @@ async fn load(dir: &Path, file: &File) -> Engine {
                 .await
                 .unwrap();
         }
-        if !streams.contains(&(g.as_str(), s.as_str())) {
-            streams.push((g, s));
+        if engine.stream(g, s).is_err() {
             engine.create_stream(g, s).await.unwrap();
         }
     }
     // One put per event keeps file order as ingestion order; the clock is set just after the
     // newest event so that historical samples are accepted.
     let now = file.events.iter().map(|e| e.2).max().unwrap_or(0) + 60_000;
-    for (g, s, ts, msg) in &file.events {
+    for (g, s, ts, msg) in &file.events[range] {
         let ev = [InputLogEvent {
             timestamp: *ts,
             message: Cow::Borrowed(msg.as_str()),
@@ -215,7 +217,39 @@ async fn load(dir: &Path, file: &File) -> Engine {
         let out = engine.put_events_at(now, g, s, &ev).await.unwrap();
         assert_eq!(out.accepted, 1, "event {msg:?} was rejected");
     }
-    engine
+}
+
+/// The phases every case runs in: the same events, stored differently.
+const PHASES: [&str; 3] = ["memtable", "segments", "mixed"];
+
+/// An engine holding `file`'s events as `phase` says: all in memory; all flushed to segments
+/// (with their JSON fields as columns); or mixed — the first third in a segment written without
+/// field columns, the second in one with them, the rest in memory.
+async fn stored(dir: &Path, file: &File, phase: &str) -> Engine {
+    let n = file.events.len();
+    let default_columns = StorageConfig::default().field_columns;
+    match phase {
+        "memtable" | "segments" => {
+            let engine = open(dir, default_columns).await;
+            load(&engine, file, 0..n).await;
+            if phase == "segments" {
+                engine.flush().await.unwrap();
+            }
+            engine
+        }
+        _ => {
+            let old = open(dir, 0).await;
+            load(&old, file, 0..n / 3).await;
+            old.flush().await.unwrap();
+            old.shutdown().await.unwrap();
+            drop(old);
+            let engine = open(dir, default_columns).await;
+            load(&engine, file, n / 3..2 * n / 3).await;
+            engine.flush().await.unwrap();
+            load(&engine, file, 2 * n / 3..n).await;
+            engine
+        }
+    }
 }
 
 fn first_group(file: &File) -> String {
@@ -305,13 +339,10 @@ async fn conformance_cases() {
     let mut total = 0;
     for path in case_files() {
         let file = parse_file(&path);
-        let dir = tempfile::tempdir().unwrap();
-        let engine = load(dir.path(), &file).await;
-        let querier = Querier::new(engine.clone(), QueryConfig::default()).unwrap();
-        for phase in ["memtable", "segments"] {
-            if phase == "segments" {
-                engine.flush().await.unwrap();
-            }
+        for phase in PHASES {
+            let dir = tempfile::tempdir().unwrap();
+            let engine = stored(dir.path(), &file, phase).await;
+            let querier = Querier::new(engine.clone(), QueryConfig::default()).unwrap();
             for case in &file.cases {
                 total += 1;
                 if let Err(e) = run_case(&querier, &file, case).await {
@@ -323,8 +354,8 @@ async fn conformance_cases() {
                     ));
                 }
             }
+            engine.shutdown().await.unwrap();
         }
-        engine.shutdown().await.unwrap();
     }
     assert!(total > 0, "no cases found");
     assert!(

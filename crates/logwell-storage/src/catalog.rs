@@ -190,6 +190,9 @@ pub struct SegmentMeta {
     /// 0 for a flushed segment, 1+ for a compacted one.
     pub level: u32,
     pub created_ms: i64,
+    /// Discovered fields the file also holds as `field:<path>` columns (sorted).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fields: Vec<String>,
 }
 
 /// Streams listed in segment metadata for pruning, up to this many.

@@ -81,6 +81,9 @@ pub struct StorageConfig {
     pub maintenance_interval: Duration,
     /// Rows per Parquet row group.
     pub row_group_rows: usize,
+    /// Up to this many frequent JSON fields are also stored as columns of each segment, so that
+    /// queries on them read a column instead of parsing messages (0: none).
+    pub field_columns: usize,
 }
 
 impl Default for StorageConfig {
@@ -97,6 +100,7 @@ impl Default for StorageConfig {
             compaction_zstd_level: 15,
             maintenance_interval: Duration::from_secs(30),
             row_group_rows: 256 * 1024,
+            field_columns: 32,
         }
     }
 }

@@ -957,15 +957,16 @@ impl Engine {
             return Ok(None);
         }
         let row_group_rows = self.inner.config.row_group_rows;
-        let (bytes, stats) = tokio::task::spawn_blocking(move || {
+        let choice = logwell_fields::ColumnChoice {
+            max_columns: self.inner.config.field_columns,
+            ..Default::default()
+        };
+        let (bytes, fields, stats) = tokio::task::spawn_blocking(move || {
             let sorted = segment::sort_batches(&batches)?;
             let stats = segment::stats(&sorted);
-            let bytes = segment::encode(
-                &sorted,
-                segment::writer_properties(zstd_level, row_group_rows),
-            )
-            .map_err(|e| arrow::error::ArrowError::ExternalError(Box::new(e)))?;
-            Ok::<_, arrow::error::ArrowError>((bytes, stats))
+            let (bytes, fields) = segment::encode(&sorted, zstd_level, row_group_rows, &choice)
+                .map_err(|e| arrow::error::ArrowError::ExternalError(Box::new(e)))?;
+            Ok::<_, arrow::error::ArrowError>((bytes, fields, stats))
         })
         .await
         .map_err(|e| unavailable("segment encode", e))?
@@ -989,6 +990,7 @@ impl Engine {
             streams: (stats.streams.len() <= MAX_LISTED_STREAMS).then_some(stats.streams),
             level,
             created_ms: now_millis(),
+            fields,
         }))
     }
 

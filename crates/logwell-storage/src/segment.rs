@@ -4,17 +4,27 @@
 //! statistics on `stream` and `timestamp` let readers skip what they do not need. Encodings are
 //! chosen per column: a dictionary for the low-cardinality stream name, delta for the three
 //! monotone-ish integers, plain zstd for messages (a dictionary there costs ~20%).
+//!
+//! After the five event columns, a segment may hold `field:<path>` columns: the JSON fields most
+//! of its messages carry (chosen per segment by [`ColumnChoice`]), as the text
+//! [`PathSet::extract`] gives, so queries on them read a small dictionary-encoded column instead of
+//! parsing every message again. They are derived data: readers of events ignore them, and
+//! compaction computes them afresh.
 
 use crate::memtable::{col, event_schema};
 use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::array::{ArrayRef, StringBuilder};
 use arrow::compute::{concat_batches, lexsort_to_indices, take_record_batch, SortColumn};
 use arrow::datatypes::{DataType, Int64Type};
+use arrow::datatypes::{Field, Schema};
 use bytes::Bytes;
+use logwell_fields::{ColumnChoice, PathSet};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-use parquet::arrow::ArrowWriter;
+use parquet::arrow::{ArrowWriter, ProjectionMask};
 use parquet::basic::{Compression, Encoding, ZstdLevel};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
+use std::sync::Arc;
 
 /// What a segment holds, as the catalog records it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -83,8 +93,44 @@ pub fn stats(batch: &RecordBatch) -> SegmentStats {
     }
 }
 
-/// Parquet writer settings for event segments.
-pub fn writer_properties(zstd_level: i32, row_group_rows: usize) -> WriterProperties {
+/// The name of the column that holds discovered field `path`.
+pub fn field_column(path: &str) -> String {
+    format!("field:{path}")
+}
+
+/// The field columns `choice` picks for a sorted batch: their paths and values.
+pub fn field_columns(batch: &RecordBatch, choice: &ColumnChoice) -> (Vec<String>, Vec<ArrayRef>) {
+    let msg = batch.column(4).as_string::<i32>();
+    let paths = choice.choose(msg.len(), |i| msg.is_valid(i).then(|| msg.value(i)));
+    if paths.is_empty() {
+        return (paths, Vec::new());
+    }
+    let set = PathSet::new(&paths);
+    let mut out = vec![None; paths.len()];
+    let mut builders: Vec<StringBuilder> = paths.iter().map(|_| StringBuilder::new()).collect();
+    for i in 0..msg.len() {
+        if msg.is_valid(i) {
+            set.extract(msg.value(i), &mut out);
+        } else {
+            out.iter_mut().for_each(|o| *o = None);
+        }
+        for (b, v) in builders.iter_mut().zip(&out) {
+            b.append_option(v.as_deref());
+        }
+    }
+    let arrays = builders
+        .into_iter()
+        .map(|mut b| Arc::new(b.finish()) as ArrayRef)
+        .collect();
+    (paths, arrays)
+}
+
+/// Parquet writer settings for event segments; `fields` are the field columns it will hold.
+pub fn writer_properties(
+    zstd_level: i32,
+    row_group_rows: usize,
+    fields: &[String],
+) -> WriterProperties {
     let level = ZstdLevel::try_new(zstd_level).unwrap_or_default();
     let delta = [col::TIMESTAMP, col::INGESTION_TIME, col::SEQ];
     let mut b = WriterProperties::builder()
@@ -98,16 +144,42 @@ pub fn writer_properties(zstd_level: i32, row_group_rows: usize) -> WriterProper
     for c in delta {
         b = b.set_column_encoding(ColumnPath::from(c), Encoding::DELTA_BINARY_PACKED);
     }
+    // Field values repeat (levels, status codes, hosts): a dictionary makes them nearly free.
+    for f in fields {
+        b = b.set_column_dictionary_enabled(ColumnPath::new(vec![field_column(f)]), true);
+    }
     b.build()
 }
 
-/// Encodes a sorted batch as a Parquet file.
-pub fn encode(batch: &RecordBatch, props: WriterProperties) -> parquet::errors::Result<Bytes> {
+/// Encodes a sorted batch as a Parquet file with the field columns `choice` picks; returns the
+/// file and the fields it holds as columns.
+pub fn encode(
+    batch: &RecordBatch,
+    zstd_level: i32,
+    row_group_rows: usize,
+    choice: &ColumnChoice,
+) -> parquet::errors::Result<(Bytes, Vec<String>)> {
+    let (fields, arrays) = field_columns(batch, choice);
+    let mut schema_fields: Vec<Field> = event_schema()
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone())
+        .collect();
+    schema_fields.extend(
+        fields
+            .iter()
+            .map(|f| Field::new(field_column(f), DataType::Utf8, true)),
+    );
+    let schema = Arc::new(Schema::new(schema_fields));
+    let mut columns = batch.columns().to_vec();
+    columns.extend(arrays);
+    let full = RecordBatch::try_new(schema.clone(), columns)?;
+    let props = writer_properties(zstd_level, row_group_rows, &fields);
     let mut out = Vec::with_capacity(batch.get_array_memory_size() / 4);
-    let mut w = ArrowWriter::try_new(&mut out, event_schema(), Some(props))?;
-    w.write(batch)?;
+    let mut w = ArrowWriter::try_new(&mut out, schema, Some(props))?;
+    w.write(&full)?;
     w.close()?;
-    Ok(Bytes::from(out))
+    Ok((Bytes::from(out), fields))
 }
 
 /// Decodes a whole segment file.
@@ -148,7 +220,10 @@ pub fn decode_pruned(
         })
         .map(|(i, _)| i)
         .collect();
+    // The event columns only; field columns are for queries.
+    let events = ProjectionMask::roots(builder.parquet_schema(), 0..event_schema().fields().len());
     let reader = builder
+        .with_projection(events)
         .with_row_groups(keep)
         .with_batch_size(64 * 1024)
         .build()?;
@@ -178,7 +253,8 @@ mod tests {
             (3, 1, 3, 200, 6)
         );
         assert_eq!(s.streams, vec!["a".to_string(), "b".to_string()]);
-        let file = encode(&sorted, writer_properties(3, 1024)).unwrap();
+        let (file, fields) = encode(&sorted, 3, 1024, &ColumnChoice::default()).unwrap();
+        assert!(fields.is_empty(), "no JSON, no field columns");
         let back = decode(file).unwrap();
         let msgs: Vec<String> = back
             .iter()
@@ -207,7 +283,7 @@ mod tests {
         }
         let sorted = sort_batches(&m.freeze()).unwrap();
         // Two rows per row group: one stream each.
-        let file = encode(&sorted, writer_properties(3, 2)).unwrap();
+        let (file, _) = encode(&sorted, 3, 2, &ColumnChoice::default()).unwrap();
         let rows = |lo, hi, f: &dyn Fn(&str, &str) -> bool| -> usize {
             decode_pruned(file.clone(), lo, hi, f)
                 .unwrap()

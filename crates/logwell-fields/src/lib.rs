@@ -3,6 +3,15 @@
 //! CloudWatch discovers in two well-known text formats, Lambda `START`/`END`/`REPORT` lines and
 //! VPC flow logs (default version-2 format).
 
+/// A number as CloudWatch prints it: `3`, `12.5`, `0.001`.
+pub fn number(v: f64) -> String {
+    if v.is_finite() && v.fract() == 0.0 && v.abs() < 1e17 {
+        format!("{}", v as i64)
+    } else {
+        format!("{v}")
+    }
+}
+
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use std::fmt;
 
@@ -144,9 +153,9 @@ impl PathSet {
                     let (num, unit) = v.split_once(' ').unwrap_or((v, ""));
                     let x: f64 = num.parse().ok()?;
                     Some(if unit == "MB" {
-                        crate::format::number(x * 1_000_000.0)
+                        number(x * 1_000_000.0)
                     } else {
-                        crate::format::number(x)
+                        number(x)
                     })
                 })
             };
@@ -273,7 +282,7 @@ impl<'de> Visitor<'de> for Walker<'_> {
         Ok(())
     }
     fn visit_f64<E>(self, v: f64) -> Result<(), E> {
-        self.scalar(|| crate::format::number(v));
+        self.scalar(|| number(v));
         Ok(())
     }
     fn visit_str<E>(self, v: &str) -> Result<(), E> {
@@ -358,7 +367,7 @@ impl<'de> de::Deserialize<'de> for Scalar {
                 Ok(Scalar(Some(v.to_string())))
             }
             fn visit_f64<E>(self, v: f64) -> Result<Scalar, E> {
-                Ok(Scalar(Some(crate::format::number(v))))
+                Ok(Scalar(Some(number(v))))
             }
             fn visit_str<E>(self, v: &str) -> Result<Scalar, E> {
                 Ok(Scalar(Some(v.to_string())))
@@ -422,9 +431,123 @@ pub fn flatten(message: &str, max: usize) -> Vec<(String, String)> {
     out
 }
 
+/// How segments choose the discovered fields they also store as columns, so that queries read a
+/// column instead of parsing every JSON message again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ColumnChoice {
+    /// At most this many columns per segment (0: none).
+    pub max_columns: usize,
+    /// A path must be present in at least this percentage of the sampled messages.
+    pub min_percent: usize,
+    /// Paths whose values average more bytes than this stay in the message only (stack traces
+    /// and payloads would double the stored bytes for little gain).
+    pub max_avg_bytes: usize,
+    /// Messages looked at to choose (spread evenly over the segment).
+    pub sample: usize,
+}
+
+/// Values at least this long that are (nearly) all distinct are identifiers (trace and request
+/// ids, hashes): one searches for them rather than grouping by them, a substring search of the
+/// message finds them fast, and a column of them would cost as much as the message part itself.
+const ID_MIN_BYTES: usize = 12;
+
+impl Default for ColumnChoice {
+    fn default() -> Self {
+        ColumnChoice {
+            max_columns: 32,
+            min_percent: 25,
+            max_avg_bytes: 64,
+            sample: 1024,
+        }
+    }
+}
+
+impl ColumnChoice {
+    /// The JSON paths worth a column among `n` messages (`message(i)`), sorted by name.
+    /// Their values are what [`PathSet::extract`] gives for each row, so a column and an
+    /// extraction at query time always agree.
+    pub fn choose<'a>(&self, n: usize, message: impl Fn(usize) -> Option<&'a str>) -> Vec<String> {
+        if self.max_columns == 0 || n == 0 {
+            return Vec::new();
+        }
+        let step = n.div_ceil(self.sample.max(1)).max(1);
+        // Per path: messages holding it, value bytes, distinct values.
+        let mut seen: std::collections::HashMap<
+            String,
+            (usize, usize, std::collections::HashSet<String>),
+        > = Default::default();
+        let mut sampled = 0usize;
+        for i in (0..n).step_by(step) {
+            sampled += 1;
+            let Some(m) = message(i) else { continue };
+            if !m.trim_start().starts_with('{') {
+                continue;
+            }
+            let mut paths = flatten(m, 200);
+            // A repeated path (duplicate keys) counts once per message.
+            paths.sort_by(|a, b| a.0.cmp(&b.0));
+            paths.dedup_by(|a, b| a.0 == b.0);
+            for (path, value) in paths {
+                let e = seen.entry(path).or_default();
+                e.0 += 1;
+                e.1 += value.len();
+                e.2.insert(value);
+            }
+        }
+        let mut picked: Vec<(String, usize)> = seen
+            .into_iter()
+            .filter(|(_, (count, bytes, distinct))| {
+                let avg = bytes / count;
+                let identifier = avg >= ID_MIN_BYTES && distinct.len() * 10 >= count * 9;
+                count * 100 >= sampled * self.min_percent
+                    && avg <= self.max_avg_bytes
+                    && !identifier
+            })
+            .map(|(p, (count, _, _))| (p, count))
+            .collect();
+        picked.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        picked.truncate(self.max_columns);
+        let mut paths: Vec<String> = picked.into_iter().map(|(p, _)| p).collect();
+        paths.sort();
+        paths
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn frequent_short_json_paths_are_chosen() {
+        let long = "x".repeat(200);
+        let msgs: Vec<String> = (0..100)
+            .map(|i| match i % 4 {
+                0 => "plain text".to_string(),
+                1 => format!(
+                    r#"{{"level":"INFO","http":{{"status":{i}}},"stack":"{long}","trace":"{:016x}"}}"#,
+                    i * 7919
+                ),
+                _ => format!(r#"{{"level":"WARN","rare{i}":1,"http":{{"status":200}}}}"#),
+            })
+            .collect();
+        let choice = ColumnChoice::default();
+        let paths = choice.choose(msgs.len(), |i| Some(msgs[i].as_str()));
+        // `stack` is too long, `rareN` too rare, `trace` an identifier, `plain text` has no
+        // fields.
+        assert_eq!(paths, vec!["http.status".to_string(), "level".to_string()]);
+        let none = ColumnChoice {
+            max_columns: 0,
+            ..choice
+        };
+        assert!(none
+            .choose(msgs.len(), |i| Some(msgs[i].as_str()))
+            .is_empty());
+        let one = ColumnChoice {
+            max_columns: 1,
+            ..choice
+        };
+        assert_eq!(one.choose(msgs.len(), |i| Some(msgs[i].as_str())).len(), 1);
+    }
 
     fn get(msg: &str, paths: &[&str]) -> Vec<Option<String>> {
         let set = PathSet::new(paths);

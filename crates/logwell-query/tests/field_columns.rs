@@ -1,0 +1,85 @@
+//! Frequent JSON fields are stored as segment columns at flush, and queries read those columns
+//! instead of parsing messages; rarer fields are still extracted from the message.
+
+use logwell_model::api::InputLogEvent;
+use logwell_query::{Language, Querier, QueryConfig, QueryRequest};
+use logwell_storage::{Engine, NewGroup, StorageConfig};
+use std::borrow::Cow;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queries_read_stored_field_columns_and_extract_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open(StorageConfig {
+        data_dir: dir.path().to_path_buf(),
+        ..StorageConfig::default()
+    })
+    .await
+    .unwrap();
+    engine
+        .create_group(NewGroup {
+            name: "/app".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    engine.create_stream("/app", "s").await.unwrap();
+    let now = logwell_model::now_millis();
+    let events: Vec<InputLogEvent> = (0..1000)
+        .map(|i| InputLogEvent {
+            timestamp: now - 60_000 + i,
+            message: Cow::Owned(if i % 100 == 0 {
+                format!(r#"{{"level":"ERROR","http":{{"status":500}},"rare":"r{i}"}}"#)
+            } else {
+                format!(r#"{{"level":"INFO","http":{{"status":200}}}}"#)
+            }),
+        })
+        .collect();
+    engine.put_events("/app", "s", &events).await.unwrap();
+    engine.flush().await.unwrap();
+    let snap = engine.snapshot("/app", 0, i64::MAX).unwrap();
+    assert_eq!(snap.segments.len(), 1);
+    assert_eq!(snap.segments[0].fields, vec!["http.status", "level"]);
+
+    let querier = Querier::new(engine.clone(), QueryConfig::default()).unwrap();
+    let request = |q: &str| QueryRequest {
+        groups: vec!["/app".into()],
+        start_ms: now - 3_600_000,
+        end_ms: now,
+        query: q.into(),
+        language: Language::Insights,
+        limit: None,
+    };
+    let stored = querier
+        .prepare(request(
+            "filter http.status >= 500 | stats count(*) as n by level",
+        ))
+        .await
+        .unwrap();
+    let plan = stored.plan().display_indent().to_string();
+    assert!(plan.contains("__field:level"), "{plan}");
+    assert!(
+        !plan.contains("lw_json"),
+        "stored fields must not be parsed:\n{plan}"
+    );
+    let out = stored.run().await.unwrap();
+    assert_eq!(
+        out.rows,
+        vec![vec![
+            ("level".to_string(), "ERROR".to_string()),
+            ("n".to_string(), "10".to_string())
+        ]]
+    );
+
+    let extracted = querier
+        .prepare(request("filter ispresent(rare) | stats count(*) as n"))
+        .await
+        .unwrap();
+    assert!(extracted
+        .plan()
+        .display_indent()
+        .to_string()
+        .contains("lw_json"));
+    let out = extracted.run().await.unwrap();
+    assert_eq!(out.rows, vec![vec![("n".to_string(), "10".to_string())]]);
+    engine.shutdown().await.unwrap();
+}
