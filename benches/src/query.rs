@@ -386,7 +386,10 @@ async fn main() -> Result<()> {
             .flat_map(|q| {
                 [
                     json!({"name": q.name, "sql": q.sql}),
-                    json!({"name": format!("{} (columns)", q.name), "sql": q.sql_columns}),
+                    json!({
+                        "name": format!("{} (columns)", q.name),
+                        "sql": q.sql_columns.filter(|_| args.field_columns > 0),
+                    }),
                 ]
             })
             .collect::<Vec<_>>(),

@@ -14,6 +14,8 @@ pub enum Command {
     Stats {
         aggregates: Vec<Projection>,
         by: Vec<Projection>,
+        /// `by bin(...) offset <period>`: bins shifted by this period.
+        offset: Option<Expr>,
     },
     Sort(Vec<SortKey>),
     Limit {
@@ -38,6 +40,33 @@ pub enum Command {
     Unmask(Option<String>),
     /// `SOURCE ...`: the log groups to read, by exact name or name prefix.
     Source(Source),
+    /// `pattern expr`: rows clustered by the pattern of a text.
+    Pattern(Expr),
+    /// `diff [previousDay|previousWeek|previousMonth]`.
+    Diff(DiffPeriod),
+    Join(Join),
+}
+
+/// What `diff` compares the query's time range with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DiffPeriod {
+    /// The equally long range just before.
+    Previous,
+    Day,
+    Week,
+    Month,
+}
+
+/// `join type=inner|left left=a right=b where a.f = b.f (subquery)`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Join {
+    /// `type=left`: left rows without a match are kept.
+    pub keep_unmatched: bool,
+    pub left: String,
+    pub right: String,
+    /// Equalities as written, each `(a.f, b.f)` (either side may name either alias).
+    pub on: Vec<(String, String)>,
+    pub query: Query,
 }
 
 /// The log groups a `SOURCE` command selects.
@@ -168,6 +197,12 @@ pub enum Expr {
     In {
         expr: Box<Expr>,
         list: Vec<Expr>,
+        negated: bool,
+    },
+    /// `expr [not] in (subquery)`: membership in the subquery's single output field.
+    InQuery {
+        expr: Box<Expr>,
+        query: Box<Query>,
         negated: bool,
     },
 }

@@ -99,6 +99,12 @@ fn pratt() -> &'static PrattParser<Rule> {
     })
 }
 
+/// The commands of a parenthesised subquery.
+fn subquery(p: Pair<Rule>) -> Result<Query, ParseError> {
+    let commands = p.into_inner().map(command).collect::<Result<_, _>>()?;
+    Ok(Query { commands })
+}
+
 /// Parses an Insights query.
 pub fn parse(text: &str) -> Result<Query, ParseError> {
     let mut pairs = InsightsParser::parse(Rule::query, text)?;
@@ -134,7 +140,12 @@ fn command(c: Pair<Rule>) -> Result<Command, ParseError> {
                     .collect::<Result<_, _>>()?,
                 None => Vec::new(),
             };
-            Command::Stats { aggregates, by }
+            let offset = inner.next().map(period).transpose()?;
+            Command::Stats {
+                aggregates,
+                by,
+                offset,
+            }
         }
         Rule::sort_cmd => Command::Sort(
             whole
@@ -281,6 +292,64 @@ fn command(c: Pair<Rule>) -> Result<Command, ParseError> {
                 }
             }
             Command::Source(src)
+        }
+        Rule::pattern_cmd => Command::Pattern(expr(inner.next().unwrap())?),
+        Rule::diff_cmd => Command::Diff(match inner.next() {
+            None => DiffPeriod::Previous,
+            Some(p) => match p.as_str().to_ascii_lowercase().as_str() {
+                "previousday" => DiffPeriod::Day,
+                "previousweek" => DiffPeriod::Week,
+                _ => DiffPeriod::Month,
+            },
+        }),
+        Rule::join_cmd => {
+            let mut join = Join {
+                keep_unmatched: false,
+                left: String::new(),
+                right: String::new(),
+                on: Vec::new(),
+                query: Query {
+                    commands: Vec::new(),
+                },
+            };
+            for part in inner {
+                match part.as_rule() {
+                    Rule::join_opt => {
+                        let mut kv = part.clone().into_inner();
+                        let key = kv.next().unwrap().as_str().to_ascii_lowercase();
+                        let value = kv.next().unwrap().as_str().to_string();
+                        match key.as_str() {
+                            "type" => match value.to_ascii_lowercase().as_str() {
+                                "inner" => join.keep_unmatched = false,
+                                "left" => join.keep_unmatched = true,
+                                _ => {
+                                    return Err(error_at(
+                                        &part,
+                                        format!("join type must be inner or left, not {value}"),
+                                    ))
+                                }
+                            },
+                            "left" => join.left = value,
+                            _ => join.right = value,
+                        }
+                    }
+                    Rule::join_cond => {
+                        let mut f = part.into_inner().filter(|p| p.as_rule() == Rule::field);
+                        let a = field_name(f.next().unwrap());
+                        let b = field_name(f.next().unwrap());
+                        join.on.push((a, b));
+                    }
+                    Rule::subquery => join.query = subquery(part)?,
+                    _ => {}
+                }
+            }
+            if join.left.is_empty() || join.right.is_empty() || join.left == join.right {
+                return Err(error_at(
+                    &whole,
+                    "join needs two different names, left=<name> right=<name>".into(),
+                ));
+            }
+            Command::Join(join)
         }
         other => unreachable!("grammar produced {other:?} as a command"),
     })
@@ -449,6 +518,11 @@ fn climb(pairs: Pairs<Rule>) -> Result<Expr, ParseError> {
                 Rule::op_like => Expr::Like {
                     expr: Box::new(lhs?),
                     pattern: Box::new(primary(operand)?),
+                    negated,
+                },
+                _ if operand.as_rule() == Rule::subquery => Expr::InQuery {
+                    expr: Box::new(lhs?),
+                    query: Box::new(subquery(operand)?),
                     negated,
                 },
                 _ => {

@@ -2,20 +2,25 @@
 //! DataFusion expressions or logwell UDFs. Field values discovered in JSON are strings, so
 //! expressions carry a small static type to decide when to compare or add as numbers.
 
+use crate::functions::TextFn;
 use crate::udf::{
     Captures, CountTrue, Counter, JsonFields, JsonOp, JsonUdf, ParseFields, QueryCounters,
 };
 use crate::QueryError;
 use arrow::datatypes::{DataType, TimeUnit};
+use datafusion::common::JoinType;
 use datafusion::common::{Column, ScalarValue};
 use datafusion::functions::expr_fn as f;
 use datafusion::functions_aggregate::expr_fn as agg;
 use datafusion::logical_expr::expr::ScalarFunction;
+use datafusion::logical_expr::expr::{InSubquery, WindowFunction};
+use datafusion::logical_expr::Subquery;
 use datafusion::logical_expr::{
     ident, lit, when, Expr, ExprFunctionExt, LogicalPlan, LogicalPlanBuilder, SortExpr,
 };
 use logwell_insights::{
-    BinaryOp, Command, Expr as Ast, ParsePattern, PeriodUnit, Projection, Query, SortKey, UnaryOp,
+    BinaryOp, Command, DiffPeriod, Expr as Ast, Join, ParsePattern, PeriodUnit, Projection, Query,
+    SortKey, Source, UnaryOp,
 };
 use std::collections::HashMap;
 use std::ops::{Neg, Not};
@@ -167,7 +172,10 @@ fn time_ceil(ts: Expr, value: u64, unit: PeriodUnit) -> Expr {
 }
 
 /// The live state of a pipeline being compiled.
-struct Pipeline {
+struct Pipeline<'a> {
+    cx: Context<'a>,
+    /// The commands this pipeline compiles (`diff` and `join` look around).
+    commands: Vec<Command>,
     plan: LogicalPlan,
     fields: HashMap<String, Ty>,
     /// Names shown by `fields` commands, in order.
@@ -176,10 +184,6 @@ struct Pipeline {
     stats: usize,
     /// Set by `sort`; `dedup` keeps the first row in this order.
     order: Option<Vec<SortExpr>>,
-    /// The time the query started, epoch ms (for `now()`).
-    now_ms: i64,
-    range: (i64, i64),
-    counters: Arc<QueryCounters>,
     matched_counted: bool,
     explicit_limit: Option<usize>,
     /// Index of the last filter before the first stats (it feeds `recordsMatched`).
@@ -201,6 +205,60 @@ pub struct CompiledQuery {
     pub counts_matched: bool,
 }
 
+/// The fields `pattern` and `diff` output.
+const PATTERN: &str = "@pattern";
+const RATIO: &str = "@ratio";
+const SAMPLE_COUNT: &str = "@sampleCount";
+const SEVERITY: &str = "@severityLabel";
+const PREVIOUS_COUNT: &str = "@previousSampleCount";
+const CHANGE: &str = "@changeType";
+const PERCENT_CHANGE: &str = "@percentChange";
+
+/// A period as an interval to add to timestamps (not capped, unlike `bin`'s).
+fn interval(value: u64, unit: PeriodUnit) -> ScalarValue {
+    let v = value as i64;
+    let ms = match unit {
+        PeriodUnit::Millisecond => v,
+        PeriodUnit::Second => v * 1000,
+        PeriodUnit::Minute => v * 60_000,
+        PeriodUnit::Hour => v * 3_600_000,
+        PeriodUnit::Day => v * 86_400_000,
+        PeriodUnit::Week => v * 7 * 86_400_000,
+        PeriodUnit::Month => return ScalarValue::IntervalYearMonth(Some(v as i32)),
+        PeriodUnit::Quarter => return ScalarValue::IntervalYearMonth(Some(3 * v as i32)),
+        PeriodUnit::Year => return ScalarValue::IntervalYearMonth(Some(12 * v as i32)),
+    };
+    ScalarValue::new_interval_mdn(0, 0, ms * 1_000_000)
+}
+
+/// The same instant one calendar month earlier (the day clamped to the month's length).
+fn months_before(ms: i64) -> i64 {
+    use chrono::Months;
+    chrono::DateTime::from_timestamp_millis(ms)
+        .and_then(|t| t.checked_sub_months(Months::new(1)))
+        .map_or(ms - 30 * 86_400_000, |t| t.timestamp_millis())
+}
+
+/// Every field name a command reads.
+fn command_fields(c: &Command, out: &mut Vec<String>) {
+    match c {
+        Command::Fields(ps) | Command::Display(ps) => {
+            ps.iter().for_each(|p| collect_fields(&p.expr, out))
+        }
+        Command::Filter(e) | Command::FilterIndex(e) | Command::Pattern(e) => {
+            collect_fields(e, out)
+        }
+        Command::Stats { aggregates, by, .. } => aggregates
+            .iter()
+            .chain(by)
+            .for_each(|p| collect_fields(&p.expr, out)),
+        Command::Sort(keys) => keys.iter().for_each(|k| collect_fields(&k.expr, out)),
+        Command::Parse { field, .. } | Command::Unnest { field, .. } => out.push(field.clone()),
+        Command::Dedup(names) => out.extend(names.iter().cloned()),
+        _ => {}
+    }
+}
+
 /// Hidden columns holding discovered fields that segments store as columns (`__field:level`).
 pub const FIELD_PREFIX: &str = "__field:";
 
@@ -209,81 +267,158 @@ pub const PTR_TS: &str = "__ptr_ts";
 pub const PTR_SEQ: &str = "__ptr_seq";
 
 /// Compiles `query` over `base` (the union of the groups' system columns).
+/// Where the events of a query and of its subqueries come from.
+pub trait Events {
+    /// A base plan (system fields, hidden field columns) over the query's own log groups
+    /// (`source` None) or the groups a `SOURCE` command selects; over `range`, else the SOURCE's
+    /// START/END, else the query's time range.
+    fn plan(
+        &self,
+        source: Option<&Source>,
+        range: Option<(i64, i64)>,
+    ) -> Result<LogicalPlan, QueryError>;
+}
+
+/// Compiles `query` over `base` (the events of the query's groups and time range).
 pub fn compile(
     query: &Query,
     base: LogicalPlan,
+    events: &dyn Events,
     counters: Arc<QueryCounters>,
     now_ms: i64,
     range: (i64, i64),
     api_limit: Option<usize>,
 ) -> Result<CompiledQuery, QueryError> {
-    let mut fields = HashMap::new();
-    for (n, ty) in [
-        (TS, Ty::Time),
-        (MSG, Ty::Str),
-        ("@logStream", Ty::Str),
-        ("@ingestionTime", Ty::Time),
-        (LOG, Ty::Str),
-        (SEQ, Ty::Num),
-    ] {
-        fields.insert(n.to_string(), ty);
-    }
-    let stats_total = query
-        .commands
-        .iter()
-        .filter(|c| matches!(c, Command::Stats { .. }))
-        .count();
-    if stats_total > 2 {
-        return Err(malformed("A query can contain at most two stats commands"));
-    }
-    let first_stats = query
-        .commands
-        .iter()
-        .position(|c| matches!(c, Command::Stats { .. }))
-        .unwrap_or(query.commands.len());
-    let count_at_filter = query.commands[..first_stats]
-        .iter()
-        .rposition(|c| matches!(c, Command::Filter(_) | Command::FilterIndex(_)));
-    if let Some(i) = query
-        .commands
-        .iter()
-        .position(|c| matches!(c, Command::Source(_)))
-    {
-        if i != 0 {
-            return Err(malformed("SOURCE must be the first command of a query"));
-        }
-    }
-    let mut p = Pipeline {
-        plan: base,
-        fields,
-        shown: Vec::new(),
-        display: None,
-        stats: 0,
-        order: None,
+    let context = Context {
+        events,
+        counters,
         now_ms,
         range,
-        counters: counters.clone(),
-        matched_counted: false,
-        explicit_limit: None,
-        count_at_filter,
-        sort_after: query
-            .commands
-            .iter()
-            .rposition(|c| matches!(c, Command::Sort(_))),
-        next_tmp: 0,
+        nested: false,
     };
-    for (i, cmd) in query.commands.iter().enumerate() {
-        if let Some(prev) = i.checked_sub(1).map(|j| &query.commands[j]) {
-            if matches!(prev, Command::Dedup(_)) && !matches!(cmd, Command::Limit { .. }) {
-                return Err(malformed("Only limit can follow dedup"));
-            }
-        }
-        p.command(cmd, i)?;
-    }
-    p.finish(api_limit)
+    Pipeline::run(&query.commands, base, context, true)?.finish(api_limit)
 }
 
-impl Pipeline {
+/// What every pipeline of one query shares.
+#[derive(Clone)]
+struct Context<'a> {
+    events: &'a dyn Events,
+    counters: Arc<QueryCounters>,
+    /// The time the query started, epoch ms (for `now()`).
+    now_ms: i64,
+    range: (i64, i64),
+    /// Compiling a subquery (subqueries do not nest).
+    nested: bool,
+}
+
+impl<'a> Pipeline<'a> {
+    /// Compiles `commands` over `base`; with `count_matched`, the last filter before the first
+    /// stats counts `recordsMatched` (the main query's pipeline only).
+    fn run(
+        commands: &[Command],
+        base: LogicalPlan,
+        cx: Context<'a>,
+        count_matched: bool,
+    ) -> Result<Pipeline<'a>, QueryError> {
+        let mut fields = HashMap::new();
+        for (n, ty) in [
+            (TS, Ty::Time),
+            (MSG, Ty::Str),
+            ("@logStream", Ty::Str),
+            ("@ingestionTime", Ty::Time),
+            (LOG, Ty::Str),
+            (SEQ, Ty::Num),
+        ] {
+            fields.insert(n.to_string(), ty);
+        }
+        let stats_total = commands
+            .iter()
+            .filter(|c| matches!(c, Command::Stats { .. }))
+            .count();
+        if stats_total > 2 {
+            return Err(malformed("A query can contain at most two stats commands"));
+        }
+        let first_stats = commands
+            .iter()
+            .position(|c| matches!(c, Command::Stats { .. } | Command::Pattern(_)))
+            .unwrap_or(commands.len());
+        let count_at_filter = commands[..first_stats]
+            .iter()
+            .rposition(|c| matches!(c, Command::Filter(_) | Command::FilterIndex(_)))
+            .filter(|_| count_matched);
+        if let Some(i) = commands
+            .iter()
+            .position(|c| matches!(c, Command::Source(_)))
+        {
+            if i != 0 {
+                return Err(malformed("SOURCE must be the first command of a query"));
+            }
+        }
+        let mut p = Pipeline {
+            cx,
+            commands: commands.to_vec(),
+            plan: base,
+            fields,
+            shown: Vec::new(),
+            display: None,
+            stats: 0,
+            order: None,
+            matched_counted: false,
+            explicit_limit: None,
+            count_at_filter,
+            sort_after: commands.iter().rposition(|c| matches!(c, Command::Sort(_))),
+            next_tmp: 0,
+        };
+        for (i, cmd) in commands.iter().enumerate() {
+            if let Some(prev) = i.checked_sub(1).map(|j| &commands[j]) {
+                if matches!(prev, Command::Dedup(_)) && !matches!(cmd, Command::Limit { .. }) {
+                    return Err(malformed("Only limit can follow dedup"));
+                }
+            }
+            p.command(cmd, i)?;
+        }
+        Ok(p)
+    }
+
+    /// The pipeline of a subquery (`in (...)`, a join's right side): its own SOURCE, or the
+    /// query's groups, over the query's time range unless `range` says otherwise.
+    fn subquery(
+        &self,
+        commands: &[Command],
+        range: Option<(i64, i64)>,
+    ) -> Result<Pipeline<'a>, QueryError> {
+        if self.cx.nested {
+            return Err(malformed("subqueries cannot be nested"));
+        }
+        let source = match commands.first() {
+            Some(Command::Source(s)) => Some(s),
+            _ => None,
+        };
+        let base = self.cx.events.plan(source, range)?;
+        let mut cx = self.cx.clone();
+        cx.nested = true;
+        if let Some(r) = range {
+            cx.range = r;
+        }
+        Pipeline::run(commands, base, cx, false)
+    }
+
+    /// The fields a pipeline outputs (as `finish` chooses them), without the pointer.
+    fn output_fields(&self) -> Vec<String> {
+        if let Some(d) = &self.display {
+            d.clone()
+        } else if self.stats > 0 {
+            self.column_names()
+                .into_iter()
+                .filter(|n| !n.starts_with("__"))
+                .collect()
+        } else if !self.shown.is_empty() {
+            self.shown.clone()
+        } else {
+            vec![TS.into(), MSG.into(), "@logStream".into(), LOG.into()]
+        }
+    }
+
     fn build(
         &mut self,
         f: impl FnOnce(LogicalPlanBuilder) -> datafusion::common::Result<LogicalPlanBuilder>,
@@ -362,9 +497,9 @@ impl Pipeline {
 
     /// Makes every field the expressions read a column: discovered fields are extracted from
     /// JSON messages (one pass per row for all of them) before the first `stats`.
-    fn ensure_fields<'a>(
+    fn ensure_fields<'e>(
         &mut self,
-        exprs: impl IntoIterator<Item = &'a Ast>,
+        exprs: impl IntoIterator<Item = &'e Ast>,
     ) -> Result<(), QueryError> {
         let mut wanted: Vec<String> = Vec::new();
         for e in exprs {
@@ -470,17 +605,27 @@ impl Pipeline {
                 let pred = boolean(self.expr(e)?);
                 let pred = if self.count_at_filter == Some(index) {
                     self.matched_counted = true;
-                    CountTrue::call(&self.counters, Counter::Matched, pred)
+                    CountTrue::call(&self.cx.counters, Counter::Matched, pred)
                 } else {
                     pred
                 };
                 self.build(|b| b.filter(pred))
             }
-            Command::Stats { aggregates, by } => {
+            Command::Stats {
+                aggregates,
+                by,
+                offset,
+            } => {
                 // Key order is only a default: when a later sort decides, skip the extra sort.
                 let sorted_later = self.sort_after.is_some_and(|s| s > index);
-                self.stats(aggregates, by, !sorted_later)
+                self.stats(aggregates, by, offset.as_ref(), !sorted_later)
             }
+            Command::Pattern(e) => {
+                let sorted_later = self.sort_after.is_some_and(|s| s > index);
+                self.pattern(e, !sorted_later)
+            }
+            Command::Diff(period) => self.diff(*period, index),
+            Command::Join(j) => self.join(j, index),
             Command::Sort(keys) => self.sort(keys),
             Command::Limit { n, any } => {
                 if !*any {
@@ -650,8 +795,23 @@ impl Pipeline {
         &mut self,
         aggregates: &[Projection],
         by: &[Projection],
+        offset: Option<&Ast>,
         key_order: bool,
     ) -> Result<(), QueryError> {
+        let is_bin =
+            |e: &Ast| matches!(e, Ast::Call { name, .. } if name.eq_ignore_ascii_case("bin"));
+        let shift = match offset {
+            Some(o) => {
+                if !by.iter().any(|p| is_bin(&p.expr)) {
+                    return Err(malformed(
+                        "offset needs a bin() key: stats ... by bin(5m) offset 1h",
+                    ));
+                }
+                let (v, u) = self.period_arg("offset", o)?;
+                Some(interval(v, u))
+            }
+            None => None,
+        };
         // Aliases of this stats' own aggregates are not fields to discover.
         let mut wanted = Vec::new();
         for p in aggregates.iter().chain(by) {
@@ -666,7 +826,11 @@ impl Pipeline {
         let mut group_exprs = Vec::new();
         let mut key_cols = Vec::new();
         for p in by {
-            let x = self.expr(&p.expr)?;
+            let mut x = self.expr(&p.expr)?;
+            if let (Some(s), true) = (&shift, is_bin(&p.expr)) {
+                // Bins move by the offset, so a range lines up with the one before it.
+                x.e = x.e + lit(s.clone());
+            }
             let name = p.name().to_string();
             group_exprs.push(x.e.alias(&name));
             key_cols.push((name, x.ty));
@@ -712,6 +876,238 @@ impl Pipeline {
         Ok(())
     }
 
+    /// `pattern e`: one row per pattern of `e`'s text, most frequent first.
+    fn pattern(&mut self, e: &Ast, key_order: bool) -> Result<(), QueryError> {
+        self.ensure_fields([e])?;
+        let x = self.expr(e)?;
+        let tmp = self.tmp("pattern");
+        let template = TextFn::Pattern.call(vec![text(x)]);
+        self.with_columns(vec![(tmp.clone(), t(template, Ty::Str))])?;
+        self.build(|b| b.filter(ident(&tmp).is_not_null()))?;
+        self.build(|b| {
+            b.aggregate(
+                vec![ident(&tmp).alias(PATTERN)],
+                vec![agg::count(lit(1i64)).alias(SAMPLE_COUNT)],
+            )
+        })?;
+        let total = self.tmp("total");
+        let sum = Expr::WindowFunction(Box::new(WindowFunction::new(
+            datafusion::functions_aggregate::sum::sum_udaf(),
+            vec![ident(SAMPLE_COUNT)],
+        )));
+        self.build(|b| b.window(vec![sum.alias(&total)]))?;
+        let ratio = ident(SAMPLE_COUNT).cast_to_type(DataType::Float64)
+            / ident(&total).cast_to_type(DataType::Float64);
+        self.build(|b| {
+            b.project(vec![
+                ident(PATTERN),
+                ratio.alias(RATIO),
+                ident(SAMPLE_COUNT),
+                TextFn::Severity.call(vec![ident(PATTERN)]).alias(SEVERITY),
+            ])
+        })?;
+        self.stats += 1;
+        self.order = None;
+        self.shown.clear();
+        self.display = None;
+        self.fields = [
+            (PATTERN, Ty::Str),
+            (RATIO, Ty::Num),
+            (SAMPLE_COUNT, Ty::Num),
+            (SEVERITY, Ty::Str),
+        ]
+        .into_iter()
+        .map(|(n, ty)| (n.to_string(), ty))
+        .collect();
+        if key_order {
+            self.build(|b| {
+                b.sort(vec![
+                    ident(SAMPLE_COUNT).sort(false, false),
+                    ident(PATTERN).sort(true, false),
+                ])
+            })?;
+        }
+        Ok(())
+    }
+
+    /// `diff`: the patterns of the commands so far (an implicit `pattern @message` if there
+    /// is none) in this time range and in an earlier one, side by side.
+    fn diff(&mut self, period: DiffPeriod, index: usize) -> Result<(), QueryError> {
+        const DAY: i64 = 86_400_000;
+        let (lo, hi) = self.cx.range;
+        let earlier = match period {
+            DiffPeriod::Previous => {
+                let len = hi - lo + 1;
+                (lo - len, hi - len)
+            }
+            DiffPeriod::Day => (lo - DAY, hi - DAY),
+            DiffPeriod::Week => (lo - 7 * DAY, hi - 7 * DAY),
+            DiffPeriod::Month => (months_before(lo), months_before(hi)),
+        };
+        let prefix = self.commands[..index].to_vec();
+        let has_pattern = prefix.iter().any(|c| matches!(c, Command::Pattern(_)));
+        if !has_pattern {
+            if self.stats > 0 {
+                return Err(malformed(
+                    "diff compares patterns: use it after pattern, not after stats",
+                ));
+            }
+            self.pattern(&Ast::Field(MSG.into()), false)?;
+        }
+        let mut before = self.subquery_at(&prefix, earlier)?;
+        if !has_pattern {
+            before.pattern(&Ast::Field(MSG.into()), false)?;
+        }
+        let (prev_pattern, prev_count) = (self.tmp("prev_pattern"), self.tmp("prev_count"));
+        let before = LogicalPlanBuilder::from(before.plan)
+            .project(vec![
+                ident(PATTERN).alias(&prev_pattern),
+                ident(SAMPLE_COUNT).alias(&prev_count),
+            ])?
+            .build()?;
+        self.build(|b| {
+            b.join_on(
+                before,
+                JoinType::Full,
+                vec![ident(PATTERN).eq(ident(&prev_pattern))],
+            )
+        })?;
+        let now = f::coalesce(vec![ident(SAMPLE_COUNT), lit(0i64)]);
+        let then = f::coalesce(vec![ident(&prev_count), lit(0i64)]);
+        let change = when(ident(&prev_count).is_null(), lit("NEW"))
+            .when(ident(SAMPLE_COUNT).is_null(), lit("GONE"))
+            .when(now.clone().gt(then.clone()), lit("INCREASED"))
+            .when(now.clone().lt(then.clone()), lit("DECREASED"))
+            .otherwise(lit("UNCHANGED"))?;
+        let pattern = f::coalesce(vec![ident(PATTERN), ident(&prev_pattern)]);
+        let percent = (now.clone() - then.clone()).cast_to_type(DataType::Float64) * lit(100.0)
+            / f::nullif(then.clone().cast_to_type(DataType::Float64), lit(0.0));
+        self.build(|b| {
+            b.project(vec![
+                pattern.clone().alias(PATTERN),
+                now.alias(SAMPLE_COUNT),
+                then.alias(PREVIOUS_COUNT),
+                change.alias(CHANGE),
+                percent.alias(PERCENT_CHANGE),
+                TextFn::Severity.call(vec![pattern]).alias(SEVERITY),
+            ])
+        })?;
+        self.fields = [
+            (PATTERN, Ty::Str),
+            (SAMPLE_COUNT, Ty::Num),
+            (PREVIOUS_COUNT, Ty::Num),
+            (CHANGE, Ty::Str),
+            (PERCENT_CHANGE, Ty::Num),
+            (SEVERITY, Ty::Str),
+        ]
+        .into_iter()
+        .map(|(n, ty)| (n.to_string(), ty))
+        .collect();
+        if !self.sort_after.is_some_and(|s| s > index) {
+            self.build(|b| {
+                b.sort(vec![
+                    ident(SAMPLE_COUNT).sort(false, false),
+                    ident(PATTERN).sort(true, false),
+                ])
+            })?;
+        }
+        Ok(())
+    }
+
+    /// The commands `prefix` of this query again, over another time range (for `diff`).
+    fn subquery_at(
+        &self,
+        prefix: &[Command],
+        range: (i64, i64),
+    ) -> Result<Pipeline<'a>, QueryError> {
+        let source = match prefix.first() {
+            Some(Command::Source(s)) => Some(s),
+            _ => None,
+        };
+        let base = self.cx.events.plan(source, Some(range))?;
+        let mut cx = self.cx.clone();
+        cx.range = range;
+        Pipeline::run(prefix, base, cx, false)
+    }
+
+    /// `join type=... left=a right=b where a.f = b.f (subquery)`: every field of both sides
+    /// is renamed `a.<field>` / `b.<field>`.
+    fn join(&mut self, j: &Join, index: usize) -> Result<(), QueryError> {
+        let mut wanted = Vec::new();
+        for c in &self.commands[index + 1..] {
+            command_fields(c, &mut wanted);
+        }
+        for (a, b) in &j.on {
+            wanted.push(a.clone());
+            wanted.push(b.clone());
+        }
+        let side = |alias: &str| -> Vec<String> {
+            let prefix = format!("{alias}.");
+            wanted
+                .iter()
+                .filter_map(|w| w.strip_prefix(&prefix).map(str::to_string))
+                .collect()
+        };
+        let (left_wanted, right_wanted) = (side(&j.left), side(&j.right));
+        for (a, b) in &j.on {
+            let ok = |x: &str, y: &str| {
+                x.starts_with(&format!("{}.", j.left)) && y.starts_with(&format!("{}.", j.right))
+            };
+            if !ok(a, b) && !ok(b, a) {
+                return Err(malformed(format!(
+                    "join: each condition compares a {}.<field> with a {}.<field>",
+                    j.left, j.right
+                )));
+            }
+        }
+        self.ensure_names(left_wanted)?;
+        let mut right = self.subquery(&j.query.commands, None)?;
+        right.ensure_names(right_wanted)?;
+        let renamed = |p: &Pipeline, alias: &str| -> (Vec<Expr>, Vec<(String, Ty)>) {
+            let mut exprs = Vec::new();
+            let mut fields = Vec::new();
+            for name in p.column_names() {
+                if name.starts_with("__") {
+                    continue;
+                }
+                let ty = p.fields.get(&name).copied().unwrap_or(Ty::Any);
+                let new = format!("{alias}.{name}");
+                exprs.push(ident(&name).alias(&new));
+                fields.push((new, ty));
+            }
+            (exprs, fields)
+        };
+        let (left_exprs, left_fields) = renamed(self, &j.left);
+        let (right_exprs, right_fields) = renamed(&right, &j.right);
+        let right_plan = LogicalPlanBuilder::from(right.plan)
+            .project(right_exprs)?
+            .build()?;
+        self.build(|b| b.project(left_exprs))?;
+        let mut fields: HashMap<String, Ty> = left_fields.into_iter().collect();
+        fields.extend(right_fields);
+        let key = |name: &str| -> Result<Expr, QueryError> {
+            match fields.get(name) {
+                Some(ty) => Ok(text(t(ident(name), *ty))),
+                None => Err(malformed(format!("join: unknown field {name}"))),
+            }
+        };
+        let on =
+            j.on.iter()
+                .map(|(a, b)| Ok(key(a)?.eq(key(b)?)))
+                .collect::<Result<Vec<_>, QueryError>>()?;
+        let kind = if j.keep_unmatched {
+            JoinType::Left
+        } else {
+            JoinType::Inner
+        };
+        self.build(|b| b.join_on(right_plan, kind, on))?;
+        self.fields = fields;
+        self.order = None;
+        self.shown.clear();
+        self.display = None;
+        Ok(())
+    }
+
     fn finish(mut self, api_limit: Option<usize>) -> Result<CompiledQuery, QueryError> {
         let aggregated = self.stats > 0;
         if !aggregated {
@@ -723,18 +1119,7 @@ impl Pipeline {
             (None, Some(a)) => a,
             (None, None) => DEFAULT_LIMIT,
         };
-        let fields: Vec<String> = if let Some(d) = self.display.clone() {
-            d
-        } else if aggregated {
-            self.column_names()
-                .into_iter()
-                .filter(|n| !n.starts_with("__"))
-                .collect()
-        } else if !self.shown.is_empty() {
-            self.shown.clone()
-        } else {
-            vec![TS.into(), MSG.into(), "@logStream".into(), LOG.into()]
-        };
+        let fields = self.output_fields();
         let mut proj: Vec<Expr> = Vec::new();
         let mut seen = Vec::new();
         for name in &fields {
@@ -759,7 +1144,7 @@ impl Pipeline {
             plan: self.plan,
             fields: seen,
             with_ptr,
-            counters: self.counters,
+            counters: self.cx.counters.clone(),
             counts_matched: self.matched_counted,
         })
     }
@@ -812,6 +1197,34 @@ impl Pipeline {
                     other => f::strpos(x, text(self.expr(other)?)).gt(lit(0)),
                 };
                 t(if *negated { m.not() } else { m }, Ty::Bool)
+            }
+            Ast::InQuery {
+                expr,
+                query,
+                negated,
+            } => {
+                let x = self.expr(expr)?;
+                let sub = self.subquery(&query.commands, None)?;
+                let out = sub.output_fields();
+                if out.len() != 1 {
+                    return Err(malformed(format!(
+                        "a subquery must return exactly one field (it returns {}); end it with, e.g., | fields requestId",
+                        out.len()
+                    )));
+                }
+                let value = text(sub.field(&out[0]));
+                let plan = LogicalPlanBuilder::from(sub.plan)
+                    .project(vec![value.alias("__subquery")])?
+                    .build()?;
+                let subquery = Subquery {
+                    subquery: Arc::new(plan),
+                    outer_ref_columns: vec![],
+                    spans: Default::default(),
+                };
+                t(
+                    Expr::InSubquery(InSubquery::new(Box::new(text(x)), subquery, *negated)),
+                    Ty::Bool,
+                )
             }
             Ast::In {
                 expr,
@@ -962,19 +1375,19 @@ impl Pipeline {
             }
             "now" => {
                 self.args(name, args, 0, 0)?;
-                t(lit(self.now_ms / 1000), Ty::Num)
+                t(lit(self.cx.now_ms / 1000), Ty::Num)
             }
             "querystarttime" => {
                 self.args(name, args, 0, 0)?;
-                t(lit(self.range.0), Ty::Num)
+                t(lit(self.cx.range.0), Ty::Num)
             }
             "queryendtime" => {
                 self.args(name, args, 0, 0)?;
-                t(lit(self.range.1), Ty::Num)
+                t(lit(self.cx.range.1), Ty::Num)
             }
             "querytimerange" => {
                 self.args(name, args, 0, 0)?;
-                t(lit(self.range.1 - self.range.0), Ty::Num)
+                t(lit(self.cx.range.1 - self.cx.range.0), Ty::Num)
             }
             // ---- general
             "ispresent" => {
@@ -1267,6 +1680,9 @@ impl Pipeline {
             Ast::Field(n) if prior.iter().any(|(p, _)| p == n) => {
                 Ok(prior.iter().rev().find(|(p, _)| p == n).unwrap().1.clone())
             }
+            Ast::Call { name, args } if name.eq_ignore_ascii_case("rate") => {
+                self.rate(name, args, aggs)
+            }
             Ast::Call { name, args } if is_aggregate(&name.to_ascii_lowercase()) => {
                 let (a, ty) = self.aggregate(name, args)?;
                 let col = format!("__agg{}", aggs.len());
@@ -1311,6 +1727,55 @@ impl Pipeline {
         }
     }
 
+    /// `rate(x, interval)`: how much `x` changed per `interval`, from its first to its last
+    /// value (by `@timestamp`) in each group; no value when they are at the same instant.
+    fn rate(&self, name: &str, args: &[Ast], aggs: &mut Vec<Expr>) -> Result<T, QueryError> {
+        if args.len() != 2 {
+            return Err(malformed(format!(
+                "{name}() takes 2 arguments: a numeric field and an interval such as 1s"
+            )));
+        }
+        let x = num(self.expr(&args[0])?);
+        let (v, u) = self.period_arg(name, &args[1])?;
+        let per = match interval(v, u) {
+            ScalarValue::IntervalMonthDayNano(Some(i)) => i.nanoseconds as f64 / 1e6,
+            _ => {
+                return Err(malformed(format!(
+                    "{name}(): the interval must be in milliseconds to weeks"
+                )))
+            }
+        };
+        let ts = self.timestamp(name)?;
+        // Rows without the value sort before the others, so first/last pick present values.
+        // (An aggregate FILTER clause gave wrong first/last values when partial aggregates
+        // from several partitions merged, in DataFusion 55.)
+        let present = x.clone().is_not_null();
+        let first = vec![
+            present.clone().sort(false, false),
+            ts.clone().sort(true, false),
+        ];
+        let last = vec![
+            present.clone().sort(true, false),
+            ts.clone().sort(true, false),
+        ];
+        let ts_present = when(present, millis(ts)).end()?;
+        let parts = [
+            agg::first_value(x.clone(), first),
+            agg::last_value(x, last),
+            agg::min(ts_present.clone()),
+            agg::max(ts_present),
+        ];
+        let mut cols = Vec::new();
+        for a in parts {
+            let col = format!("__agg{}", aggs.len());
+            aggs.push(a.alias(&col));
+            cols.push(ident(col));
+        }
+        let span = (cols[3].clone() - cols[2].clone()).cast_to_type(DataType::Float64);
+        let change = cols[1].clone() - cols[0].clone();
+        Ok(t(change / f::nullif(span, lit(0.0)) * lit(per), Ty::Num))
+    }
+
     fn aggregate(&self, name: &str, args: &[Ast]) -> Result<(Expr, Ty), QueryError> {
         let lname = name.to_ascii_lowercase();
         let one = |this: &Self| -> Result<T, QueryError> {
@@ -1333,6 +1798,13 @@ impl Pipeline {
                 [a] => (agg::count(self.expr(a)?.e), Ty::Num),
                 _ => return Err(malformed("count() takes at most 1 argument")),
             },
+            // Per `bin` when grouped by one, as every aggregate is.
+            "count_over_time" => match args {
+                [] | [Ast::Star] => (agg::count(lit(1i64)), Ty::Num),
+                [a] => (agg::count(self.expr(a)?.e), Ty::Num),
+                _ => return Err(malformed("count_over_time() takes 1 argument")),
+            },
+            "sum_over_time" => (agg::sum(num(one(self)?)), Ty::Num),
             "count_distinct" => {
                 let x = one(self)?;
                 (agg::count_distinct(x.e), Ty::Num)
@@ -1432,6 +1904,9 @@ fn is_aggregate(lname: &str) -> bool {
             | "latest"
             | "sortsfirst"
             | "sortslast"
+            | "count_over_time"
+            | "sum_over_time"
+            | "rate"
     )
 }
 
@@ -1469,6 +1944,8 @@ fn collect_fields(e: &Ast, out: &mut Vec<String>) {
             collect_fields(expr, out);
             list.iter().for_each(|a| collect_fields(a, out));
         }
+        // The subquery's fields are its own.
+        Ast::InQuery { expr, .. } => collect_fields(expr, out),
         Ast::List(items) => items.iter().for_each(|a| collect_fields(a, out)),
         _ => {}
     }

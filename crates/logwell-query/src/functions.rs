@@ -29,6 +29,10 @@ pub enum TextFn {
     DecToHex,
     JsonArraySize,
     JsonArrayContains,
+    /// The `pattern` command's template of a line (not callable by name).
+    Pattern,
+    /// The severity a pattern names (not callable by name).
+    Severity,
 }
 
 enum Out {
@@ -67,7 +71,7 @@ impl TextFn {
         use TextFn::*;
         match self {
             Ipv4ToNumber | HexToDec | JsonArraySize => Out::Num,
-            UrlEncode | UrlDecode | HexToAscii | DecToHex => Out::Text,
+            UrlEncode | UrlDecode | HexToAscii | DecToHex | Pattern | Severity => Out::Text,
             _ => Out::Bool,
         }
     }
@@ -238,6 +242,8 @@ enum Value {
 fn eval(f: TextFn, a: &str, b: Option<&str>) -> Option<Value> {
     use TextFn::*;
     Some(match f {
+        Pattern => Value::Text(crate::pattern::template(a)),
+        Severity => Value::Text(crate::pattern::severity(a)?.to_string()),
         IsValidIp => Value::Bool(parse_ip(a).is_some()),
         IsValidIpV4 => Value::Bool(matches!(parse_ip(a), Some(IpAddr::V4(_)))),
         IsValidIpV6 => Value::Bool(matches!(parse_ip(a), Some(IpAddr::V6(_)))),

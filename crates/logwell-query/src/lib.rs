@@ -23,6 +23,7 @@
 pub mod compile;
 pub mod format;
 pub mod functions;
+pub mod pattern;
 pub mod table;
 pub mod udf;
 
@@ -311,33 +312,32 @@ impl Querier {
                         e.line, e.column, e.message
                     ))
                 })?;
-                let mut groups = req.groups.clone();
-                let (mut start_ms, mut end_ms) = (req.start_ms, req.end_ms);
-                if let Some(logwell_insights::Command::Source(src)) = query.commands.first() {
-                    groups = self.source_groups(src)?;
-                    if let Some(s) = &src.start {
-                        start_ms = source_time(s, now_ms)?;
-                    }
-                    if let Some(e) = &src.end {
-                        end_ms = source_time(e, now_ms)?;
-                    }
-                    if end_ms < start_ms {
-                        return Err(QueryError::Invalid("SOURCE: END is before START".into()));
-                    }
-                }
-                if groups.is_empty() {
+                let events = QueryEvents {
+                    querier: self,
+                    groups: req.groups.clone(),
+                    range: (req.start_ms, req.end_ms),
+                    counters: counters.clone(),
+                    now_ms,
+                };
+                let source = match query.commands.first() {
+                    Some(logwell_insights::Command::Source(src)) => Some(src),
+                    _ => None,
+                };
+                if source.is_none() && req.groups.is_empty() {
                     return Err(QueryError::Invalid(
                         "Exactly one of logGroupName, logGroupNames or logGroupIdentifiers must be given, or a SOURCE command"
                             .into(),
                     ));
                 }
-                let base = self.groups_plan(&groups, start_ms, end_ms, &counters, true)?;
+                let (groups, range) = events.resolve(source, None)?;
+                let base = self.groups_plan(&groups, range.0, range.1, &counters, true)?;
                 let compiled = compile::compile(
                     &query,
                     base,
+                    &events,
                     counters.clone(),
                     now_ms,
-                    (start_ms, end_ms),
+                    range,
                     req.limit,
                 )?;
                 Ok(Prepared { ctx, compiled })
@@ -549,6 +549,60 @@ pub fn statistics(counters: &QueryCounters, counts_matched: bool) -> QueryStatis
 
 /// A `SOURCE ... START=` / `END=` value: seconds relative to now (`-3600s`, `0s`) or an ISO
 /// instant.
+/// The events a query and its subqueries read: its own groups and time range, or what a
+/// `SOURCE` command selects.
+struct QueryEvents<'a> {
+    querier: &'a Querier,
+    groups: Vec<String>,
+    range: (i64, i64),
+    counters: Arc<QueryCounters>,
+    now_ms: i64,
+}
+
+impl QueryEvents<'_> {
+    /// The groups and time range `source` (else the query's own) selects; `range` overrides.
+    fn resolve(
+        &self,
+        source: Option<&logwell_insights::Source>,
+        range: Option<(i64, i64)>,
+    ) -> Result<(Vec<String>, (i64, i64)), QueryError> {
+        let (mut groups, mut r) = (self.groups.clone(), self.range);
+        if let Some(src) = source {
+            groups = self.querier.source_groups(src)?;
+            if let Some(s) = &src.start {
+                r.0 = source_time(s, self.now_ms)?;
+            }
+            if let Some(e) = &src.end {
+                r.1 = source_time(e, self.now_ms)?;
+            }
+            if r.1 < r.0 {
+                return Err(QueryError::Invalid("SOURCE: END is before START".into()));
+            }
+        }
+        if let Some(x) = range {
+            r = x;
+        }
+        if groups.is_empty() {
+            return Err(QueryError::Invalid(
+                "the SOURCE command selects no log group".into(),
+            ));
+        }
+        Ok((groups, r))
+    }
+}
+
+impl compile::Events for QueryEvents<'_> {
+    fn plan(
+        &self,
+        source: Option<&logwell_insights::Source>,
+        range: Option<(i64, i64)>,
+    ) -> Result<LogicalPlan, QueryError> {
+        let (groups, r) = self.resolve(source, range)?;
+        self.querier
+            .groups_plan(&groups, r.0, r.1, &self.counters, true)
+    }
+}
+
 fn source_time(v: &str, now_ms: i64) -> Result<i64, QueryError> {
     if let Some(secs) = v.strip_suffix('s').and_then(|n| n.parse::<i64>().ok()) {
         return Ok(now_ms + secs * 1000);

@@ -1,0 +1,121 @@
+//! `pattern`: the text structure of log lines. Each line is reduced to a template in which the
+//! parts that vary between events of the same kind (timestamps, IP addresses, ids, numbers) are
+//! dynamic tokens named by their type and position, `<Time-1> [INFO] stored resource <ID-2>`;
+//! lines with the same template form one pattern.
+
+use regex::Regex;
+use std::sync::OnceLock;
+
+fn token_regex() -> &'static Regex {
+    static RE: OnceLock<Regex> = OnceLock::new();
+    RE.get_or_init(|| {
+        // Alternatives in priority order; the regex crate takes the first that matches at the
+        // leftmost position.
+        Regex::new(concat!(
+            // ISO-8601 and common date-times, or a bare time of day.
+            r"(?P<time>\d{4}[-/]\d{2}[-/]\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?|\b\d{2}:\d{2}:\d{2}(?:[.,]\d+)?)",
+            r"|(?P<uuid>\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b)",
+            r"|(?P<ip>\b\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}\b)",
+            // Any word with a digit in it: a number, or an id like i-0abc12, u-00042, req42.
+            r"|(?P<word>[A-Za-z0-9_.\-]*\d[A-Za-z0-9_.\-]*)",
+        ))
+        .expect("pattern token regex")
+    })
+}
+
+/// The pattern of one line.
+pub fn template(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut last = 0;
+    let mut n = 0;
+    for caps in token_regex().captures_iter(line) {
+        let m = caps.get(0).expect("whole match");
+        let (kind, text) = if let Some(t) = caps.name("time") {
+            ("Time", t.as_str())
+        } else if let Some(u) = caps.name("uuid") {
+            ("ID", u.as_str())
+        } else if let Some(ip) = caps.name("ip") {
+            ("IP", ip.as_str())
+        } else {
+            // Punctuation that ends a sentence or joins words is not part of the value.
+            let w = m.as_str().trim_end_matches(['.', '-', '_']);
+            let w = w.trim_start_matches(['.', '-', '_']);
+            if !w.bytes().any(|b| b.is_ascii_digit()) {
+                continue;
+            }
+            let number = w.parse::<f64>().is_ok();
+            (if number { "Number" } else { "ID" }, w)
+        };
+        let start = m.start() + m.as_str().find(text).unwrap_or(0);
+        let end = start + text.len();
+        out.push_str(&line[last..start]);
+        n += 1;
+        out.push('<');
+        out.push_str(kind);
+        out.push('-');
+        out.push_str(&n.to_string());
+        out.push('>');
+        last = end;
+    }
+    out.push_str(&line[last..]);
+    out
+}
+
+/// The severity a pattern's text names (`Error`, `Warning`, `Info`, `Debug`), if any.
+pub fn severity(text: &str) -> Option<&'static str> {
+    let mut best: Option<(usize, &'static str)> = None;
+    for word in text.split(|c: char| !c.is_ascii_alphabetic()) {
+        let label = match word.to_ascii_uppercase().as_str() {
+            "FATAL" | "CRITICAL" | "CRIT" | "ERROR" | "ERR" | "EXCEPTION" | "SEVERE" => {
+                (0, "Error")
+            }
+            "WARN" | "WARNING" => (1, "Warning"),
+            "INFO" | "NOTICE" => (2, "Info"),
+            "DEBUG" | "TRACE" => (3, "Debug"),
+            _ => continue,
+        };
+        // The most severe word wins: "INFO retrying after ERROR" is an error line.
+        if best.is_none_or(|b| label.0 < b.0) {
+            best = Some(label);
+        }
+    }
+    best.map(|b| b.1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dynamic_tokens_are_typed_and_numbered() {
+        assert_eq!(
+            template(
+                "2024-05-01T10:00:00.123Z [INFO] Calling DynamoDB to store for resource id r-0042"
+            ),
+            "<Time-1> [INFO] Calling DynamoDB to store for resource id <ID-2>"
+        );
+        assert_eq!(
+            template("GET /orders/123 from 10.0.0.7 took 12.5 ms."),
+            "GET /orders/<Number-1> from <IP-2> took <Number-3> ms."
+        );
+        assert_eq!(
+            template("request 3f2a9c1e-1111-4222-8333-444455556666 done"),
+            "request <ID-1> done"
+        );
+        // Lines of one kind share a template.
+        assert_eq!(
+            template("user u-00017 logged in at 09:15:02"),
+            template("user u-99 logged in at 23:59:59")
+        );
+        assert_eq!(template("no dynamic parts here"), "no dynamic parts here");
+    }
+
+    #[test]
+    fn severity_comes_from_level_words() {
+        assert_eq!(severity("<Time-1> [ERROR] failed"), Some("Error"));
+        assert_eq!(severity("level=warn disk"), Some("Warning"));
+        assert_eq!(severity("INFO retry after Exception"), Some("Error"));
+        assert_eq!(severity("GET /information 200"), None);
+        assert_eq!(severity("debug: x"), Some("Debug"));
+    }
+}
