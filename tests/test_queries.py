@@ -128,6 +128,9 @@ def test_query_errors(loaded):
         start(logs, "fields @message | filter (", base)
     assert error_code(ei) == "MalformedQueryException"
     assert "line 1" in str(ei.value)
+    # Where the query went wrong, as queryCompileError's location (character offsets).
+    where = ei.value.response["queryCompileError"]["location"]
+    assert where["startCharOffset"] == 26 and where["endCharOffset"] >= 26, where
     with pytest.raises(ClientError) as ei:
         start(logs, "fields nosuch(@message)", base)
     assert error_code(ei) == "MalformedQueryException"

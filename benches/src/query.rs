@@ -282,7 +282,7 @@ async fn main() -> Result<()> {
         &args.data_dir,
         "logwell-query-bench",
         &format!(
-            "[storage]\nflush_age = 3600\nmaintenance_interval = 3600\nfield_columns = {}\n",
+            "[storage]\nflush_age = 3600\nmaintenance_interval = 3600\nfield_columns = {}\nfield_columns_at_flush = true\n",
             args.field_columns
         ),
     )?;
@@ -327,7 +327,17 @@ async fn main() -> Result<()> {
     let t0 = Instant::now();
     let results = futures::stream::iter(bodies.into_iter().map(|b| {
         let s = &server;
-        async move { s.call("PutLogEvents", b).await.map(|_| ()) }
+        async move {
+            // Back off while the server sheds load, as the AWS SDKs do.
+            loop {
+                match s.call("PutLogEvents", b.clone()).await {
+                    Err(e) if e.to_string().contains("ThrottlingException") => {
+                        tokio::time::sleep(Duration::from_millis(50)).await
+                    }
+                    other => return other.map(|_| ()),
+                }
+            }
+        }
     }))
     .buffer_unordered(args.clients)
     .collect::<Vec<_>>()

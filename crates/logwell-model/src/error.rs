@@ -56,6 +56,9 @@ impl ErrorKind {
 pub struct ApiError {
     pub kind: ErrorKind,
     pub message: String,
+    /// Where in a query the error is (0-based character offsets, start and end), reported as
+    /// MalformedQueryException's `queryCompileError`.
+    pub location: Option<(usize, usize)>,
 }
 
 impl ApiError {
@@ -63,6 +66,14 @@ impl ApiError {
         ApiError {
             kind,
             message: message.into(),
+            location: None,
+        }
+    }
+    /// A MalformedQueryException at characters `start..end` of the query.
+    pub fn malformed_at(message: impl Into<String>, start: usize, end: usize) -> Self {
+        ApiError {
+            location: Some((start, end)),
+            ..Self::new(ErrorKind::MalformedQuery, message)
         }
     }
     pub fn invalid(message: impl Into<String>) -> Self {

@@ -307,9 +307,15 @@ impl Querier {
         match req.language {
             Language::Insights => {
                 let query = logwell_insights::parse(&req.query).map_err(|e| {
-                    QueryError::Malformed(format!(
-                        "Query parse error at line {}, column {}: {}",
-                        e.line, e.column, e.message
+                    let chars =
+                        |byte: usize| req.query.get(..byte).map_or(byte, |s| s.chars().count());
+                    QueryError::Api(ApiError::malformed_at(
+                        format!(
+                            "Query parse error at line {}, column {}: {}",
+                            e.line, e.column, e.message
+                        ),
+                        chars(e.start_offset),
+                        chars(e.end_offset),
                     ))
                 })?;
                 let events = QueryEvents {
@@ -484,11 +490,39 @@ impl Prepared {
     }
 
     pub async fn run(self) -> Result<QueryResults, QueryError> {
+        self.run_streaming(|_| {}).await
+    }
+
+    /// Runs the query, handing each group of rows to `partial` as soon as the engine produces
+    /// it (a streaming plan yields rows early; sorts and aggregates only at their end).
+    pub async fn run_streaming(
+        self,
+        mut partial: impl FnMut(&[Row]),
+    ) -> Result<QueryResults, QueryError> {
+        use futures::StreamExt;
         let c = &self.compiled;
         let df = self.ctx.execute_logical_plan(c.plan.clone()).await?;
-        let batches = df.collect().await?;
+        let mut stream = df.execute_stream().await?;
         let mut rows = Vec::new();
-        for b in &batches {
+        while let Some(b) = stream.next().await {
+            let new = self.rows_of(&b?);
+            if !new.is_empty() {
+                partial(&new);
+                rows.extend(new);
+            }
+        }
+        Ok(QueryResults {
+            fields: c.fields.clone(),
+            rows,
+            stats: statistics(&c.counters, c.counts_matched),
+        })
+    }
+
+    /// The result rows of one output batch.
+    fn rows_of(&self, b: &arrow::array::RecordBatch) -> Vec<Row> {
+        let c = &self.compiled;
+        let mut rows = Vec::new();
+        {
             let cols: Vec<Vec<Option<String>>> = c
                 .fields
                 .iter()
@@ -525,11 +559,7 @@ impl Prepared {
                 rows.push(row);
             }
         }
-        Ok(QueryResults {
-            fields: c.fields.clone(),
-            rows,
-            stats: statistics(&c.counters, c.counts_matched),
-        })
+        rows
     }
 }
 

@@ -184,6 +184,7 @@ async fn open(dir: &Path, field_columns: usize) -> Engine {
         maintenance_interval: Duration::from_secs(3600),
         recompress_after: Duration::from_secs(3600),
         field_columns,
+        field_columns_at_flush: true,
         ..StorageConfig::default()
     })
     .await

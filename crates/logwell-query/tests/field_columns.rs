@@ -11,6 +11,7 @@ async fn queries_read_stored_field_columns_and_extract_the_rest() {
     let dir = tempfile::tempdir().unwrap();
     let engine = Engine::open(StorageConfig {
         data_dir: dir.path().to_path_buf(),
+        field_columns_at_flush: true,
         ..StorageConfig::default()
     })
     .await

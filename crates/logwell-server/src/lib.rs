@@ -72,7 +72,13 @@ pub fn router(app: SharedApp) -> Router {
 
 fn error_response(e: &ApiError) -> Response {
     let status = StatusCode::from_u16(e.kind.http_status()).unwrap_or(StatusCode::BAD_REQUEST);
-    let body = serde_json::json!({"__type": e.kind.type_name(), "message": e.message});
+    let mut body = serde_json::json!({"__type": e.kind.type_name(), "message": e.message});
+    if let Some((start, end)) = e.location {
+        body["queryCompileError"] = serde_json::json!({
+            "location": {"startCharOffset": start, "endCharOffset": end},
+            "message": e.message,
+        });
+    }
     let mut r = (status, body.to_string()).into_response();
     let h = r.headers_mut();
     h.insert("content-type", HeaderValue::from_static(JSON_CT));

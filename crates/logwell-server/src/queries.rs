@@ -36,6 +36,8 @@ struct Entry {
     end_time: Option<i64>,
     status: Status,
     results: Option<Arc<QueryResults>>,
+    /// Rows the engine produced so far, while the query runs.
+    partial: Vec<logwell_query::Row>,
     counters: Option<(Arc<QueryCounters>, bool)>,
     task: Option<tokio::task::AbortHandle>,
 }
@@ -300,7 +302,14 @@ impl Queries {
         let mut entries = self.entries.lock().unwrap();
         entries.retain(|_, e| e.end_time.is_none_or(|t| now - t < KEEP_RESULTS_MS));
         let task = tokio::spawn(async move {
-            let outcome = tokio::time::timeout(timeout, prepared.run()).await;
+            let sink = this.clone();
+            let id = qid.clone();
+            let run = prepared.run_streaming(move |rows| {
+                if let Some(e) = sink.entries.lock().unwrap().get_mut(&id) {
+                    e.partial.extend_from_slice(rows);
+                }
+            });
+            let outcome = tokio::time::timeout(timeout, run).await;
             let mut entries = this.entries.lock().unwrap();
             let Some(e) = entries.get_mut(&qid) else {
                 return;
@@ -311,6 +320,7 @@ impl Queries {
                 Ok(Ok(results)) => {
                     e.status = Status::Complete;
                     e.results = Some(Arc::new(results));
+                    e.partial = Vec::new();
                 }
                 Ok(Err(err)) => {
                     tracing::warn!(query = %qid, error = %err, "query failed");
@@ -329,6 +339,7 @@ impl Queries {
                 end_time: None,
                 status: Status::Running,
                 results: None,
+                partial: Vec::new(),
                 counters: Some((counters, counts_matched)),
                 task: Some(task.abort_handle()),
             },
@@ -355,14 +366,20 @@ impl Queries {
             },
             "results": [],
         });
-        if let Some(res) = &e.results {
+        // While the query runs, the rows produced so far (CloudWatch's partial results).
+        let all = match &e.results {
+            Some(res) => Some(&res.rows),
+            None if e.status == Status::Running => Some(&e.partial),
+            None => None,
+        };
+        if let Some(all) = all {
             let page = r
                 .max_items
                 .map(|m| (m.clamp(1, MAX_PAGE as i64)) as usize)
                 .unwrap_or(MAX_PAGE);
-            let from = offset_token(&r.next_token)?.min(res.rows.len());
-            let to = (from + page).min(res.rows.len());
-            let rows: Vec<Value> = res.rows[from..to]
+            let from = offset_token(&r.next_token)?.min(all.len());
+            let to = (from + page).min(all.len());
+            let rows: Vec<Value> = all[from..to]
                 .iter()
                 .map(|row| {
                     Value::Array(
@@ -373,7 +390,7 @@ impl Queries {
                 })
                 .collect();
             out["results"] = Value::Array(rows);
-            if to < res.rows.len() {
+            if to < all.len() {
                 out["nextToken"] = Value::String(format!("q/{to}"));
             }
         }

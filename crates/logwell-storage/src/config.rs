@@ -82,8 +82,12 @@ pub struct StorageConfig {
     /// Rows per Parquet row group.
     pub row_group_rows: usize,
     /// Up to this many frequent JSON fields are also stored as columns of each segment, so that
-    /// queries on them read a column instead of parsing messages (0: none).
+    /// queries on them read a column instead of parsing messages (0: none). Compaction writes
+    /// them (every flushed segment is rewritten once it goes cold, see `recompress_after`).
     pub field_columns: usize,
+    /// Also write field columns at flush: fresh data gets them at once, for about 0.7 µs of
+    /// extra flush CPU per JSON event (off: ingest stays cheap, compaction adds them later).
+    pub field_columns_at_flush: bool,
 }
 
 impl Default for StorageConfig {
@@ -101,6 +105,7 @@ impl Default for StorageConfig {
             maintenance_interval: Duration::from_secs(30),
             row_group_rows: 256 * 1024,
             field_columns: 32,
+            field_columns_at_flush: false,
         }
     }
 }

@@ -957,8 +957,14 @@ impl Engine {
             return Ok(None);
         }
         let row_group_rows = self.inner.config.row_group_rows;
+        let config = &self.inner.config;
+        let columns = if level > 0 || config.field_columns_at_flush {
+            config.field_columns
+        } else {
+            0
+        };
         let choice = logwell_fields::ColumnChoice {
-            max_columns: self.inner.config.field_columns,
+            max_columns: columns,
             ..Default::default()
         };
         let (bytes, fields, stats) = tokio::task::spawn_blocking(move || {

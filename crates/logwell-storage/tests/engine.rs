@@ -423,3 +423,36 @@ async fn an_unreadable_newest_manifest_stops_start_up_instead_of_losing_data() {
     let e = Engine::open(config(dir.path())).await.unwrap();
     assert_eq!(all(&e, "/g").await.len(), 3);
 }
+
+#[tokio::test]
+async fn compaction_stores_frequent_json_fields_as_columns_and_flush_does_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = StorageConfig {
+        recompress_after: Duration::ZERO,
+        ..config(dir.path())
+    };
+    let e = Engine::open(cfg).await.unwrap();
+    setup(&e, "/g", &["s"]).await;
+    let t0 = now_millis() - 1000;
+    let json: Vec<InputLogEvent> = (0..100)
+        .map(|i| InputLogEvent {
+            timestamp: t0 + i,
+            message: Cow::Owned(format!(r#"{{"level":"INFO","n":{i}}}"#)),
+        })
+        .collect();
+    e.put_events("/g", "s", &json).await.unwrap();
+    e.flush().await.unwrap();
+    let fields = |e: &Engine| -> Vec<Vec<String>> {
+        e.snapshot("/g", 0, i64::MAX)
+            .unwrap()
+            .segments
+            .iter()
+            .map(|s| s.fields.clone())
+            .collect()
+    };
+    assert_eq!(fields(&e), vec![Vec::<String>::new()], "flush stays cheap");
+    let before = all(&e, "/g").await;
+    e.maintain().await.unwrap();
+    assert_eq!(fields(&e), vec![vec!["level".to_string(), "n".to_string()]]);
+    assert_eq!(all(&e, "/g").await, before, "events read back unchanged");
+}
