@@ -215,3 +215,52 @@ def test_aws_cli_start_query_and_results(loaded):
         assert time.time() < deadline
         time.sleep(0.1)
     assert res["results"] == [[{"field": "errors", "value": "100"}]]
+
+
+def test_lookup_tables_enrich_queries_and_survive_a_restart(loaded):
+    server, logs, base = loaded
+    csv = "level,severity,team\nERROR,high,oncall\nINFO,low,nobody\n"
+    made = logs.create_lookup_table(lookupTableName="levels", tableBody=csv, description="by level")
+    arn = made["lookupTableArn"]
+    assert arn.endswith(":lookup-table:levels") and made["createdAt"] > 0
+    with pytest.raises(ClientError) as ei:
+        logs.create_lookup_table(lookupTableName="levels", tableBody=csv)
+    assert error_code(ei) == "ResourceAlreadyExistsException"
+    with pytest.raises(ClientError) as ei:
+        logs.create_lookup_table(lookupTableName="bad-name", tableBody=csv)
+    assert error_code(ei) == "InvalidParameterException"
+    with pytest.raises(ClientError) as ei:
+        logs.create_lookup_table(lookupTableName="nobody")
+    assert error_code(ei) == "InvalidParameterException"
+
+    got = logs.get_lookup_table(lookupTableArn=arn)
+    assert got["tableBody"] == csv and got["sizeBytes"] == len(csv) and got["description"] == "by level"
+    listed = logs.describe_lookup_tables(lookupTableNamePrefix="lev")["lookupTables"]
+    assert [(t["lookupTableName"], t["tableFields"], t["recordsCount"]) for t in listed] == [
+        ("levels", ["level", "severity", "team"], 2)
+    ]
+
+    q = "lookup levels level OUTPUT severity | stats count(*) as n by severity | sort n desc"
+    r = wait(logs, start(logs, q, base))
+    assert r["status"] == "Complete", r
+    assert rows(r) == [{"severity": "low", "n": "900"}, {"severity": "high", "n": "100"}, {"n": "1"}]
+
+    # A table made from a finished query's results.
+    qid = start(logs, "stats count(*) as n by level", base)
+    assert wait(logs, qid)["status"] == "Complete"
+    from_query = logs.create_lookup_table(lookupTableName="counts", queryId=qid)["lookupTableArn"]
+    body = logs.get_lookup_table(lookupTableArn=from_query)["tableBody"]
+    assert body.splitlines()[0] == "level,n" and "ERROR,100" in body.splitlines()
+
+    logs.update_lookup_table(lookupTableArn=arn, tableBody="level,severity\nERROR,critical\n")
+    server.restart()
+    logs = server.client()
+    r = wait(logs, start(logs, "filter level = 'ERROR' | lookup levels level OUTPUT severity | stats count(*) as n by severity", base))
+    assert rows(r) == [{"severity": "critical", "n": "100"}]
+    logs.delete_lookup_table(lookupTableArn=arn)
+    with pytest.raises(ClientError) as ei:
+        logs.get_lookup_table(lookupTableArn=arn)
+    assert error_code(ei) == "ResourceNotFoundException"
+    with pytest.raises(ClientError) as ei:
+        start(logs, "lookup levels level OUTPUT severity", base)
+    assert error_code(ei) == "ResourceNotFoundException"

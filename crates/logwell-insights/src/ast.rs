@@ -45,6 +45,19 @@ pub enum Command {
     /// `diff [previousDay|previousWeek|previousMonth]`.
     Diff(DiffPeriod),
     Join(Join),
+    Lookup(Lookup),
+}
+
+/// `lookup table key [as field], ... OUTPUT|OUTPUTNEW out, ...`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Lookup {
+    pub table: String,
+    /// `(table field, event field)` pairs that must be equal.
+    pub keys: Vec<(String, String)>,
+    /// Table fields added to matching events.
+    pub output: Vec<String>,
+    /// `OUTPUTNEW`: only where the event has no value for the field yet (`OUTPUT` overwrites).
+    pub only_new: bool,
 }
 
 /// What `diff` compares the query's time range with.

@@ -351,6 +351,35 @@ fn command(c: Pair<Rule>) -> Result<Command, ParseError> {
             }
             Command::Join(join)
         }
+        Rule::lookup_cmd => {
+            let only_new = whole
+                .clone()
+                .into_inner()
+                .any(|p| p.as_rule() == Rule::kw_outputnew);
+            let mut lookup = Lookup {
+                table: String::new(),
+                keys: Vec::new(),
+                output: Vec::new(),
+                only_new,
+            };
+            for part in inner {
+                match part.as_rule() {
+                    Rule::lookup_name => lookup.table = part.as_str().to_string(),
+                    Rule::lookup_key => {
+                        let names: Vec<String> = part
+                            .into_inner()
+                            .filter(|p| p.as_rule() == Rule::name)
+                            .map(|n| field_name(n.into_inner().next().unwrap()))
+                            .collect();
+                        let event = names.get(1).unwrap_or(&names[0]).clone();
+                        lookup.keys.push((names[0].clone(), event));
+                    }
+                    Rule::name_list => lookup.output = name_list(Some(part)),
+                    _ => {}
+                }
+            }
+            Command::Lookup(lookup)
+        }
         other => unreachable!("grammar produced {other:?} as a command"),
     })
 }

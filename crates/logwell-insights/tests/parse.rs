@@ -272,3 +272,18 @@ fn join_subqueries_pattern_diff_and_offset_parse() {
     assert!(parse("stats count(*) by offset | fields pattern, diff").is_ok());
     assert!(parse("join left=a right=b where a.x = b.x").is_err());
 }
+
+#[test]
+fn lookup_names_its_table_keys_and_outputs() {
+    let q = parse("lookup user_data id as userId, org OUTPUTNEW name, email").unwrap();
+    assert_eq!(
+        q.commands[0],
+        Command::Lookup(Lookup {
+            table: "user_data".into(),
+            keys: vec![("id".into(), "userId".into()), ("org".into(), "org".into())],
+            output: vec!["name".into(), "email".into()],
+            only_new: true,
+        })
+    );
+    assert!(parse("lookup t id").is_err(), "OUTPUT is required");
+}

@@ -19,8 +19,8 @@ use datafusion::logical_expr::{
     ident, lit, when, Expr, ExprFunctionExt, LogicalPlan, LogicalPlanBuilder, SortExpr,
 };
 use logwell_insights::{
-    BinaryOp, Command, DiffPeriod, Expr as Ast, Join, ParsePattern, PeriodUnit, Projection, Query,
-    SortKey, Source, UnaryOp,
+    BinaryOp, Command, DiffPeriod, Expr as Ast, Join, Lookup, ParsePattern, PeriodUnit, Projection,
+    Query, SortKey, Source, UnaryOp,
 };
 use std::collections::HashMap;
 use std::ops::{Neg, Not};
@@ -255,6 +255,7 @@ fn command_fields(c: &Command, out: &mut Vec<String>) {
         Command::Sort(keys) => keys.iter().for_each(|k| collect_fields(&k.expr, out)),
         Command::Parse { field, .. } | Command::Unnest { field, .. } => out.push(field.clone()),
         Command::Dedup(names) => out.extend(names.iter().cloned()),
+        Command::Lookup(l) => out.extend(l.keys.iter().map(|(_, f)| f.clone())),
         _ => {}
     }
 }
@@ -277,6 +278,9 @@ pub trait Events {
         source: Option<&Source>,
         range: Option<(i64, i64)>,
     ) -> Result<LogicalPlan, QueryError>;
+
+    /// A lookup table's rows (text columns named by its header).
+    fn lookup(&self, table: &str) -> Result<LogicalPlan, QueryError>;
 }
 
 /// Compiles `query` over `base` (the events of the query's groups and time range).
@@ -626,6 +630,7 @@ impl<'a> Pipeline<'a> {
             }
             Command::Diff(period) => self.diff(*period, index),
             Command::Join(j) => self.join(j, index),
+            Command::Lookup(l) => self.lookup(l),
             Command::Sort(keys) => self.sort(keys),
             Command::Limit { n, any } => {
                 if !*any {
@@ -1028,6 +1033,75 @@ impl<'a> Pipeline<'a> {
         let mut cx = self.cx.clone();
         cx.range = range;
         Pipeline::run(prefix, base, cx, false)
+    }
+
+    /// `lookup table key [as field], ... OUTPUT|OUTPUTNEW out, ...`: a left join with the
+    /// table (its first row per key), adding the output fields to matching events.
+    fn lookup(&mut self, l: &Lookup) -> Result<(), QueryError> {
+        let table = self.cx.events.lookup(&l.table)?;
+        let columns: Vec<String> = table
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect();
+        for c in l.keys.iter().map(|(k, _)| k).chain(&l.output) {
+            if !columns.contains(c) {
+                return Err(malformed(format!(
+                    "lookup table {} has no field {c} (it has {})",
+                    l.table,
+                    columns.join(", ")
+                )));
+            }
+        }
+        let mut wanted: Vec<String> = l.keys.iter().map(|(_, f)| f.clone()).collect();
+        if l.only_new {
+            wanted.extend(l.output.iter().cloned());
+        }
+        self.ensure_names(wanted)?;
+        // One row per key: a table listing a key twice must not duplicate events.
+        let keys: Vec<String> = (0..l.keys.len()).map(|_| self.tmp("lookup_key")).collect();
+        let outs: Vec<String> = (0..l.output.len())
+            .map(|_| self.tmp("lookup_out"))
+            .collect();
+        let table = LogicalPlanBuilder::from(table)
+            .aggregate(
+                l.keys
+                    .iter()
+                    .zip(&keys)
+                    .map(|((k, _), tmp)| ident(k).alias(tmp)),
+                l.output
+                    .iter()
+                    .zip(&outs)
+                    .map(|(o, tmp)| agg::first_value(ident(o), vec![]).alias(tmp)),
+            )?
+            .build()?;
+        let on: Vec<Expr> = l
+            .keys
+            .iter()
+            .zip(&keys)
+            .map(|((_, field), tmp)| text(self.field(field)).eq(ident(tmp)))
+            .collect();
+        self.build(|b| b.join_on(table, JoinType::Left, on))?;
+        let cols = l
+            .output
+            .iter()
+            .zip(&outs)
+            .map(|(name, tmp)| {
+                let e = if l.only_new && self.fields.contains_key(name) {
+                    f::coalesce(vec![text(self.field(name)), ident(tmp)])
+                } else if self.fields.contains_key(name) {
+                    // OUTPUT overwrites where the table has a match.
+                    f::coalesce(vec![ident(tmp), text(self.field(name))])
+                } else {
+                    ident(tmp)
+                };
+                (name.clone(), t(e, Ty::Any))
+            })
+            .collect();
+        self.with_columns(cols)?;
+        let temps: Vec<&str> = keys.iter().chain(&outs).map(String::as_str).collect();
+        self.drop_columns(&temps)
     }
 
     /// `join type=... left=a right=b where a.f = b.f (subquery)`: every field of both sides

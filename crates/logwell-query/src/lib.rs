@@ -23,6 +23,7 @@
 pub mod compile;
 pub mod format;
 pub mod functions;
+pub mod lookup;
 pub mod pattern;
 pub mod table;
 pub mod udf;
@@ -156,6 +157,7 @@ pub struct Querier {
     engine: Engine,
     runtime: Arc<RuntimeEnv>,
     config: QueryConfig,
+    lookups: Arc<lookup::LookupTables>,
 }
 
 impl Querier {
@@ -178,7 +180,13 @@ impl Querier {
             engine,
             runtime,
             config,
+            lookups: Default::default(),
         })
+    }
+
+    /// The lookup tables the `lookup` command reads.
+    pub fn lookup_tables(&self) -> &Arc<lookup::LookupTables> {
+        &self.lookups
     }
 
     pub fn engine(&self) -> &Engine {
@@ -630,6 +638,20 @@ impl compile::Events for QueryEvents<'_> {
         let (groups, r) = self.resolve(source, range)?;
         self.querier
             .groups_plan(&groups, r.0, r.1, &self.counters, true)
+    }
+
+    fn lookup(&self, table: &str) -> Result<LogicalPlan, QueryError> {
+        let t = self.querier.lookups.get(table).ok_or_else(|| {
+            QueryError::Api(ApiError::new(
+                logwell_model::ErrorKind::ResourceNotFound,
+                format!("Lookup table {table} does not exist"),
+            ))
+        })?;
+        let mem = datafusion::datasource::MemTable::try_new(
+            t.batch.schema(),
+            vec![vec![t.batch.clone()]],
+        )?;
+        Ok(LogicalPlanBuilder::scan(table, provider_as_source(Arc::new(mem)), None)?.build()?)
     }
 }
 

@@ -36,6 +36,8 @@ enum Expected {
 struct File {
     /// (group, stream, timestamp ms, message), in file order.
     events: Vec<(String, String, i64, String)>,
+    /// Lookup tables: (name, CSV text).
+    tables: Vec<(String, String)>,
     cases: Vec<Case>,
 }
 
@@ -87,6 +89,17 @@ fn parse_file(path: &Path) -> File {
                     ));
                     i += 1;
                 }
+            }
+            "table" => {
+                let name = words.next().expect("table NAME").to_string();
+                i += 1;
+                let mut csv = String::new();
+                while i < lines.len() && !lines[i].trim().is_empty() {
+                    csv.push_str(lines[i]);
+                    csv.push('\n');
+                    i += 1;
+                }
+                file.tables.push((name, csv));
             }
             "query" => {
                 let at = i + 1;
@@ -344,6 +357,10 @@ async fn conformance_cases() {
             let dir = tempfile::tempdir().unwrap();
             let engine = stored(dir.path(), &file, phase).await;
             let querier = Querier::new(engine.clone(), QueryConfig::default()).unwrap();
+            for (name, csv) in &file.tables {
+                let table = logwell_query::lookup::LookupTable::parse(csv).unwrap();
+                querier.lookup_tables().set(name, table);
+            }
             for case in &file.cases {
                 total += 1;
                 if let Err(e) = run_case(&querier, &file, case).await {

@@ -2,6 +2,7 @@
 //! backed by logwell-storage.
 
 pub mod config;
+pub mod lookup_tables;
 mod ops;
 pub mod queries;
 pub mod tokens;
@@ -47,6 +48,7 @@ impl App {
             querier,
             config.storage.data_dir.clone(),
             std::time::Duration::from_secs(config.query.timeout_secs),
+            &format!("arn:aws:logs:{}:{}:", config.region, config.account_id),
         ));
         Ok(Arc::new(App {
             engine,

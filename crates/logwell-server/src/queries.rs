@@ -45,6 +45,7 @@ struct Entry {
 /// Every query this server has run recently, and the saved definitions.
 pub struct Queries {
     querier: Querier,
+    lookups: crate::lookup_tables::LookupTableStore,
     timeout: Duration,
     entries: Mutex<HashMap<String, Entry>>,
     definitions: Mutex<BTreeMap<String, Value>>,
@@ -152,6 +153,20 @@ fn language(s: &Option<String>) -> Result<(Language, &'static str), ApiError> {
     }
 }
 
+/// Replaces `path` with `body` so that a crash leaves the old or the new file, never a torn one.
+pub(crate) fn write_durably(path: &std::path::Path, body: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let tmp = path.with_extension("json.tmp");
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(body)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)?;
+    if let Some(dir) = path.parent() {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
+}
+
 fn offset_token(token: &Option<String>) -> Result<usize, ApiError> {
     match token {
         None => Ok(0),
@@ -163,14 +178,26 @@ fn offset_token(token: &Option<String>) -> Result<usize, ApiError> {
 }
 
 impl Queries {
-    pub fn new(querier: Querier, data_dir: PathBuf, timeout: Duration) -> Queries {
+    /// `arn_prefix` is `arn:aws:logs:<region>:<account>:` (lookup table ARNs extend it).
+    pub fn new(
+        querier: Querier,
+        data_dir: PathBuf,
+        timeout: Duration,
+        arn_prefix: &str,
+    ) -> Queries {
         let definitions_path = data_dir.join("query-definitions.json");
         let definitions = std::fs::read(&definitions_path)
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok())
             .unwrap_or_default();
+        let lookups = crate::lookup_tables::LookupTableStore::open(
+            &data_dir,
+            format!("{arn_prefix}lookup-table:"),
+            &querier,
+        );
         Queries {
             querier,
+            lookups,
             timeout,
             entries: Mutex::new(HashMap::new()),
             definitions: Mutex::new(definitions),
@@ -208,7 +235,7 @@ impl Queries {
                     .map(str::to_string);
                 required(id, "queryDefinitionId").and_then(|id| self.delete_definition(&id))
             }
-            _ => return None,
+            other => return self.lookups.dispatch(self, other, body),
         })
     }
 
@@ -475,19 +502,51 @@ impl Queries {
 
     fn save_definitions(&self, defs: &BTreeMap<String, Value>) -> Result<(), ApiError> {
         let body = serde_json::to_vec_pretty(defs).expect("definitions serialise");
-        let tmp = self.definitions_path.with_extension("json.tmp");
-        let write = || -> std::io::Result<()> {
-            use std::io::Write;
-            let mut f = std::fs::File::create(&tmp)?;
-            f.write_all(&body)?;
-            f.sync_all()?;
-            std::fs::rename(&tmp, &self.definitions_path)?;
-            if let Some(dir) = self.definitions_path.parent() {
-                std::fs::File::open(dir)?.sync_all()?;
+        write_durably(&self.definitions_path, &body)
+            .map_err(|e| ApiError::unavailable(format!("cannot save query definitions: {e}")))
+    }
+
+    /// A finished (or cancelled: its partial rows) query's results as CSV, a header row naming
+    /// its fields (CreateLookupTable from a queryId).
+    pub fn results_csv(&self, id: &str) -> Result<String, ApiError> {
+        let entries = self.entries.lock().unwrap();
+        let e = entries.get(id).ok_or_else(|| not_found("Query"))?;
+        let (fields, rows) = match (&e.results, e.status) {
+            (Some(r), _) => (r.fields.clone(), &r.rows),
+            (None, Status::Cancelled) => {
+                let mut fields: Vec<String> = Vec::new();
+                for row in &e.partial {
+                    for (f, _) in row {
+                        if !fields.contains(f) {
+                            fields.push(f.clone());
+                        }
+                    }
+                }
+                (fields, &e.partial)
             }
-            Ok(())
+            _ => {
+                return Err(ApiError::invalid(format!(
+                    "Query {id} has not finished (status {:?})",
+                    e.status
+                )))
+            }
         };
-        write().map_err(|e| ApiError::unavailable(format!("cannot save query definitions: {e}")))
+        let fields: Vec<String> = fields.into_iter().filter(|f| f != "@ptr").collect();
+        let mut w = csv::Writer::from_writer(Vec::new());
+        let io = |e: csv::Error| ApiError::unavailable(e.to_string());
+        w.write_record(&fields).map_err(io)?;
+        for row in rows {
+            let values = fields.iter().map(|f| {
+                row.iter()
+                    .find(|(k, _)| k == f)
+                    .map_or("", |(_, v)| v.as_str())
+            });
+            w.write_record(values).map_err(io)?;
+        }
+        let bytes = w
+            .into_inner()
+            .map_err(|e| ApiError::unavailable(e.to_string()))?;
+        Ok(String::from_utf8_lossy(&bytes).into_owned())
     }
 
     fn put_definition(&self, r: PutQueryDefinitionRequest) -> Result<Value, ApiError> {

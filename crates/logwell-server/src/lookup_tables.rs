@@ -1,0 +1,311 @@
+//! Lookup tables (CreateLookupTable, GetLookupTable, UpdateLookupTable, DeleteLookupTable,
+//! DescribeLookupTables): CSV tables the `lookup` query command reads. Kept in
+//! `<data-dir>/lookup-tables.json`, written whole (fsync, rename) on every change.
+
+use crate::queries::Queries;
+use logwell_model::{ApiError, ErrorKind};
+use logwell_query::lookup::{LookupTable, MAX_TABLE_BYTES};
+use logwell_query::Querier;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+/// CloudWatch's quota: lookup tables per account and Region.
+const MAX_TABLES: usize = 100;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct StoredTable {
+    name: String,
+    description: Option<String>,
+    table_body: String,
+    kms_key_id: Option<String>,
+    created_at: i64,
+    last_updated_time: i64,
+    #[serde(default)]
+    tags: BTreeMap<String, String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase", default)]
+struct TableRequest {
+    lookup_table_name: Option<String>,
+    lookup_table_arn: Option<String>,
+    description: Option<String>,
+    table_body: Option<String>,
+    query_id: Option<String>,
+    kms_key_id: Option<String>,
+    tags: Option<BTreeMap<String, String>>,
+    lookup_table_name_prefix: Option<String>,
+    max_results: Option<i64>,
+    next_token: Option<String>,
+}
+
+pub struct LookupTableStore {
+    path: PathBuf,
+    /// `arn:aws:logs:<region>:<account>:lookup-table:`.
+    arn_prefix: String,
+    tables: Mutex<BTreeMap<String, StoredTable>>,
+}
+
+fn parse_table(body: &str) -> Result<LookupTable, ApiError> {
+    LookupTable::parse(body).map_err(ApiError::invalid)
+}
+
+fn check_name(name: &str, param: &str) -> Result<(), ApiError> {
+    let ok = !name.is_empty()
+        && name.len() <= 256
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::constraint(
+            name,
+            param,
+            "satisfy regular expression pattern: ^[a-zA-Z0-9_]+$",
+        ))
+    }
+}
+
+fn not_found() -> ApiError {
+    ApiError::new(
+        ErrorKind::ResourceNotFound,
+        "The specified lookup table does not exist.",
+    )
+}
+
+impl LookupTableStore {
+    /// Loads the saved tables and hands them to the query engine.
+    pub fn open(data_dir: &std::path::Path, arn_prefix: String, querier: &Querier) -> Self {
+        let path = data_dir.join("lookup-tables.json");
+        let tables: BTreeMap<String, StoredTable> = std::fs::read(&path)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
+        for (name, t) in &tables {
+            match LookupTable::parse(&t.table_body) {
+                Ok(parsed) => querier.lookup_tables().set(name, parsed),
+                Err(e) => {
+                    tracing::warn!(table = %name, error = %e, "saved lookup table unreadable")
+                }
+            }
+        }
+        LookupTableStore {
+            path,
+            arn_prefix,
+            tables: Mutex::new(tables),
+        }
+    }
+
+    pub fn dispatch(
+        &self,
+        queries: &Queries,
+        op: &str,
+        body: Value,
+    ) -> Option<Result<Value, ApiError>> {
+        let request = || -> Result<TableRequest, ApiError> {
+            serde_json::from_value(body.clone()).map_err(|e| {
+                ApiError::new(
+                    ErrorKind::SerializationException,
+                    format!("Could not parse the request body: {e}"),
+                )
+            })
+        };
+        Some(match op {
+            "CreateLookupTable" => request().and_then(|r| self.create(queries, r)),
+            "GetLookupTable" => request().and_then(|r| self.get(r)),
+            "UpdateLookupTable" => request().and_then(|r| self.update(queries, r)),
+            "DeleteLookupTable" => request().and_then(|r| self.delete(queries.querier(), r)),
+            "DescribeLookupTables" => request().and_then(|r| self.describe(r)),
+            _ => return None,
+        })
+    }
+
+    fn arn(&self, name: &str) -> String {
+        format!("{}{name}", self.arn_prefix)
+    }
+
+    /// The table name an ARN (or a bare name) refers to.
+    fn name_of(&self, arn: Option<String>) -> Result<String, ApiError> {
+        let arn =
+            arn.ok_or_else(|| ApiError::constraint("null", "lookupTableArn", "not be null"))?;
+        Ok(arn
+            .strip_prefix(&self.arn_prefix)
+            .or_else(|| arn.rsplit_once(":lookup-table:").map(|(_, n)| n))
+            .unwrap_or(&arn)
+            .to_string())
+    }
+
+    /// The CSV body from `tableBody` or from a finished query's results (exactly one).
+    fn body(queries: &Queries, r: &TableRequest) -> Result<String, ApiError> {
+        match (&r.table_body, &r.query_id) {
+            (Some(b), None) => {
+                if b.is_empty() || b.len() > MAX_TABLE_BYTES {
+                    return Err(ApiError::constraint(
+                        "(table body)",
+                        "tableBody",
+                        "have length between 1 and 10485760",
+                    ));
+                }
+                Ok(b.clone())
+            }
+            (None, Some(id)) => queries.results_csv(id),
+            _ => Err(ApiError::invalid(
+                "Exactly one of tableBody or queryId must be specified.",
+            )),
+        }
+    }
+
+    fn create(&self, queries: &Queries, r: TableRequest) -> Result<Value, ApiError> {
+        let name = r
+            .lookup_table_name
+            .clone()
+            .ok_or_else(|| ApiError::constraint("null", "lookupTableName", "not be null"))?;
+        check_name(&name, "lookupTableName")?;
+        let body = Self::body(queries, &r)?;
+        let parsed = parse_table(&body)?;
+        let mut tables = self.tables.lock().unwrap();
+        if tables.contains_key(&name) {
+            return Err(ApiError::already_exists());
+        }
+        if tables.len() >= MAX_TABLES {
+            return Err(ApiError::new(
+                ErrorKind::LimitExceeded,
+                format!("An account can have at most {MAX_TABLES} lookup tables."),
+            ));
+        }
+        let now = logwell_model::now_millis();
+        let mut next = tables.clone();
+        next.insert(
+            name.clone(),
+            StoredTable {
+                name: name.clone(),
+                description: r.description,
+                table_body: body,
+                kms_key_id: r.kms_key_id,
+                created_at: now,
+                last_updated_time: now,
+                tags: r.tags.unwrap_or_default(),
+            },
+        );
+        self.save(&next)?;
+        *tables = next;
+        queries.querier().lookup_tables().set(&name, parsed);
+        Ok(json!({"lookupTableArn": self.arn(&name), "createdAt": now}))
+    }
+
+    fn get(&self, r: TableRequest) -> Result<Value, ApiError> {
+        let name = self.name_of(r.lookup_table_arn)?;
+        let tables = self.tables.lock().unwrap();
+        let t = tables.get(&name).ok_or_else(not_found)?;
+        Ok(json!({
+            "lookupTableArn": self.arn(&name),
+            "lookupTableName": name,
+            "description": t.description,
+            "tableBody": t.table_body,
+            "sizeBytes": t.table_body.len(),
+            "lastUpdatedTime": t.last_updated_time,
+            "kmsKeyId": t.kms_key_id,
+        }))
+    }
+
+    fn update(&self, queries: &Queries, r: TableRequest) -> Result<Value, ApiError> {
+        let name = self.name_of(r.lookup_table_arn.clone())?;
+        let body = Self::body(queries, &r)?;
+        let parsed = parse_table(&body)?;
+        let mut tables = self.tables.lock().unwrap();
+        let mut next = tables.clone();
+        let t = next.get_mut(&name).ok_or_else(not_found)?;
+        let now = logwell_model::now_millis();
+        t.table_body = body;
+        t.last_updated_time = now;
+        if r.description.is_some() {
+            t.description = r.description;
+        }
+        if r.kms_key_id.is_some() {
+            t.kms_key_id = r.kms_key_id;
+        }
+        self.save(&next)?;
+        *tables = next;
+        queries.querier().lookup_tables().set(&name, parsed);
+        Ok(json!({"lookupTableArn": self.arn(&name), "lastUpdatedTime": now}))
+    }
+
+    fn delete(&self, querier: &Querier, r: TableRequest) -> Result<Value, ApiError> {
+        let name = self.name_of(r.lookup_table_arn)?;
+        let mut tables = self.tables.lock().unwrap();
+        if !tables.contains_key(&name) {
+            return Err(not_found());
+        }
+        let mut next = tables.clone();
+        next.remove(&name);
+        self.save(&next)?;
+        *tables = next;
+        querier.lookup_tables().remove(&name);
+        Ok(json!({}))
+    }
+
+    fn describe(&self, r: TableRequest) -> Result<Value, ApiError> {
+        if let Some(p) = &r.lookup_table_name_prefix {
+            check_name(p, "lookupTableNamePrefix")?;
+        }
+        let max = r.max_results.unwrap_or(50);
+        if !(1..=100).contains(&max) {
+            return Err(ApiError::constraint(
+                &max.to_string(),
+                "maxResults",
+                "have value between 1 and 100",
+            ));
+        }
+        let after = match &r.next_token {
+            Some(t) => Some(
+                t.strip_prefix("l/")
+                    .ok_or_else(ApiError::bad_token)?
+                    .to_string(),
+            ),
+            None => None,
+        };
+        let tables = self.tables.lock().unwrap();
+        let matching: Vec<&StoredTable> = tables
+            .values()
+            .filter(|t| {
+                r.lookup_table_name_prefix
+                    .as_deref()
+                    .is_none_or(|p| t.name.starts_with(p))
+                    && after.as_deref().is_none_or(|a| t.name.as_str() > a)
+            })
+            .collect();
+        let page = &matching[..matching.len().min(max as usize)];
+        let items: Vec<Value> = page
+            .iter()
+            .map(|t| {
+                let parsed = LookupTable::parse(&t.table_body).ok();
+                json!({
+                    "lookupTableArn": self.arn(&t.name),
+                    "lookupTableName": t.name,
+                    "description": t.description,
+                    "tableFields": parsed.as_ref().map(|p| p.columns()).unwrap_or_default(),
+                    "recordsCount": parsed.as_ref().map_or(0, |p| p.rows()),
+                    "sizeBytes": t.table_body.len(),
+                    "lastUpdatedTime": t.last_updated_time,
+                    "kmsKeyId": t.kms_key_id,
+                })
+            })
+            .collect();
+        let mut out = json!({ "lookupTables": items });
+        if matching.len() > page.len() {
+            out["nextToken"] = Value::String(format!("l/{}", page.last().unwrap().name));
+        }
+        Ok(out)
+    }
+
+    fn save(&self, tables: &BTreeMap<String, StoredTable>) -> Result<(), ApiError> {
+        crate::queries::write_durably(
+            &self.path,
+            &serde_json::to_vec(tables).expect("tables serialise"),
+        )
+        .map_err(|e| ApiError::unavailable(format!("cannot save lookup tables: {e}")))
+    }
+}
