@@ -1722,10 +1722,24 @@ impl<'a> Pipeline<'a> {
                     Ty::Str,
                 )
             }
+            "parsedate" => {
+                let a = self.args(name, args, 2, 3)?;
+                if let Some(tz) = a.get(2) {
+                    if !matches!(&tz.e, Expr::Literal(ScalarValue::Utf8(Some(z)), _) if z.eq_ignore_ascii_case("UTC") || z == "Z")
+                    {
+                        return Err(malformed(format!(
+                            "{name}(): only the UTC time zone is supported"
+                        )));
+                    }
+                }
+                t(TextFn::ParseDate.call(vec![s(&a[0]), s(&a[1])]), Ty::Num)
+            }
             other => match crate::functions::TextFn::lookup(other) {
                 Some((func, n)) => {
                     let a = self.args(name, args, n, n)?;
-                    let ty = if func.returns_bool() {
+                    let ty = if func.returns_json() {
+                        Ty::Json
+                    } else if func.returns_bool() {
                         Ty::Bool
                     } else if func.returns_number() {
                         Ty::Num
@@ -1756,6 +1770,20 @@ impl<'a> Pipeline<'a> {
             }
             Ast::Call { name, args } if name.eq_ignore_ascii_case("rate") => {
                 self.rate(name, args, aggs)
+            }
+            Ast::Call { name, args } if name.eq_ignore_ascii_case("histogram") => {
+                let buckets = match args.get(1) {
+                    Some(Ast::Int(n)) if (1..=1000).contains(n) && args.len() == 2 => *n as usize,
+                    _ => {
+                        return Err(malformed(format!(
+                            "{name}() takes 2 arguments: a numeric field and a number of buckets from 1 to 1000"
+                        )))
+                    }
+                };
+                let x = num(self.expr(&args[0])?);
+                let col = format!("__agg{}", aggs.len());
+                aggs.push(agg::array_agg(x).alias(&col));
+                Ok(t(crate::udf::Histogram::call(ident(col), buckets), Ty::Json))
             }
             Ast::Call { name, args } if is_aggregate(&name.to_ascii_lowercase()) => {
                 let (a, ty) = self.aggregate(name, args)?;
@@ -1981,6 +2009,7 @@ fn is_aggregate(lname: &str) -> bool {
             | "count_over_time"
             | "sum_over_time"
             | "rate"
+            | "histogram"
     )
 }
 

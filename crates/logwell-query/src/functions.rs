@@ -29,6 +29,10 @@ pub enum TextFn {
     DecToHex,
     JsonArraySize,
     JsonArrayContains,
+    /// `split(s, delimiter)`: a JSON list of the parts.
+    Split,
+    /// `parseDate(s, javaPattern)`: epoch milliseconds (UTC).
+    ParseDate,
     /// The `pattern` command's template of a line (not callable by name).
     Pattern,
     /// The severity a pattern names (not callable by name).
@@ -63,6 +67,8 @@ impl TextFn {
             "dectohex" => (DecToHex, 1),
             "jsonarraysize" => (JsonArraySize, 1),
             "jsonarraycontains" => (JsonArrayContains, 2),
+            "split" => (Split, 2),
+            "parsedate" => (ParseDate, 2),
             _ => return None,
         })
     }
@@ -70,8 +76,8 @@ impl TextFn {
     fn out(self) -> Out {
         use TextFn::*;
         match self {
-            Ipv4ToNumber | HexToDec | JsonArraySize => Out::Num,
-            UrlEncode | UrlDecode | HexToAscii | DecToHex | Pattern | Severity => Out::Text,
+            Ipv4ToNumber | HexToDec | JsonArraySize | ParseDate => Out::Num,
+            UrlEncode | UrlDecode | HexToAscii | DecToHex | Pattern | Severity | Split => Out::Text,
             _ => Out::Bool,
         }
     }
@@ -82,6 +88,10 @@ impl TextFn {
     }
     pub fn returns_number(self) -> bool {
         matches!(self.out(), Out::Num)
+    }
+    /// Whether the result is JSON text of a list (reachable with `.0`, `unnest`, ...).
+    pub fn returns_json(self) -> bool {
+        matches!(self, TextFn::Split)
     }
 
     pub fn call(self, args: Vec<Expr>) -> Expr {
@@ -197,6 +207,80 @@ fn url_decode(s: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
+/// A Java `DateTimeFormatter` pattern as a chrono format string (the common letters).
+fn java_to_chrono(p: &str) -> String {
+    let mut out = String::new();
+    let chars: Vec<char> = p.chars().collect();
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        if c == '\'' {
+            // 'literal' ('' is a quote).
+            i += 1;
+            while i < chars.len() && chars[i] != '\'' {
+                if chars[i] == '%' {
+                    out.push('%');
+                }
+                out.push(chars[i]);
+                i += 1;
+            }
+            i += 1;
+            continue;
+        }
+        let mut n = 1;
+        while i + n < chars.len() && chars[i + n] == c {
+            n += 1;
+        }
+        let spec = match (c, n) {
+            ('y' | 'u', 2) => "%y",
+            ('y' | 'u', _) => "%Y",
+            ('M', 1 | 2) => "%m",
+            ('M', 3) => "%b",
+            ('M', _) => "%B",
+            ('d', _) => "%d",
+            ('H', _) => "%H",
+            ('h', _) => "%I",
+            ('m', _) => "%M",
+            ('s', _) => "%S",
+            ('S', 3) => "%3f",
+            ('S', 6) => "%6f",
+            ('S', 9) => "%9f",
+            ('S', _) => "%f",
+            ('a', _) => "%p",
+            ('E', 4) => "%A",
+            ('E', _) => "%a",
+            ('X', 1) | ('Z', _) | ('x', 1) => "%z",
+            ('X' | 'x', _) => "%:z",
+            ('%', _) => "%%",
+            _ => {
+                for _ in 0..n {
+                    out.push(c);
+                }
+                i += n;
+                continue;
+            }
+        };
+        out.push_str(spec);
+        i += n;
+    }
+    out
+}
+
+/// `parseDate`: a date-time written in a Java pattern, as epoch ms; without an offset, UTC.
+fn parse_date(s: &str, java: &str) -> Option<i64> {
+    let fmt = java_to_chrono(java);
+    let s = s.trim();
+    if let Ok(t) = chrono::DateTime::parse_from_str(s, &fmt) {
+        return Some(t.timestamp_millis());
+    }
+    if let Ok(t) = chrono::NaiveDateTime::parse_from_str(s, &fmt) {
+        return Some(t.and_utc().timestamp_millis());
+    }
+    chrono::NaiveDate::parse_from_str(s, &fmt)
+        .ok()
+        .map(|d| d.and_hms_opt(0, 0, 0).unwrap().and_utc().timestamp_millis())
+}
+
 fn hex_digits(s: &str) -> &str {
     let s = s.trim();
     s.strip_prefix("0x")
@@ -243,6 +327,14 @@ fn eval(f: TextFn, a: &str, b: Option<&str>) -> Option<Value> {
     use TextFn::*;
     Some(match f {
         Pattern => Value::Text(crate::pattern::template(a)),
+        Split => {
+            let parts: Vec<String> = match b? {
+                "" => a.chars().map(String::from).collect(),
+                d => a.split(d).map(String::from).collect(),
+            };
+            Value::Text(serde_json::to_string(&parts).ok()?)
+        }
+        ParseDate => Value::Num(parse_date(a, b?)? as f64),
         Severity => Value::Text(crate::pattern::severity(a)?.to_string()),
         IsValidIp => Value::Bool(parse_ip(a).is_some()),
         IsValidIpV4 => Value::Bool(matches!(parse_ip(a), Some(IpAddr::V4(_)))),
@@ -360,5 +452,19 @@ mod tests {
         assert_eq!(hex_to_ascii("0x48656c6c6f").as_deref(), Some("Hello"));
         assert_eq!(dec_to_hex("255").as_deref(), Some("0xff"));
         assert_eq!(dec_to_hex("-255.7").as_deref(), Some("-0xff"));
+        assert_eq!(
+            parse_date("2024-05-19 06:10:00.250", "yyyy-MM-dd HH:mm:ss.SSS"),
+            Some(1716099000250)
+        );
+        assert_eq!(
+            parse_date("19/May/2024:06:10:00 +0200", "dd/MMM/yyyy:HH:mm:ss Z"),
+            Some(1716091800000)
+        );
+        assert_eq!(parse_date("2024-05-19", "yyyy-MM-dd"), Some(1716076800000));
+        assert_eq!(
+            parse_date("2024-05-19T06:10:00Z", "yyyy-MM-dd'T'HH:mm:ss'Z'"),
+            Some(1716099000000)
+        );
+        assert_eq!(parse_date("garbage", "yyyy-MM-dd"), None);
     }
 }
