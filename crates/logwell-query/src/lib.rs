@@ -21,6 +21,7 @@
 //! ```
 
 pub mod compile;
+pub mod events;
 pub mod format;
 pub mod functions;
 pub mod lookup;
@@ -70,6 +71,17 @@ pub enum QueryError {
 
 impl From<DataFusionError> for QueryError {
     fn from(e: DataFusionError) -> Self {
+        // Storage that cannot be read is the service's fault, not the query's: 503.
+        if matches!(
+            e.find_root(),
+            DataFusionError::ObjectStore(_)
+                | DataFusionError::IoError(_)
+                | DataFusionError::ParquetError(_)
+        ) {
+            return QueryError::Api(ApiError::unavailable(format!(
+                "cannot read stored events: {e}"
+            )));
+        }
         match e {
             DataFusionError::Plan(m) => QueryError::Malformed(m),
             DataFusionError::SQL(e, _) => QueryError::Malformed(e.to_string()),

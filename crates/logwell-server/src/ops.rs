@@ -536,7 +536,13 @@ async fn filter_log_events(app: &App, r: FilterLogEventsRequest) -> Result<Strin
             scan.after = Some(key);
         }
     }
-    let mut rows = app.engine.scan(&g, &scan).await?;
+    // The pattern runs as a DataFusion filter over segments and memtable.
+    let mut rows = app
+        .queries
+        .querier()
+        .filter_events(&g, &scan, r.filter_pattern.as_deref())
+        .await
+        .map_err(crate::queries::to_api)?;
     let more = rows.len() > limit;
     rows.truncate(limit);
     let before_cap = rows.len();

@@ -52,7 +52,7 @@ pub struct Queries {
     definitions_path: PathBuf,
 }
 
-fn to_api(e: QueryError) -> ApiError {
+pub(crate) fn to_api(e: QueryError) -> ApiError {
     match e {
         QueryError::Malformed(m) => ApiError::new(ErrorKind::MalformedQuery, m),
         QueryError::Invalid(m) => ApiError::invalid(m),

@@ -1,0 +1,182 @@
+//! FilterLogEvents as a DataFusion plan over a group's segments and memtable: the filter pattern
+//! becomes a filter expression (the compiled matcher as a UDF, so its semantics are the filter
+//! crate's exactly), the time range and stream selection prune row groups, and a page is a TopK
+//! by event key.
+
+use crate::compile::CastTo;
+use crate::table::GroupTable;
+use crate::{Querier, QueryError};
+use arrow::array::{Array, AsArray};
+use arrow::datatypes::{DataType, Int64Type};
+use datafusion::common::Result as DfResult;
+use datafusion::datasource::provider_as_source;
+use datafusion::logical_expr::{
+    col, lit, ColumnarValue, Expr, LogicalPlanBuilder, ScalarFunctionArgs, ScalarUDF,
+    ScalarUDFImpl, Signature, Volatility,
+};
+use logwell_filter::FilterPattern;
+use logwell_storage::memtable::col as columns;
+use logwell_storage::{EventRow, Scan, StreamFilter};
+use std::hash::{Hash, Hasher};
+use std::ops::Not;
+use std::sync::Arc;
+
+/// `lw_filter_pattern(message)`: whether a filter pattern matches.
+#[derive(Debug)]
+struct PatternUdf {
+    text: String,
+    pattern: FilterPattern,
+    signature: Signature,
+}
+
+impl PartialEq for PatternUdf {
+    fn eq(&self, o: &Self) -> bool {
+        self.text == o.text
+    }
+}
+impl Eq for PatternUdf {}
+impl Hash for PatternUdf {
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        self.text.hash(h)
+    }
+}
+
+impl ScalarUDFImpl for PatternUdf {
+    fn name(&self) -> &str {
+        "lw_filter_pattern"
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, _: &[DataType]) -> DfResult<DataType> {
+        Ok(DataType::Boolean)
+    }
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        let msgs = args.args[0].to_array(args.number_rows)?;
+        let msgs = msgs.as_string::<i32>();
+        let out: arrow::array::BooleanArray = (0..msgs.len())
+            .map(|i| Some(msgs.is_valid(i) && self.pattern.matches(msgs.value(i))))
+            .collect();
+        Ok(ColumnarValue::Array(Arc::new(out)))
+    }
+}
+
+/// The filter expression a pattern compiles to.
+pub fn pattern_filter(text: &str, pattern: FilterPattern) -> Expr {
+    ScalarUDF::from(PatternUdf {
+        text: text.to_string(),
+        pattern,
+        signature: Signature::any(1, Volatility::Immutable),
+    })
+    .call(vec![col(columns::MESSAGE)])
+}
+
+/// `key > (t, s)` over the event columns.
+fn key_after(t: i64, s: i64) -> Expr {
+    let ts = col(columns::TIMESTAMP);
+    ts.clone()
+        .gt(lit(t))
+        .or(ts.eq(lit(t)).and(col(columns::SEQ).gt(lit(s))))
+}
+
+/// `key < (t, s)`.
+fn key_before(t: i64, s: i64) -> Expr {
+    let ts = col(columns::TIMESTAMP);
+    ts.clone()
+        .lt(lit(t))
+        .or(ts.eq(lit(t)).and(col(columns::SEQ).lt(lit(s))))
+}
+
+impl Querier {
+    /// The events of `group` that `scan` selects, in key order (newest first when asked), as
+    /// `Engine::scan` returns them. `pattern_text` is the pattern `scan.pattern` was parsed from.
+    pub async fn filter_events(
+        &self,
+        group: &str,
+        scan: &Scan,
+        pattern_text: Option<&str>,
+    ) -> Result<Vec<EventRow>, QueryError> {
+        let mut lo = scan.start.unwrap_or(i64::MIN);
+        let mut hi = scan.end.map_or(i64::MAX, |e| e.saturating_sub(1));
+        if let Some((t, _)) = scan.after {
+            lo = lo.max(t);
+        }
+        if let Some((t, _)) = scan.before {
+            hi = hi.min(t);
+        }
+        let snap = self.engine.snapshot(group, lo, hi)?;
+        lo = lo.max(snap.cutoff.unwrap_or(i64::MIN));
+        if lo > hi || scan.limit == 0 {
+            return Ok(Vec::new());
+        }
+        let ts = col(columns::TIMESTAMP);
+        let stream = col(columns::STREAM);
+        let mut pred = ts.clone().gt_eq(lit(lo)).and(ts.clone().lt_eq(lit(hi)));
+        for (name, floor) in &snap.tombstones {
+            pred = pred.and(
+                stream
+                    .clone()
+                    .eq(lit(name.as_str()))
+                    .and(col(columns::SEQ).lt(lit(*floor)))
+                    .not(),
+            );
+        }
+        match &scan.streams {
+            StreamFilter::All => {}
+            StreamFilter::Names(names) => {
+                let list = names.iter().map(|n| lit(n.as_str())).collect();
+                pred = pred.and(stream.clone().in_list(list, false));
+            }
+            StreamFilter::Prefix(p) => {
+                pred = pred.and(datafusion::functions::expr_fn::starts_with(
+                    stream.clone().cast_to_type(DataType::Utf8),
+                    lit(p.as_str()),
+                ));
+            }
+        }
+        if let Some((t, s)) = scan.after {
+            pred = pred.and(key_after(t, s));
+        }
+        if let Some((t, s)) = scan.before {
+            pred = pred.and(key_before(t, s));
+        }
+        if let Some(p) = &scan.pattern {
+            pred = pred.and(pattern_filter(pattern_text.unwrap_or_default(), p.clone()));
+        }
+        let asc = !scan.newest_first;
+        let table = GroupTable::new(snap, (lo, hi), Vec::new());
+        let plan = LogicalPlanBuilder::scan("events", provider_as_source(Arc::new(table)), None)?
+            .filter(pred)?
+            .sort_with_limit(
+                vec![ts.sort(asc, false), col(columns::SEQ).sort(asc, false)],
+                Some(scan.limit),
+            )?
+            .build()?;
+        let batches = self
+            .context()
+            .execute_logical_plan(plan)
+            .await?
+            .collect()
+            .await?;
+        let mut rows = Vec::new();
+        for b in &batches {
+            let streams = arrow::compute::cast(b.column(0), &DataType::Utf8)
+                .map_err(|e| QueryError::Execution(e.to_string()))?;
+            let streams = streams.as_string::<i32>();
+            let ts = b.column(1).as_primitive::<Int64Type>();
+            let ing = b.column(2).as_primitive::<Int64Type>();
+            let seq = b.column(3).as_primitive::<Int64Type>();
+            let msg = b.column(4).as_string::<i32>();
+            for i in 0..b.num_rows() {
+                rows.push(EventRow {
+                    stream: streams.value(i).to_string(),
+                    timestamp: ts.value(i),
+                    ingestion_time: ing.value(i),
+                    seq: seq.value(i),
+                    message: msg.value(i).to_string(),
+                });
+            }
+        }
+        Ok(rows)
+    }
+}
