@@ -644,7 +644,7 @@ impl<'a> Pipeline<'a> {
                 field,
                 pattern,
                 names,
-            } => self.parse(field, pattern, names),
+            } => self.parse(field, pattern, names, index),
             Command::Dedup(names) => self.dedup(names),
             Command::Unnest { field, into } => self.unnest(field, into),
             // Nothing is masked (no data-protection policies yet), so there is nothing to unmask.
@@ -702,11 +702,25 @@ impl<'a> Pipeline<'a> {
         self.build(|b| b.sort(order))
     }
 
+    /// The fields the commands after `index` read, or None when they may read any field.
+    fn read_later(&self, index: usize) -> Option<Vec<String>> {
+        let later = &self.commands[index + 1..];
+        if later.iter().any(|c| matches!(c, Command::Join(_))) {
+            return None;
+        }
+        let mut out = Vec::new();
+        for c in later {
+            command_fields(c, &mut out);
+        }
+        Some(out)
+    }
+
     fn parse(
         &mut self,
         field: &str,
         pattern: &ParsePattern,
         names: &[String],
+        index: usize,
     ) -> Result<(), QueryError> {
         let src = Ast::Field(field.to_string());
         self.ensure_fields([&src])?;
@@ -747,13 +761,34 @@ impl<'a> Pipeline<'a> {
                 (Captures::Regex(re), groups)
             }
         };
+        // Captures no later command reads are matched but not built (a 14-field parse of which
+        // a query reads three builds three columns).
+        let names: Vec<String> = match self.read_later(index) {
+            Some(reads) => names
+                .into_iter()
+                .enumerate()
+                .map(|(i, n)| {
+                    let read = reads.iter().any(|r| {
+                        *r == n
+                            || r.strip_prefix(n.as_str())
+                                .is_some_and(|x| x.starts_with('.'))
+                    });
+                    if read {
+                        n
+                    } else {
+                        format!("__unused{i}")
+                    }
+                })
+                .collect(),
+            None => names,
+        };
         let tmp = self.tmp("parse");
         let udf = Arc::new(ParseFields::udf(regex, names.clone()));
         let call = Expr::ScalarFunction(ScalarFunction::new_udf(udf, vec![text(input)]));
         self.with_columns(vec![(tmp.clone(), t(call, Ty::Any))])?;
         let cols = names
             .iter()
-            .filter(|n| !n.starts_with("__unnamed"))
+            .filter(|n| !n.starts_with("__"))
             .map(|n| (n.clone(), t(f::get_field(ident(&tmp), n.as_str()), Ty::Any)))
             .collect();
         self.with_columns(cols)?;

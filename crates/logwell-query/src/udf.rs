@@ -31,7 +31,13 @@ fn utf8_struct(names: &[String]) -> DataType {
 }
 
 /// A struct column of text fields named `names`, from one builder per field.
-fn struct_of(names: &[String], builders: Vec<StringBuilder>) -> Result<ColumnarValue> {
+fn struct_of(names: &[String], builders: Vec<StringBuilder>, rows: usize) -> Result<ColumnarValue> {
+    if names.is_empty() {
+        // Nothing is read, but the row count must still be right.
+        return Ok(ColumnarValue::Array(Arc::new(
+            StructArray::new_empty_fields(rows, None),
+        )));
+    }
     let DataType::Struct(fields) = utf8_struct(names) else {
         unreachable!("utf8_struct builds a struct")
     };
@@ -104,7 +110,7 @@ impl ScalarUDFImpl for JsonFields {
                 b.append_option(v.as_deref());
             }
         }
-        struct_of(&self.slots, builders)
+        struct_of(&self.slots, builders, msgs.len())
     }
 }
 
@@ -166,6 +172,9 @@ pub fn glob_captures(parts: &[String], s: &str, out: &mut Vec<(usize, usize)>) -
 pub struct ParseFields {
     captures: Captures,
     names: Vec<String>,
+    /// The captures the query reads (by position) and their names: only these are built.
+    kept: Vec<usize>,
+    kept_names: Vec<String>,
     signature: Signature,
 }
 
@@ -183,10 +192,17 @@ impl Hash for ParseFields {
 }
 
 impl ParseFields {
+    /// Captures named `__...` are matched but not returned (nothing reads them).
     pub fn udf(captures: Captures, names: Vec<String>) -> ScalarUDF {
+        let kept: Vec<usize> = (0..names.len())
+            .filter(|i| !names[*i].starts_with("__"))
+            .collect();
+        let kept_names = kept.iter().map(|i| names[*i].clone()).collect();
         ScalarUDF::from(ParseFields {
             captures,
             names,
+            kept,
+            kept_names,
             signature: Signature::any(1, Volatility::Immutable),
         })
     }
@@ -200,14 +216,15 @@ impl ScalarUDFImpl for ParseFields {
         &self.signature
     }
     fn return_type(&self, _: &[DataType]) -> Result<DataType> {
-        Ok(utf8_struct(&self.names))
+        Ok(utf8_struct(&self.kept_names))
     }
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let rows = args.number_rows;
         let input = strings(&args.args[0], rows)?;
         let input = input.as_string::<i32>();
         let n = self.names.len();
-        let mut builders: Vec<StringBuilder> = (0..n).map(|_| StringBuilder::new()).collect();
+        let mut builders: Vec<StringBuilder> =
+            self.kept.iter().map(|_| StringBuilder::new()).collect();
         let mut ranges: Vec<(usize, usize)> = Vec::with_capacity(n);
         let mut locs = match &self.captures {
             Captures::Regex(r) => Some(r.capture_locations()),
@@ -232,14 +249,14 @@ impl ScalarUDFImpl for ParseFields {
                     }
                     _ => false,
                 };
-            for (g, b) in builders.iter_mut().enumerate() {
+            for (&g, b) in self.kept.iter().zip(builders.iter_mut()) {
                 match ranges.get(g) {
                     Some(&(s, e)) if hit => b.append_value(&text[s..e]),
                     _ => b.append_null(),
                 }
             }
         }
-        struct_of(&self.names, builders)
+        struct_of(&self.kept_names, builders, input.len())
     }
 }
 
