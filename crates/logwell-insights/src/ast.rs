@@ -46,6 +46,37 @@ pub enum Command {
     Diff(DiffPeriod),
     Join(Join),
     Lookup(Lookup),
+    /// `accum f [as out]`.
+    Accum {
+        field: String,
+        alias: Option<String>,
+    },
+    /// `autoregress f [as alias] [p=from[-to]]`.
+    Autoregress {
+        field: String,
+        alias: Option<String>,
+        from: u64,
+        to: u64,
+    },
+    /// `countFrequent f, ...`.
+    CountFrequent(Vec<String>),
+    /// `filldown [f, ...]` (empty: every field).
+    Filldown(Vec<String>),
+    /// `sessionize f, ... [maxspan p] [as out]`.
+    Sessionize {
+        fields: Vec<String>,
+        maxspan: Option<Expr>,
+        alias: Option<String>,
+    },
+    /// `addtotals [fieldname=N] [row=b] [col=b] [f, ...]` (no fields: every numeric field).
+    AddTotals {
+        fieldname: String,
+        row: bool,
+        col: bool,
+        fields: Vec<String>,
+    },
+    /// `fillmissing [with value for field, ...]`.
+    FillMissing(Vec<(Expr, String)>),
 }
 
 /// `lookup table key [as field], ... OUTPUT|OUTPUTNEW out, ...`.

@@ -99,6 +99,13 @@ fn pratt() -> &'static PrattParser<Rule> {
     })
 }
 
+/// The names of a `f, g, ...` list of fields.
+fn field_list(p: Pair<Rule>) -> Vec<String> {
+    p.into_inner()
+        .map(|f| field_name(f.into_inner().next().unwrap()))
+        .collect()
+}
+
 /// The commands of a parenthesised subquery.
 fn subquery(p: Pair<Rule>) -> Result<Query, ParseError> {
     let commands = p.into_inner().map(command).collect::<Result<_, _>>()?;
@@ -351,6 +358,96 @@ fn command(c: Pair<Rule>) -> Result<Command, ParseError> {
             }
             Command::Join(join)
         }
+        Rule::accum_cmd | Rule::autoregress_cmd | Rule::sessionize_cmd => {
+            let mut fields = Vec::new();
+            let mut alias = None;
+            let (mut from, mut to) = (1, 1);
+            let mut maxspan = None;
+            for part in inner {
+                match part.as_rule() {
+                    Rule::expr_field => fields.push(field_name(part.into_inner().next().unwrap())),
+                    Rule::field_list => fields.extend(field_list(part)),
+                    Rule::name => alias = Some(field_name(part.into_inner().next().unwrap())),
+                    Rule::period => maxspan = Some(period(part)?),
+                    Rule::lag_range => {
+                        let mut n = part.clone().into_inner().map(|i| i.as_str().parse::<u64>());
+                        let bad = || {
+                            error_at(&part, "p= needs lags from 1 to 100, as p=1 or p=1-4".into())
+                        };
+                        from = n.next().and_then(|x| x.ok()).ok_or_else(bad)?;
+                        to = match n.next() {
+                            Some(x) => x.map_err(|_| bad())?,
+                            None => from,
+                        };
+                        if from == 0 || to < from || to > 100 {
+                            return Err(bad());
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            match rule {
+                Rule::accum_cmd => Command::Accum {
+                    field: fields.remove(0),
+                    alias,
+                },
+                Rule::autoregress_cmd => Command::Autoregress {
+                    field: fields.remove(0),
+                    alias,
+                    from,
+                    to,
+                },
+                _ => Command::Sessionize {
+                    fields,
+                    maxspan,
+                    alias,
+                },
+            }
+        }
+        Rule::count_frequent_cmd => Command::CountFrequent(field_list(inner.next().unwrap())),
+        Rule::filldown_cmd => Command::Filldown(inner.next().map(field_list).unwrap_or_default()),
+        Rule::addtotals_cmd => {
+            let (mut fieldname, mut row, mut col) = ("Total".to_string(), true, false);
+            let mut fields = Vec::new();
+            for part in inner {
+                match part.as_rule() {
+                    Rule::addtotals_opt => {
+                        let mut kv = part.clone().into_inner();
+                        let key = kv.next().unwrap().as_str().to_ascii_lowercase();
+                        let value = kv.next().unwrap().as_str().to_string();
+                        let flag = || match value.to_ascii_lowercase().as_str() {
+                            "true" => Ok(true),
+                            "false" => Ok(false),
+                            _ => Err(error_at(&part, format!("{key}= takes true or false"))),
+                        };
+                        match key.as_str() {
+                            "fieldname" => fieldname = value.clone(),
+                            "row" => row = flag()?,
+                            _ => col = flag()?,
+                        }
+                    }
+                    Rule::field_list => fields = field_list(part),
+                    _ => {}
+                }
+            }
+            Command::AddTotals {
+                fieldname,
+                row,
+                col,
+                fields,
+            }
+        }
+        Rule::fillmissing_cmd => Command::FillMissing(
+            inner
+                .filter(|p| p.as_rule() == Rule::fill_item)
+                .map(|item| {
+                    let mut parts = item.into_inner().filter(|p| p.as_rule() != Rule::kw_for);
+                    let value = primary(parts.next().unwrap())?;
+                    let field = field_name(parts.next().unwrap().into_inner().next().unwrap());
+                    Ok((value, field))
+                })
+                .collect::<Result<_, ParseError>>()?,
+        ),
         Rule::lookup_cmd => {
             let only_new = whole
                 .clone()

@@ -287,3 +287,67 @@ fn lookup_names_its_table_keys_and_outputs() {
     );
     assert!(parse("lookup t id").is_err(), "OUTPUT is required");
 }
+
+#[test]
+fn the_2026_row_commands_parse() {
+    let q = parse(
+        "fields bytes | accum bytes as total | autoregress bytes p=1-4 | countFrequent method, status \
+         | filldown host | sessionize userId, deviceId maxspan 1h as s | addtotals fieldname=RowSum col=true a, b \
+         | fillmissing with 0 for n, 'none' for host",
+    )
+    .unwrap();
+    assert_eq!(
+        q.commands[1],
+        Command::Accum {
+            field: "bytes".into(),
+            alias: Some("total".into())
+        }
+    );
+    assert_eq!(
+        q.commands[2],
+        Command::Autoregress {
+            field: "bytes".into(),
+            alias: None,
+            from: 1,
+            to: 4
+        }
+    );
+    assert_eq!(
+        q.commands[3],
+        Command::CountFrequent(vec!["method".into(), "status".into()])
+    );
+    assert_eq!(q.commands[4], Command::Filldown(vec!["host".into()]));
+    assert_eq!(
+        q.commands[5],
+        Command::Sessionize {
+            fields: vec!["userId".into(), "deviceId".into()],
+            maxspan: Some(Expr::Period {
+                value: 1,
+                unit: PeriodUnit::Hour
+            }),
+            alias: Some("s".into())
+        }
+    );
+    assert_eq!(
+        q.commands[6],
+        Command::AddTotals {
+            fieldname: "RowSum".into(),
+            row: true,
+            col: true,
+            fields: vec!["a".into(), "b".into()]
+        }
+    );
+    assert_eq!(
+        q.commands[7],
+        Command::FillMissing(vec![
+            (Expr::Int(0), "n".into()),
+            (Expr::Str("none".into()), "host".into())
+        ])
+    );
+    assert!(parse("autoregress x p=0").is_err());
+    assert!(parse("addtotals row=maybe").is_err());
+    assert!(
+        parse("fields accum, filldown").is_ok(),
+        "still usable as field names"
+    );
+}

@@ -191,6 +191,12 @@ struct Pipeline<'a> {
     /// Index of the last `sort` command, if any.
     sort_after: Option<usize>,
     next_tmp: usize,
+    /// After `stats ... by bin(p)` with that single key: its name, period and offset (ms), for
+    /// `fillmissing`.
+    bins: Option<(String, i64, i64)>,
+    /// Fields commands such as `accum` added while no `fields` command chose the output: they
+    /// follow the default fields.
+    added: Vec<String>,
 }
 
 /// The compiled query: a plan whose columns are the output fields, in order, plus (for
@@ -229,6 +235,11 @@ fn interval(value: u64, unit: PeriodUnit) -> ScalarValue {
         PeriodUnit::Year => return ScalarValue::IntervalYearMonth(Some(12 * v as i32)),
     };
     ScalarValue::new_interval_mdn(0, 0, ms * 1_000_000)
+}
+
+/// Whether an expression is a `bin(...)` call.
+fn is_bin(e: &Ast) -> bool {
+    matches!(e, Ast::Call { name, .. } if name.eq_ignore_ascii_case("bin"))
 }
 
 /// The same instant one calendar month earlier (the day clamped to the month's length).
@@ -372,6 +383,8 @@ impl<'a> Pipeline<'a> {
             count_at_filter,
             sort_after: commands.iter().rposition(|c| matches!(c, Command::Sort(_))),
             next_tmp: 0,
+            bins: None,
+            added: Vec::new(),
         };
         for (i, cmd) in commands.iter().enumerate() {
             if let Some(prev) = i.checked_sub(1).map(|j| &commands[j]) {
@@ -419,7 +432,9 @@ impl<'a> Pipeline<'a> {
         } else if !self.shown.is_empty() {
             self.shown.clone()
         } else {
-            vec![TS.into(), MSG.into(), "@logStream".into(), LOG.into()]
+            let mut out: Vec<String> = vec![TS.into(), MSG.into(), "@logStream".into(), LOG.into()];
+            out.extend(self.added.iter().cloned());
+            out
         }
     }
 
@@ -631,6 +646,78 @@ impl<'a> Pipeline<'a> {
             Command::Diff(period) => self.diff(*period, index),
             Command::Join(j) => self.join(j, index),
             Command::Lookup(l) => self.lookup(l),
+            Command::Accum { field, alias } => {
+                let x = self.field_value(field)?;
+                let sum = Expr::WindowFunction(Box::new(WindowFunction::new(
+                    datafusion::functions_aggregate::sum::sum_udaf(),
+                    vec![num(x)],
+                )));
+                let out = alias.clone().unwrap_or_else(|| field.clone());
+                self.running(vec![(out, sum, Ty::Num)], false)
+            }
+            Command::Autoregress {
+                field,
+                alias,
+                from,
+                to,
+            } => {
+                let x = self.field_value(field)?;
+                let cols = (*from..=*to)
+                    .map(|k| {
+                        let name = match alias {
+                            Some(a) if from == to => a.clone(),
+                            Some(a) => format!("{a}_p{k}"),
+                            None => format!("{field}_p{k}"),
+                        };
+                        let lag = datafusion::functions_window::expr_fn::lag(
+                            x.e.clone(),
+                            Some(k as i64),
+                            None,
+                        );
+                        (name, lag, x.ty)
+                    })
+                    .collect();
+                self.running(cols, false)
+            }
+            Command::CountFrequent(names) => {
+                let count = Projection {
+                    expr: Ast::Call {
+                        name: "count".into(),
+                        args: vec![Ast::Star],
+                    },
+                    alias: Some("_approxcount".into()),
+                    text: "count(*)".into(),
+                };
+                let by: Vec<Projection> = names
+                    .iter()
+                    .map(|n| Projection {
+                        expr: Ast::Field(n.clone()),
+                        alias: None,
+                        text: n.clone(),
+                    })
+                    .collect();
+                self.stats(&[count], &by, None, false)?;
+                if !self.sort_after.is_some_and(|s| s > index) {
+                    let mut order = vec![ident("_approxcount").sort(false, false)];
+                    order.extend(names.iter().map(|n| ident(n).sort(true, false)));
+                    self.build(|b| b.sort(order.clone()))?;
+                    self.order = Some(order);
+                }
+                Ok(())
+            }
+            Command::Filldown(names) => self.filldown(names),
+            Command::Sessionize {
+                fields,
+                maxspan,
+                alias,
+            } => self.sessionize(fields, maxspan.as_ref(), alias.as_deref()),
+            Command::AddTotals {
+                fieldname,
+                row,
+                col,
+                fields,
+            } => self.add_totals(fieldname, *row, *col, fields),
+            Command::FillMissing(fills) => self.fill_missing(fills, index),
             Command::Sort(keys) => self.sort(keys),
             Command::Limit { n, any } => {
                 if !*any {
@@ -838,8 +925,6 @@ impl<'a> Pipeline<'a> {
         offset: Option<&Ast>,
         key_order: bool,
     ) -> Result<(), QueryError> {
-        let is_bin =
-            |e: &Ast| matches!(e, Ast::Call { name, .. } if name.eq_ignore_ascii_case("bin"));
         let shift = match offset {
             Some(o) => {
                 if !by.iter().any(|p| is_bin(&p.expr)) {
@@ -911,8 +996,27 @@ impl<'a> Pipeline<'a> {
             .map(|(n, _)| ident(n).sort(true, false))
             .collect();
         if key_order && !order.is_empty() {
-            self.build(|b| b.sort(order))?;
+            self.build(|b| b.sort(order.clone()))?;
+            self.order = Some(order);
         }
+        self.bins = match by {
+            [p] if is_bin(&p.expr) => match &p.expr {
+                Ast::Call { args, .. } => match args.first() {
+                    Some(Ast::Period { value, unit }) => period_ms(*value, *unit).map(|ms| {
+                        let shift = match shift {
+                            Some(ScalarValue::IntervalMonthDayNano(Some(i))) => {
+                                i.nanoseconds / 1_000_000
+                            }
+                            _ => 0,
+                        };
+                        (p.name().to_string(), ms, shift)
+                    }),
+                    _ => None,
+                },
+                _ => None,
+            },
+            _ => None,
+        };
         Ok(())
     }
 
@@ -1068,6 +1172,292 @@ impl<'a> Pipeline<'a> {
         let mut cx = self.cx.clone();
         cx.range = range;
         Pipeline::run(prefix, base, cx, false)
+    }
+
+    /// Makes a field a command adds part of the output (after those shown so far).
+    fn show(&mut self, name: &str) {
+        if let Some(d) = &mut self.display {
+            if !d.iter().any(|n| n == name) {
+                d.push(name.to_string());
+            }
+        } else if self.stats == 0 {
+            let list = if self.shown.is_empty() {
+                &mut self.added
+            } else {
+                &mut self.shown
+            };
+            if !list.iter().any(|n| n == name) {
+                list.push(name.to_string());
+            }
+        }
+    }
+
+    /// A field as a value (extracted first if it is a discovered one).
+    fn field_value(&mut self, name: &str) -> Result<T, QueryError> {
+        self.ensure_names(vec![name.to_string()])?;
+        Ok(self.field(name))
+    }
+
+    /// The order rows are in now: the query's sort, newest first, or the stats key order.
+    fn row_order(&mut self) -> Result<Vec<SortExpr>, QueryError> {
+        self.default_order()?;
+        Ok(self.order.clone().unwrap_or_default())
+    }
+
+    /// Adds window columns computed over the rows in their current order (from the first row
+    /// to each row; `ignore_nulls` for last-value fills), then restores that order.
+    fn running(
+        &mut self,
+        cols: Vec<(String, Expr, Ty)>,
+        ignore_nulls: bool,
+    ) -> Result<(), QueryError> {
+        use datafusion::logical_expr::expr::NullTreatment;
+        use datafusion::logical_expr::{WindowFrame, WindowFrameBound, WindowFrameUnits};
+        let order = self.row_order()?;
+        let frame = WindowFrame::new_bounds(
+            WindowFrameUnits::Rows,
+            WindowFrameBound::Preceding(ScalarValue::UInt64(None)),
+            WindowFrameBound::CurrentRow,
+        );
+        let mut windows = Vec::new();
+        let mut outs = Vec::new();
+        for (name, e, ty) in cols {
+            let tmp = self.tmp("window");
+            let mut w = e.order_by(order.clone()).window_frame(frame.clone());
+            if ignore_nulls {
+                w = w.null_treatment(NullTreatment::IgnoreNulls);
+            }
+            let w = w.build()?;
+            windows.push(w.alias(&tmp));
+            outs.push((name, tmp, ty));
+        }
+        self.build(|b| b.window(windows))?;
+        let cols = outs
+            .iter()
+            .map(|(n, tmp, ty)| (n.clone(), t(ident(tmp), *ty)))
+            .collect();
+        self.with_columns(cols)?;
+        for (n, _, _) in &outs {
+            self.show(n);
+        }
+        let temps: Vec<&str> = outs.iter().map(|(_, tmp, _)| tmp.as_str()).collect();
+        self.drop_columns(&temps)?;
+        // Window evaluation reorders rows.
+        if !order.is_empty() {
+            self.build(|b| b.sort(order))?;
+        }
+        Ok(())
+    }
+
+    /// `filldown [f, ...]`: a missing value takes the last value above it (every field but
+    /// the system ones when none is named).
+    fn filldown(&mut self, names: &[String]) -> Result<(), QueryError> {
+        let names: Vec<String> = if names.is_empty() {
+            let mut all: Vec<String> = self
+                .fields
+                .keys()
+                .filter(|n| !n.starts_with('@') && !n.starts_with("__"))
+                .cloned()
+                .collect();
+            all.sort();
+            all
+        } else {
+            names.to_vec()
+        };
+        let mut cols = Vec::new();
+        for n in &names {
+            let x = self.field_value(n)?;
+            let last = datafusion::functions_window::expr_fn::last_value(x.e.clone());
+            cols.push((n.clone(), last, x.ty));
+        }
+        self.running(cols, true)
+    }
+
+    /// `sessionize f, ... [maxspan p] [as out]`: events of one identity belong to one session
+    /// until a gap longer than `maxspan` (30m by default); the id is the identity values and
+    /// the session's number, `alice:1`.
+    fn sessionize(
+        &mut self,
+        fields: &[String],
+        maxspan: Option<&Ast>,
+        alias: Option<&str>,
+    ) -> Result<(), QueryError> {
+        let ts = self.timestamp("sessionize")?;
+        let gap = match maxspan {
+            Some(p) => {
+                let (v, u) = self.period_arg("maxspan", p)?;
+                match interval(v, u) {
+                    ScalarValue::IntervalMonthDayNano(Some(i)) => i.nanoseconds / 1_000_000,
+                    _ => return Err(malformed("maxspan must be in milliseconds to weeks")),
+                }
+            }
+            None => 30 * 60_000,
+        };
+        self.ensure_names(fields.to_vec())?;
+        let keys: Vec<Expr> = fields.iter().map(|f| text(self.field(f))).collect();
+        let order = vec![ts.clone().sort(true, false), ident(SEQ).sort(true, false)];
+        let prev = self.tmp("prev");
+        let lag = datafusion::functions_window::expr_fn::lag(millis(ts.clone()), Some(1), None)
+            .partition_by(keys.clone())
+            .order_by(order.clone())
+            .build()?;
+        self.build(|b| b.window(vec![lag.alias(&prev)]))?;
+        let starts = self.tmp("starts");
+        let new_session = when(
+            ident(&prev)
+                .is_null()
+                .or((millis(ts.clone()) - ident(&prev)).gt(lit(gap))),
+            lit(1i64),
+        )
+        .otherwise(lit(0i64))?;
+        self.with_columns(vec![(starts.clone(), t(new_session, Ty::Num))])?;
+        let number = self.tmp("session");
+        let sum = Expr::WindowFunction(Box::new(WindowFunction::new(
+            datafusion::functions_aggregate::sum::sum_udaf(),
+            vec![ident(&starts)],
+        )))
+        .partition_by(keys.clone())
+        .order_by(order)
+        .window_frame(datafusion::logical_expr::WindowFrame::new_bounds(
+            datafusion::logical_expr::WindowFrameUnits::Rows,
+            datafusion::logical_expr::WindowFrameBound::Preceding(ScalarValue::UInt64(None)),
+            datafusion::logical_expr::WindowFrameBound::CurrentRow,
+        ))
+        .build()?;
+        self.build(|b| b.window(vec![sum.alias(&number)]))?;
+        let mut parts: Vec<Expr> = keys
+            .into_iter()
+            .map(|k| f::coalesce(vec![k, lit("")]))
+            .collect();
+        parts.push(ident(&number).cast_to_type(DataType::Utf8));
+        let id = f::concat_ws(lit(":"), parts);
+        let out = alias.unwrap_or("session_id").to_string();
+        self.with_columns(vec![(out.clone(), t(id, Ty::Str))])?;
+        self.show(&out);
+        self.drop_columns(&[&prev, &starts, &number])?;
+        let order = self.row_order()?;
+        if !order.is_empty() {
+            self.build(|b| b.sort(order))?;
+        }
+        Ok(())
+    }
+
+    /// `addtotals`: a row total column over numeric fields, and with `col=true` a last row
+    /// holding each column's total.
+    fn add_totals(
+        &mut self,
+        fieldname: &str,
+        row: bool,
+        col: bool,
+        fields: &[String],
+    ) -> Result<(), QueryError> {
+        let fields: Vec<String> = if fields.is_empty() {
+            self.output_fields()
+                .into_iter()
+                .filter(|n| !n.starts_with('@') && self.fields.get(n) == Some(&Ty::Num))
+                .collect()
+        } else {
+            fields.to_vec()
+        };
+        self.ensure_names(fields.clone())?;
+        // Totalled fields become numbers, so that the summary row types line up.
+        let as_numbers: Vec<(String, T)> = fields
+            .iter()
+            .map(|n| (n.clone(), t(num(self.field(n)), Ty::Num)))
+            .collect();
+        self.with_columns(as_numbers)?;
+        let mut summed = fields.clone();
+        if row {
+            let total = fields
+                .iter()
+                .map(|n| f::coalesce(vec![ident(n), lit(0.0)]))
+                .reduce(|a, b| a + b)
+                .unwrap_or(lit(0.0));
+            self.with_columns(vec![(fieldname.to_string(), t(total, Ty::Num))])?;
+            self.show(fieldname);
+            summed.push(fieldname.to_string());
+        }
+        if !col {
+            return Ok(());
+        }
+        let order = self.order.clone().unwrap_or_default();
+        let summary = self.tmp("summary");
+        let schema = self.plan.schema().clone();
+        let sums: Vec<Expr> = summed.iter().map(|n| agg::sum(ident(n)).alias(n)).collect();
+        let mut row_exprs = Vec::new();
+        for (i, field) in schema.fields().iter().enumerate() {
+            let name = field.name();
+            let e = if summed.contains(name) {
+                ident(name)
+            } else {
+                lit(ScalarValue::try_from(field.data_type())?)
+            };
+            let _ = i;
+            row_exprs.push(e.alias(name));
+        }
+        row_exprs.push(lit(1i64).alias(&summary));
+        let totals = LogicalPlanBuilder::from(self.plan.clone())
+            .aggregate(Vec::<Expr>::new(), sums)?
+            .project(row_exprs)?
+            .build()?;
+        self.with_columns(vec![(summary.clone(), t(lit(0i64), Ty::Num))])?;
+        self.build(|b| b.union(totals))?;
+        let mut sort = vec![ident(&summary).sort(true, false)];
+        sort.extend(order);
+        self.build(|b| b.sort(sort))?;
+        self.drop_columns(&[&summary])
+    }
+
+    /// `fillmissing [with v for f, ...]`: after `stats ... by bin(p)`, a row for every bin of
+    /// the time range that has none, its other fields missing or set to the given values.
+    fn fill_missing(&mut self, fills: &[(Ast, String)], index: usize) -> Result<(), QueryError> {
+        let Some((key, period, shift)) = self.bins.clone() else {
+            return Err(malformed(
+                "fillmissing follows stats ... by bin(period) with the bin as the only key",
+            ));
+        };
+        let (lo, hi) = self.cx.range;
+        let first = (lo - shift).div_euclid(period) * period + shift;
+        let count = (hi - first) / period + 1;
+        if count > 100_000 {
+            return Err(malformed(format!(
+                "fillmissing would add {count} bins; at most 100000 (use a larger bin)"
+            )));
+        }
+        let bins: Vec<Vec<Expr>> = (0..count)
+            .map(|i| {
+                vec![lit(ScalarValue::TimestampMillisecond(
+                    Some(first + i * period),
+                    None,
+                ))]
+            })
+            .collect();
+        let all = self.tmp("bin");
+        let values = LogicalPlanBuilder::values(bins)?.build()?;
+        let first_col = values.schema().field(0).name().clone();
+        let values = LogicalPlanBuilder::from(values)
+            .project(vec![ident(first_col).alias(&all)])?
+            .build()?;
+        let current = std::mem::replace(&mut self.plan, values);
+        self.build(|b| b.join_on(current, JoinType::Left, vec![ident(&all).eq(ident(&key))]))?;
+        let mut cols = vec![(key.clone(), t(ident(&all), Ty::Time))];
+        for (value, field) in fills {
+            let v = self.expr(value)?;
+            let ty = self.fields.get(field).copied().unwrap_or(Ty::Any);
+            let e = match ty {
+                Ty::Num => f::coalesce(vec![num(self.field(field)), num(v)]),
+                _ => f::coalesce(vec![text(self.field(field)), text(v)]),
+            };
+            cols.push((field.clone(), t(e, ty)));
+        }
+        self.with_columns(cols)?;
+        self.drop_columns(&[&all])?;
+        if !self.sort_after.is_some_and(|s| s > index) {
+            let order = vec![ident(&key).sort(true, false)];
+            self.build(|b| b.sort(order.clone()))?;
+            self.order = Some(order);
+        }
+        Ok(())
     }
 
     /// `lookup table key [as field], ... OUTPUT|OUTPUTNEW out, ...`: a left join with the
