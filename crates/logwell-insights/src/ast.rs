@@ -77,6 +77,29 @@ pub enum Command {
     },
     /// `fillmissing [with value for field, ...]`.
     FillMissing(Vec<(Expr, String)>),
+    /// `outlier [action=remove|transform] [param=n] [uselower=b] [mark=b] f ...`.
+    Outlier {
+        remove: bool,
+        param: f64,
+        use_lower: bool,
+        mark: bool,
+        fields: Vec<String>,
+    },
+    /// `appendcols [override=b] [max=n] (subquery)`.
+    AppendCols {
+        override_fields: bool,
+        max: u64,
+        query: Query,
+    },
+    /// `cidrlookup table ipField [as cidrColumn] OUTPUT|OUTPUTNEW f [as g], ...`.
+    CidrLookup {
+        table: String,
+        ip_field: String,
+        cidr_column: Option<String>,
+        /// `(table field, event field)`.
+        output: Vec<(String, String)>,
+        only_new: bool,
+    },
 }
 
 /// `lookup table key [as field], ... OUTPUT|OUTPUTNEW out, ...`.

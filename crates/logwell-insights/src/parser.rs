@@ -448,6 +448,106 @@ fn command(c: Pair<Rule>) -> Result<Command, ParseError> {
                 })
                 .collect::<Result<_, ParseError>>()?,
         ),
+        Rule::outlier_cmd | Rule::appendcols_cmd => {
+            let (mut remove, mut param, mut use_lower, mut mark) = (false, 2.5, false, false);
+            let (mut override_fields, mut max) = (false, 10_000u64);
+            let mut fields = Vec::new();
+            let mut query = None;
+            for part in inner {
+                match part.as_rule() {
+                    Rule::option => {
+                        let mut kv = part.clone().into_inner();
+                        let key = kv.next().unwrap().as_str().to_ascii_lowercase();
+                        let value = kv.next().unwrap().as_str().to_ascii_lowercase();
+                        let bad = |what: &str| error_at(&part, format!("{key}= takes {what}"));
+                        let flag = || match value.as_str() {
+                            "true" => Ok(true),
+                            "false" => Ok(false),
+                            _ => Err(bad("true or false")),
+                        };
+                        let outlier = rule == Rule::outlier_cmd;
+                        match key.as_str() {
+                            "action" if outlier => {
+                                remove = match value.as_str() {
+                                    "remove" | "rm" => true,
+                                    "transform" | "tf" => false,
+                                    _ => return Err(bad("remove or transform")),
+                                }
+                            }
+                            "param" if outlier => {
+                                param = value
+                                    .parse()
+                                    .ok()
+                                    .filter(|p: &f64| *p > 0.0)
+                                    .ok_or_else(|| bad("a positive number"))?
+                            }
+                            "uselower" if outlier => use_lower = flag()?,
+                            "mark" if outlier => mark = flag()?,
+                            "override" if !outlier => override_fields = flag()?,
+                            "max" if !outlier => {
+                                max = value
+                                    .parse()
+                                    .ok()
+                                    .filter(|m| (1..=100_000).contains(m))
+                                    .ok_or_else(|| bad("a number from 1 to 100000"))?
+                            }
+                            _ => return Err(error_at(&part, format!("unknown option {key}="))),
+                        }
+                    }
+                    Rule::expr_field => fields.push(field_name(part.into_inner().next().unwrap())),
+                    Rule::subquery => query = Some(subquery(part)?),
+                    _ => {}
+                }
+            }
+            match query {
+                Some(query) => Command::AppendCols {
+                    override_fields,
+                    max,
+                    query,
+                },
+                None => Command::Outlier {
+                    remove,
+                    param,
+                    use_lower,
+                    mark,
+                    fields,
+                },
+            }
+        }
+        Rule::cidrlookup_cmd => {
+            let only_new = whole
+                .clone()
+                .into_inner()
+                .any(|p| p.as_rule() == Rule::kw_outputnew);
+            let mut table = String::new();
+            let mut ip_field = String::new();
+            let mut cidr_column = None;
+            let mut output = Vec::new();
+            for part in inner {
+                match part.as_rule() {
+                    Rule::lookup_name => table = part.as_str().to_string(),
+                    Rule::expr_field => ip_field = field_name(part.into_inner().next().unwrap()),
+                    Rule::name => cidr_column = Some(field_name(part.into_inner().next().unwrap())),
+                    Rule::cidr_out => {
+                        let names: Vec<String> = part
+                            .into_inner()
+                            .filter(|p| p.as_rule() == Rule::name)
+                            .map(|n| field_name(n.into_inner().next().unwrap()))
+                            .collect();
+                        let event = names.get(1).unwrap_or(&names[0]).clone();
+                        output.push((names[0].clone(), event));
+                    }
+                    _ => {}
+                }
+            }
+            Command::CidrLookup {
+                table,
+                ip_field,
+                cidr_column,
+                output,
+                only_new,
+            }
+        }
         Rule::lookup_cmd => {
             let only_new = whole
                 .clone()

@@ -351,3 +351,47 @@ fn the_2026_row_commands_parse() {
         "still usable as field names"
     );
 }
+
+#[test]
+fn outlier_appendcols_and_cidrlookup_parse() {
+    let q = parse(
+        "fields cpu, memory | outlier action=remove param=3.0 uselower=true mark=true cpu memory \
+         | appendcols override=true ( SOURCE 'lg' | stats avg(latency) as avgLat by svc ) \
+         | cidrlookup net_table srcAddr as range OUTPUT region, owner as team",
+    )
+    .unwrap();
+    assert_eq!(
+        q.commands[1],
+        Command::Outlier {
+            remove: true,
+            param: 3.0,
+            use_lower: true,
+            mark: true,
+            fields: vec!["cpu".into(), "memory".into()]
+        }
+    );
+    let Command::AppendCols {
+        override_fields,
+        max,
+        query,
+    } = &q.commands[2]
+    else {
+        panic!("{:?}", q.commands[2]);
+    };
+    assert!(*override_fields && *max == 10_000 && query.commands.len() == 2);
+    assert_eq!(
+        q.commands[3],
+        Command::CidrLookup {
+            table: "net_table".into(),
+            ip_field: "srcAddr".into(),
+            cidr_column: Some("range".into()),
+            output: vec![
+                ("region".into(), "region".into()),
+                ("owner".into(), "team".into())
+            ],
+            only_new: false,
+        }
+    );
+    assert!(parse("outlier action=explode x").is_err());
+    assert!(parse("appendcols max=0 (fields a)").is_err());
+}

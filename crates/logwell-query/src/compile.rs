@@ -718,6 +718,25 @@ impl<'a> Pipeline<'a> {
                 fields,
             } => self.add_totals(fieldname, *row, *col, fields),
             Command::FillMissing(fills) => self.fill_missing(fills, index),
+            Command::Outlier {
+                remove,
+                param,
+                use_lower,
+                mark,
+                fields,
+            } => self.outlier(*remove, *param, *use_lower, *mark, fields),
+            Command::AppendCols {
+                override_fields,
+                max,
+                query,
+            } => self.append_cols(*override_fields, *max, query),
+            Command::CidrLookup {
+                table,
+                ip_field,
+                cidr_column,
+                output,
+                only_new,
+            } => self.cidr_lookup(table, ip_field, cidr_column.as_deref(), output, *only_new),
             Command::Sort(keys) => self.sort(keys),
             Command::Limit { n, any } => {
                 if !*any {
@@ -1460,6 +1479,242 @@ impl<'a> Pipeline<'a> {
         Ok(())
     }
 
+    /// `outlier`: values more than `param` interquartile ranges above the third quartile (or,
+    /// with `use_lower`, below the first) are outliers; their rows are removed, or the values
+    /// clamped to that bound; `mark` adds `_outlier` (true/false).
+    fn outlier(
+        &mut self,
+        remove: bool,
+        param: f64,
+        use_lower: bool,
+        mark: bool,
+        fields: &[String],
+    ) -> Result<(), QueryError> {
+        self.ensure_names(fields.to_vec())?;
+        let as_numbers: Vec<(String, T)> = fields
+            .iter()
+            .map(|n| (n.clone(), t(num(self.field(n)), Ty::Num)))
+            .collect();
+        self.with_columns(as_numbers)?;
+        let order = self.order.clone().unwrap_or_default();
+        let mut quartiles = Vec::new();
+        let mut bounds = Vec::new();
+        for f in fields {
+            let (q1, q3) = (self.tmp("q1"), self.tmp("q3"));
+            for (name, p) in [(&q1, 0.25), (&q3, 0.75)] {
+                quartiles
+                    .push(agg::percentile_cont(ident(f).sort(true, false), lit(p)).alias(name));
+            }
+            let iqr = ident(&q3) - ident(&q1);
+            let hi = ident(&q3) + lit(param) * iqr.clone();
+            let lo = ident(&q1) - lit(param) * iqr;
+            bounds.push((f.clone(), q1, q3, hi, lo));
+        }
+        let stats = LogicalPlanBuilder::from(self.plan.clone())
+            .aggregate(Vec::<Expr>::new(), quartiles)?
+            .build()?;
+        self.build(|b| b.cross_join(stats))?;
+        let mut any: Option<Expr> = None;
+        for (f, _, _, hi, lo) in &bounds {
+            let mut out = ident(f).gt(hi.clone());
+            if use_lower {
+                out = out.or(ident(f).lt(lo.clone()));
+            }
+            let out = f::coalesce(vec![out, lit(false)]);
+            any = Some(match any {
+                Some(a) => a.or(out),
+                None => out,
+            });
+        }
+        let any = any.unwrap_or(lit(false));
+        if mark {
+            self.with_columns(vec![("_outlier".into(), t(any.clone(), Ty::Bool))])?;
+            self.show("_outlier");
+        }
+        if remove {
+            self.build(|b| b.filter(any.not()))?;
+        } else {
+            let clamped = bounds
+                .iter()
+                .map(|(f, _, _, hi, lo)| {
+                    let mut e = when(ident(f).gt(hi.clone()), hi.clone());
+                    if use_lower {
+                        e = e.when(ident(f).lt(lo.clone()), lo.clone());
+                    }
+                    Ok((f.clone(), t(e.otherwise(ident(f))?, Ty::Num)))
+                })
+                .collect::<Result<Vec<_>, QueryError>>()?;
+            self.with_columns(clamped)?;
+        }
+        let temps: Vec<String> = bounds
+            .iter()
+            .flat_map(|(_, q1, q3, _, _)| [q1.clone(), q3.clone()])
+            .collect();
+        self.drop_columns(&temps.iter().map(String::as_str).collect::<Vec<_>>())?;
+        if !order.is_empty() {
+            self.build(|b| b.sort(order))?;
+        }
+        Ok(())
+    }
+
+    /// `appendcols (subquery)`: the subquery's fields joined row by row (first with first),
+    /// keeping existing values unless `override_fields`.
+    fn append_cols(
+        &mut self,
+        override_fields: bool,
+        max: u64,
+        query: &Query,
+    ) -> Result<(), QueryError> {
+        let mut sub = self.subquery(&query.commands, None)?;
+        let sub_fields = sub.output_fields();
+        let sub_order = sub.row_order()?;
+        let (rn, sub_rn) = (self.tmp("rn"), self.tmp("sub_rn"));
+        let number = |order: Vec<SortExpr>| {
+            let rn = datafusion::functions_window::expr_fn::row_number();
+            if order.is_empty() {
+                Ok(rn)
+            } else {
+                rn.order_by(order).build()
+            }
+        };
+        let mut sub_cols = vec![ident(&sub_rn)];
+        let mut renamed = Vec::new();
+        for f in &sub_fields {
+            let tmp = self.tmp("sub");
+            let ty = sub.fields.get(f).copied().unwrap_or(Ty::Any);
+            sub_cols.push(sub.field(f).e.alias(&tmp));
+            renamed.push((f.clone(), tmp, ty));
+        }
+        let sub_plan = LogicalPlanBuilder::from(sub.plan)
+            .window(vec![number(sub_order)?.alias(&sub_rn)])?
+            .filter(ident(&sub_rn).lt_eq(lit(max)))?
+            .project(sub_cols)?
+            .build()?;
+        let order = self.row_order()?;
+        self.build(|b| b.window(vec![number(order)?.alias(&rn)]))?;
+        self.build(|b| {
+            b.join_on(
+                sub_plan,
+                JoinType::Left,
+                vec![ident(&rn).eq(ident(&sub_rn))],
+            )
+        })?;
+        let cols = renamed
+            .iter()
+            .map(|(f, tmp, ty)| {
+                let e = match (self.fields.get(f), override_fields) {
+                    (Some(_), true) => f::coalesce(vec![ident(tmp), ident(f)]),
+                    (Some(_), false) => f::coalesce(vec![ident(f), ident(tmp)]),
+                    (None, _) => ident(tmp),
+                };
+                (f.clone(), t(e, *ty))
+            })
+            .collect();
+        self.with_columns(cols)?;
+        for (f, _, _) in &renamed {
+            self.show(f);
+        }
+        let order = vec![ident(&rn).sort(true, false)];
+        self.build(|b| b.sort(order))?;
+        let mut temps: Vec<&str> = renamed.iter().map(|(_, tmp, _)| tmp.as_str()).collect();
+        temps.push(&rn);
+        temps.push(&sub_rn);
+        self.drop_columns(&temps)
+    }
+
+    /// `cidrlookup table ip [as cidrColumn] OUTPUT|OUTPUTNEW f [as g], ...`: enrich events from
+    /// the table row whose CIDR range holds the IP address (the most specific one).
+    fn cidr_lookup(
+        &mut self,
+        table_name: &str,
+        ip_field: &str,
+        cidr_column: Option<&str>,
+        output: &[(String, String)],
+        only_new: bool,
+    ) -> Result<(), QueryError> {
+        let table = self.cx.events.lookup(table_name)?;
+        let columns: Vec<String> = table
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect();
+        let cidr = match cidr_column {
+            Some(c) => c.to_string(),
+            None if columns.iter().any(|c| c == "cidr") => "cidr".into(),
+            None => columns.first().cloned().unwrap_or_default(),
+        };
+        for c in output.iter().map(|(f, _)| f).chain([&cidr]) {
+            if !columns.contains(c) {
+                return Err(malformed(format!(
+                    "lookup table {table_name} has no field {c} (it has {})",
+                    columns.join(", ")
+                )));
+            }
+        }
+        let mut wanted = vec![ip_field.to_string()];
+        if only_new {
+            wanted.extend(output.iter().map(|(_, e)| e.clone()));
+        }
+        self.ensure_names(wanted)?;
+        let order = self.order.clone().unwrap_or_default();
+        let (row, range, bits, best) = (
+            self.tmp("row"),
+            self.tmp("cidr"),
+            self.tmp("bits"),
+            self.tmp("best"),
+        );
+        let outs: Vec<String> = output.iter().map(|_| self.tmp("cidr_out")).collect();
+        let mut table_cols = vec![
+            ident(&cidr).alias(&range),
+            try_cast(
+                f::split_part(ident(&cidr), lit("/"), lit(2i64)),
+                DataType::Int64,
+            )
+            .alias(&bits),
+        ];
+        for ((f, _), tmp) in output.iter().zip(&outs) {
+            table_cols.push(ident(f).alias(tmp));
+        }
+        let table = LogicalPlanBuilder::from(table)
+            .project(table_cols)?
+            .build()?;
+        let number = datafusion::functions_window::expr_fn::row_number();
+        self.build(|b| b.window(vec![number.alias(&row)]))?;
+        let ip = text(self.field(ip_field));
+        let inside = TextFn::IsIpInSubnet.call(vec![ip, ident(&range)]);
+        self.build(|b| b.join_on(table, JoinType::Left, vec![inside]))?;
+        let pick = datafusion::functions_window::expr_fn::row_number()
+            .partition_by(vec![ident(&row)])
+            .order_by(vec![ident(&bits).sort(false, true)])
+            .build()?;
+        self.build(|b| b.window(vec![pick.alias(&best)]))?;
+        self.build(|b| b.filter(ident(&best).eq(lit(1u64))))?;
+        let cols = output
+            .iter()
+            .zip(&outs)
+            .map(|((_, event), tmp)| {
+                let e = match (self.fields.contains_key(event), only_new) {
+                    (true, true) => f::coalesce(vec![text(self.field(event)), ident(tmp)]),
+                    (true, false) => f::coalesce(vec![ident(tmp), text(self.field(event))]),
+                    (false, _) => ident(tmp),
+                };
+                (event.clone(), t(e, Ty::Any))
+            })
+            .collect();
+        self.with_columns(cols)?;
+        for (_, event) in output {
+            self.show(event);
+        }
+        let mut temps: Vec<&str> = outs.iter().map(String::as_str).collect();
+        temps.extend([row.as_str(), range.as_str(), bits.as_str(), best.as_str()]);
+        self.drop_columns(&temps)?;
+        if !order.is_empty() {
+            self.build(|b| b.sort(order))?;
+        }
+        Ok(())
+    }
+
     /// `lookup table key [as field], ... OUTPUT|OUTPUTNEW out, ...`: a left join with the
     /// table (its first row per key), adding the output fields to matching events.
     fn lookup(&mut self, l: &Lookup) -> Result<(), QueryError> {
@@ -1525,6 +1780,9 @@ impl<'a> Pipeline<'a> {
             })
             .collect();
         self.with_columns(cols)?;
+        for name in &l.output {
+            self.show(name);
+        }
         let temps: Vec<&str> = keys.iter().chain(&outs).map(String::as_str).collect();
         self.drop_columns(&temps)
     }
