@@ -115,13 +115,15 @@ pub struct Lookup {
 }
 
 /// What `diff` compares the query's time range with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum DiffPeriod {
     /// The equally long range just before.
     Previous,
     Day,
     Week,
     Month,
+    /// `logcompare timeshift <period>`: the range shifted back by this period.
+    Shift(Expr),
 }
 
 /// `join type=inner|left left=a right=b where a.f = b.f (subquery)`.

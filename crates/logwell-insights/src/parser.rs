@@ -253,6 +253,7 @@ fn command(c: Pair<Rule>) -> Result<Command, ParseError> {
             for part in inner {
                 match part.as_rule() {
                     Rule::string => src.names.push(unquote(part)),
+                    Rule::source_name => src.names.push(part.as_str().to_string()),
                     Rule::log_groups => {
                         for arg in part.into_inner() {
                             let mut kv = arg.into_inner();
@@ -301,6 +302,7 @@ fn command(c: Pair<Rule>) -> Result<Command, ParseError> {
             Command::Source(src)
         }
         Rule::pattern_cmd => Command::Pattern(expr(inner.next().unwrap())?),
+        Rule::logcompare_cmd => Command::Diff(DiffPeriod::Shift(period(inner.next().unwrap())?)),
         Rule::diff_cmd => Command::Diff(match inner.next() {
             None => DiffPeriod::Previous,
             Some(p) => match p.as_str().to_ascii_lowercase().as_str() {

@@ -643,7 +643,7 @@ impl<'a> Pipeline<'a> {
                 let sorted_later = self.sort_after.is_some_and(|s| s > index);
                 self.pattern(e, !sorted_later)
             }
-            Command::Diff(period) => self.diff(*period, index),
+            Command::Diff(period) => self.diff(period, index),
             Command::Join(j) => self.join(j, index),
             Command::Lookup(l) => self.lookup(l),
             Command::Accum { field, alias } => {
@@ -1095,7 +1095,7 @@ impl<'a> Pipeline<'a> {
 
     /// `diff`: the patterns of the commands so far (an implicit `pattern @message` if there
     /// is none) in this time range and in an earlier one, side by side.
-    fn diff(&mut self, period: DiffPeriod, index: usize) -> Result<(), QueryError> {
+    fn diff(&mut self, period: &DiffPeriod, index: usize) -> Result<(), QueryError> {
         const DAY: i64 = 86_400_000;
         let (lo, hi) = self.cx.range;
         let earlier = match period {
@@ -1106,6 +1106,16 @@ impl<'a> Pipeline<'a> {
             DiffPeriod::Day => (lo - DAY, hi - DAY),
             DiffPeriod::Week => (lo - 7 * DAY, hi - 7 * DAY),
             DiffPeriod::Month => (months_before(lo), months_before(hi)),
+            DiffPeriod::Shift(p) => {
+                let (v, u) = self.period_arg("timeshift", p)?;
+                match interval(v, u) {
+                    ScalarValue::IntervalMonthDayNano(Some(i)) => {
+                        let ms = i.nanoseconds / 1_000_000;
+                        (lo - ms, hi - ms)
+                    }
+                    _ => return Err(malformed("timeshift must be in milliseconds to weeks")),
+                }
+            }
         };
         let prefix = self.commands[..index].to_vec();
         let has_pattern = prefix.iter().any(|c| matches!(c, Command::Pattern(_)));

@@ -667,9 +667,22 @@ impl compile::Events for QueryEvents<'_> {
     }
 }
 
+/// A SOURCE START/END value: `now`, a signed offset from now (`-3600s`, `-15m`, `-1h`, `-1d`,
+/// `-1w`), or an ISO instant.
 fn source_time(v: &str, now_ms: i64) -> Result<i64, QueryError> {
-    if let Some(secs) = v.strip_suffix('s').and_then(|n| n.parse::<i64>().ok()) {
-        return Ok(now_ms + secs * 1000);
+    if v.eq_ignore_ascii_case("now") {
+        return Ok(now_ms);
+    }
+    for (unit, ms) in [
+        ("s", 1000),
+        ("m", 60_000),
+        ("h", 3_600_000),
+        ("d", 86_400_000),
+        ("w", 7 * 86_400_000),
+    ] {
+        if let Some(n) = v.strip_suffix(unit).and_then(|n| n.parse::<i64>().ok()) {
+            return Ok(now_ms + n * ms);
+        }
     }
     chrono::DateTime::parse_from_rfc3339(v)
         .map(|t| t.timestamp_millis())
