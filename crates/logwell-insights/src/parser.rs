@@ -99,6 +99,17 @@ fn pratt() -> &'static PrattParser<Rule> {
     })
 }
 
+/// `table_field [as event_field]`: both names (the same when there is no `as`).
+fn renamed(p: Pair<Rule>) -> (String, String) {
+    let names: Vec<String> = p
+        .into_inner()
+        .filter(|p| p.as_rule() == Rule::name)
+        .map(|n| field_name(n.into_inner().next().unwrap()))
+        .collect();
+    let event = names.get(1).unwrap_or(&names[0]).clone();
+    (names[0].clone(), event)
+}
+
 /// The names of a `f, g, ...` list of fields.
 fn field_list(p: Pair<Rule>) -> Vec<String> {
     p.into_inner()
@@ -530,15 +541,7 @@ fn command(c: Pair<Rule>) -> Result<Command, ParseError> {
                     Rule::lookup_name => table = part.as_str().to_string(),
                     Rule::expr_field => ip_field = field_name(part.into_inner().next().unwrap()),
                     Rule::name => cidr_column = Some(field_name(part.into_inner().next().unwrap())),
-                    Rule::cidr_out => {
-                        let names: Vec<String> = part
-                            .into_inner()
-                            .filter(|p| p.as_rule() == Rule::name)
-                            .map(|n| field_name(n.into_inner().next().unwrap()))
-                            .collect();
-                        let event = names.get(1).unwrap_or(&names[0]).clone();
-                        output.push((names[0].clone(), event));
-                    }
+                    Rule::cidr_out => output.push(renamed(part)),
                     _ => {}
                 }
             }
@@ -564,15 +567,7 @@ fn command(c: Pair<Rule>) -> Result<Command, ParseError> {
             for part in inner {
                 match part.as_rule() {
                     Rule::lookup_name => lookup.table = part.as_str().to_string(),
-                    Rule::lookup_key => {
-                        let names: Vec<String> = part
-                            .into_inner()
-                            .filter(|p| p.as_rule() == Rule::name)
-                            .map(|n| field_name(n.into_inner().next().unwrap()))
-                            .collect();
-                        let event = names.get(1).unwrap_or(&names[0]).clone();
-                        lookup.keys.push((names[0].clone(), event));
-                    }
+                    Rule::lookup_key => lookup.keys.push(renamed(part)),
                     Rule::name_list => lookup.output = name_list(Some(part)),
                     _ => {}
                 }

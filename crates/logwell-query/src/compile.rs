@@ -1073,24 +1073,15 @@ impl<'a> Pipeline<'a> {
         self.order = None;
         self.shown.clear();
         self.display = None;
-        self.fields = [
-            (PATTERN, Ty::Str),
-            (RATIO, Ty::Num),
-            (SAMPLE_COUNT, Ty::Num),
-            (SEVERITY, Ty::Str),
-        ]
-        .into_iter()
-        .map(|(n, ty)| (n.to_string(), ty))
-        .collect();
-        if key_order {
-            self.build(|b| {
-                b.sort(vec![
-                    ident(SAMPLE_COUNT).sort(false, false),
-                    ident(PATTERN).sort(true, false),
-                ])
-            })?;
-        }
-        Ok(())
+        self.pattern_fields(
+            &[
+                (PATTERN, Ty::Str),
+                (RATIO, Ty::Num),
+                (SAMPLE_COUNT, Ty::Num),
+                (SEVERITY, Ty::Str),
+            ],
+            key_order,
+        )
     }
 
     /// `diff`: the patterns of the commands so far (an implicit `pattern @message` if there
@@ -1165,24 +1156,35 @@ impl<'a> Pipeline<'a> {
                 TextFn::Severity.call(vec![pattern]).alias(SEVERITY),
             ])
         })?;
-        self.fields = [
-            (PATTERN, Ty::Str),
-            (SAMPLE_COUNT, Ty::Num),
-            (PREVIOUS_COUNT, Ty::Num),
-            (CHANGE, Ty::Str),
-            (PERCENT_CHANGE, Ty::Num),
-            (SEVERITY, Ty::Str),
-        ]
-        .into_iter()
-        .map(|(n, ty)| (n.to_string(), ty))
-        .collect();
-        if !self.sort_after.is_some_and(|s| s > index) {
-            self.build(|b| {
-                b.sort(vec![
-                    ident(SAMPLE_COUNT).sort(false, false),
-                    ident(PATTERN).sort(true, false),
-                ])
-            })?;
+        let most_first = !self.sort_after.is_some_and(|s| s > index);
+        self.pattern_fields(
+            &[
+                (PATTERN, Ty::Str),
+                (SAMPLE_COUNT, Ty::Num),
+                (PREVIOUS_COUNT, Ty::Num),
+                (CHANGE, Ty::Str),
+                (PERCENT_CHANGE, Ty::Num),
+                (SEVERITY, Ty::Str),
+            ],
+            most_first,
+        )
+    }
+
+    /// After `pattern` or `diff`: these are the fields; rows go most frequent pattern first
+    /// unless a later sort decides.
+    fn pattern_fields(
+        &mut self,
+        fields: &[(&str, Ty)],
+        most_first: bool,
+    ) -> Result<(), QueryError> {
+        self.fields = fields.iter().map(|(n, ty)| (n.to_string(), *ty)).collect();
+        if most_first {
+            let order = vec![
+                ident(SAMPLE_COUNT).sort(false, false),
+                ident(PATTERN).sort(true, false),
+            ];
+            self.build(|b| b.sort(order.clone()))?;
+            self.order = Some(order);
         }
         Ok(())
     }

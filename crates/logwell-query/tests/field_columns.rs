@@ -3,27 +3,19 @@
 
 use logwell_model::api::InputLogEvent;
 use logwell_query::{Language, Querier, QueryConfig, QueryRequest};
-use logwell_storage::{Engine, NewGroup, StorageConfig};
+use logwell_storage::StorageConfig;
 use std::borrow::Cow;
+
+mod common;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn queries_read_stored_field_columns_and_extract_the_rest() {
     let dir = tempfile::tempdir().unwrap();
-    let engine = Engine::open(StorageConfig {
-        data_dir: dir.path().to_path_buf(),
+    let config = StorageConfig {
         field_columns_at_flush: true,
         ..StorageConfig::default()
-    })
-    .await
-    .unwrap();
-    engine
-        .create_group(NewGroup {
-            name: "/app".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    engine.create_stream("/app", "s").await.unwrap();
+    };
+    let engine = common::engine_with_group(dir.path(), config, "/app", &["s"]).await;
     let now = logwell_model::now_millis();
     let events: Vec<InputLogEvent> = (0..1000)
         .map(|i| InputLogEvent {

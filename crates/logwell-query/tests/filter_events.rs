@@ -5,30 +5,20 @@
 use logwell_filter::FilterPattern;
 use logwell_model::api::InputLogEvent;
 use logwell_query::{Querier, QueryConfig};
-use logwell_storage::{Engine, NewGroup, Scan, StorageConfig, StreamFilter};
+use logwell_storage::{Scan, StorageConfig, StreamFilter};
 use std::borrow::Cow;
+
+mod common;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn datafusion_filter_matches_the_engine_scan() {
     let dir = tempfile::tempdir().unwrap();
-    let engine = Engine::open(StorageConfig {
-        data_dir: dir.path().to_path_buf(),
+    let streams = ["web-1", "web-2", "db-1", "gone"];
+    let config = StorageConfig {
         row_group_rows: 64,
         ..StorageConfig::default()
-    })
-    .await
-    .unwrap();
-    engine
-        .create_group(NewGroup {
-            name: "/g".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    let streams = ["web-1", "web-2", "db-1", "gone"];
-    for s in streams {
-        engine.create_stream("/g", s).await.unwrap();
-    }
+    };
+    let engine = common::engine_with_group(dir.path(), config, "/g", &streams).await;
     let t0 = logwell_model::now_millis() - 600_000;
     for round in 0..3 {
         for (k, s) in streams.iter().enumerate() {

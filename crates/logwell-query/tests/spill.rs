@@ -2,26 +2,16 @@
 
 use logwell_model::api::InputLogEvent;
 use logwell_query::{Language, Querier, QueryConfig, QueryRequest};
-use logwell_storage::{Engine, NewGroup, StorageConfig};
+use logwell_storage::StorageConfig;
 use std::borrow::Cow;
+
+mod common;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sorting_more_than_the_memory_pool_spills_instead_of_failing() {
     let dir = tempfile::tempdir().unwrap();
-    let engine = Engine::open(StorageConfig {
-        data_dir: dir.path().to_path_buf(),
-        ..StorageConfig::default()
-    })
-    .await
-    .unwrap();
-    engine
-        .create_group(NewGroup {
-            name: "/big".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    engine.create_stream("/big", "s").await.unwrap();
+    let engine =
+        common::engine_with_group(dir.path(), StorageConfig::default(), "/big", &["s"]).await;
     let now = logwell_model::now_millis();
     // 800,000 distinct 40-character keys: ~60 MB of rows to sort, against a 32 MB pool.
     for chunk in 0..160 {

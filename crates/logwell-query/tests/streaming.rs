@@ -3,26 +3,16 @@
 
 use logwell_model::api::InputLogEvent;
 use logwell_query::{Language, Querier, QueryConfig, QueryRequest};
-use logwell_storage::{Engine, NewGroup, StorageConfig};
+use logwell_storage::StorageConfig;
 use std::borrow::Cow;
+
+mod common;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_streaming_query_hands_over_rows_before_it_ends() {
     let dir = tempfile::tempdir().unwrap();
-    let engine = Engine::open(StorageConfig {
-        data_dir: dir.path().to_path_buf(),
-        ..StorageConfig::default()
-    })
-    .await
-    .unwrap();
-    engine
-        .create_group(NewGroup {
-            name: "/s".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    engine.create_stream("/s", "a").await.unwrap();
+    let engine =
+        common::engine_with_group(dir.path(), StorageConfig::default(), "/s", &["a"]).await;
     let now = logwell_model::now_millis();
     for chunk in 0..3 {
         let events: Vec<InputLogEvent> = (0..10_000)
