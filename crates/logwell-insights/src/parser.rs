@@ -605,16 +605,27 @@ fn name_list(list: Option<Pair<Rule>>) -> Vec<String> {
 }
 
 fn field_name(p: Pair<Rule>) -> String {
-    let s = p.as_str();
-    let (at, rest) = match s.strip_prefix('@') {
-        Some(r) if r.starts_with('`') => ("@", r),
-        _ => ("", s),
-    };
-    let rest = rest
-        .strip_prefix('`')
-        .and_then(|r| r.strip_suffix('`'))
-        .unwrap_or(rest);
-    format!("{at}{rest}")
+    let mut out = String::new();
+    let mut chars = p.as_str().chars();
+    while let Some(c) = chars.next() {
+        match c {
+            // A quoted part is taken as written.
+            '`' => chars
+                .by_ref()
+                .take_while(|n| *n != '`')
+                .for_each(|n| out.push(n)),
+            // `list[2]` is the path `list.2`.
+            '[' => {
+                out.push('.');
+                chars
+                    .by_ref()
+                    .take_while(|n| *n != ']')
+                    .for_each(|n| out.push(n));
+            }
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 fn unquote(p: Pair<Rule>) -> String {

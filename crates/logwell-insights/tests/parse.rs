@@ -395,3 +395,23 @@ fn outlier_appendcols_and_cidrlookup_parse() {
     assert!(parse("outlier action=explode x").is_err());
     assert!(parse("appendcols max=0 (fields a)").is_err());
 }
+
+#[test]
+fn indexes_and_quoted_members_are_path_segments() {
+    let q =
+        parse("fields items[1].id, js.`special-char`, @`odd name`, tags[0] | filter x in [1, 2]")
+            .unwrap();
+    let Command::Fields(ps) = &q.commands[0] else {
+        panic!()
+    };
+    let names: Vec<&Expr> = ps.iter().map(|p| &p.expr).collect();
+    assert_eq!(
+        names,
+        vec![
+            &field("items.1.id"),
+            &field("js.special-char"),
+            &field("@odd name"),
+            &field("tags.0")
+        ]
+    );
+}
