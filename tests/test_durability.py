@@ -160,12 +160,27 @@ def test_wiping_local_wal_after_clean_stop_keeps_everything_on_s3(tmp_path, s3_s
     now = int(time.time() * 1000)
     c.put_log_events(logGroupName="/moved", logStreamName="s",
                      logEvents=[{"timestamp": now + i, "message": f"line {i}"} for i in range(5000)])
+    # Saved queries and lookup tables live in the bucket too.
+    c.put_query_definition(name="saved", queryString="fields @message | limit 5")
+    c.create_lookup_table(lookupTableName="owners", tableBody="line,owner\nline 7,ann\n")
     assert first.stop() == 0
     second = Server(tmp_path / "node2", s3_config(endpoint)).start()
     try:
+        c2 = second.client()
         got = []
-        for page in second.client().get_paginator("filter_log_events").paginate(logGroupName="/moved"):
+        for page in c2.get_paginator("filter_log_events").paginate(logGroupName="/moved"):
             got.extend(e["message"] for e in page["events"])
         assert got == [f"line {i}" for i in range(5000)]
+        defs = c2.describe_query_definitions()["queryDefinitions"]
+        assert [(d["name"], d["queryString"]) for d in defs] == [("saved", "fields @message | limit 5")]
+        tables = c2.describe_lookup_tables()["lookupTables"]
+        assert [(t["lookupTableName"], t["recordsCount"]) for t in tables] == [("owners", 1)]
+        qid = c2.start_query(logGroupName="/moved", startTime=now // 1000 - 60, endTime=now // 1000 + 60,
+                             queryString="lookup owners line as @message OUTPUT owner | filter ispresent(owner) | stats count(*) as n by owner")["queryId"]
+        deadline = time.time() + 30
+        while (r := c2.get_query_results(queryId=qid))["status"] in ("Scheduled", "Running"):
+            assert time.time() < deadline
+            time.sleep(0.05)
+        assert [{c["field"]: c["value"] for c in row} for row in r["results"]] == [{"owner": "ann", "n": "1"}]
     finally:
         second.kill9()

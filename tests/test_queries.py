@@ -264,3 +264,18 @@ def test_lookup_tables_enrich_queries_and_survive_a_restart(loaded):
     with pytest.raises(ClientError) as ei:
         start(logs, "lookup levels level OUTPUT severity", base)
     assert error_code(ei) == "ResourceNotFoundException"
+
+
+def test_definitions_an_older_version_kept_on_local_disk_move_to_the_object_store(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    old = {"d-1": {"queryDefinitionId": "d-1", "name": "legacy", "queryString": "fields @message",
+                   "lastModified": 1, "logGroupNames": [], "queryLanguage": "CWLI"}}
+    (data / "query-definitions.json").write_text(json.dumps(old))
+    server = Server(data).start()
+    try:
+        defs = server.client().describe_query_definitions()["queryDefinitions"]
+        assert [(d["queryDefinitionId"], d["name"]) for d in defs] == [("d-1", "legacy")]
+        assert (data / "store" / "settings" / "query-definitions.json").exists()
+    finally:
+        server.kill9()

@@ -44,12 +44,16 @@ impl App {
             },
         )
         .map_err(|e| logwell_storage::OpenError::Catalog(format!("query engine: {e}")))?;
-        let queries = Arc::new(queries::Queries::new(
-            querier,
-            config.storage.data_dir.clone(),
-            std::time::Duration::from_secs(config.query.timeout_secs),
-            &format!("arn:aws:logs:{}:{}:", config.region, config.account_id),
-        ));
+        let queries = Arc::new(
+            queries::Queries::open(
+                querier,
+                config.storage.data_dir.clone(),
+                std::time::Duration::from_secs(config.query.timeout_secs),
+                &format!("arn:aws:logs:{}:{}:", config.region, config.account_id),
+            )
+            .await
+            .map_err(|e| logwell_storage::OpenError::Catalog(format!("settings: {e}")))?,
+        );
         Ok(Arc::new(App {
             engine,
             region: config.region.clone(),

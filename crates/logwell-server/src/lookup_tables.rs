@@ -1,6 +1,6 @@
 //! Lookup tables (CreateLookupTable, GetLookupTable, UpdateLookupTable, DeleteLookupTable,
-//! DescribeLookupTables): CSV tables the `lookup` query command reads. Kept in
-//! `<data-dir>/lookup-tables.json`, written whole (fsync, rename) on every change.
+//! DescribeLookupTables): CSV tables the `lookup` query command reads. Kept in the object store
+//! as `settings/lookup-tables.json`, written whole on every change, so every node sees them.
 
 use crate::queries::Queries;
 use logwell_model::{ApiError, ErrorKind};
@@ -9,8 +9,7 @@ use logwell_query::Querier;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
-use std::path::PathBuf;
-use std::sync::Mutex;
+use tokio::sync::Mutex;
 
 /// CloudWatch's quota: lookup tables per account and Region.
 const MAX_TABLES: usize = 100;
@@ -44,11 +43,14 @@ struct TableRequest {
 }
 
 pub struct LookupTableStore {
-    path: PathBuf,
+    engine: logwell_storage::Engine,
     /// `arn:aws:logs:<region>:<account>:lookup-table:`.
     arn_prefix: String,
+    /// A tokio mutex: held while a change is saved.
     tables: Mutex<BTreeMap<String, StoredTable>>,
 }
+
+const DOCUMENT: &str = "lookup-tables.json";
 
 fn parse_table(body: &str) -> Result<LookupTable, ApiError> {
     LookupTable::parse(body).map_err(ApiError::invalid)
@@ -78,12 +80,13 @@ fn not_found() -> ApiError {
 
 impl LookupTableStore {
     /// Loads the saved tables and hands them to the query engine.
-    pub fn open(data_dir: &std::path::Path, arn_prefix: String, querier: &Querier) -> Self {
-        let path = data_dir.join("lookup-tables.json");
-        let tables: BTreeMap<String, StoredTable> = std::fs::read(&path)
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .unwrap_or_default();
+    pub async fn open(
+        data_dir: &std::path::Path,
+        arn_prefix: String,
+        querier: &Querier,
+    ) -> Result<Self, ApiError> {
+        let tables: BTreeMap<String, StoredTable> =
+            crate::queries::load_document(querier.engine(), data_dir, DOCUMENT).await?;
         for (name, t) in &tables {
             match LookupTable::parse(&t.table_body) {
                 Ok(parsed) => querier.lookup_tables().set(name, parsed),
@@ -92,34 +95,44 @@ impl LookupTableStore {
                 }
             }
         }
-        LookupTableStore {
-            path,
+        Ok(LookupTableStore {
+            engine: querier.engine().clone(),
             arn_prefix,
             tables: Mutex::new(tables),
-        }
+        })
     }
 
-    pub fn dispatch(
+    pub async fn dispatch(
         &self,
         queries: &Queries,
         op: &str,
         body: Value,
     ) -> Option<Result<Value, ApiError>> {
-        let request = || -> Result<TableRequest, ApiError> {
-            serde_json::from_value(body.clone()).map_err(|e| {
-                ApiError::new(
+        if !matches!(
+            op,
+            "CreateLookupTable"
+                | "GetLookupTable"
+                | "UpdateLookupTable"
+                | "DeleteLookupTable"
+                | "DescribeLookupTables"
+        ) {
+            return None;
+        }
+        let r: TableRequest = match serde_json::from_value(body) {
+            Ok(r) => r,
+            Err(e) => {
+                return Some(Err(ApiError::new(
                     ErrorKind::SerializationException,
                     format!("Could not parse the request body: {e}"),
-                )
-            })
+                )))
+            }
         };
         Some(match op {
-            "CreateLookupTable" => request().and_then(|r| self.create(queries, r)),
-            "GetLookupTable" => request().and_then(|r| self.get(r)),
-            "UpdateLookupTable" => request().and_then(|r| self.update(queries, r)),
-            "DeleteLookupTable" => request().and_then(|r| self.delete(queries.querier(), r)),
-            "DescribeLookupTables" => request().and_then(|r| self.describe(r)),
-            _ => return None,
+            "CreateLookupTable" => self.create(queries, r).await,
+            "GetLookupTable" => self.get(r).await,
+            "UpdateLookupTable" => self.update(queries, r).await,
+            "DeleteLookupTable" => self.delete(queries.querier(), r).await,
+            _ => self.describe(r).await,
         })
     }
 
@@ -158,7 +171,7 @@ impl LookupTableStore {
         }
     }
 
-    fn create(&self, queries: &Queries, r: TableRequest) -> Result<Value, ApiError> {
+    async fn create(&self, queries: &Queries, r: TableRequest) -> Result<Value, ApiError> {
         let name = r
             .lookup_table_name
             .clone()
@@ -166,7 +179,7 @@ impl LookupTableStore {
         check_name(&name, "lookupTableName")?;
         let body = Self::body(queries, &r)?;
         let parsed = parse_table(&body)?;
-        let mut tables = self.tables.lock().unwrap();
+        let mut tables = self.tables.lock().await;
         if tables.contains_key(&name) {
             return Err(ApiError::already_exists());
         }
@@ -190,15 +203,15 @@ impl LookupTableStore {
                 tags: r.tags.unwrap_or_default(),
             },
         );
-        self.save(&next)?;
+        self.save(&next).await?;
         *tables = next;
         queries.querier().lookup_tables().set(&name, parsed);
         Ok(json!({"lookupTableArn": self.arn(&name), "createdAt": now}))
     }
 
-    fn get(&self, r: TableRequest) -> Result<Value, ApiError> {
+    async fn get(&self, r: TableRequest) -> Result<Value, ApiError> {
         let name = self.name_of(r.lookup_table_arn)?;
-        let tables = self.tables.lock().unwrap();
+        let tables = self.tables.lock().await;
         let t = tables.get(&name).ok_or_else(not_found)?;
         Ok(json!({
             "lookupTableArn": self.arn(&name),
@@ -211,11 +224,11 @@ impl LookupTableStore {
         }))
     }
 
-    fn update(&self, queries: &Queries, r: TableRequest) -> Result<Value, ApiError> {
+    async fn update(&self, queries: &Queries, r: TableRequest) -> Result<Value, ApiError> {
         let name = self.name_of(r.lookup_table_arn.clone())?;
         let body = Self::body(queries, &r)?;
         let parsed = parse_table(&body)?;
-        let mut tables = self.tables.lock().unwrap();
+        let mut tables = self.tables.lock().await;
         let mut next = tables.clone();
         let t = next.get_mut(&name).ok_or_else(not_found)?;
         let now = logwell_model::now_millis();
@@ -227,27 +240,27 @@ impl LookupTableStore {
         if r.kms_key_id.is_some() {
             t.kms_key_id = r.kms_key_id;
         }
-        self.save(&next)?;
+        self.save(&next).await?;
         *tables = next;
         queries.querier().lookup_tables().set(&name, parsed);
         Ok(json!({"lookupTableArn": self.arn(&name), "lastUpdatedTime": now}))
     }
 
-    fn delete(&self, querier: &Querier, r: TableRequest) -> Result<Value, ApiError> {
+    async fn delete(&self, querier: &Querier, r: TableRequest) -> Result<Value, ApiError> {
         let name = self.name_of(r.lookup_table_arn)?;
-        let mut tables = self.tables.lock().unwrap();
+        let mut tables = self.tables.lock().await;
         if !tables.contains_key(&name) {
             return Err(not_found());
         }
         let mut next = tables.clone();
         next.remove(&name);
-        self.save(&next)?;
+        self.save(&next).await?;
         *tables = next;
         querier.lookup_tables().remove(&name);
         Ok(json!({}))
     }
 
-    fn describe(&self, r: TableRequest) -> Result<Value, ApiError> {
+    async fn describe(&self, r: TableRequest) -> Result<Value, ApiError> {
         if let Some(p) = &r.lookup_table_name_prefix {
             check_name(p, "lookupTableNamePrefix")?;
         }
@@ -267,7 +280,7 @@ impl LookupTableStore {
             ),
             None => None,
         };
-        let tables = self.tables.lock().unwrap();
+        let tables = self.tables.lock().await;
         let matching: Vec<&StoredTable> = tables
             .values()
             .filter(|t| {
@@ -301,11 +314,8 @@ impl LookupTableStore {
         Ok(out)
     }
 
-    fn save(&self, tables: &BTreeMap<String, StoredTable>) -> Result<(), ApiError> {
-        crate::queries::write_durably(
-            &self.path,
-            &serde_json::to_vec(tables).expect("tables serialise"),
-        )
-        .map_err(|e| ApiError::unavailable(format!("cannot save lookup tables: {e}")))
+    async fn save(&self, tables: &BTreeMap<String, StoredTable>) -> Result<(), ApiError> {
+        let body = serde_json::to_vec(tables).expect("tables serialise");
+        self.engine.put_document(DOCUMENT, body.into()).await
     }
 }

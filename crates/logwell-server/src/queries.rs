@@ -1,6 +1,6 @@
 //! The Logs Insights query API: StartQuery runs a query in the background, GetQueryResults polls
 //! it, StopQuery cancels it; DescribeQueries lists them; GetLogRecord follows an `@ptr`; and
-//! saved query definitions (kept in `<data-dir>/query-definitions.json`).
+//! saved query definitions (kept in the object store as `settings/query-definitions.json`).
 
 use logwell_model::{ApiError, ErrorKind};
 use logwell_query::udf::QueryCounters;
@@ -48,8 +48,8 @@ pub struct Queries {
     lookups: crate::lookup_tables::LookupTableStore,
     timeout: Duration,
     entries: Mutex<HashMap<String, Entry>>,
-    definitions: Mutex<BTreeMap<String, Value>>,
-    definitions_path: PathBuf,
+    /// Saved definitions; a tokio mutex, held while the new set is saved.
+    definitions: tokio::sync::Mutex<BTreeMap<String, Value>>,
 }
 
 pub(crate) fn to_api(e: QueryError) -> ApiError {
@@ -153,18 +153,29 @@ fn language(s: &Option<String>) -> Result<(Language, &'static str), ApiError> {
     }
 }
 
-/// Replaces `path` with `body` so that a crash leaves the old or the new file, never a torn one.
-pub(crate) fn write_durably(path: &std::path::Path, body: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    let tmp = path.with_extension("json.tmp");
-    let mut f = std::fs::File::create(&tmp)?;
-    f.write_all(body)?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path)?;
-    if let Some(dir) = path.parent() {
-        std::fs::File::open(dir)?.sync_all()?;
+/// The object-store document holding the saved query definitions.
+const DEFINITIONS_DOCUMENT: &str = "query-definitions.json";
+
+/// A JSON settings document from the object store; the first time, the copy an older version
+/// kept in `data_dir` under the same name (then saved to the store).
+pub(crate) async fn load_document<T: serde::de::DeserializeOwned + serde::Serialize + Default>(
+    engine: &logwell_storage::Engine,
+    data_dir: &std::path::Path,
+    name: &str,
+) -> Result<T, ApiError> {
+    let unreadable = |e: serde_json::Error| {
+        ApiError::unavailable(format!("settings document {name} is unreadable: {e}"))
+    };
+    if let Some(bytes) = engine.get_document(name).await? {
+        return serde_json::from_slice(&bytes).map_err(unreadable);
     }
-    Ok(())
+    let Ok(old) = std::fs::read(data_dir.join(name)) else {
+        return Ok(T::default());
+    };
+    let value: T = serde_json::from_slice(&old).map_err(unreadable)?;
+    let body = serde_json::to_vec(&value).expect("settings serialise");
+    engine.put_document(name, body.into()).await?;
+    Ok(value)
 }
 
 fn offset_token(token: &Option<String>) -> Result<usize, ApiError> {
@@ -178,31 +189,28 @@ fn offset_token(token: &Option<String>) -> Result<usize, ApiError> {
 }
 
 impl Queries {
-    /// `arn_prefix` is `arn:aws:logs:<region>:<account>:` (lookup table ARNs extend it).
-    pub fn new(
+    /// Loads the saved definitions and lookup tables from the object store (moving ones an
+    /// older version kept in `data_dir` there). `arn_prefix` is `arn:aws:logs:<region>:<account>:`.
+    pub async fn open(
         querier: Querier,
         data_dir: PathBuf,
         timeout: Duration,
         arn_prefix: &str,
-    ) -> Queries {
-        let definitions_path = data_dir.join("query-definitions.json");
-        let definitions = std::fs::read(&definitions_path)
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .unwrap_or_default();
+    ) -> Result<Queries, ApiError> {
+        let definitions = load_document(querier.engine(), &data_dir, DEFINITIONS_DOCUMENT).await?;
         let lookups = crate::lookup_tables::LookupTableStore::open(
             &data_dir,
             format!("{arn_prefix}lookup-table:"),
             &querier,
-        );
-        Queries {
+        )
+        .await?;
+        Ok(Queries {
             querier,
             lookups,
             timeout,
             entries: Mutex::new(HashMap::new()),
-            definitions: Mutex::new(definitions),
-            definitions_path,
-        }
+            definitions: tokio::sync::Mutex::new(definitions),
+        })
     }
 
     pub fn querier(&self) -> &Querier {
@@ -226,16 +234,25 @@ impl Queries {
                 Ok(r) => self.log_record(r).await,
                 Err(e) => Err(e),
             },
-            "PutQueryDefinition" => parse(body).and_then(|r| self.put_definition(r)),
-            "DescribeQueryDefinitions" => parse(body).and_then(|r| self.describe_definitions(r)),
+            "PutQueryDefinition" => match parse(body) {
+                Ok(r) => self.put_definition(r).await,
+                Err(e) => Err(e),
+            },
+            "DescribeQueryDefinitions" => match parse(body) {
+                Ok(r) => self.describe_definitions(r).await,
+                Err(e) => Err(e),
+            },
             "DeleteQueryDefinition" => {
                 let id = body
                     .get("queryDefinitionId")
                     .and_then(Value::as_str)
                     .map(str::to_string);
-                required(id, "queryDefinitionId").and_then(|id| self.delete_definition(&id))
+                match required(id, "queryDefinitionId") {
+                    Ok(id) => self.delete_definition(&id).await,
+                    Err(e) => Err(e),
+                }
             }
-            other => return self.lookups.dispatch(self, other, body),
+            other => return self.lookups.dispatch(self, other, body).await,
         })
     }
 
@@ -500,10 +517,12 @@ impl Queries {
         Ok(json!({ "logRecord": record }))
     }
 
-    fn save_definitions(&self, defs: &BTreeMap<String, Value>) -> Result<(), ApiError> {
+    async fn save_definitions(&self, defs: &BTreeMap<String, Value>) -> Result<(), ApiError> {
         let body = serde_json::to_vec_pretty(defs).expect("definitions serialise");
-        write_durably(&self.definitions_path, &body)
-            .map_err(|e| ApiError::unavailable(format!("cannot save query definitions: {e}")))
+        self.querier
+            .engine()
+            .put_document(DEFINITIONS_DOCUMENT, body.into())
+            .await
     }
 
     /// A finished (or cancelled: its partial rows) query's results as CSV, a header row naming
@@ -549,7 +568,7 @@ impl Queries {
         Ok(String::from_utf8_lossy(&bytes).into_owned())
     }
 
-    fn put_definition(&self, r: PutQueryDefinitionRequest) -> Result<Value, ApiError> {
+    async fn put_definition(&self, r: PutQueryDefinitionRequest) -> Result<Value, ApiError> {
         let name = required(r.name, "name")?;
         if name.is_empty() || name.chars().count() > 255 {
             return Err(ApiError::constraint(
@@ -567,7 +586,7 @@ impl Queries {
             ));
         }
         let (_, lang) = language(&r.query_language)?;
-        let mut defs = self.definitions.lock().unwrap();
+        let mut defs = self.definitions.lock().await;
         let id = match r.query_definition_id {
             Some(id) => {
                 if !defs.contains_key(&id) {
@@ -591,15 +610,18 @@ impl Queries {
         }
         let mut next = defs.clone();
         next.insert(id.clone(), def);
-        self.save_definitions(&next)?;
+        self.save_definitions(&next).await?;
         *defs = next;
         Ok(json!({ "queryDefinitionId": id }))
     }
 
-    fn describe_definitions(&self, r: DescribeQueryDefinitionsRequest) -> Result<Value, ApiError> {
+    async fn describe_definitions(
+        &self,
+        r: DescribeQueryDefinitionsRequest,
+    ) -> Result<Value, ApiError> {
         let max = r.max_results.unwrap_or(1000).clamp(1, 1000) as usize;
         let from = offset_token(&r.next_token)?;
-        let defs = self.definitions.lock().unwrap();
+        let defs = self.definitions.lock().await;
         let mut list: Vec<&Value> = defs
             .values()
             .filter(|d| {
@@ -631,14 +653,14 @@ impl Queries {
         Ok(out)
     }
 
-    fn delete_definition(&self, id: &str) -> Result<Value, ApiError> {
-        let mut defs = self.definitions.lock().unwrap();
+    async fn delete_definition(&self, id: &str) -> Result<Value, ApiError> {
+        let mut defs = self.definitions.lock().await;
         if !defs.contains_key(id) {
             return Err(not_found("Query definition"));
         }
         let mut next = defs.clone();
         next.remove(id);
-        self.save_definitions(&next)?;
+        self.save_definitions(&next).await?;
         *defs = next;
         Ok(json!({ "success": true }))
     }

@@ -739,6 +739,31 @@ impl Engine {
     }
 
     /// The object store segments live in (queries read them through it).
+    /// Reads a small service document (query definitions, lookup tables) kept in the object
+    /// store beside the catalog, so that every node opening the store sees it; None if it was
+    /// never saved.
+    pub async fn get_document(&self, name: &str) -> Result<Option<bytes::Bytes>, ApiError> {
+        match self
+            .inner
+            .store
+            .get(&ObjPath::from(format!("settings/{name}")))
+            .await
+        {
+            Ok(b) => Ok(Some(b)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(unavailable("cannot read a settings document", e)),
+        }
+    }
+
+    /// Saves a service document whole and durably (object stores replace an object atomically).
+    pub async fn put_document(&self, name: &str, body: bytes::Bytes) -> Result<(), ApiError> {
+        self.inner
+            .store
+            .put_durable(&ObjPath::from(format!("settings/{name}")), body)
+            .await
+            .map_err(|e| unavailable("cannot save a settings document", e))
+    }
+
     pub fn object_store(&self) -> Arc<dyn object_store::ObjectStore> {
         self.inner.store.inner.clone()
     }
