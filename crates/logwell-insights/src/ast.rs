@@ -91,6 +91,11 @@ pub enum Command {
         max: u64,
         query: Query,
     },
+    /// `relevantfields [f, ...] where cond` (no fields: every known field).
+    RelevantFields {
+        fields: Vec<String>,
+        condition: Expr,
+    },
     /// `cidrlookup table ipField [as cidrColumn] OUTPUT|OUTPUTNEW f [as g], ...`.
     CidrLookup {
         table: String,

@@ -313,6 +313,21 @@ fn command(c: Pair<Rule>) -> Result<Command, ParseError> {
             Command::Source(src)
         }
         Rule::pattern_cmd => Command::Pattern(expr(inner.next().unwrap())?),
+        Rule::relevantfields_cmd => {
+            let mut fields = Vec::new();
+            let mut condition = None;
+            for part in inner {
+                match part.as_rule() {
+                    Rule::field_list => fields = field_list(part),
+                    Rule::expr => condition = Some(expr(part)?),
+                    _ => {}
+                }
+            }
+            Command::RelevantFields {
+                fields,
+                condition: condition.expect("the grammar requires a condition"),
+            }
+        }
         Rule::logcompare_cmd => Command::Diff(DiffPeriod::Shift(period(inner.next().unwrap())?)),
         Rule::diff_cmd => Command::Diff(match inner.next() {
             None => DiffPeriod::Previous,
