@@ -1076,14 +1076,14 @@ impl<'a> Pipeline<'a> {
         self.order = None;
         self.shown.clear();
         self.display = None;
-        self.pattern_fields(
+        self.result_fields(
             &[
                 (PATTERN, Ty::Str),
                 (RATIO, Ty::Num),
                 (SAMPLE_COUNT, Ty::Num),
                 (SEVERITY, Ty::Str),
             ],
-            key_order,
+            key_order.then_some((SAMPLE_COUNT, PATTERN)),
         )
     }
 
@@ -1160,7 +1160,7 @@ impl<'a> Pipeline<'a> {
             ])
         })?;
         let most_first = !self.sort_after.is_some_and(|s| s > index);
-        self.pattern_fields(
+        self.result_fields(
             &[
                 (PATTERN, Ty::Str),
                 (SAMPLE_COUNT, Ty::Num),
@@ -1169,22 +1169,23 @@ impl<'a> Pipeline<'a> {
                 (PERCENT_CHANGE, Ty::Num),
                 (SEVERITY, Ty::Str),
             ],
-            most_first,
+            most_first.then_some((SAMPLE_COUNT, PATTERN)),
         )
     }
 
-    /// After `pattern` or `diff`: these are the fields; rows go most frequent pattern first
-    /// unless a later sort decides.
-    fn pattern_fields(
+    /// After a command that makes its own rows (`pattern`, `diff`, `relevantfields`): these
+    /// are the fields; with `order`, rows go by its first field descending, then its second
+    /// ascending (unless a later sort decides, the caller passes None).
+    fn result_fields(
         &mut self,
         fields: &[(&str, Ty)],
-        most_first: bool,
+        order: Option<(&str, &str)>,
     ) -> Result<(), QueryError> {
         self.fields = fields.iter().map(|(n, ty)| (n.to_string(), *ty)).collect();
-        if most_first {
+        if let Some((most, name)) = order {
             let order = vec![
-                ident(SAMPLE_COUNT).sort(false, false),
-                ident(PATTERN).sort(true, false),
+                ident(most).sort(false, false),
+                ident(name).sort(true, false),
             ];
             self.build(|b| b.sort(order.clone()))?;
             self.order = Some(order);
@@ -1718,23 +1719,16 @@ impl<'a> Pipeline<'a> {
         self.stats += 1;
         self.shown.clear();
         self.display = None;
-        self.fields = [
-            (NAME, Ty::Str),
-            (SCORE, Ty::Num),
-            (TOP, Ty::Str),
-            (COND_MEDIAN, Ty::Num),
-            (BASE_MEDIAN, Ty::Num),
-        ]
-        .into_iter()
-        .map(|(n, ty)| (n.to_string(), ty))
-        .collect();
-        let order = vec![
-            ident(SCORE).sort(false, false),
-            ident(NAME).sort(true, false),
-        ];
-        self.build(|b| b.sort(order.clone()))?;
-        self.order = Some(order);
-        Ok(())
+        self.result_fields(
+            &[
+                (NAME, Ty::Str),
+                (SCORE, Ty::Num),
+                (TOP, Ty::Str),
+                (COND_MEDIAN, Ty::Num),
+                (BASE_MEDIAN, Ty::Num),
+            ],
+            Some((SCORE, NAME)),
+        )
     }
 
     /// `appendcols (subquery)`: the subquery's fields joined row by row (first with first),

@@ -44,6 +44,8 @@ struct TableRequest {
 
 pub struct LookupTableStore {
     engine: logwell_storage::Engine,
+    /// The parsed tables queries read (kept in step with `tables`).
+    parsed: std::sync::Arc<logwell_query::lookup::LookupTables>,
     /// `arn:aws:logs:<region>:<account>:lookup-table:`.
     arn_prefix: String,
     /// A tokio mutex: held while a change is saved.
@@ -97,6 +99,7 @@ impl LookupTableStore {
         }
         Ok(LookupTableStore {
             engine: querier.engine().clone(),
+            parsed: querier.lookup_tables().clone(),
             arn_prefix,
             tables: Mutex::new(tables),
         })
@@ -131,7 +134,7 @@ impl LookupTableStore {
             "CreateLookupTable" => self.create(queries, r).await,
             "GetLookupTable" => self.get(r).await,
             "UpdateLookupTable" => self.update(queries, r).await,
-            "DeleteLookupTable" => self.delete(queries.querier(), r).await,
+            "DeleteLookupTable" => self.delete(r).await,
             _ => self.describe(r).await,
         })
     }
@@ -205,7 +208,7 @@ impl LookupTableStore {
         );
         self.save(&next).await?;
         *tables = next;
-        queries.querier().lookup_tables().set(&name, parsed);
+        self.parsed.set(&name, parsed);
         Ok(json!({"lookupTableArn": self.arn(&name), "createdAt": now}))
     }
 
@@ -242,11 +245,11 @@ impl LookupTableStore {
         }
         self.save(&next).await?;
         *tables = next;
-        queries.querier().lookup_tables().set(&name, parsed);
+        self.parsed.set(&name, parsed);
         Ok(json!({"lookupTableArn": self.arn(&name), "lastUpdatedTime": now}))
     }
 
-    async fn delete(&self, querier: &Querier, r: TableRequest) -> Result<Value, ApiError> {
+    async fn delete(&self, r: TableRequest) -> Result<Value, ApiError> {
         let name = self.name_of(r.lookup_table_arn)?;
         let mut tables = self.tables.lock().await;
         if !tables.contains_key(&name) {
@@ -256,7 +259,7 @@ impl LookupTableStore {
         next.remove(&name);
         self.save(&next).await?;
         *tables = next;
-        querier.lookup_tables().remove(&name);
+        self.parsed.remove(&name);
         Ok(json!({}))
     }
 
@@ -294,7 +297,8 @@ impl LookupTableStore {
         let items: Vec<Value> = page
             .iter()
             .map(|t| {
-                let parsed = LookupTable::parse(&t.table_body).ok();
+                // The parsed copy, not a fresh parse of up to 10 MB of CSV per listing.
+                let parsed = self.parsed.get(&t.name);
                 json!({
                     "lookupTableArn": self.arn(&t.name),
                     "lookupTableName": t.name,
