@@ -279,3 +279,33 @@ def test_definitions_an_older_version_kept_on_local_disk_move_to_the_object_stor
         assert (data / "store" / "settings" / "query-definitions.json").exists()
     finally:
         server.kill9()
+
+
+def test_anomaly_flags_new_patterns_and_http_errors(loaded):
+    _, logs, base = loaded
+    group = "/app/anomaly"
+    logs.create_log_group(logGroupName=group)
+    logs.create_log_stream(logGroupName=group, logStreamName="web")
+    events = []
+    for s in range(80):
+        status = 503 if s in (60, 62, 64, 66) else 200
+        events.append({"timestamp": base + s * 1000, "message": f"GET /health status {status}"})
+    for s in (70, 75):
+        events.append({"timestamp": base + s * 1000 + 1, "message": "[ERROR] out of memory"})
+    events.sort(key=lambda e: e["timestamp"])
+    logs.put_log_events(logGroupName=group, logStreamName="web", logEvents=events)
+    r = wait(logs, start(logs, "pattern @message | anomaly", base, logGroupName=group))
+    assert r["status"] == "Complete"
+    got = rows(r)
+    # Newest anomaly first: the new pattern (70 s) before the 503s (from 60 s).
+    assert [(g["@pattern"], g["@anomalyType"], g["@priority"]) for g in got] == [
+        ("[ERROR] out of memory", "New pattern", "HIGH"),
+        ("GET /health status <Number-1>", "HTTP error code", "HIGH"),
+    ]
+    t = time.gmtime((base + 60_000) / 1000)
+    assert got[1]["@timestamp"] == time.strftime("%Y-%m-%d %H:%M:%S", t) + ".000"
+    assert "503 in 4 of 40 events" in got[1]["@description"]
+    assert [c["field"] for c in r["results"][0]] == [
+        "@pattern", "@ratio", "@sampleCount", "@severityLabel",
+        "@timestamp", "@anomalyType", "@priority", "@description",
+    ]

@@ -44,6 +44,8 @@ pub enum Command {
     Pattern(Expr),
     /// `diff [previousDay|previousWeek|previousMonth]`.
     Diff(DiffPeriod),
+    /// `anomaly`: the patterns (of an earlier `pattern`, else of @message) that look unusual.
+    Anomaly,
     Join(Join),
     Lookup(Lookup),
     /// `accum f [as out]`.

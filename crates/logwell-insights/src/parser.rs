@@ -329,6 +329,7 @@ fn command(c: Pair<Rule>) -> Result<Command, ParseError> {
             }
         }
         Rule::logcompare_cmd => Command::Diff(DiffPeriod::Shift(period(inner.next().unwrap())?)),
+        Rule::anomaly_cmd => Command::Anomaly,
         Rule::diff_cmd => Command::Diff(match inner.next() {
             None => DiffPeriod::Previous,
             Some(p) => match p.as_str().to_ascii_lowercase().as_str() {

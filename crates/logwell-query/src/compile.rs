@@ -4,7 +4,8 @@
 
 use crate::functions::TextFn;
 use crate::udf::{
-    Captures, CountTrue, Counter, JsonFields, JsonOp, JsonUdf, ParseFields, QueryCounters,
+    AnomalyUdf, Captures, CountTrue, Counter, JsonFields, JsonOp, JsonUdf, ParseFields,
+    PatternProfile, QueryCounters,
 };
 use crate::QueryError;
 use arrow::datatypes::{DataType, TimeUnit};
@@ -219,6 +220,15 @@ const SEVERITY: &str = "@severityLabel";
 const PREVIOUS_COUNT: &str = "@previousSampleCount";
 const CHANGE: &str = "@changeType";
 const PERCENT_CHANGE: &str = "@percentChange";
+/// The fields `anomaly` adds.
+const ANOMALY_TYPE: &str = "@anomalyType";
+const PRIORITY: &str = "@priority";
+const DESCRIPTION: &str = "@description";
+/// Hidden columns `pattern` keeps when `anomaly` follows: each pattern's first and last event
+/// and its profile.
+const PATTERN_FIRST: &str = "__pattern_first";
+const PATTERN_LAST: &str = "__pattern_last";
+const PATTERN_PROFILE: &str = "__pattern_profile";
 
 /// A period as an interval to add to timestamps (not capped, unlike `bin`'s).
 fn interval(value: u64, unit: PeriodUnit) -> ScalarValue {
@@ -641,8 +651,12 @@ impl<'a> Pipeline<'a> {
             }
             Command::Pattern(e) => {
                 let sorted_later = self.sort_after.is_some_and(|s| s > index);
-                self.pattern(e, !sorted_later)
+                let profiled = self.commands[index + 1..]
+                    .iter()
+                    .any(|c| matches!(c, Command::Anomaly));
+                self.pattern(e, !sorted_later, profiled)
             }
+            Command::Anomaly => self.anomaly(index),
             Command::Diff(period) => self.diff(period, index),
             Command::Join(j) => self.join(j, index),
             Command::Lookup(l) => self.lookup(l),
@@ -1042,20 +1056,37 @@ impl<'a> Pipeline<'a> {
         Ok(())
     }
 
-    /// `pattern e`: one row per pattern of `e`'s text, most frequent first.
-    fn pattern(&mut self, e: &Ast, key_order: bool) -> Result<(), QueryError> {
+    /// `pattern e`: one row per pattern of `e`'s text, most frequent first. With `profiled`
+    /// (an `anomaly` follows), each row also keeps the hidden `__pattern_*` columns.
+    fn pattern(&mut self, e: &Ast, key_order: bool, profiled: bool) -> Result<(), QueryError> {
         self.ensure_fields([e])?;
         let x = self.expr(e)?;
-        let tmp = self.tmp("pattern");
-        let template = TextFn::Pattern.call(vec![text(x)]);
+        let (tmp, line) = (self.tmp("pattern"), self.tmp("pattern_text"));
+        let template = TextFn::Pattern.call(vec![ident(&line)]);
+        self.with_columns(vec![(line.clone(), t(text(x), Ty::Str))])?;
         self.with_columns(vec![(tmp.clone(), t(template, Ty::Str))])?;
         self.build(|b| b.filter(ident(&tmp).is_not_null()))?;
-        self.build(|b| {
-            b.aggregate(
-                vec![ident(&tmp).alias(PATTERN)],
-                vec![agg::count(lit(1i64)).alias(SAMPLE_COUNT)],
-            )
-        })?;
+        let mut aggregates = vec![agg::count(lit(1i64)).alias(SAMPLE_COUNT)];
+        let mut hidden = Vec::new();
+        if profiled {
+            if self.fields.get(TS) != Some(&Ty::Time) {
+                return Err(malformed(
+                    "anomaly needs @timestamp: pattern must come before stats",
+                ));
+            }
+            let ts = millis(ident(TS));
+            aggregates.extend([
+                agg::min(ts.clone()).alias(PATTERN_FIRST),
+                agg::max(ts.clone()).alias(PATTERN_LAST),
+                PatternProfile::call(ts, ident(&line)).alias(PATTERN_PROFILE),
+            ]);
+            hidden = vec![
+                ident(PATTERN_FIRST),
+                ident(PATTERN_LAST),
+                ident(PATTERN_PROFILE),
+            ];
+        }
+        self.build(|b| b.aggregate(vec![ident(&tmp).alias(PATTERN)], aggregates))?;
         let total = self.tmp("total");
         let sum = Expr::WindowFunction(Box::new(WindowFunction::new(
             datafusion::functions_aggregate::sum::sum_udaf(),
@@ -1064,14 +1095,14 @@ impl<'a> Pipeline<'a> {
         self.build(|b| b.window(vec![sum.alias(&total)]))?;
         let ratio = ident(SAMPLE_COUNT).cast_to_type(DataType::Float64)
             / ident(&total).cast_to_type(DataType::Float64);
-        self.build(|b| {
-            b.project(vec![
-                ident(PATTERN),
-                ratio.alias(RATIO),
-                ident(SAMPLE_COUNT),
-                TextFn::Severity.call(vec![ident(PATTERN)]).alias(SEVERITY),
-            ])
-        })?;
+        let mut columns = vec![
+            ident(PATTERN),
+            ratio.alias(RATIO),
+            ident(SAMPLE_COUNT),
+            TextFn::Severity.call(vec![ident(PATTERN)]).alias(SEVERITY),
+        ];
+        columns.extend(hidden);
+        self.build(|b| b.project(columns))?;
         self.stats += 1;
         self.order = None;
         self.shown.clear();
@@ -1119,11 +1150,11 @@ impl<'a> Pipeline<'a> {
                     "diff compares patterns: use it after pattern, not after stats",
                 ));
             }
-            self.pattern(&Ast::Field(MSG.into()), false)?;
+            self.pattern(&Ast::Field(MSG.into()), false, false)?;
         }
         let mut before = self.subquery_at(&prefix, earlier)?;
         if !has_pattern {
-            before.pattern(&Ast::Field(MSG.into()), false)?;
+            before.pattern(&Ast::Field(MSG.into()), false, false)?;
         }
         let (prev_pattern, prev_count) = (self.tmp("prev_pattern"), self.tmp("prev_count"));
         let before = LogicalPlanBuilder::from(before.plan)
@@ -1171,6 +1202,81 @@ impl<'a> Pipeline<'a> {
             ],
             most_first.then_some((SAMPLE_COUNT, PATTERN)),
         )
+    }
+
+    /// `anomaly`: the patterns (of the `pattern` before it, else of @message) whose events
+    /// behave unusually over the time span of the input (see [`crate::anomaly`]), newest first.
+    fn anomaly(&mut self, index: usize) -> Result<(), QueryError> {
+        let has_pattern = self.commands[..index]
+            .iter()
+            .any(|c| matches!(c, Command::Pattern(_)));
+        if !has_pattern {
+            if self.stats > 0 {
+                return Err(malformed(
+                    "anomaly looks for unusual patterns: use it after pattern, not after stats",
+                ));
+            }
+            self.pattern(&Ast::Field(MSG.into()), false, true)?;
+        }
+        if !self.column_names().iter().any(|c| c == PATTERN_PROFILE) {
+            return Err(malformed(
+                "anomaly looks for unusual patterns: use it after pattern",
+            ));
+        }
+        let window = |f: Arc<datafusion::logical_expr::AggregateUDF>, col: &str| {
+            Expr::WindowFunction(Box::new(WindowFunction::new(f, vec![ident(col)])))
+        };
+        let (lo, hi, finding) = (self.tmp("lo"), self.tmp("hi"), self.tmp("finding"));
+        self.build(|b| {
+            b.window(vec![
+                window(
+                    datafusion::functions_aggregate::min_max::min_udaf(),
+                    PATTERN_FIRST,
+                )
+                .alias(&lo),
+                window(
+                    datafusion::functions_aggregate::min_max::max_udaf(),
+                    PATTERN_LAST,
+                )
+                .alias(&hi),
+            ])
+        })?;
+        let judged = AnomalyUdf::call(
+            ident(PATTERN_PROFILE),
+            ident(&lo),
+            ident(&hi),
+            ident(SEVERITY),
+        );
+        let mut columns: Vec<Expr> = self
+            .column_names()
+            .into_iter()
+            .filter(|n| !n.starts_with("__") && self.fields.contains_key(n))
+            .map(|n| ident(&n))
+            .collect();
+        columns.push(judged.alias(&finding));
+        self.build(|b| b.project(columns))?;
+        let part = |name: &str| f::get_field(ident(&finding), name);
+        self.build(|b| b.filter(part("kinds").is_not_null()))?;
+        self.with_columns(vec![
+            (
+                TS.to_string(),
+                t(part("at").cast_to_type(ts_type()), Ty::Time),
+            ),
+            (ANOMALY_TYPE.to_string(), t(part("kinds"), Ty::Str)),
+            (PRIORITY.to_string(), t(part("priority"), Ty::Str)),
+            (DESCRIPTION.to_string(), t(part("description"), Ty::Str)),
+        ])?;
+        self.drop_columns(&[finding.as_str()])?;
+        self.shown.clear();
+        self.display = None;
+        let fields: Vec<(String, Ty)> = self
+            .column_names()
+            .into_iter()
+            .filter_map(|n| self.fields.get(&n).map(|ty| (n.clone(), *ty)))
+            .collect();
+        let sorted_later = self.sort_after.is_some_and(|s| s > index);
+        let fields: Vec<(&str, Ty)> = fields.iter().map(|(n, ty)| (n.as_str(), *ty)).collect();
+        self.result_fields(&fields, (!sorted_later).then_some((TS, PATTERN)))
     }
 
     /// After a command that makes its own rows (`pattern`, `diff`, `relevantfields`): these

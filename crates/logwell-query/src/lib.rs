@@ -20,6 +20,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod anomaly;
 pub mod compile;
 pub mod events;
 pub mod format;

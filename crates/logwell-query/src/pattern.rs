@@ -23,12 +23,10 @@ fn token_regex() -> &'static Regex {
     })
 }
 
-/// The pattern of one line.
-pub fn template(line: &str) -> String {
-    let mut out = String::with_capacity(line.len());
-    let mut last = 0;
-    let mut n = 0;
-    for caps in token_regex().captures_iter(line) {
+/// The dynamic tokens of one line, in order: their type (`Time`, `ID`, `IP`, `Number`) and
+/// byte range.
+fn dynamic_tokens(line: &str) -> impl Iterator<Item = (&'static str, usize, usize)> + '_ {
+    token_regex().captures_iter(line).filter_map(|caps| {
         let m = caps.get(0).expect("whole match");
         let (kind, text) = if let Some(t) = caps.name("time") {
             ("Time", t.as_str())
@@ -41,24 +39,38 @@ pub fn template(line: &str) -> String {
             let w = m.as_str().trim_end_matches(['.', '-', '_']);
             let w = w.trim_start_matches(['.', '-', '_']);
             if !w.bytes().any(|b| b.is_ascii_digit()) {
-                continue;
+                return None;
             }
             let number = w.parse::<f64>().is_ok();
             (if number { "Number" } else { "ID" }, w)
         };
         let start = m.start() + m.as_str().find(text).unwrap_or(0);
-        let end = start + text.len();
+        Some((kind, start, start + text.len()))
+    })
+}
+
+/// The pattern of one line.
+pub fn template(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut last = 0;
+    for (n, (kind, start, end)) in dynamic_tokens(line).enumerate() {
         out.push_str(&line[last..start]);
-        n += 1;
         out.push('<');
         out.push_str(kind);
         out.push('-');
-        out.push_str(&n.to_string());
+        out.push_str(&(n + 1).to_string());
         out.push('>');
         last = end;
     }
     out.push_str(&line[last..]);
     out
+}
+
+/// The values of a line's dynamic tokens with their types, in template order.
+pub fn token_values(line: &str) -> Vec<(&'static str, &str)> {
+    dynamic_tokens(line)
+        .map(|(kind, start, end)| (kind, &line[start..end]))
+        .collect()
 }
 
 /// The severity a pattern's text names (`Error`, `Warning`, `Info`, `Debug`), if any.
@@ -108,6 +120,10 @@ mod tests {
             template("user u-99 logged in at 23:59:59")
         );
         assert_eq!(template("no dynamic parts here"), "no dynamic parts here");
+        assert_eq!(
+            token_values("GET /orders/123 from 10.0.0.7 took 12.5 ms."),
+            vec![("Number", "123"), ("IP", "10.0.0.7"), ("Number", "12.5")]
+        );
     }
 
     #[test]

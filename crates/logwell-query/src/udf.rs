@@ -2,10 +2,13 @@
 //! counters behind a query's statistics.
 
 use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, StringBuilder, StructArray};
+use arrow::datatypes::FieldRef;
 use arrow::datatypes::{DataType, Field, Fields};
 use datafusion::common::{exec_err, Result, ScalarValue};
+use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
 use datafusion::logical_expr::{
-    ColumnarValue, Expr, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
+    Accumulator, AggregateUDF, AggregateUDFImpl, ColumnarValue, Expr, ScalarFunctionArgs,
+    ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
 use logwell_fields::PathSet;
 use std::hash::{Hash, Hasher};
@@ -700,5 +703,172 @@ impl ScalarUDFImpl for Histogram {
             b.append_option(self.map(&present));
         }
         Ok(ColumnarValue::Array(Arc::new(b.finish())))
+    }
+}
+
+/// `lw_pattern_profile(ts_ms, text)`: the [`anomaly::Profile`](crate::anomaly::Profile) of one
+/// pattern's events, as JSON (the `anomaly` command's input).
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct PatternProfile {
+    signature: Signature,
+}
+
+impl PatternProfile {
+    pub fn call(ts_ms: Expr, text: Expr) -> Expr {
+        AggregateUDF::from(PatternProfile {
+            signature: Signature::exact(
+                vec![DataType::Int64, DataType::Utf8],
+                Volatility::Immutable,
+            ),
+        })
+        .call(vec![ts_ms, text])
+    }
+}
+
+impl AggregateUDFImpl for PatternProfile {
+    fn name(&self) -> &str {
+        "lw_pattern_profile"
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, _: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Utf8)
+    }
+    fn accumulator(&self, _: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
+        Ok(Box::<ProfileAccumulator>::default())
+    }
+    fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
+        Ok(vec![Arc::new(Field::new(
+            format!("{}[profile]", args.name),
+            DataType::Utf8,
+            true,
+        ))])
+    }
+}
+
+#[derive(Debug, Default)]
+struct ProfileAccumulator {
+    profile: crate::anomaly::Profile,
+}
+
+impl Accumulator for ProfileAccumulator {
+    fn update_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
+        let ts = values[0].as_primitive::<arrow::datatypes::Int64Type>();
+        let text = values[1].as_string::<i32>();
+        for i in 0..ts.len() {
+            if ts.is_valid(i) && text.is_valid(i) {
+                self.profile.add(ts.value(i), text.value(i));
+            }
+        }
+        Ok(())
+    }
+    fn evaluate(&mut self) -> Result<ScalarValue> {
+        Ok(ScalarValue::Utf8(Some(self.profile.to_json())))
+    }
+    fn size(&self) -> usize {
+        self.profile.size()
+    }
+    fn state(&mut self) -> Result<Vec<ScalarValue>> {
+        Ok(vec![self.evaluate()?])
+    }
+    fn merge_batch(&mut self, states: &[ArrayRef]) -> Result<()> {
+        let states = states[0].as_string::<i32>();
+        for state in states.iter().flatten() {
+            match crate::anomaly::Profile::from_json(state) {
+                Some(p) => self.profile.merge(p),
+                None => return exec_err!("unreadable pattern profile"),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `lw_anomaly(profile, lo_ms, hi_ms, severity)`: what [`anomaly::evaluate`]
+/// (crate::anomaly::evaluate) finds, as a struct `{at, kinds, priority, description}` (all
+/// null when the pattern looks usual).
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct AnomalyUdf {
+    signature: Signature,
+}
+
+impl AnomalyUdf {
+    pub fn call(profile: Expr, lo: Expr, hi: Expr, severity: Expr) -> Expr {
+        ScalarUDF::from(AnomalyUdf {
+            signature: Signature::exact(
+                vec![
+                    DataType::Utf8,
+                    DataType::Int64,
+                    DataType::Int64,
+                    DataType::Utf8,
+                ],
+                Volatility::Immutable,
+            ),
+        })
+        .call(vec![profile, lo, hi, severity])
+    }
+
+    fn fields() -> Fields {
+        Fields::from(vec![
+            Field::new("at", DataType::Int64, true),
+            Field::new("kinds", DataType::Utf8, true),
+            Field::new("priority", DataType::Utf8, true),
+            Field::new("description", DataType::Utf8, true),
+        ])
+    }
+}
+
+impl ScalarUDFImpl for AnomalyUdf {
+    fn name(&self) -> &str {
+        "lw_anomaly"
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, _: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Struct(Self::fields()))
+    }
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let rows = args.number_rows;
+        let profiles = strings(&args.args[0], rows)?;
+        let profiles = profiles.as_string::<i32>();
+        let lo = args.args[1].to_array(rows)?;
+        let lo = lo.as_primitive::<arrow::datatypes::Int64Type>();
+        let hi = args.args[2].to_array(rows)?;
+        let hi = hi.as_primitive::<arrow::datatypes::Int64Type>();
+        let severity = strings(&args.args[3], rows)?;
+        let severity = severity.as_string::<i32>();
+        let mut at = arrow::array::Int64Builder::new();
+        let (mut kinds, mut priority, mut description) = (
+            StringBuilder::new(),
+            StringBuilder::new(),
+            StringBuilder::new(),
+        );
+        for i in 0..rows {
+            let finding = profiles
+                .is_valid(i)
+                .then(|| crate::anomaly::Profile::from_json(profiles.value(i)))
+                .flatten()
+                .filter(|_| lo.is_valid(i) && hi.is_valid(i))
+                .and_then(|p| {
+                    let sev = severity.is_valid(i).then(|| severity.value(i));
+                    crate::anomaly::evaluate(&p, lo.value(i), hi.value(i), sev)
+                });
+            at.append_option(finding.as_ref().map(|f| f.at));
+            kinds.append_option(finding.as_ref().map(|f| f.kinds.as_str()));
+            priority.append_option(finding.as_ref().map(|f| f.priority));
+            description.append_option(finding.as_ref().map(|f| f.description.as_str()));
+        }
+        let cols: Vec<ArrayRef> = vec![
+            Arc::new(at.finish()),
+            Arc::new(kinds.finish()),
+            Arc::new(priority.finish()),
+            Arc::new(description.finish()),
+        ];
+        Ok(ColumnarValue::Array(Arc::new(StructArray::try_new(
+            Self::fields(),
+            cols,
+            None,
+        )?)))
     }
 }
