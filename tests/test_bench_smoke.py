@@ -40,6 +40,6 @@ def test_query_benchmark_runs_against_duckdb_and_agrees():
     )
     assert out.returncode == 0, out.stdout + out.stderr
     rows = [l for l in out.stdout.splitlines() if l.startswith("| ") and "ms |" in l]
-    assert len(rows) == 6, out.stdout
+    assert len(rows) == 7, out.stdout
     # Every query answered the same as DuckDB over the same Parquet files.
     assert all(l.rstrip().endswith("| yes |") for l in rows), out.stdout

@@ -112,7 +112,10 @@ fn vpc_line(i: usize) -> String {
 struct Query {
     name: &'static str,
     group: &'static str,
+    /// An Insights query, or with `filter_events` a FilterLogEvents pattern (one page of 1,000
+    /// events, oldest first; the answer is the page's size).
     insights: &'static str,
+    filter_events: bool,
     /// The same question in DuckDB SQL over the group's Parquet files (view `<group>_logs`).
     sql: &'static str,
     /// ... and reading the stored field columns instead of the message, for JSON questions.
@@ -123,6 +126,7 @@ const QUERIES: &[Query] = &[
     Query {
         name: "count by bin(5m)",
         group: "app",
+        filter_events: false,
         insights: "stats count(*) as n by bin(5m)",
         sql: "SELECT count(*) AS n FROM app_logs GROUP BY \"timestamp\" // 300000",
         sql_columns: None,
@@ -130,6 +134,7 @@ const QUERIES: &[Query] = &[
     Query {
         name: "filter by regex",
         group: "app",
+        filter_events: false,
         insights: "filter @message like /u-0012[0-9]/ | stats count(*) as n",
         sql: "SELECT count(*) AS n FROM app_logs WHERE regexp_matches(message, 'u-0012[0-9]')",
         sql_columns: None,
@@ -137,6 +142,7 @@ const QUERIES: &[Query] = &[
     Query {
         name: "stats by JSON field",
         group: "app",
+        filter_events: false,
         insights: "stats avg(latency_ms) as avg_ms, count(*) as n by level",
         sql: "SELECT avg(TRY_CAST(json_extract_string(message, '$.latency_ms') AS DOUBLE)) AS avg_ms, count(*) AS n FROM app_logs GROUP BY json_extract_string(message, '$.level')",
         sql_columns: Some("SELECT avg(TRY_CAST(\"field:latency_ms\" AS DOUBLE)) AS avg_ms, count(*) AS n FROM app_logs GROUP BY \"field:level\""),
@@ -144,6 +150,7 @@ const QUERIES: &[Query] = &[
     Query {
         name: "top-N users",
         group: "app",
+        filter_events: false,
         insights: "filter status >= 400 | stats count(*) as n by user | sort n desc | limit 10",
         sql: "SELECT count(*) AS n FROM app_logs WHERE TRY_CAST(json_extract_string(message, '$.status') AS DOUBLE) >= 400 GROUP BY json_extract_string(message, '$.user') ORDER BY n DESC LIMIT 10",
         sql_columns: Some("SELECT count(*) AS n FROM app_logs WHERE TRY_CAST(\"field:status\" AS DOUBLE) >= 400 GROUP BY \"field:user\" ORDER BY n DESC LIMIT 10"),
@@ -151,6 +158,7 @@ const QUERIES: &[Query] = &[
     Query {
         name: "parse + stats (Lambda)",
         group: "lambda",
+        filter_events: false,
         insights: "filter @message like 'REPORT' | parse @message 'Duration: * ms' as d | stats avg(d) as avg_d, max(d) as max_d, count(*) as n",
         sql: "SELECT avg(CAST(regexp_extract(message, 'Duration: (.*?) ms', 1) AS DOUBLE)) AS avg_d, max(CAST(regexp_extract(message, 'Duration: (.*?) ms', 1) AS DOUBLE)) AS max_d, count(*) AS n FROM lambda_logs WHERE contains(message, 'REPORT')",
         sql_columns: None,
@@ -158,9 +166,18 @@ const QUERIES: &[Query] = &[
     Query {
         name: "parse + top-N (VPC)",
         group: "vpc",
+        filter_events: false,
         insights: "parse @message '* * * * * * * * * * * * * *' as v, acct, eni, src, dst, sport, dport, proto, pkts, bytes, t0, t1, action, status | filter action = 'REJECT' | stats sum(bytes) as b by src | sort b desc | limit 10",
         sql: "SELECT sum(CAST(string_split(message, ' ')[10] AS DOUBLE)) AS b FROM vpc_logs WHERE string_split(message, ' ')[13] = 'REJECT' GROUP BY string_split(message, ' ')[4] ORDER BY b DESC LIMIT 10",
         sql_columns: None,
+    },
+    Query {
+        name: "FilterLogEvents JSON pattern",
+        group: "app",
+        filter_events: true,
+        insights: "{ $.level = \"ERROR\" && $.status = 500 }",
+        sql: "SELECT count(*) AS n FROM (SELECT 1 FROM app_logs WHERE json_extract_string(message, '$.level') = 'ERROR' AND TRY_CAST(json_extract_string(message, '$.status') AS DOUBLE) = 500 ORDER BY \"timestamp\" LIMIT 1000)",
+        sql_columns: Some("SELECT count(*) AS n FROM (SELECT 1 FROM app_logs WHERE \"field:level\" = 'ERROR' AND TRY_CAST(\"field:status\" AS DOUBLE) = 500 ORDER BY \"timestamp\" LIMIT 1000)"),
     },
 ];
 
@@ -246,6 +263,24 @@ async fn run_insights(
             other => bail!("query {query:?} ended {other:?}: {r}"),
         }
     }
+}
+
+/// One FilterLogEvents page: its latency and its size.
+async fn run_filter(
+    server: &ServerProc,
+    group: &str,
+    pattern: &str,
+    range: (i64, i64),
+) -> Result<(f64, Vec<Vec<f64>>)> {
+    let t0 = Instant::now();
+    let r = server
+        .call(
+            "FilterLogEvents",
+            json!({"logGroupName": group, "startTime": range.0, "endTime": range.1, "filterPattern": pattern, "limit": 1000}).to_string(),
+        )
+        .await?;
+    let n = r["events"].as_array().map_or(0, Vec::len);
+    Ok((t0.elapsed().as_secs_f64(), vec![vec![n as f64]]))
 }
 
 /// Segment files of each group, from the newest manifest.
@@ -437,7 +472,12 @@ async fn main() -> Result<()> {
         let mut best = f64::MAX;
         let mut rows = Vec::new();
         for _ in 0..args.runs {
-            let (secs, r, _) = run_insights(&server, &group, q.insights, range).await?;
+            let (secs, r) = if q.filter_events {
+                run_filter(&server, &group, q.insights, range).await?
+            } else {
+                let (secs, r, _) = run_insights(&server, &group, q.insights, range).await?;
+                (secs, r)
+            };
             best = best.min(secs);
             rows = r;
         }

@@ -118,6 +118,85 @@ impl Test {
     }
 }
 
+/// A test on the flattened fields of an event (`a.b.0`, the text a query would extract) that
+/// every event a JSON pattern matches passes: a cheap pre-filter over stored field columns,
+/// after which the pattern itself still decides.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Necessary {
+    /// No constraint.
+    Any,
+    And(Box<Necessary>, Box<Necessary>),
+    Or(Box<Necessary>, Box<Necessary>),
+    /// The field is present.
+    Present(String),
+    /// The field's text matches the glob (`*` wildcards), or the field reads as a number.
+    TextOrNumber {
+        path: String,
+        glob: String,
+    },
+    /// The field reads as a number `x` with `x op value`.
+    Number {
+        path: String,
+        op: Op,
+        value: f64,
+    },
+}
+
+/// The flattened field name of a selector, when it has one (keys with dots or wildcards do not).
+fn field_path(sel: &Selector) -> Option<String> {
+    let mut parts = Vec::with_capacity(sel.len());
+    for step in sel {
+        match step {
+            Step::Key(k) if k.is_empty() || k.contains(['.', '*']) => return None,
+            Step::Key(k) => parts.push(k.clone()),
+            Step::Index(i) => parts.push(i.to_string()),
+        }
+    }
+    Some(parts.join("."))
+}
+
+impl Expr {
+    /// What every matching event's fields satisfy (see [`Necessary`]).
+    pub fn necessary(&self) -> Necessary {
+        let both = |a: &Expr, b: &Expr| (Box::new(a.necessary()), Box::new(b.necessary()));
+        match self {
+            Expr::And(a, b) => {
+                let (a, b) = both(a, b);
+                Necessary::And(a, b)
+            }
+            Expr::Or(a, b) => {
+                let (a, b) = both(a, b);
+                Necessary::Or(a, b)
+            }
+            Expr::Cond(sel, test) => {
+                let Some(path) = field_path(sel) else {
+                    return Necessary::Any;
+                };
+                match test {
+                    // Null values and absent fields both have no text.
+                    Test::IsNull | Test::NotExists => Necessary::Any,
+                    Test::IsBool(_) => Necessary::Present(path),
+                    Test::Compare(Op::Eq, Literal::Text { text, .. }) => Necessary::TextOrNumber {
+                        path,
+                        glob: text.clone(),
+                    },
+                    Test::Compare(
+                        op,
+                        Literal::Text {
+                            number: Some(n), ..
+                        },
+                    ) if *op != Op::Ne => Necessary::Number {
+                        path,
+                        op: *op,
+                        value: *n,
+                    },
+                    Test::Compare(..) => Necessary::Present(path),
+                }
+            }
+        }
+    }
+}
+
 fn compare(op: Op, lit: &Literal, v: &Value) -> bool {
     let text = match v {
         Value::String(s) => s.clone(),

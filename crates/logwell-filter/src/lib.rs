@@ -18,6 +18,7 @@
 
 mod delimited;
 mod json;
+pub use json::{Necessary, Op as CompareOp};
 mod terms;
 
 use thiserror::Error;
@@ -91,6 +92,14 @@ impl FilterPattern {
             Kind::Terms(terms::parse(pattern)?)
         };
         Ok(FilterPattern { kind })
+    }
+
+    /// For JSON patterns, a test on flattened fields that every matching message passes.
+    pub fn necessary(&self) -> Option<json::Necessary> {
+        match &self.kind {
+            Kind::Json(e) => Some(e.necessary()),
+            _ => None,
+        }
     }
 
     /// True when the pattern matches every message.

@@ -1,7 +1,8 @@
 //! FilterLogEvents as a DataFusion plan over a group's segments and memtable: the filter pattern
 //! becomes a filter expression (the compiled matcher as a UDF, so its semantics are the filter
 //! crate's exactly), the time range and stream selection prune row groups, and a page is a TopK
-//! by event key.
+//! by event key. JSON patterns first test the field columns segments store (a necessary
+//! condition, see [`Necessary`]), so the matcher parses only the messages that pass.
 
 use crate::compile::CastTo;
 use crate::table::GroupTable;
@@ -14,7 +15,7 @@ use datafusion::logical_expr::{
     col, lit, ColumnarValue, Expr, LogicalPlanBuilder, ScalarFunctionArgs, ScalarUDF,
     ScalarUDFImpl, Signature, Volatility,
 };
-use logwell_filter::FilterPattern;
+use logwell_filter::{CompareOp, FilterPattern, Necessary};
 use logwell_storage::memtable::col as columns;
 use logwell_storage::{EventRow, Scan, StreamFilter};
 use std::hash::{Hash, Hasher};
@@ -54,21 +55,98 @@ impl ScalarUDFImpl for PatternUdf {
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
         let msgs = args.args[0].to_array(args.number_rows)?;
         let msgs = msgs.as_string::<i32>();
+        // The optional second argument: rows that can match at all (the others are not parsed).
+        let candidates = match args.args.get(1) {
+            Some(c) => Some(c.to_array(args.number_rows)?),
+            None => None,
+        };
+        let candidates = candidates.as_ref().map(|c| c.as_boolean());
         let out: arrow::array::BooleanArray = (0..msgs.len())
-            .map(|i| Some(msgs.is_valid(i) && self.pattern.matches(msgs.value(i))))
+            .map(|i| {
+                let candidate = candidates.is_none_or(|c| c.is_valid(i) && c.value(i));
+                Some(candidate && msgs.is_valid(i) && self.pattern.matches(msgs.value(i)))
+            })
             .collect();
         Ok(ColumnarValue::Array(Arc::new(out)))
     }
 }
 
-/// The filter expression a pattern compiles to.
-pub fn pattern_filter(text: &str, pattern: FilterPattern) -> Expr {
+/// The filter expression a pattern compiles to; `candidates` (a boolean expression) limits the
+/// rows the matcher looks at.
+pub fn pattern_filter(text: &str, pattern: FilterPattern, candidates: Option<Expr>) -> Expr {
+    let mut args = vec![col(columns::MESSAGE)];
+    args.extend(candidates);
     ScalarUDF::from(PatternUdf {
         text: text.to_string(),
         pattern,
-        signature: Signature::any(1, Volatility::Immutable),
+        signature: Signature::any(args.len(), Volatility::Immutable),
     })
-    .call(vec![col(columns::MESSAGE)])
+    .call(args)
+}
+
+/// A `*` glob as a LIKE pattern (`\` escapes).
+fn like_pattern(glob: &str) -> String {
+    let mut out = String::with_capacity(glob.len());
+    for c in glob.chars() {
+        match c {
+            '*' => out.push('%'),
+            '%' | '_' | '\\' => {
+                out.push('\\');
+                out.push(c);
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// `necessary` over the stored field columns `stored` (paths); None when it constrains none
+/// of them. Absent fields read as null, so each test is false there, never null.
+fn candidates(necessary: &Necessary, stored: &[String]) -> Option<Expr> {
+    let column = |path: &String| {
+        stored.contains(path).then(|| {
+            Expr::Column(datafusion::common::Column::new_unqualified(
+                logwell_storage::segment::field_column(path),
+            ))
+        })
+    };
+    let number = |c: Expr| {
+        Expr::TryCast(datafusion::logical_expr::TryCast::new(
+            Box::new(c),
+            DataType::Float64,
+        ))
+    };
+    let no_null = |e: Expr| datafusion::functions::expr_fn::coalesce(vec![e, lit(false)]);
+    match necessary {
+        Necessary::Any => None,
+        Necessary::And(a, b) => match (candidates(a, stored), candidates(b, stored)) {
+            (Some(a), Some(b)) => Some(a.and(b)),
+            (a, b) => a.or(b),
+        },
+        Necessary::Or(a, b) => Some(candidates(a, stored)?.or(candidates(b, stored)?)),
+        Necessary::Present(path) => Some(column(path)?.is_not_null()),
+        Necessary::TextOrNumber { path, glob } => {
+            let c = column(path)?;
+            let text = if glob.contains('*') {
+                c.clone().like(lit(like_pattern(glob)))
+            } else {
+                c.clone().eq(lit(glob.as_str()))
+            };
+            Some(no_null(text.or(number(c).is_not_null())))
+        }
+        Necessary::Number { path, op, value } => {
+            let x = number(column(path)?);
+            let v = lit(*value);
+            Some(no_null(match op {
+                CompareOp::Eq => x.eq(v),
+                CompareOp::Ne => x.not_eq(v),
+                CompareOp::Lt => x.lt(v),
+                CompareOp::Le => x.lt_eq(v),
+                CompareOp::Gt => x.gt(v),
+                CompareOp::Ge => x.gt_eq(v),
+            }))
+        }
+    }
 }
 
 /// `key > (t, s)` over the event columns.
@@ -140,11 +218,40 @@ impl Querier {
         if let Some((t, s)) = scan.before {
             pred = pred.and(key_before(t, s));
         }
+        // Field columns every segment stores (elsewhere they would be extracted from the message,
+        // parsing it twice).
+        let stored: Vec<String> = match snap.segments.split_first() {
+            Some((first, rest)) => first
+                .fields
+                .iter()
+                .filter(|f| rest.iter().all(|s| s.fields.contains(f)))
+                .cloned()
+                .collect(),
+            None => Vec::new(),
+        };
+        let mut fields = Vec::new();
         if let Some(p) = &scan.pattern {
-            pred = pred.and(pattern_filter(pattern_text.unwrap_or_default(), p.clone()));
+            let candidates = p
+                .necessary()
+                .and_then(|n| candidates(&n, &stored))
+                .inspect(|c| {
+                    fields = c
+                        .column_refs()
+                        .iter()
+                        .filter_map(|r| r.name.strip_prefix("field:"))
+                        .map(str::to_string)
+                        .collect();
+                    fields.sort();
+                    fields.dedup();
+                });
+            pred = pred.and(pattern_filter(
+                pattern_text.unwrap_or_default(),
+                p.clone(),
+                candidates,
+            ));
         }
         let asc = !scan.newest_first;
-        let table = GroupTable::new(snap, (lo, hi), Vec::new());
+        let table = GroupTable::new(snap, (lo, hi), fields);
         let plan = LogicalPlanBuilder::scan("events", provider_as_source(Arc::new(table)), None)?
             .filter(pred)?
             .sort_with_limit(
