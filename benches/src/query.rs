@@ -45,6 +45,9 @@ struct Args {
     /// `[storage] field_columns`: frequent JSON fields stored as segment columns (0: none).
     #[arg(long, default_value_t = 32)]
     field_columns: usize,
+    /// Run only the queries whose name contains this text (for profiling one of them).
+    #[arg(long)]
+    only: Option<String>,
 }
 
 const LEVELS: [&str; 4] = ["INFO", "INFO", "WARN", "ERROR"];
@@ -113,7 +116,7 @@ struct Query {
     name: &'static str,
     group: &'static str,
     /// An Insights query, or with `filter_events` a FilterLogEvents pattern (one page of 1,000
-    /// events, oldest first; the answer is the page's size).
+    /// events, oldest first; the answer is the page's size in events and message bytes).
     insights: &'static str,
     filter_events: bool,
     /// The same question in DuckDB SQL over the group's Parquet files (view `<group>_logs`).
@@ -176,8 +179,8 @@ const QUERIES: &[Query] = &[
         group: "app",
         filter_events: true,
         insights: "{ $.level = \"ERROR\" && $.status = 500 }",
-        sql: "SELECT count(*) AS n FROM (SELECT 1 FROM app_logs WHERE json_extract_string(message, '$.level') = 'ERROR' AND TRY_CAST(json_extract_string(message, '$.status') AS DOUBLE) = 500 ORDER BY \"timestamp\" LIMIT 1000)",
-        sql_columns: Some("SELECT count(*) AS n FROM (SELECT 1 FROM app_logs WHERE \"field:level\" = 'ERROR' AND TRY_CAST(\"field:status\" AS DOUBLE) = 500 ORDER BY \"timestamp\" LIMIT 1000)"),
+        sql: "SELECT count(*) AS n, sum(length(message)) AS bytes FROM (SELECT \"timestamp\", message FROM app_logs WHERE json_extract_string(message, '$.level') = 'ERROR' AND TRY_CAST(json_extract_string(message, '$.status') AS DOUBLE) = 500 ORDER BY \"timestamp\" LIMIT 1000)",
+        sql_columns: Some("SELECT count(*) AS n, sum(length(message)) AS bytes FROM (SELECT \"timestamp\", message FROM app_logs WHERE \"field:level\" = 'ERROR' AND TRY_CAST(\"field:status\" AS DOUBLE) = 500 ORDER BY \"timestamp\" LIMIT 1000)"),
     },
 ];
 
@@ -265,7 +268,7 @@ async fn run_insights(
     }
 }
 
-/// One FilterLogEvents page: its latency and its size.
+/// One FilterLogEvents page: its latency and its size (events, message bytes).
 async fn run_filter(
     server: &ServerProc,
     group: &str,
@@ -279,8 +282,15 @@ async fn run_filter(
             json!({"logGroupName": group, "startTime": range.0, "endTime": range.1, "filterPattern": pattern, "limit": 1000}).to_string(),
         )
         .await?;
-    let n = r["events"].as_array().map_or(0, Vec::len);
-    Ok((t0.elapsed().as_secs_f64(), vec![vec![n as f64]]))
+    let events = r["events"].as_array().cloned().unwrap_or_default();
+    let bytes: usize = events
+        .iter()
+        .map(|e| e["message"].as_str().map_or(0, str::len))
+        .sum();
+    Ok((
+        t0.elapsed().as_secs_f64(),
+        vec![vec![events.len() as f64, bytes as f64]],
+    ))
 }
 
 /// Segment files of each group, from the newest manifest.
@@ -409,6 +419,10 @@ async fn main() -> Result<()> {
         );
     }
     let range = (base - 1000, base + span_ms + 1000);
+    let queries: Vec<&Query> = QUERIES
+        .iter()
+        .filter(|q| args.only.as_deref().is_none_or(|o| q.name.contains(o)))
+        .collect();
 
     // ---------------------------------------------------------------- DuckDB
     let mut tables = serde_json::Map::new();
@@ -426,7 +440,7 @@ async fn main() -> Result<()> {
         "tables": tables,
         "runs": args.runs,
         "threads": threads,
-        "queries": QUERIES
+        "queries": queries
             .iter()
             .flat_map(|q| {
                 [
@@ -467,7 +481,7 @@ async fn main() -> Result<()> {
     );
     println!("|---|---|---|---|---|---|---|");
     let mut all_same = true;
-    for q in QUERIES {
+    for q in &queries {
         let group = format!("/bench/{}", q.group);
         let mut best = f64::MAX;
         let mut rows = Vec::new();

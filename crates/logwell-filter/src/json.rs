@@ -129,10 +129,14 @@ pub enum Necessary {
     Or(Box<Necessary>, Box<Necessary>),
     /// The field is present.
     Present(String),
-    /// The field's text matches the glob (`*` wildcards), or the field reads as a number.
-    TextOrNumber {
+    /// The field's text matches the glob (`*` wildcards); or it reads as a number equal to
+    /// `equals`; or, with `any_number`, as any number (a number's text as the pattern sees it
+    /// may be written differently in the event, `1E3` for `1000.0`).
+    Text {
         path: String,
         glob: String,
+        equals: Option<f64>,
+        any_number: bool,
     },
     /// The field reads as a number `x` with `x op value`.
     Number {
@@ -176,9 +180,16 @@ impl Expr {
                     // Null values and absent fields both have no text.
                     Test::IsNull | Test::NotExists => Necessary::Any,
                     Test::IsBool(_) => Necessary::Present(path),
-                    Test::Compare(Op::Eq, Literal::Text { text, .. }) => Necessary::TextOrNumber {
+                    Test::Compare(Op::Eq, Literal::Text { text, number }) => Necessary::Text {
                         path,
                         glob: text.clone(),
+                        equals: *number,
+                        // Only a glob of number characters can match a number's text.
+                        any_number: number.is_none()
+                            && text.contains(|c: char| c.is_ascii_digit())
+                            && text
+                                .chars()
+                                .all(|c| c.is_ascii_digit() || ".eE+-*".contains(c)),
                     },
                     Test::Compare(
                         op,

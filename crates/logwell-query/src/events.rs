@@ -125,14 +125,40 @@ fn candidates(necessary: &Necessary, stored: &[String]) -> Option<Expr> {
         },
         Necessary::Or(a, b) => Some(candidates(a, stored)?.or(candidates(b, stored)?)),
         Necessary::Present(path) => Some(column(path)?.is_not_null()),
-        Necessary::TextOrNumber { path, glob } => {
+        Necessary::Text {
+            path,
+            glob,
+            equals,
+            any_number,
+        } => {
             let c = column(path)?;
-            let text = if glob.contains('*') {
+            let mut test = if glob.contains('*') {
                 c.clone().like(lit(like_pattern(glob)))
             } else {
                 c.clone().eq(lit(glob.as_str()))
             };
-            Some(no_null(text.or(number(c).is_not_null())))
+            if let Some(n) = equals {
+                let same = number(c.clone()).eq(lit(*n));
+                // JSON has no leading zeros: a number equal to a plain non-zero integer is
+                // either written as those very digits or has a fraction or an exponent, so only
+                // such texts need parsing.
+                let digits = glob.strip_prefix('-').unwrap_or(glob);
+                let plain = !digits.starts_with('0') && digits.bytes().all(|b| b.is_ascii_digit());
+                test = test.or(if plain && !digits.is_empty() {
+                    let written_otherwise = c
+                        .clone()
+                        .like(lit("%.%"))
+                        .or(c.clone().like(lit("%e%")))
+                        .or(c.clone().like(lit("%E%")));
+                    written_otherwise.and(same)
+                } else {
+                    same
+                });
+            }
+            if *any_number {
+                test = test.or(number(c).is_not_null());
+            }
+            Some(no_null(test))
         }
         Necessary::Number { path, op, value } => {
             let x = number(column(path)?);

@@ -1,7 +1,9 @@
 //! Scalar functions DataFusion does not have: JSON field discovery, `parse` captures, and the
 //! counters behind a query's statistics.
 
-use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, StringBuilder, StructArray};
+use arrow::array::{
+    Array, ArrayRef, AsArray, BooleanArray, StringBuilder, StringViewBuilder, StructArray,
+};
 use arrow::datatypes::FieldRef;
 use arrow::datatypes::{DataType, Field, Fields};
 use datafusion::common::{exec_err, Result, ScalarValue};
@@ -29,6 +31,15 @@ fn utf8_struct(names: &[String]) -> DataType {
         names
             .iter()
             .map(|n| Field::new(n, DataType::Utf8, true))
+            .collect::<Vec<_>>(),
+    ))
+}
+
+fn view_struct(names: &[String]) -> DataType {
+    DataType::Struct(Fields::from(
+        names
+            .iter()
+            .map(|n| Field::new(n, DataType::Utf8View, true))
             .collect::<Vec<_>>(),
     ))
 }
@@ -154,9 +165,10 @@ pub fn glob_captures(parts: &[String], s: &str, out: &mut Vec<(usize, usize)>) -
             pos = s.len();
             continue;
         }
-        // A one-byte piece (the space between fields, typically) is a memchr.
+        // A one-byte piece (the space between fields, typically) is a byte scan: fields are
+        // short, so a plain loop beats setting up a searcher for each.
         let found = match piece.as_bytes() {
-            [b] if b.is_ascii() => s[pos..].find(*b as char),
+            [b] if b.is_ascii() => s.as_bytes()[pos..].iter().position(|c| c == b),
             _ => s[pos..].find(piece.as_str()),
         };
         match found {
@@ -219,15 +231,24 @@ impl ScalarUDFImpl for ParseFields {
         &self.signature
     }
     fn return_type(&self, _: &[DataType]) -> Result<DataType> {
-        Ok(utf8_struct(&self.kept_names))
+        Ok(view_struct(&self.kept_names))
     }
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let rows = args.number_rows;
         let input = strings(&args.args[0], rows)?;
         let input = input.as_string::<i32>();
         let n = self.names.len();
-        let mut builders: Vec<StringBuilder> =
-            self.kept.iter().map(|_| StringBuilder::new()).collect();
+        // Captures are views into the input's bytes: nothing is copied.
+        let offsets = input.value_offsets();
+        let mut builders: Vec<StringViewBuilder> = self
+            .kept
+            .iter()
+            .map(|_| StringViewBuilder::with_capacity(input.len()))
+            .collect();
+        let blocks: Vec<u32> = builders
+            .iter_mut()
+            .map(|b| b.append_block(input.values().clone()))
+            .collect();
         let mut ranges: Vec<(usize, usize)> = Vec::with_capacity(n);
         let mut locs = match &self.captures {
             Captures::Regex(r) => Some(r.capture_locations()),
@@ -252,14 +273,33 @@ impl ScalarUDFImpl for ParseFields {
                     }
                     _ => false,
                 };
-            for (&g, b) in self.kept.iter().zip(builders.iter_mut()) {
+            for ((&g, b), &block) in self.kept.iter().zip(builders.iter_mut()).zip(&blocks) {
                 match ranges.get(g) {
-                    Some(&(s, e)) if hit => b.append_value(&text[s..e]),
+                    Some(&(s, e)) if hit => {
+                        let start = offsets[i] as usize + s;
+                        // SAFETY: the block is the input's value buffer, `start..start + len`
+                        // lies within row i, and both ends are char boundaries of its text.
+                        unsafe { b.append_view_unchecked(block, start as u32, (e - s) as u32) }
+                    }
                     _ => b.append_null(),
                 }
             }
         }
-        struct_of(&self.kept_names, builders, input.len())
+        if self.kept_names.is_empty() {
+            return Ok(ColumnarValue::Array(Arc::new(
+                StructArray::new_empty_fields(input.len(), None),
+            )));
+        }
+        let DataType::Struct(fields) = view_struct(&self.kept_names) else {
+            unreachable!("view_struct builds a struct")
+        };
+        let cols: Vec<ArrayRef> = builders
+            .into_iter()
+            .map(|mut b| Arc::new(b.finish()) as ArrayRef)
+            .collect();
+        Ok(ColumnarValue::Array(Arc::new(StructArray::try_new(
+            fields, cols, None,
+        )?)))
     }
 }
 

@@ -124,3 +124,66 @@ async fn datafusion_filter_matches_the_engine_scan() {
     );
     engine.shutdown().await.unwrap();
 }
+
+/// Numbers written differently in the event than in the pattern (`5e2`, `500.0`) still match,
+/// when the field is a stored column too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_numbers_match_however_they_are_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = StorageConfig {
+        field_columns_at_flush: true,
+        ..StorageConfig::default()
+    };
+    let engine = common::engine_with_group(dir.path(), config, "/n", &["s"]).await;
+    let t0 = logwell_model::now_millis() - 60_000;
+    let written = [
+        "500", "5e2", "500.0", "5.0E2", "\"500\"", "501", "-0", "0", "1E3", "true",
+    ];
+    let events: Vec<InputLogEvent> = written
+        .iter()
+        .enumerate()
+        .map(|(i, v)| InputLogEvent {
+            timestamp: t0 + i as i64,
+            message: Cow::Owned(format!(r#"{{"status":{v},"level":"x"}}"#)),
+        })
+        .collect();
+    engine.put_events("/n", "s", &events).await.unwrap();
+    engine.flush().await.unwrap();
+    let snap = engine.snapshot("/n", i64::MIN, i64::MAX).unwrap();
+    assert!(snap.segments[0].fields.iter().any(|f| f == "status"));
+    let querier = Querier::new(engine.clone(), QueryConfig::default()).unwrap();
+    for (text, want) in [
+        (
+            "{ $.status = 500 }",
+            vec!["500", "5e2", "500.0", "5.0E2", "\"500\""],
+        ),
+        ("{ $.status = 500.0 }", vec!["500", "5e2", "500.0", "5.0E2"]),
+        ("{ $.status = 0 }", vec!["-0", "0"]),
+        ("{ $.status = 1000* }", vec!["1E3"]),
+        ("{ $.status >= 501 }", vec!["501", "1E3"]),
+        ("{ $.status = \"true\" }", vec!["true"]),
+    ] {
+        let scan = Scan {
+            pattern: Some(FilterPattern::parse(text).unwrap()),
+            limit: 100,
+            ..Default::default()
+        };
+        let got = querier
+            .filter_events("/n", &scan, Some(text))
+            .await
+            .unwrap();
+        let want_rows = engine.scan("/n", &scan).await.unwrap();
+        assert_eq!(got, want_rows, "{text}");
+        let values: Vec<String> = got
+            .iter()
+            .map(|e| {
+                e.message
+                    .trim_start_matches(r#"{"status":"#)
+                    .trim_end_matches(r#","level":"x"}"#)
+                    .to_string()
+            })
+            .collect();
+        assert_eq!(values, want, "{text}");
+    }
+    engine.shutdown().await.unwrap();
+}
