@@ -214,6 +214,13 @@ impl Querier {
         // so that small pools still sort (by spilling) instead of failing.
         config.options_mut().execution.sort_spill_reservation_bytes =
             (self.config.memory_limit / 16).min(10 << 20);
+        // This rule moves each `get_field(struct, f)` towards the scan, through the projection
+        // that parses a message into that struct: the message would then be parsed once per
+        // field read. Event tables have no struct columns for it to help with.
+        config
+            .options_mut()
+            .optimizer
+            .enable_leaf_expression_pushdown = false;
         SessionContext::new_with_config_rt(config, self.runtime.clone())
     }
 
@@ -508,6 +515,19 @@ impl Prepared {
 
     pub fn plan(&self) -> &LogicalPlan {
         &self.compiled.plan
+    }
+
+    /// The physical plan the query would run, indented (for tests and diagnosis).
+    pub async fn physical_plan(&self) -> Result<String, QueryError> {
+        let df = self
+            .ctx
+            .execute_logical_plan(self.compiled.plan.clone())
+            .await?;
+        let plan = df.create_physical_plan().await?;
+        let text = datafusion::physical_plan::displayable(plan.as_ref())
+            .indent(false)
+            .to_string();
+        Ok(text)
     }
 
     pub async fn run(self) -> Result<QueryResults, QueryError> {

@@ -17,6 +17,9 @@ use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+/// The volatility of the functions that parse a whole message into a struct of fields.
+const ONCE_PER_ROW: Volatility = Volatility::Immutable;
+
 /// Rows as strings, whatever string type DataFusion handed over.
 fn strings(arg: &ColumnarValue, rows: usize) -> Result<ArrayRef> {
     let array = arg.to_array(rows)?;
@@ -92,7 +95,7 @@ impl JsonFields {
             set: PathSet::new(&paths),
             paths,
             slots,
-            signature: Signature::any(1, Volatility::Immutable),
+            signature: Signature::any(1, ONCE_PER_ROW),
         })
     }
 }
@@ -218,7 +221,7 @@ impl ParseFields {
             names,
             kept,
             kept_names,
-            signature: Signature::any(1, Volatility::Immutable),
+            signature: Signature::any(1, ONCE_PER_ROW),
         })
     }
 }
@@ -539,7 +542,7 @@ pub struct LogfmtUdf {
 impl LogfmtUdf {
     pub fn call(arg: Expr) -> Expr {
         ScalarUDF::from(LogfmtUdf {
-            signature: Signature::any(1, Volatility::Immutable),
+            signature: Signature::any(1, ONCE_PER_ROW),
         })
         .call(vec![arg])
     }
