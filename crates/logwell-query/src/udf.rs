@@ -158,10 +158,39 @@ pub fn glob_captures(parts: &[String], s: &str, out: &mut Vec<(usize, usize)>) -
     let Some((first, rest)) = parts.split_first() else {
         return false;
     };
-    let mut pos = match s.find(first.as_str()) {
-        Some(at) => at + first.len(),
-        None => return false,
+    let mut pos = match first.as_str() {
+        "" => 0,
+        first => match s.find(first) {
+            Some(at) => at + first.len(),
+            None => return false,
+        },
     };
+    // Fields split by one repeated byte (`* * * *`, a space-delimited log line): one SIMD scan
+    // finds every separator.
+    let (seps, tail) = match rest.split_last() {
+        Some((last, init)) if last.is_empty() => (init, true),
+        _ => (rest, false),
+    };
+    if let Some(b) = seps.first().and_then(|p| match p.as_bytes() {
+        [b] if b.is_ascii() => Some(*b),
+        _ => None,
+    }) {
+        if seps.iter().all(|p| p.as_bytes() == [b]) {
+            let base = pos;
+            let mut found = memchr::memchr_iter(b, &s.as_bytes()[base..]);
+            for _ in seps {
+                let Some(at) = found.next() else {
+                    return false;
+                };
+                out.push((pos, base + at));
+                pos = base + at + 1;
+            }
+            if tail {
+                out.push((pos, s.len()));
+            }
+            return true;
+        }
+    }
     for (k, piece) in rest.iter().enumerate() {
         if k + 1 == rest.len() && piece.is_empty() {
             out.push((pos, s.len()));
@@ -660,6 +689,15 @@ mod tests {
         assert_eq!(caps("*:*", "k:v:w"), Some(vec!["k".into(), "v:w".into()]));
         assert_eq!(caps("x=*", "no match"), None);
         assert_eq!(caps("a * c", "a b"), None);
+        // Fields split by one repeated byte take the scan for it.
+        let v = |xs: &[&str]| Some(xs.iter().map(|x| x.to_string()).collect::<Vec<String>>());
+        assert_eq!(caps("* * *", "a b c d"), v(&["a", "b", "c d"]));
+        assert_eq!(caps("* * *", "a b"), None);
+        assert_eq!(caps("* * ", "a b c"), v(&["a", "b"]));
+        assert_eq!(caps("x * *", "pre x a b c"), v(&["a", "b c"]));
+        assert_eq!(caps("*,*,*", "a,,b"), v(&["a", "", "b"]));
+        assert_eq!(caps("*,*,*", "a,b"), None);
+        assert_eq!(caps("* *", " x"), v(&["", "x"]));
     }
 }
 
