@@ -5,7 +5,7 @@
 use crate::functions::TextFn;
 use crate::udf::{
     AnomalyUdf, Captures, CountTrue, Counter, JsonFields, JsonOp, JsonUdf, ParseFields,
-    PatternProfile, QueryCounters,
+    PatternProfile, QueryCounters, TimeFloor,
 };
 use crate::QueryError;
 use arrow::datatypes::{DataType, TimeUnit};
@@ -145,12 +145,8 @@ fn calendar_unit(unit: PeriodUnit) -> &'static str {
 /// Floors a timestamp expression to a period.
 fn time_floor(ts: Expr, value: u64, unit: PeriodUnit) -> Expr {
     match period_ms(value, unit) {
-        Some(ms) if ms > 0 => {
-            // Euclidean floor so that instants before 1970 floor downwards too.
-            let m = millis(ts);
-            let floored = m.clone() - ((m % lit(ms)) + lit(ms)) % lit(ms);
-            floored.cast_to_type(ts_type())
-        }
+        // Floors downwards before 1970 too.
+        Some(ms) if ms > 0 => TimeFloor::call(ts, ms),
         Some(_) => ts,
         None => f::date_trunc(lit(calendar_unit(unit)), ts).cast_to_type(ts_type()),
     }
