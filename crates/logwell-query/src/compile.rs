@@ -5,7 +5,7 @@
 use crate::functions::TextFn;
 use crate::udf::{
     AnomalyUdf, Captures, CountTrue, Counter, JsonFields, JsonOp, JsonUdf, ParseFields,
-    PatternProfile, QueryCounters, TimeFloor,
+    PatternCluster, PatternProfile, QueryCounters, TimeFloor,
 };
 use crate::QueryError;
 use arrow::datatypes::{DataType, TimeUnit};
@@ -1083,6 +1083,24 @@ impl<'a> Pipeline<'a> {
             ];
         }
         self.build(|b| b.aggregate(vec![ident(&tmp).alias(PATTERN)], aggregates))?;
+        // Templates that differ in a few plain words become one pattern with `<*>` there.
+        let merged = self.tmp("merged");
+        self.build(|b| {
+            b.window(vec![PatternCluster::call(
+                ident(PATTERN),
+                ident(SAMPLE_COUNT),
+            )
+            .alias(&merged)])
+        })?;
+        let mut regrouped = vec![agg::sum(ident(SAMPLE_COUNT)).alias(SAMPLE_COUNT)];
+        if profiled {
+            regrouped.extend([
+                agg::min(ident(PATTERN_FIRST)).alias(PATTERN_FIRST),
+                agg::max(ident(PATTERN_LAST)).alias(PATTERN_LAST),
+                PatternProfile::merge(ident(PATTERN_PROFILE)).alias(PATTERN_PROFILE),
+            ]);
+        }
+        self.build(|b| b.aggregate(vec![ident(&merged).alias(PATTERN)], regrouped))?;
         let total = self.tmp("total");
         let sum = Expr::WindowFunction(Box::new(WindowFunction::new(
             datafusion::functions_aggregate::sum::sum_udaf(),

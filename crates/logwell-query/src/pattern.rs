@@ -1,7 +1,9 @@
 //! `pattern`: the text structure of log lines. Each line is reduced to a template in which the
 //! parts that vary between events of the same kind (timestamps, IP addresses, ids, numbers) are
 //! dynamic tokens named by their type and position, `<Time-1> [INFO] stored resource <ID-2>`;
-//! lines with the same template form one pattern.
+//! lines with the same template form one pattern. Templates that differ only in a few plain
+//! words are then merged into one pattern with `<*>` where the words vary
+//! (`user <*> logged in`), as CloudWatch shows tokens it cannot type.
 
 use regex::Regex;
 use std::sync::OnceLock;
@@ -73,6 +75,68 @@ pub fn token_values(line: &str) -> Vec<(&'static str, &str)> {
         .collect()
 }
 
+/// The wildcard a merged pattern shows where its templates' words differ.
+pub const WILDCARD: &str = "<*>";
+
+fn is_typed(token: &str) -> bool {
+    ["<Time-", "<ID-", "<IP-", "<Number-"]
+        .iter()
+        .any(|t| token.contains(t))
+}
+
+/// Merges templates (with their event counts) into patterns, returning each template's pattern.
+/// Most frequent first, each template joins the first pattern of as many space-separated words
+/// that it matches except in plain words (no typed token, no severity word) and that keeps at
+/// least half of its words, and two, constant; the words that differ become `<*>`. Typed tokens
+/// therefore stay where they were, so per-token statistics of merged templates line up.
+pub fn cluster(templates: &[(&str, u64)]) -> Vec<String> {
+    let mut order: Vec<usize> = (0..templates.len()).collect();
+    order.sort_by(|&a, &b| {
+        templates[b]
+            .1
+            .cmp(&templates[a].1)
+            .then(templates[a].0.cmp(templates[b].0))
+    });
+    let mut clusters: Vec<Vec<String>> = Vec::new();
+    let mut member = vec![0usize; templates.len()];
+    for i in order {
+        let words: Vec<&str> = templates[i].0.split(' ').collect();
+        let joined = clusters.iter_mut().enumerate().find_map(|(k, c)| {
+            if c.len() != words.len() {
+                return None;
+            }
+            let mut differ = Vec::new();
+            for (j, (have, w)) in c.iter().zip(&words).enumerate() {
+                if have == WILDCARD {
+                    if is_typed(w) || severity(w).is_some() {
+                        return None;
+                    }
+                } else if have != w {
+                    let plain = |t: &str| !is_typed(t) && severity(t).is_none();
+                    if !plain(have) || !plain(w) {
+                        return None;
+                    }
+                    differ.push(j);
+                }
+            }
+            let wild = c.iter().filter(|t| *t == WILDCARD).count() + differ.len();
+            let constant = c.len() - wild;
+            if constant < 2 || constant * 2 < c.len() {
+                return None;
+            }
+            for j in differ {
+                c[j] = WILDCARD.to_string();
+            }
+            Some(k)
+        });
+        member[i] = joined.unwrap_or_else(|| {
+            clusters.push(words.iter().map(|w| w.to_string()).collect());
+            clusters.len() - 1
+        });
+    }
+    member.iter().map(|&k| clusters[k].join(" ")).collect()
+}
+
 /// The severity a pattern's text names (`Error`, `Warning`, `Info`, `Debug`), if any.
 pub fn severity(text: &str) -> Option<&'static str> {
     let mut best: Option<(usize, &'static str)> = None;
@@ -123,6 +187,39 @@ mod tests {
         assert_eq!(
             token_values("GET /orders/123 from 10.0.0.7 took 12.5 ms."),
             vec![("Number", "123"), ("IP", "10.0.0.7"), ("Number", "12.5")]
+        );
+    }
+
+    #[test]
+    fn templates_differing_in_plain_words_merge() {
+        let got = cluster(&[
+            ("user alice logged in from <IP-1>", 5),
+            ("user bob logged in from <IP-1>", 3),
+            ("user carol logged out from <IP-1>", 1),
+            ("[INFO] job done", 4),
+            ("[ERROR] job done", 1),
+            ("disk sda full", 2),
+            ("disk sdb full", 2),
+            ("started x", 1),
+            ("started y", 1),
+        ]);
+        assert_eq!(
+            got,
+            vec![
+                // A third template differing in one more word still keeps four of six words:
+                // it joins, and the whole cluster shows the merged pattern.
+                "user <*> logged <*> from <IP-1>",
+                "user <*> logged <*> from <IP-1>",
+                "user <*> logged <*> from <IP-1>",
+                "[INFO] job done",
+                // A severity word never becomes a wildcard.
+                "[ERROR] job done",
+                "disk <*> full",
+                "disk <*> full",
+                // One constant word is not a pattern.
+                "started x",
+                "started y",
+            ]
         );
     }
 

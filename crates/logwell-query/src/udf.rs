@@ -810,15 +810,19 @@ impl ScalarUDFImpl for Histogram {
 }
 
 /// `lw_pattern_profile(ts_ms, text)`: the [`anomaly::Profile`](crate::anomaly::Profile) of one
-/// pattern's events, as JSON (the `anomaly` command's input).
+/// pattern's events, as JSON (the `anomaly` command's input); `lw_pattern_profiles(profile)`:
+/// several such profiles merged into one.
 #[derive(Debug, PartialEq, Eq, Hash)]
 pub struct PatternProfile {
+    /// The input is profiles to merge, not events.
+    merging: bool,
     signature: Signature,
 }
 
 impl PatternProfile {
     pub fn call(ts_ms: Expr, text: Expr) -> Expr {
         AggregateUDF::from(PatternProfile {
+            merging: false,
             signature: Signature::exact(
                 vec![DataType::Int64, DataType::Utf8],
                 Volatility::Immutable,
@@ -826,11 +830,23 @@ impl PatternProfile {
         })
         .call(vec![ts_ms, text])
     }
+
+    pub fn merge(profile: Expr) -> Expr {
+        AggregateUDF::from(PatternProfile {
+            merging: true,
+            signature: Signature::exact(vec![DataType::Utf8], Volatility::Immutable),
+        })
+        .call(vec![profile])
+    }
 }
 
 impl AggregateUDFImpl for PatternProfile {
     fn name(&self) -> &str {
-        "lw_pattern_profile"
+        if self.merging {
+            "lw_pattern_profiles"
+        } else {
+            "lw_pattern_profile"
+        }
     }
     fn signature(&self) -> &Signature {
         &self.signature
@@ -839,7 +855,10 @@ impl AggregateUDFImpl for PatternProfile {
         Ok(DataType::Utf8)
     }
     fn accumulator(&self, _: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
-        Ok(Box::<ProfileAccumulator>::default())
+        Ok(Box::new(ProfileAccumulator {
+            merging: self.merging,
+            profile: Default::default(),
+        }))
     }
     fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
         Ok(vec![Arc::new(Field::new(
@@ -850,13 +869,17 @@ impl AggregateUDFImpl for PatternProfile {
     }
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct ProfileAccumulator {
+    merging: bool,
     profile: crate::anomaly::Profile,
 }
 
 impl Accumulator for ProfileAccumulator {
     fn update_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
+        if self.merging {
+            return self.merge_batch(values);
+        }
         let ts = values[0].as_primitive::<arrow::datatypes::Int64Type>();
         let text = values[1].as_string::<i32>();
         for i in 0..ts.len() {
@@ -1041,5 +1064,73 @@ impl ScalarUDFImpl for TimeFloor {
             .as_primitive::<Ms>()
             .unary::<_, Ms>(|t| floor_with_inverse(t, ms, inverse));
         Ok(ColumnarValue::Array(Arc::new(out)))
+    }
+}
+
+/// `lw_pattern_cluster(template, count) OVER ()`: each template's merged pattern
+/// ([`pattern::cluster`](crate::pattern::cluster)) among all the templates of the query.
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct PatternCluster {
+    signature: Signature,
+}
+
+impl PatternCluster {
+    pub fn call(template: Expr, count: Expr) -> Expr {
+        let udwf = datafusion::logical_expr::WindowUDF::from(PatternCluster {
+            signature: Signature::exact(
+                vec![DataType::Utf8, DataType::Int64],
+                Volatility::Immutable,
+            ),
+        });
+        Expr::WindowFunction(Box::new(
+            datafusion::logical_expr::expr::WindowFunction::new(
+                Arc::new(udwf),
+                vec![template, count],
+            ),
+        ))
+    }
+}
+
+impl datafusion::logical_expr::WindowUDFImpl for PatternCluster {
+    fn name(&self) -> &str {
+        "lw_pattern_cluster"
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn partition_evaluator(
+        &self,
+        _: datafusion::logical_expr::function::PartitionEvaluatorArgs,
+    ) -> Result<Box<dyn datafusion::logical_expr::PartitionEvaluator>> {
+        Ok(Box::new(ClusterEvaluator))
+    }
+    fn field(
+        &self,
+        args: datafusion::logical_expr::function::WindowUDFFieldArgs,
+    ) -> Result<FieldRef> {
+        Ok(Arc::new(Field::new(args.name(), DataType::Utf8, true)))
+    }
+}
+
+#[derive(Debug)]
+struct ClusterEvaluator;
+
+impl datafusion::logical_expr::PartitionEvaluator for ClusterEvaluator {
+    fn evaluate_all(&mut self, values: &[ArrayRef], rows: usize) -> Result<ArrayRef> {
+        let templates = values[0].as_string::<i32>();
+        let counts = values[1].as_primitive::<arrow::datatypes::Int64Type>();
+        let input: Vec<(&str, u64)> = (0..rows)
+            .map(|i| (templates.value(i), counts.value(i).max(0) as u64))
+            .collect();
+        let merged = crate::pattern::cluster(&input);
+        let mut b = StringBuilder::new();
+        for i in 0..rows {
+            if templates.is_valid(i) {
+                b.append_value(&merged[i]);
+            } else {
+                b.append_null();
+            }
+        }
+        Ok(Arc::new(b.finish()))
     }
 }
