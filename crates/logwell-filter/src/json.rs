@@ -148,6 +148,10 @@ pub enum Necessary {
 
 /// The flattened field name of a selector, when it has one (keys with dots or wildcards do not).
 fn field_path(sel: &Selector) -> Option<String> {
+    // Field columns flatten objects only: a message that is an array has none.
+    if matches!(sel.first(), Some(Step::Index(_))) {
+        return None;
+    }
     let mut parts = Vec::with_capacity(sel.len());
     for step in sel {
         match step {
@@ -180,13 +184,33 @@ impl Expr {
                     // Null values and absent fields both have no text.
                     Test::IsNull | Test::NotExists => Necessary::Any,
                     Test::IsBool(_) => Necessary::Present(path),
+                    // Zero equals negative zero, which total-order float comparison tells apart:
+                    // no numeric test against zero.
+                    Test::Compare(
+                        Op::Eq,
+                        Literal::Text {
+                            text,
+                            number: Some(n),
+                        },
+                    ) if *n == 0.0 => Necessary::Text {
+                        path,
+                        glob: text.clone(),
+                        equals: None,
+                        any_number: true,
+                    },
+                    Test::Compare(
+                        _,
+                        Literal::Text {
+                            number: Some(n), ..
+                        },
+                    ) if *n == 0.0 => Necessary::Present(path),
                     Test::Compare(Op::Eq, Literal::Text { text, number }) => Necessary::Text {
                         path,
                         glob: text.clone(),
                         equals: *number,
-                        // Only a glob of number characters can match a number's text.
+                        // Only a glob of number characters can match a number's text (`*.*`
+                        // matches 1.0, written 1 in the event).
                         any_number: number.is_none()
-                            && text.contains(|c: char| c.is_ascii_digit())
                             && text
                                 .chars()
                                 .all(|c| c.is_ascii_digit() || ".eE+-*".contains(c)),

@@ -141,12 +141,17 @@ impl Profile {
                 }
             }
             if let Some(numbers) = &mut token.numbers {
+                // Values whose square or sums overflow are not worth averaging (and JSON cannot
+                // carry infinities): such a token is not numeric.
                 match value.parse::<f64>() {
-                    Ok(x) if x.is_finite() => {
+                    Ok(x) if (x * x).is_finite() => {
                         let m = numbers.entry(b).or_default();
                         m.n += 1;
                         m.sum += x;
                         m.squares += x * x;
+                        if !m.squares.is_finite() {
+                            token.numbers = None;
+                        }
                     }
                     _ => token.numbers = None,
                 }
@@ -194,7 +199,7 @@ impl Profile {
                     for (k, m) in b {
                         a.entry(k).or_default().add(&m);
                     }
-                    Some(a)
+                    a.values().all(|m| m.squares.is_finite()).then_some(a)
                 }
                 _ => None,
             };
@@ -222,7 +227,11 @@ impl Profile {
                 }
             }
             if let Some(numbers) = t.numbers.take() {
-                t.numbers = Some(rebucket(numbers, 2, Moments::add));
+                let numbers = rebucket(numbers, 2, Moments::add);
+                t.numbers = numbers
+                    .values()
+                    .all(|m| m.squares.is_finite())
+                    .then_some(numbers);
             }
         }
     }
@@ -520,6 +529,18 @@ mod tests {
         assert_eq!(whole.counts.values().sum::<u64>(), 5000);
         let back = Profile::from_json(&whole.to_json()).unwrap();
         assert_eq!(back, whole);
+    }
+
+    #[test]
+    fn numbers_too_large_to_average_leave_the_profile_readable() {
+        let events: Vec<(i64, String)> = (0..20)
+            .map(|i| (i * MIN, format!("value {}e200 seen", i % 3 + 1)))
+            .collect();
+        let p = profile(&events);
+        assert!(p.tokens[0].numbers.is_none());
+        let mut merged = Profile::from_json(&p.to_json()).expect("readable");
+        merged.merge(p.clone());
+        assert_eq!(merged.counts.values().sum::<u64>(), 40);
     }
 
     #[test]

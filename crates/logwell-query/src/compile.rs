@@ -225,6 +225,8 @@ const DESCRIPTION: &str = "@description";
 const PATTERN_FIRST: &str = "__pattern_first";
 const PATTERN_LAST: &str = "__pattern_last";
 const PATTERN_PROFILE: &str = "__pattern_profile";
+const PATTERN_LO: &str = "__pattern_lo";
+const PATTERN_HI: &str = "__pattern_hi";
 
 /// A period as an interval to add to timestamps (not capped, unlike `bin`'s).
 fn interval(value: u64, unit: PeriodUnit) -> ScalarValue {
@@ -316,6 +318,7 @@ pub fn compile(
         now_ms,
         range,
         nested: false,
+        merge_patterns: true,
     };
     Pipeline::run(&query.commands, base, context, true)?.finish(api_limit)
 }
@@ -330,6 +333,9 @@ struct Context<'a> {
     range: (i64, i64),
     /// Compiling a subquery (subqueries do not nest).
     nested: bool,
+    /// `pattern` merges templates into `<*>` patterns (not for `diff`, which compares the
+    /// patterns of two ranges by their text).
+    merge_patterns: bool,
 }
 
 impl<'a> Pipeline<'a> {
@@ -647,10 +653,11 @@ impl<'a> Pipeline<'a> {
             }
             Command::Pattern(e) => {
                 let sorted_later = self.sort_after.is_some_and(|s| s > index);
-                let profiled = self.commands[index + 1..]
-                    .iter()
-                    .any(|c| matches!(c, Command::Anomaly));
-                self.pattern(e, !sorted_later, profiled)
+                let later = &self.commands[index + 1..];
+                let profiled = later.iter().any(|c| matches!(c, Command::Anomaly));
+                let merge =
+                    self.cx.merge_patterns && !later.iter().any(|c| matches!(c, Command::Diff(_)));
+                self.pattern(e, !sorted_later, profiled, merge)
             }
             Command::Anomaly => self.anomaly(index),
             Command::Diff(period) => self.diff(period, index),
@@ -1052,9 +1059,17 @@ impl<'a> Pipeline<'a> {
         Ok(())
     }
 
-    /// `pattern e`: one row per pattern of `e`'s text, most frequent first. With `profiled`
-    /// (an `anomaly` follows), each row also keeps the hidden `__pattern_*` columns.
-    fn pattern(&mut self, e: &Ast, key_order: bool, profiled: bool) -> Result<(), QueryError> {
+    /// `pattern e`: one row per pattern of `e`'s text, most frequent first; with `merge`,
+    /// templates that differ in a few plain words are one pattern. With `profiled` (an
+    /// `anomaly` follows), each row also keeps the hidden `__pattern_*` columns, including the
+    /// time span of all the patterns' events (before any later filter drops some).
+    fn pattern(
+        &mut self,
+        e: &Ast,
+        key_order: bool,
+        profiled: bool,
+        merge: bool,
+    ) -> Result<(), QueryError> {
         self.ensure_fields([e])?;
         let x = self.expr(e)?;
         let (tmp, line) = (self.tmp("pattern"), self.tmp("pattern_text"));
@@ -1083,24 +1098,42 @@ impl<'a> Pipeline<'a> {
             ];
         }
         self.build(|b| b.aggregate(vec![ident(&tmp).alias(PATTERN)], aggregates))?;
-        // Templates that differ in a few plain words become one pattern with `<*>` there.
-        let merged = self.tmp("merged");
-        self.build(|b| {
-            b.window(vec![PatternCluster::call(
-                ident(PATTERN),
-                ident(SAMPLE_COUNT),
-            )
-            .alias(&merged)])
-        })?;
-        let mut regrouped = vec![agg::sum(ident(SAMPLE_COUNT)).alias(SAMPLE_COUNT)];
-        if profiled {
-            regrouped.extend([
-                agg::min(ident(PATTERN_FIRST)).alias(PATTERN_FIRST),
-                agg::max(ident(PATTERN_LAST)).alias(PATTERN_LAST),
-                PatternProfile::merge(ident(PATTERN_PROFILE)).alias(PATTERN_PROFILE),
-            ]);
+        if merge {
+            // Templates that differ in a few plain words become one pattern with `<*>` there.
+            let merged = self.tmp("merged");
+            let cluster = PatternCluster::call(ident(PATTERN), ident(SAMPLE_COUNT)).alias(&merged);
+            self.build(|b| b.window(vec![cluster]))?;
+            let mut regrouped = vec![agg::sum(ident(SAMPLE_COUNT)).alias(SAMPLE_COUNT)];
+            if profiled {
+                regrouped.extend([
+                    agg::min(ident(PATTERN_FIRST)).alias(PATTERN_FIRST),
+                    agg::max(ident(PATTERN_LAST)).alias(PATTERN_LAST),
+                    PatternProfile::merge(ident(PATTERN_PROFILE)).alias(PATTERN_PROFILE),
+                ]);
+            }
+            self.build(|b| b.aggregate(vec![ident(&merged).alias(PATTERN)], regrouped))?;
         }
-        self.build(|b| b.aggregate(vec![ident(&merged).alias(PATTERN)], regrouped))?;
+        if profiled {
+            // The time span of every pattern's events, for anomaly's halves and tenths.
+            let window = |f: Arc<datafusion::logical_expr::AggregateUDF>, col: &str| {
+                Expr::WindowFunction(Box::new(WindowFunction::new(f, vec![ident(col)])))
+            };
+            self.build(|b| {
+                b.window(vec![
+                    window(
+                        datafusion::functions_aggregate::min_max::min_udaf(),
+                        PATTERN_FIRST,
+                    )
+                    .alias(PATTERN_LO),
+                    window(
+                        datafusion::functions_aggregate::min_max::max_udaf(),
+                        PATTERN_LAST,
+                    )
+                    .alias(PATTERN_HI),
+                ])
+            })?;
+            hidden.extend([ident(PATTERN_LO), ident(PATTERN_HI)]);
+        }
         let total = self.tmp("total");
         let sum = Expr::WindowFunction(Box::new(WindowFunction::new(
             datafusion::functions_aggregate::sum::sum_udaf(),
@@ -1164,11 +1197,14 @@ impl<'a> Pipeline<'a> {
                     "diff compares patterns: use it after pattern, not after stats",
                 ));
             }
-            self.pattern(&Ast::Field(MSG.into()), false, false)?;
+            self.pattern(&Ast::Field(MSG.into()), false, false, false)?;
         }
-        let mut before = self.subquery_at(&prefix, earlier)?;
+        self.cx.merge_patterns = false;
+        let before = self.subquery_at(&prefix, earlier);
+        self.cx.merge_patterns = true;
+        let mut before = before?;
         if !has_pattern {
-            before.pattern(&Ast::Field(MSG.into()), false, false)?;
+            before.pattern(&Ast::Field(MSG.into()), false, false, false)?;
         }
         let (prev_pattern, prev_count) = (self.tmp("prev_pattern"), self.tmp("prev_count"));
         let before = LogicalPlanBuilder::from(before.plan)
@@ -1230,35 +1266,18 @@ impl<'a> Pipeline<'a> {
                     "anomaly looks for unusual patterns: use it after pattern, not after stats",
                 ));
             }
-            self.pattern(&Ast::Field(MSG.into()), false, true)?;
+            self.pattern(&Ast::Field(MSG.into()), false, true, self.cx.merge_patterns)?;
         }
         if !self.column_names().iter().any(|c| c == PATTERN_PROFILE) {
             return Err(malformed(
                 "anomaly looks for unusual patterns: use it after pattern",
             ));
         }
-        let window = |f: Arc<datafusion::logical_expr::AggregateUDF>, col: &str| {
-            Expr::WindowFunction(Box::new(WindowFunction::new(f, vec![ident(col)])))
-        };
-        let (lo, hi, finding) = (self.tmp("lo"), self.tmp("hi"), self.tmp("finding"));
-        self.build(|b| {
-            b.window(vec![
-                window(
-                    datafusion::functions_aggregate::min_max::min_udaf(),
-                    PATTERN_FIRST,
-                )
-                .alias(&lo),
-                window(
-                    datafusion::functions_aggregate::min_max::max_udaf(),
-                    PATTERN_LAST,
-                )
-                .alias(&hi),
-            ])
-        })?;
+        let finding = self.tmp("finding");
         let judged = AnomalyUdf::call(
             ident(PATTERN_PROFILE),
-            ident(&lo),
-            ident(&hi),
+            ident(PATTERN_LO),
+            ident(PATTERN_HI),
             ident(SEVERITY),
         );
         let mut columns: Vec<Expr> = self

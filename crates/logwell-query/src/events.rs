@@ -142,9 +142,12 @@ fn candidates(necessary: &Necessary, stored: &[String]) -> Option<Expr> {
                 // JSON has no leading zeros: a number equal to a plain non-zero integer is
                 // either written as those very digits or has a fraction or an exponent, so only
                 // such texts need parsing.
+                // Up to 15 digits, so that the pattern's float reads back as the same digits.
                 let digits = glob.strip_prefix('-').unwrap_or(glob);
-                let plain = !digits.starts_with('0') && digits.bytes().all(|b| b.is_ascii_digit());
-                test = test.or(if plain && !digits.is_empty() {
+                let plain = !digits.starts_with('0')
+                    && digits.bytes().all(|b| b.is_ascii_digit())
+                    && (1..=15).contains(&digits.len());
+                test = test.or(if plain {
                     let written_otherwise = c
                         .clone()
                         .like(lit("%.%"))

@@ -6,6 +6,7 @@
 //! (`user <*> logged in`), as CloudWatch shows tokens it cannot type.
 
 use regex::Regex;
+use std::collections::HashMap;
 use std::sync::OnceLock;
 
 fn token_regex() -> &'static Regex {
@@ -98,13 +99,16 @@ pub fn cluster(templates: &[(&str, u64)]) -> Vec<String> {
             .then(templates[a].0.cmp(templates[b].0))
     });
     let mut clusters: Vec<Vec<String>> = Vec::new();
+    // Clusters by word count; a template is compared with at most the first MAX_CANDIDATES of
+    // its length (the most frequent), so that many distinct free-text lines stay linear.
+    const MAX_CANDIDATES: usize = 256;
+    let mut by_len: HashMap<usize, Vec<usize>> = HashMap::new();
     let mut member = vec![0usize; templates.len()];
     for i in order {
         let words: Vec<&str> = templates[i].0.split(' ').collect();
-        let joined = clusters.iter_mut().enumerate().find_map(|(k, c)| {
-            if c.len() != words.len() {
-                return None;
-            }
+        let candidates = by_len.entry(words.len()).or_default();
+        let joined = candidates.iter().take(MAX_CANDIDATES).find_map(|&k| {
+            let c = &mut clusters[k];
             let mut differ = Vec::new();
             for (j, (have, w)) in c.iter().zip(&words).enumerate() {
                 if have == WILDCARD {
@@ -131,6 +135,7 @@ pub fn cluster(templates: &[(&str, u64)]) -> Vec<String> {
         });
         member[i] = joined.unwrap_or_else(|| {
             clusters.push(words.iter().map(|w| w.to_string()).collect());
+            candidates.push(clusters.len() - 1);
             clusters.len() - 1
         });
     }

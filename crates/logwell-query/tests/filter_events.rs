@@ -137,7 +137,17 @@ async fn json_numbers_match_however_they_are_written() {
     let engine = common::engine_with_group(dir.path(), config, "/n", &["s"]).await;
     let t0 = logwell_model::now_millis() - 60_000;
     let written = [
-        "500", "5e2", "500.0", "5.0E2", "\"500\"", "501", "-0", "0", "1E3", "true",
+        "500",
+        "5e2",
+        "500.0",
+        "5.0E2",
+        "\"500\"",
+        "501",
+        "-0",
+        "0",
+        "1E3",
+        "true",
+        "9007199254740992",
     ];
     let events: Vec<InputLogEvent> = written
         .iter()
@@ -159,8 +169,20 @@ async fn json_numbers_match_however_they_are_written() {
         ),
         ("{ $.status = 500.0 }", vec!["500", "5e2", "500.0", "5.0E2"]),
         ("{ $.status = 0 }", vec!["-0", "0"]),
+        ("{ $.status = -0 }", vec!["-0", "0"]),
+        ("{ $.status <= -0 }", vec!["-0", "0"]),
+        // Fractions and exponents read as floats, which print with a point.
+        (
+            "{ $.status = \"*.*\" }",
+            vec!["5e2", "500.0", "5.0E2", "-0", "1E3"],
+        ),
+        // Beyond 2^53 integers compare as the same float.
+        ("{ $.status = 9007199254740993 }", vec!["9007199254740992"]),
         ("{ $.status = 1000* }", vec!["1E3"]),
-        ("{ $.status >= 501 }", vec!["501", "1E3"]),
+        (
+            "{ $.status >= 501 }",
+            vec!["501", "1E3", "9007199254740992"],
+        ),
         ("{ $.status = \"true\" }", vec!["true"]),
     ] {
         let scan = Scan {
