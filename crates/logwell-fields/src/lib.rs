@@ -124,6 +124,7 @@ impl PathSet {
             prefix: &mut prefix,
             out,
             capture: None,
+            dotted: false,
         };
         // A malformed tail keeps what was found before it.
         let _ = walker.deserialize(&mut de);
@@ -181,6 +182,9 @@ struct Walker<'a> {
     /// The slot to fill if the value turns out to be a scalar (a path that is both wanted and
     /// the prefix of another wanted path).
     capture: Option<usize>,
+    /// Under a key with a dot in it (`{"a.b": 1}`): such a path only fills a slot that the
+    /// nested path (`{"a": {"b": 1}}`, what `$.a.b` selects) left empty.
+    dotted: bool,
 }
 
 impl<'de> DeserializeSeed<'de> for Walker<'_> {
@@ -223,11 +227,13 @@ impl<'de> Visitor<'de> for Walker<'_> {
 
     fn visit_map<A: MapAccess<'de>>(mut self, mut map: A) -> Result<(), A::Error> {
         let base = self.prefix.len();
+        let dotted = self.dotted;
         while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
             if base > 0 {
                 self.prefix.push('.');
             }
             self.prefix.push_str(&key);
+            self.dotted = dotted || key.contains('.');
             self.visit_entry(&mut map)?;
             self.prefix.truncate(base);
         }
@@ -245,7 +251,9 @@ impl<'de> Visitor<'de> for Walker<'_> {
             let more = match self.step(self.prefix.as_str()) {
                 Step::Capture(slot) => match seq.next_element::<Scalar>()? {
                     Some(v) => {
-                        self.out[slot] = v.0;
+                        if !self.dotted || self.out[slot].is_none() {
+                            self.out[slot] = v.0;
+                        }
                         true
                     }
                     None => false,
@@ -256,6 +264,7 @@ impl<'de> Visitor<'de> for Walker<'_> {
                         prefix: self.prefix,
                         out: self.out,
                         capture,
+                        dotted: self.dotted,
                     })?
                     .is_some(),
                 Step::Skip => seq.next_element::<IgnoredAny>()?.is_some(),
@@ -297,7 +306,9 @@ impl<'de> Visitor<'de> for Walker<'_> {
 impl Walker<'_> {
     fn scalar(self, text: impl FnOnce() -> String) {
         if let Some(slot) = self.capture {
-            self.out[slot] = Some(text());
+            if !self.dotted || self.out[slot].is_none() {
+                self.out[slot] = Some(text());
+            }
         }
     }
 
@@ -307,13 +318,16 @@ impl Walker<'_> {
                 let v: Scalar = map.next_value()?;
                 // A container under a wanted name may still hold other wanted paths; JSON keys
                 // are unique in practice, so capturing the scalar is enough.
-                self.out[slot] = v.0;
+                if !self.dotted || self.out[slot].is_none() {
+                    self.out[slot] = v.0;
+                }
             }
             Step::Descend(capture) => map.next_value_seed(Walker {
                 set: self.set,
                 prefix: self.prefix,
                 out: self.out,
                 capture,
+                dotted: self.dotted,
             })?,
             Step::Skip => {
                 map.next_value::<IgnoredAny>()?;
@@ -554,6 +568,19 @@ mod tests {
         let mut out = vec![None; paths.len()];
         set.extract(msg, &mut out);
         out
+    }
+
+    #[test]
+    fn a_nested_path_wins_over_a_key_with_a_dot() {
+        // `$.a.b` (a filter pattern, and Insights' `a.b`) means the nested value, whichever
+        // comes first; a dotted key only fills in when there is none.
+        for msg in [
+            r#"{"a":{"b":"x"},"a.b":"y"}"#,
+            r#"{"a.b":"y","a":{"b":"x"}}"#,
+        ] {
+            assert_eq!(get(msg, &["a.b"]), vec![Some("x".into())], "{msg}");
+        }
+        assert_eq!(get(r#"{"a.b":"y"}"#, &["a.b"]), vec![Some("y".into())]);
     }
 
     #[test]
