@@ -29,39 +29,33 @@ fn strings(arg: &ColumnarValue, rows: usize) -> Result<ArrayRef> {
     })
 }
 
-fn utf8_struct(names: &[String]) -> DataType {
+/// A struct type of text fields named `names`, each of type `text` (Utf8 or Utf8View).
+fn text_struct(names: &[String], text: &DataType) -> DataType {
     DataType::Struct(Fields::from(
         names
             .iter()
-            .map(|n| Field::new(n, DataType::Utf8, true))
-            .collect::<Vec<_>>(),
-    ))
-}
-
-fn view_struct(names: &[String]) -> DataType {
-    DataType::Struct(Fields::from(
-        names
-            .iter()
-            .map(|n| Field::new(n, DataType::Utf8View, true))
+            .map(|n| Field::new(n, text.clone(), true))
             .collect::<Vec<_>>(),
     ))
 }
 
 /// A struct column of text fields named `names`, from one builder per field.
-fn struct_of(names: &[String], builders: Vec<StringBuilder>, rows: usize) -> Result<ColumnarValue> {
+fn struct_of<B: arrow::array::ArrayBuilder>(
+    names: &[String],
+    text: &DataType,
+    builders: Vec<B>,
+    rows: usize,
+) -> Result<ColumnarValue> {
     if names.is_empty() {
         // Nothing is read, but the row count must still be right.
         return Ok(ColumnarValue::Array(Arc::new(
             StructArray::new_empty_fields(rows, None),
         )));
     }
-    let DataType::Struct(fields) = utf8_struct(names) else {
-        unreachable!("utf8_struct builds a struct")
+    let DataType::Struct(fields) = text_struct(names, text) else {
+        unreachable!("text_struct builds a struct")
     };
-    let cols: Vec<ArrayRef> = builders
-        .into_iter()
-        .map(|mut b| Arc::new(b.finish()) as ArrayRef)
-        .collect();
+    let cols: Vec<ArrayRef> = builders.into_iter().map(|mut b| b.finish()).collect();
     Ok(ColumnarValue::Array(Arc::new(StructArray::try_new(
         fields, cols, None,
     )?)))
@@ -108,7 +102,7 @@ impl ScalarUDFImpl for JsonFields {
         &self.signature
     }
     fn return_type(&self, _: &[DataType]) -> Result<DataType> {
-        Ok(utf8_struct(&self.slots))
+        Ok(text_struct(&self.slots, &DataType::Utf8))
     }
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let rows = args.number_rows;
@@ -127,7 +121,7 @@ impl ScalarUDFImpl for JsonFields {
                 b.append_option(v.as_deref());
             }
         }
-        struct_of(&self.slots, builders, msgs.len())
+        struct_of(&self.slots, &DataType::Utf8, builders, msgs.len())
     }
 }
 
@@ -263,7 +257,7 @@ impl ScalarUDFImpl for ParseFields {
         &self.signature
     }
     fn return_type(&self, _: &[DataType]) -> Result<DataType> {
-        Ok(view_struct(&self.kept_names))
+        Ok(text_struct(&self.kept_names, &DataType::Utf8View))
     }
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let rows = args.number_rows;
@@ -317,21 +311,7 @@ impl ScalarUDFImpl for ParseFields {
                 }
             }
         }
-        if self.kept_names.is_empty() {
-            return Ok(ColumnarValue::Array(Arc::new(
-                StructArray::new_empty_fields(input.len(), None),
-            )));
-        }
-        let DataType::Struct(fields) = view_struct(&self.kept_names) else {
-            unreachable!("view_struct builds a struct")
-        };
-        let cols: Vec<ArrayRef> = builders
-            .into_iter()
-            .map(|mut b| Arc::new(b.finish()) as ArrayRef)
-            .collect();
-        Ok(ColumnarValue::Array(Arc::new(StructArray::try_new(
-            fields, cols, None,
-        )?)))
+        struct_of(&self.kept_names, &DataType::Utf8View, builders, input.len())
     }
 }
 
