@@ -1,8 +1,8 @@
 //! FilterLogEvents as a DataFusion plan over a group's segments and memtable: the filter pattern
 //! becomes a filter expression (the compiled matcher as a UDF, so its semantics are the filter
 //! crate's exactly), the time range and stream selection prune row groups, and a page is a TopK
-//! by event key. JSON patterns first test the field columns segments store (a necessary
-//! condition, see [`Necessary`]), so the matcher parses only the messages that pass.
+//! by event key. JSON patterns first find candidates in the field columns segments store (a
+//! necessary condition, see [`Necessary`]) and read the messages of those events only.
 
 use crate::compile::CastTo;
 use crate::table::GroupTable;
@@ -55,33 +55,21 @@ impl ScalarUDFImpl for PatternUdf {
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
         let msgs = args.args[0].to_array(args.number_rows)?;
         let msgs = msgs.as_string::<i32>();
-        // The optional second argument: rows that can match at all (the others are not parsed).
-        let candidates = match args.args.get(1) {
-            Some(c) => Some(c.to_array(args.number_rows)?),
-            None => None,
-        };
-        let candidates = candidates.as_ref().map(|c| c.as_boolean());
         let out: arrow::array::BooleanArray = (0..msgs.len())
-            .map(|i| {
-                let candidate = candidates.is_none_or(|c| c.is_valid(i) && c.value(i));
-                Some(candidate && msgs.is_valid(i) && self.pattern.matches(msgs.value(i)))
-            })
+            .map(|i| Some(msgs.is_valid(i) && self.pattern.matches(msgs.value(i))))
             .collect();
         Ok(ColumnarValue::Array(Arc::new(out)))
     }
 }
 
-/// The filter expression a pattern compiles to; `candidates` (a boolean expression) limits the
-/// rows the matcher looks at.
-pub fn pattern_filter(text: &str, pattern: FilterPattern, candidates: Option<Expr>) -> Expr {
-    let mut args = vec![col(columns::MESSAGE)];
-    args.extend(candidates);
+/// The filter expression a pattern compiles to.
+pub fn pattern_filter(text: &str, pattern: FilterPattern) -> Expr {
     ScalarUDF::from(PatternUdf {
         text: text.to_string(),
         pattern,
-        signature: Signature::any(args.len(), Volatility::Immutable),
+        signature: Signature::any(1, Volatility::Immutable),
     })
-    .call(args)
+    .call(vec![col(columns::MESSAGE)])
 }
 
 /// A `*` glob as a LIKE pattern (`\` escapes).
@@ -273,11 +261,19 @@ impl Querier {
                     fields.sort();
                     fields.dedup();
                 });
-            pred = pred.and(pattern_filter(
-                pattern_text.unwrap_or_default(),
-                p.clone(),
-                candidates,
-            ));
+            let text = pattern_text.unwrap_or_default();
+            if let Some(c) = candidates {
+                let page = CandidatePage {
+                    pred,
+                    candidates: c,
+                    fields,
+                    matcher: pattern_filter(text, p.clone()),
+                    asc: !scan.newest_first,
+                    limit: scan.limit,
+                };
+                return self.filter_by_candidates(snap, (lo, hi), page).await;
+            }
+            pred = pred.and(pattern_filter(text, p.clone()));
         }
         let asc = !scan.newest_first;
         let table = GroupTable::new(snap, (lo, hi), fields);
@@ -294,25 +290,131 @@ impl Querier {
             .await?
             .collect()
             .await?;
-        let mut rows = Vec::new();
-        for b in &batches {
-            let streams = arrow::compute::cast(b.column(0), &DataType::Utf8)
-                .map_err(|e| QueryError::Execution(e.to_string()))?;
-            let streams = streams.as_string::<i32>();
-            let ts = b.column(1).as_primitive::<Int64Type>();
-            let ing = b.column(2).as_primitive::<Int64Type>();
-            let seq = b.column(3).as_primitive::<Int64Type>();
-            let msg = b.column(4).as_string::<i32>();
-            for i in 0..b.num_rows() {
-                rows.push(EventRow {
-                    stream: streams.value(i).to_string(),
-                    timestamp: ts.value(i),
-                    ingestion_time: ing.value(i),
-                    seq: seq.value(i),
-                    message: msg.value(i).to_string(),
+        event_rows(&batches)
+    }
+
+    /// A page of a JSON pattern's events in two steps: the keys of the first candidates, from the stored field columns alone, then the messages of those events only
+    /// (their time span prunes every other row group), which the matcher checks. Repeats after
+    /// the last candidate while the page is not full.
+    async fn filter_by_candidates(
+        &self,
+        snap: logwell_storage::GroupSnapshot,
+        range: (i64, i64),
+        page: CandidatePage,
+    ) -> Result<Vec<EventRow>, QueryError> {
+        let ts = col(columns::TIMESTAMP);
+        let seq = col(columns::SEQ);
+        let order = vec![
+            ts.clone().sort(page.asc, false),
+            seq.clone().sort(page.asc, false),
+        ];
+        // Candidates per round: at least a page, and enough that candidates the matcher rejects
+        // do not cost a round each.
+        let batch = page.limit.max(1024);
+        let mut rows: Vec<EventRow> = Vec::new();
+        let mut cursor: Option<(i64, i64)> = None;
+        loop {
+            let mut keys_pred = page.pred.clone().and(page.candidates.clone());
+            if let Some((t, s)) = cursor {
+                keys_pred = keys_pred.and(if page.asc {
+                    key_after(t, s)
+                } else {
+                    key_before(t, s)
                 });
             }
+            let table = GroupTable::new(snap.clone(), range, page.fields.clone());
+            let plan =
+                LogicalPlanBuilder::scan("events", provider_as_source(Arc::new(table)), None)?
+                    .filter(keys_pred)?
+                    .sort_with_limit(order.clone(), Some(batch))?
+                    .project(vec![ts.clone(), seq.clone()])?
+                    .build()?;
+            let batches = self
+                .context()
+                .execute_logical_plan(plan)
+                .await?
+                .collect()
+                .await?;
+            let mut keys: Vec<(i64, i64)> = Vec::new();
+            for b in &batches {
+                let t = b.column(0).as_primitive::<Int64Type>();
+                let s = b.column(1).as_primitive::<Int64Type>();
+                keys.extend((0..b.num_rows()).map(|i| (t.value(i), s.value(i))));
+            }
+            let Some(&last) = (if page.asc {
+                keys.iter().max()
+            } else {
+                keys.iter().min()
+            }) else {
+                return Ok(rows);
+            };
+            let lo = keys.iter().map(|k| k.0).min().unwrap_or(range.0);
+            let hi = keys.iter().map(|k| k.0).max().unwrap_or(range.1);
+            let wanted = keys.iter().map(|k| lit(k.1)).collect();
+            let events_pred = page
+                .pred
+                .clone()
+                .and(ts.clone().gt_eq(lit(lo)))
+                .and(ts.clone().lt_eq(lit(hi)))
+                .and(seq.clone().in_list(wanted, false))
+                .and(page.matcher.clone());
+            let table = GroupTable::new(snap.clone(), (lo, hi), Vec::new());
+            let plan =
+                LogicalPlanBuilder::scan("events", provider_as_source(Arc::new(table)), None)?
+                    .filter(events_pred)?
+                    .sort(order.clone())?
+                    .build()?;
+            let batches = self
+                .context()
+                .execute_logical_plan(plan)
+                .await?
+                .collect()
+                .await?;
+            rows.extend(event_rows(&batches)?);
+            if rows.len() >= page.limit || keys.len() < batch {
+                rows.truncate(page.limit);
+                return Ok(rows);
+            }
+            cursor = Some(last);
         }
-        Ok(rows)
     }
+}
+
+/// What [`Querier::filter_by_candidates`] needs of a FilterLogEvents request.
+struct CandidatePage {
+    /// Time range, streams, deleted streams, paging key.
+    pred: Expr,
+    /// The test on stored field columns every matching event passes.
+    candidates: Expr,
+    /// The field columns `candidates` reads.
+    fields: Vec<String>,
+    /// The pattern itself, over the message.
+    matcher: Expr,
+    asc: bool,
+    limit: usize,
+}
+
+/// The events of FilterLogEvents' result batches (stream, timestamp, ingestion time, seq,
+/// message first).
+fn event_rows(batches: &[arrow::array::RecordBatch]) -> Result<Vec<EventRow>, QueryError> {
+    let mut rows = Vec::new();
+    for b in batches {
+        let streams = arrow::compute::cast(b.column(0), &DataType::Utf8)
+            .map_err(|e| QueryError::Execution(e.to_string()))?;
+        let streams = streams.as_string::<i32>();
+        let ts = b.column(1).as_primitive::<Int64Type>();
+        let ing = b.column(2).as_primitive::<Int64Type>();
+        let seq = b.column(3).as_primitive::<Int64Type>();
+        let msg = b.column(4).as_string::<i32>();
+        for i in 0..b.num_rows() {
+            rows.push(EventRow {
+                stream: streams.value(i).to_string(),
+                timestamp: ts.value(i),
+                ingestion_time: ing.value(i),
+                seq: seq.value(i),
+                message: msg.value(i).to_string(),
+            });
+        }
+    }
+    Ok(rows)
 }
