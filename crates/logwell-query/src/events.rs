@@ -277,23 +277,33 @@ impl Querier {
         }
         let asc = !scan.newest_first;
         let table = GroupTable::new(snap, (lo, hi), fields);
-        let plan = LogicalPlanBuilder::scan("events", provider_as_source(Arc::new(table)), None)?
-            .filter(pred)?
-            .sort_with_limit(
-                vec![ts.sort(asc, false), col(columns::SEQ).sort(asc, false)],
-                Some(scan.limit),
-            )?
-            .build()?;
+        let order = vec![ts.sort(asc, false), col(columns::SEQ).sort(asc, false)];
         let batches = self
-            .context()
-            .execute_logical_plan(plan)
-            .await?
-            .collect()
+            .collect(table, |b| {
+                b.filter(pred)?.sort_with_limit(order, Some(scan.limit))
+            })
             .await?;
         event_rows(&batches)
     }
 
-    /// A page of a JSON pattern's events in two steps: the keys of the first candidates, from the stored field columns alone, then the messages of those events only
+    /// Runs `build`'s plan over `table` to the end.
+    async fn collect(
+        &self,
+        table: GroupTable,
+        build: impl FnOnce(LogicalPlanBuilder) -> DfResult<LogicalPlanBuilder>,
+    ) -> Result<Vec<arrow::array::RecordBatch>, QueryError> {
+        let scan = LogicalPlanBuilder::scan("events", provider_as_source(Arc::new(table)), None)?;
+        let plan = build(scan)?.build()?;
+        Ok(self
+            .context()
+            .execute_logical_plan(plan)
+            .await?
+            .collect()
+            .await?)
+    }
+
+    /// A page of a JSON pattern's events in two steps: the keys of the first candidates, from
+    /// the stored field columns alone, then the messages of those events only
     /// (their time span prunes every other row group), which the matcher checks. Repeats after
     /// the last candidate while the page is not full.
     async fn filter_by_candidates(
@@ -323,17 +333,12 @@ impl Querier {
                 });
             }
             let table = GroupTable::new(snap.clone(), range, page.fields.clone());
-            let plan =
-                LogicalPlanBuilder::scan("events", provider_as_source(Arc::new(table)), None)?
-                    .filter(keys_pred)?
-                    .sort_with_limit(order.clone(), Some(batch))?
-                    .project(vec![ts.clone(), seq.clone()])?
-                    .build()?;
             let batches = self
-                .context()
-                .execute_logical_plan(plan)
-                .await?
-                .collect()
+                .collect(table, |b| {
+                    b.filter(keys_pred)?
+                        .sort_with_limit(order.clone(), Some(batch))?
+                        .project(vec![ts.clone(), seq.clone()])
+                })
                 .await?;
             let mut keys: Vec<(i64, i64)> = Vec::new();
             for b in &batches {
@@ -359,16 +364,8 @@ impl Querier {
                 .and(seq.clone().in_list(wanted, false))
                 .and(page.matcher.clone());
             let table = GroupTable::new(snap.clone(), (lo, hi), Vec::new());
-            let plan =
-                LogicalPlanBuilder::scan("events", provider_as_source(Arc::new(table)), None)?
-                    .filter(events_pred)?
-                    .sort(order.clone())?
-                    .build()?;
             let batches = self
-                .context()
-                .execute_logical_plan(plan)
-                .await?
-                .collect()
+                .collect(table, |b| b.filter(events_pred)?.sort(order.clone()))
                 .await?;
             rows.extend(event_rows(&batches)?);
             if rows.len() >= page.limit || keys.len() < batch {
