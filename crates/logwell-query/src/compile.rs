@@ -1423,18 +1423,23 @@ impl<'a> Pipeline<'a> {
         Ok(())
     }
 
+    /// The fields known so far that are neither system (`@...`) nor hidden (`__...`), sorted.
+    fn user_fields(&self) -> Vec<String> {
+        let mut all: Vec<String> = self
+            .fields
+            .keys()
+            .filter(|n| !n.starts_with('@') && !n.starts_with("__"))
+            .cloned()
+            .collect();
+        all.sort();
+        all
+    }
+
     /// `filldown [f, ...]`: a missing value takes the last value above it (every field but
     /// the system ones when none is named).
     fn filldown(&mut self, names: &[String]) -> Result<(), QueryError> {
         let names: Vec<String> = if names.is_empty() {
-            let mut all: Vec<String> = self
-                .fields
-                .keys()
-                .filter(|n| !n.starts_with('@') && !n.starts_with("__"))
-                .cloned()
-                .collect();
-            all.sort();
-            all
+            self.user_fields()
         } else {
             names.to_vec()
         };
@@ -1725,15 +1730,7 @@ impl<'a> Pipeline<'a> {
         const BASE_MEDIAN: &str = "@baselineMedian";
         self.ensure_fields([condition])?;
         let names: Vec<String> = if fields.is_empty() {
-            let mut all: Vec<String> = self
-                .fields
-                .keys()
-                .filter(|n| !n.starts_with('@') && !n.starts_with("__"))
-                .cloned()
-                .collect();
-            all.sort();
-            all.dedup();
-            all
+            self.user_fields()
         } else {
             fields.to_vec()
         };
