@@ -54,7 +54,7 @@ def all_ids(client) -> collections.Counter:
     return counts
 
 
-def crash_cycle(server: Server, kills: int, writers: int = 3, batch: int = 200):
+def crash_cycle(server: Server, kills: int, writers: int = 3, batch: int = 200, uptime=(0.3, 2.5)):
     c = server.client()
     c.create_log_group(logGroupName=GROUP)
     streams = [f"w{i}" for i in range(writers)]
@@ -65,7 +65,7 @@ def crash_cycle(server: Server, kills: int, writers: int = 3, batch: int = 200):
         w.start()
     rng = random.Random(42)
     for _ in range(kills):
-        time.sleep(rng.uniform(0.3, 2.5))
+        time.sleep(rng.uniform(*uptime))
         server.kill9()
         time.sleep(rng.uniform(0.0, 0.3))
         server.start()
@@ -133,6 +133,65 @@ access_key_id = "AKIDEXAMPLE"
 secret_access_key = "secretsecret"
 prefix = "cluster-a"
 """
+
+
+# Tiny segments flushed and merged all the time, so that kills land inside flush and compaction.
+CHURN_CONFIG = """
+[storage]
+flush_bytes = 131072
+flush_age = 0.2
+maintenance_interval = 0.2
+recompress_after = 0
+orphan_grace = 0
+"""
+
+
+class QueryLoop(threading.Thread):
+    """Runs Insights queries and FilterLogEvents against the server until stopped; keeps any answer
+    that is an error other than the server being down or restarted."""
+
+    TRANSIENT = ("ResourceNotFoundException", "ThrottlingException")
+
+    def __init__(self, server: Server):
+        super().__init__(daemon=True)
+        self.server = server
+        self.stop = threading.Event()
+        self.errors: list[str] = []
+        self.answered = 0
+
+    def run(self):
+        from botocore.exceptions import ClientError
+        while not self.stop.is_set():
+            try:
+                c = self.server.client()
+                now = int(time.time())
+                qid = c.start_query(logGroupName=GROUP, startTime=now - 600, endTime=now + 60,
+                                    queryString="stats count(*) as n by @logStream")["queryId"]
+                while (r := c.get_query_results(queryId=qid))["status"] in ("Scheduled", "Running"):
+                    time.sleep(0.05)
+                if r["status"] != "Complete":
+                    self.errors.append(f"query ended {r['status']}")
+                c.filter_log_events(logGroupName=GROUP, limit=500)
+                self.answered += 1
+            except ClientError as e:
+                if e.response["Error"]["Code"] not in self.TRANSIENT:
+                    self.errors.append(str(e))
+            except Exception:
+                time.sleep(0.05)  # the server is down between a kill and its restart
+
+
+def test_fifty_sigkills_inside_flush_and_compaction_with_concurrent_queries(tmp_path):
+    server = Server(tmp_path / "data", CHURN_CONFIG).start()
+    queries = QueryLoop(server)
+    try:
+        queries.start()
+        crash_cycle(server, kills=50, uptime=(0.1, 0.9))
+        queries.stop.set()
+        queries.join(30)
+        assert queries.answered > 10
+        assert queries.errors == [], queries.errors[:5]
+    finally:
+        server.kill9()
 
 
 def test_s3_store_ingest_restart_read_and_sigkill(tmp_path, s3_server):

@@ -50,6 +50,10 @@ enum Command {
         /// Account id shown in ARNs.
         #[arg(long)]
         account_id: Option<String>,
+        /// Start from a damaged write-ahead log: keep every readable record, report what is
+        /// dropped, and checkpoint so the damage is gone (start-up refuses without this).
+        #[arg(long)]
+        recover: bool,
     },
     /// List log groups.
     Groups {
@@ -368,6 +372,7 @@ async fn serve(
     config: Option<PathBuf>,
     region: Option<String>,
     account_id: Option<String>,
+    recover: bool,
 ) -> Result<()> {
     let mut cfg = match &config {
         Some(path) => {
@@ -389,7 +394,18 @@ async fn serve(
     if let Some(a) = account_id {
         cfg.account_id = a;
     }
-    let app = App::open(&cfg).await.context("opening storage")?;
+    let app = App::open_with(&cfg, logwell_server::OpenOptions { recover })
+        .await
+        .context("opening storage")?;
+    if recover {
+        let dropped = app.engine.recovery_report();
+        if dropped.is_empty() {
+            tracing::info!("recover: the write-ahead log was intact; nothing dropped");
+        }
+        for d in dropped {
+            tracing::warn!("recover: dropped {d}");
+        }
+    }
     let listener = tokio::net::TcpListener::bind(&cfg.listen)
         .await
         .with_context(|| format!("listening on {}", cfg.listen))?;
@@ -555,7 +571,8 @@ async fn main() -> Result<()> {
             config,
             region,
             account_id,
-        } => serve(data_dir, listen, config, region, account_id).await,
+            recover,
+        } => serve(data_dir, listen, config, region, account_id, recover).await,
         Command::Groups { client, prefix } => {
             let c = Client::new(&client);
             let mut body = json!({});

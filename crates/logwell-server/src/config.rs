@@ -14,6 +14,40 @@ pub struct ServerConfig {
     pub account_id: String,
     pub storage: StorageConfig,
     pub query: QuerySettings,
+    pub limits: Limits,
+}
+
+/// `[limits]`: what the server holds at once, so memory stays bounded under any load. Requests
+/// past a limit get ThrottlingException at once instead of queueing.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// Requests being handled at once.
+    pub max_concurrent_requests: usize,
+    /// Request bytes held at once: each request counts twice its body (the body, then its WAL
+    /// record), so this bounds what requests hold while they are read, parsed and written.
+    pub max_request_bytes_in_flight: usize,
+    /// A connection must send a request's headers within this many seconds.
+    pub header_read_timeout_secs: f64,
+    /// ... and its body within this many seconds.
+    pub body_read_timeout_secs: f64,
+    /// Finished queries whose results are kept for GetQueryResults (oldest go first).
+    pub max_kept_queries: usize,
+    /// ... and the bytes of results they may hold together.
+    pub max_kept_result_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_concurrent_requests: 1024,
+            max_request_bytes_in_flight: 256 << 20,
+            header_read_timeout_secs: 30.0,
+            body_read_timeout_secs: 60.0,
+            max_kept_queries: 1000,
+            max_kept_result_bytes: 256 << 20,
+        }
+    }
 }
 
 /// `[query]`: limits of Logs Insights and SQL queries.
@@ -47,6 +81,7 @@ impl Default for ServerConfig {
             account_id: "000000000000".into(),
             storage: StorageConfig::default(),
             query: QuerySettings::default(),
+            limits: Limits::default(),
         }
     }
 }

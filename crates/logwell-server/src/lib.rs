@@ -7,10 +7,11 @@ mod ops;
 pub mod queries;
 pub mod tokens;
 
-pub use config::ServerConfig;
+pub use config::{Limits, ServerConfig};
+pub use logwell_storage::OpenOptions;
 
-use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::body::{Body, Bytes};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
@@ -19,6 +20,35 @@ use logwell_model::{ApiError, ErrorKind};
 use logwell_storage::Engine;
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Semaphore;
+
+/// Largest request body (JSON escaping can make a 1 MiB batch several times larger on the wire).
+const MAX_BODY_BYTES: usize = 16 << 20;
+
+/// What requests may hold at once (see [`Limits`]).
+pub struct RequestLimits {
+    requests: Arc<Semaphore>,
+    bytes: Arc<Semaphore>,
+    max_bytes: usize,
+    body_timeout: Duration,
+    header_timeout: Duration,
+}
+
+impl RequestLimits {
+    fn new(l: &Limits) -> Self {
+        let max_bytes = l
+            .max_request_bytes_in_flight
+            .clamp(MAX_BODY_BYTES, u32::MAX as usize);
+        RequestLimits {
+            requests: Arc::new(Semaphore::new(l.max_concurrent_requests.max(1))),
+            bytes: Arc::new(Semaphore::new(max_bytes)),
+            max_bytes,
+            body_timeout: Duration::from_secs_f64(l.body_read_timeout_secs.max(0.001)),
+            header_timeout: Duration::from_secs_f64(l.header_read_timeout_secs.max(0.001)),
+        }
+    }
+}
 
 /// What every request handler can reach.
 pub struct App {
@@ -26,6 +56,7 @@ pub struct App {
     pub region: String,
     pub account_id: String,
     pub queries: Arc<queries::Queries>,
+    pub limits: RequestLimits,
 }
 
 pub type SharedApp = Arc<App>;
@@ -33,7 +64,15 @@ pub type SharedApp = Arc<App>;
 impl App {
     /// Opens the storage a config describes (replaying its WAL) and builds the app around it.
     pub async fn open(config: &ServerConfig) -> Result<SharedApp, logwell_storage::OpenError> {
-        let engine = Engine::open(config.storage.clone()).await?;
+        App::open_with(config, logwell_storage::OpenOptions::default()).await
+    }
+
+    /// [`App::open`] with storage options (`--recover`).
+    pub async fn open_with(
+        config: &ServerConfig,
+        options: logwell_storage::OpenOptions,
+    ) -> Result<SharedApp, logwell_storage::OpenError> {
+        let engine = Engine::open_with(config.storage.clone(), options).await?;
         let querier = logwell_query::Querier::new(
             engine.clone(),
             logwell_query::QueryConfig {
@@ -50,6 +89,10 @@ impl App {
                 config.storage.data_dir.clone(),
                 std::time::Duration::from_secs(config.query.timeout_secs),
                 &format!("arn:aws:logs:{}:{}:", config.region, config.account_id),
+                queries::KeepLimits {
+                    queries: config.limits.max_kept_queries,
+                    bytes: config.limits.max_kept_result_bytes,
+                },
             )
             .await
             .map_err(|e| logwell_storage::OpenError::Catalog(format!("settings: {e}")))?,
@@ -59,6 +102,7 @@ impl App {
             region: config.region.clone(),
             account_id: config.account_id.clone(),
             queries,
+            limits: RequestLimits::new(&config.limits),
         }))
     }
 }
@@ -71,8 +115,6 @@ pub fn router(app: SharedApp) -> Router {
     Router::new()
         .route("/", any(handle))
         .route("/health", get(|| async { "ok" }))
-        // JSON escaping can make a 1 MiB batch several times larger on the wire.
-        .layer(DefaultBodyLimit::max(16 << 20))
         .with_state(app)
 }
 
@@ -98,7 +140,57 @@ fn request_id() -> HeaderValue {
     HeaderValue::from_str(&uuid::Uuid::new_v4().to_string()).expect("uuid is a valid header")
 }
 
-async fn handle(State(app): State<SharedApp>, headers: HeaderMap, body: Bytes) -> Response {
+fn throttled() -> ApiError {
+    ApiError::new(ErrorKind::Throttling, "Rate exceeded")
+}
+
+/// Reads a request body within the limits: a permit for its bytes first (ThrottlingException when
+/// the server already holds its budget), then the bytes, within the body timeout.
+async fn read_body(
+    limits: &RequestLimits,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<(Bytes, tokio::sync::OwnedSemaphorePermit), Response> {
+    use http_body_util::BodyExt;
+    let declared = headers
+        .get("content-length")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY_BYTES) {
+        return Err((StatusCode::PAYLOAD_TOO_LARGE, "request body too large").into_response());
+    }
+    // A request holds its body and, while it is written, a WAL record about as large.
+    let want = (declared.unwrap_or(MAX_BODY_BYTES) * 2).clamp(1, limits.max_bytes) as u32;
+    let permit = limits
+        .bytes
+        .clone()
+        .try_acquire_many_owned(want)
+        .map_err(|_| error_response(&throttled()))?;
+    let limited = http_body_util::Limited::new(body, MAX_BODY_BYTES);
+    match tokio::time::timeout(limits.body_timeout, limited.collect()).await {
+        Ok(Ok(collected)) => Ok((collected.to_bytes(), permit)),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
+            Err((StatusCode::PAYLOAD_TOO_LARGE, "request body too large").into_response())
+        }
+        Ok(Err(_)) => {
+            Err((StatusCode::BAD_REQUEST, "request body could not be read").into_response())
+        }
+        Err(_) => Err((
+            StatusCode::REQUEST_TIMEOUT,
+            "request body not received in time",
+        )
+            .into_response()),
+    }
+}
+
+async fn handle(State(app): State<SharedApp>, headers: HeaderMap, body: Body) -> Response {
+    let Ok(_request) = app.limits.requests.clone().try_acquire_owned() else {
+        return with_request_id(error_response(&throttled()));
+    };
+    let (body, _bytes) = match read_body(&app.limits, &headers, body).await {
+        Ok(b) => b,
+        Err(r) => return with_request_id(r),
+    };
     let target = headers
         .get("x-amz-target")
         .and_then(|v| v.to_str().ok())
@@ -114,7 +206,7 @@ async fn handle(State(app): State<SharedApp>, headers: HeaderMap, body: Bytes) -
             format!("Unknown X-Amz-Target '{target}'"),
         )),
     };
-    let mut response = match result {
+    let response = match result {
         Ok(json) => {
             let mut r = (StatusCode::OK, json).into_response();
             r.headers_mut()
@@ -128,6 +220,10 @@ async fn handle(State(app): State<SharedApp>, headers: HeaderMap, body: Bytes) -
             error_response(&e)
         }
     };
+    with_request_id(response)
+}
+
+fn with_request_id(mut response: Response) -> Response {
     response
         .headers_mut()
         .insert("x-amzn-requestid", request_id());
@@ -141,9 +237,41 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let engine = app.engine.clone();
-    axum::serve(listener, router(app))
-        .with_graceful_shutdown(shutdown)
-        .await?;
+    let header_timeout = app.limits.header_timeout;
+    let service = hyper_util::service::TowerToHyperService::new(router(app));
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(header_timeout);
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, _) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let conn = http.serve_connection(hyper_util::rt::TokioIo::new(stream), service.clone());
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+    }
+    // In-flight requests finish (bounded by the body timeout); idle connections close.
+    let drain = header_timeout.max(Duration::from_secs(5)) * 2;
+    if tokio::time::timeout(drain, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("connections still open after {drain:?}; closing them");
+    }
     engine
         .shutdown()
         .await

@@ -28,6 +28,20 @@ pub enum Status {
     Timeout,
 }
 
+/// How many finished queries' results are kept, at most.
+#[derive(Debug, Clone, Copy)]
+pub struct KeepLimits {
+    pub queries: usize,
+    pub bytes: usize,
+}
+
+/// Approximate bytes a finished query's rows hold.
+fn result_bytes(rows: &[logwell_query::Row]) -> usize {
+    rows.iter()
+        .map(|r| r.iter().map(|(k, v)| k.len() + v.len() + 48).sum::<usize>() + 24)
+        .sum()
+}
+
 struct Entry {
     query_string: String,
     groups: Vec<String>,
@@ -36,6 +50,8 @@ struct Entry {
     end_time: Option<i64>,
     status: Status,
     results: Option<Arc<QueryResults>>,
+    /// Bytes `results` (or `partial`) holds, counted against `KeepLimits::bytes`.
+    result_bytes: usize,
     /// Rows the engine produced so far, while the query runs.
     partial: Vec<logwell_query::Row>,
     counters: Option<(Arc<QueryCounters>, bool)>,
@@ -47,6 +63,7 @@ pub struct Queries {
     querier: Querier,
     lookups: crate::lookup_tables::LookupTableStore,
     timeout: Duration,
+    keep: KeepLimits,
     entries: Mutex<HashMap<String, Entry>>,
     /// Saved definitions; a tokio mutex, held while the new set is saved.
     definitions: tokio::sync::Mutex<BTreeMap<String, Value>>,
@@ -196,6 +213,7 @@ impl Queries {
         data_dir: PathBuf,
         timeout: Duration,
         arn_prefix: &str,
+        keep: KeepLimits,
     ) -> Result<Queries, ApiError> {
         let definitions = load_document(querier.engine(), &data_dir, DEFINITIONS_DOCUMENT).await?;
         let lookups = crate::lookup_tables::LookupTableStore::open(
@@ -208,6 +226,7 @@ impl Queries {
             querier,
             lookups,
             timeout,
+            keep,
             entries: Mutex::new(HashMap::new()),
             definitions: tokio::sync::Mutex::new(definitions),
         })
@@ -345,6 +364,7 @@ impl Queries {
         let timeout = self.timeout;
         let mut entries = self.entries.lock().unwrap();
         entries.retain(|_, e| e.end_time.is_none_or(|t| now - t < KEEP_RESULTS_MS));
+        self.evict_over_limits(&mut entries);
         let task = tokio::spawn(async move {
             let sink = this.clone();
             let id = qid.clone();
@@ -363,6 +383,7 @@ impl Queries {
             match outcome {
                 Ok(Ok(results)) => {
                     e.status = Status::Complete;
+                    e.result_bytes = result_bytes(&results.rows);
                     e.results = Some(Arc::new(results));
                     e.partial = Vec::new();
                 }
@@ -383,12 +404,35 @@ impl Queries {
                 end_time: None,
                 status: Status::Running,
                 results: None,
+                result_bytes: 0,
                 partial: Vec::new(),
                 counters: Some((counters, counts_matched)),
                 task: Some(task.abort_handle()),
             },
         );
         Ok(json!({ "queryId": id }))
+    }
+
+    /// Forgets the oldest finished queries while more than the kept count or bytes are held.
+    fn evict_over_limits(&self, entries: &mut HashMap<String, Entry>) {
+        let mut finished: Vec<(i64, String, usize)> = entries
+            .iter()
+            .filter_map(|(id, e)| e.end_time.map(|t| (t, id.clone(), e.result_bytes)))
+            .collect();
+        let mut bytes: usize = finished.iter().map(|f| f.2).sum();
+        if finished.len() <= self.keep.queries && bytes <= self.keep.bytes {
+            return;
+        }
+        finished.sort();
+        let mut count = finished.len();
+        for (_, id, b) in finished {
+            if count <= self.keep.queries && bytes <= self.keep.bytes {
+                break;
+            }
+            entries.remove(&id);
+            count -= 1;
+            bytes -= b;
+        }
     }
 
     fn results(&self, r: QueryIdRequest) -> Result<Value, ApiError> {
@@ -450,6 +494,7 @@ impl Queries {
                 task.abort();
                 e.status = Status::Cancelled;
                 e.end_time = Some(logwell_model::now_millis());
+                e.result_bytes = result_bytes(&e.partial);
                 Ok(json!({ "success": true }))
             }
             _ => Err(ApiError::invalid(format!(

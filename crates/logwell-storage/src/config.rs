@@ -88,6 +88,10 @@ pub struct StorageConfig {
     /// Also write field columns at flush: fresh data gets them at once, for about 0.7 µs of
     /// extra flush CPU per JSON event (off: ingest stays cheap, compaction adds them later).
     pub field_columns_at_flush: bool,
+    /// Segment files no manifest lists are deleted at start-up only once they are this old: a
+    /// younger one may belong to a flush of another node that has not published yet.
+    #[serde(with = "secs")]
+    pub orphan_grace: Duration,
 }
 
 impl Default for StorageConfig {
@@ -106,6 +110,7 @@ impl Default for StorageConfig {
             row_group_rows: 256 * 1024,
             field_columns: 32,
             field_columns_at_flush: false,
+            orphan_grace: Duration::from_secs(600),
         }
     }
 }

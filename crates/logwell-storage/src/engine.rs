@@ -14,11 +14,12 @@ use crate::catalog::{
     MANIFEST_DIR, MAX_LISTED_STREAMS,
 };
 use crate::config::StorageConfig;
+use crate::lock::{DataDirLock, Lease, LeaseError, LEASE_RENEW};
 use crate::memtable::{GroupMemtable, SEQ_INDEX_BITS};
 use crate::record::{self, MetaChange, Record};
 use crate::segment;
 use crate::store::Store;
-use crate::wal::{self, Wal};
+use crate::wal::{self, ReplayMode, Wal};
 use arrow::array::{Array, AsArray, BooleanArray, RecordBatch};
 use arrow::datatypes::{Int32Type, Int64Type};
 use futures::StreamExt;
@@ -27,6 +28,7 @@ use logwell_model::api::{InputLogEvent, RejectedLogEventsInfo};
 use logwell_model::{now_millis, ApiError};
 use object_store::path::Path as ObjPath;
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 use tokio::sync::{watch, Notify};
@@ -186,23 +188,26 @@ impl State {
         self.meta.apply(change, lsn);
     }
 
-    /// Applies one durable WAL record; false if the bytes are not a record this version wrote.
-    fn apply_record(&mut self, lsn: u64, payload: &[u8]) -> bool {
+    /// Applies one durable WAL record: Some(whether it applied), None if the bytes are not a
+    /// record this version wrote.
+    fn apply_record(&mut self, lsn: u64, payload: &[u8]) -> Option<bool> {
         match record::decode(payload) {
-            Some(Record::Meta(change)) => self.apply_meta(&change, lsn),
-            Some(Record::Events(b)) => self.apply_events(
+            Some(Record::Meta(change)) => {
+                self.apply_meta(&change, lsn);
+                Some(true)
+            }
+            Some(Record::Events(b)) => Some(self.apply_events(
                 b.group,
                 b.stream,
                 b.ingestion_time,
                 lsn,
                 b.events.iter().copied(),
-            ),
-            None => return false,
+            )),
+            None => None,
         }
-        true
     }
 
-    /// Applies a durable event batch written at `lsn`.
+    /// Applies a durable event batch written at `lsn`; false if its stream is gone.
     fn apply_events<'a>(
         &mut self,
         group: &str,
@@ -210,12 +215,12 @@ impl State {
         ingestion_time: i64,
         lsn: u64,
         events: impl ExactSizeIterator<Item = (i64, &'a str)> + Clone,
-    ) {
+    ) -> bool {
         let Some(g) = self.meta.groups.get_mut(group) else {
-            return;
+            return false;
         };
         let Some(s) = g.streams.get_mut(stream) else {
-            return;
+            return false;
         };
         let (mut lo, mut hi) = (i64::MAX, i64::MIN);
         for (ts, _) in events.clone() {
@@ -223,7 +228,7 @@ impl State {
             hi = hi.max(ts);
         }
         if events.len() == 0 {
-            return;
+            return true;
         }
         s.first_event_ts = Some(s.first_event_ts.map_or(lo, |v| v.min(lo)));
         s.last_event_ts = Some(s.last_event_ts.map_or(hi, |v| v.max(hi)));
@@ -236,6 +241,7 @@ impl State {
             .entry(g.group_id)
             .or_default()
             .append(stream, ingestion_time, first_seq, events);
+        true
     }
 }
 
@@ -243,7 +249,21 @@ struct Inner {
     config: StorageConfig,
     store: Store,
     wal: Wal,
-    gate: tokio::sync::RwLock<()>,
+    gate: Arc<tokio::sync::RwLock<()>>,
+    /// The next group id to hand out: ids are never reused, even when their create failed.
+    next_group_id: AtomicU64,
+    /// Why this engine stopped writing (another writer took the store), if it did.
+    fenced: Mutex<Option<String>>,
+    /// Held for the engine's lifetime; `crash` lets go of it as a dying process would.
+    dir_lock: Mutex<Option<DataDirLock>>,
+    /// The object store's writer lease (None on the local store).
+    lease: tokio::sync::Mutex<Option<Lease>>,
+    /// Started while the object store was unreachable: nothing is published until it answers
+    /// and this node has taken its lease.
+    awaiting_store: std::sync::atomic::AtomicBool,
+    node: String,
+    /// What `OpenOptions::recover` dropped.
+    recovery_report: Vec<String>,
     /// Shared with the WAL writer thread, which applies durable records in LSN order.
     state: Arc<RwLock<State>>,
     flush_lock: tokio::sync::Mutex<()>,
@@ -266,6 +286,9 @@ fn unavailable(what: &str, e: impl std::fmt::Display) -> ApiError {
 /// Errors that stop the engine from opening.
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
+    /// Another process or node is writing this data directory or store.
+    #[error("{0}")]
+    InUse(String),
     #[error("object store: {0}")]
     Store(#[from] object_store::Error),
     #[error("write-ahead log: {0}")]
@@ -274,7 +297,8 @@ pub enum OpenError {
     Catalog(String),
 }
 
-async fn load_manifest(store: &Store) -> Result<Manifest, OpenError> {
+/// The manifests in the store, newest first.
+async fn manifest_versions(store: &Store) -> Result<Vec<(u64, ObjPath)>, object_store::Error> {
     let prefix = ObjPath::from(MANIFEST_DIR);
     let mut versions: Vec<(u64, ObjPath)> = Vec::new();
     let mut list = store.inner.list(Some(&prefix));
@@ -284,27 +308,136 @@ async fn load_manifest(store: &Store) -> Result<Manifest, OpenError> {
             versions.push((v, item.location));
         }
     }
-    // Only the newest manifest describes the store: older ones may list files already deleted,
-    // and the WAL they would need is gone. An unreadable newest manifest stops start-up.
-    let Some((v, path)) = versions.into_iter().max_by_key(|(v, _)| *v) else {
-        return Ok(Manifest::default());
+    versions.sort_by_key(|(v, _)| std::cmp::Reverse(*v));
+    Ok(versions)
+}
+
+/// The catalog to start from: the newest manifest, or the one before it when the newest is
+/// empty or unreadable (a power cut after its rename) and the previous one is still complete:
+/// its segment files exist and the WAL continues from its checkpoint. Returns the manifest and
+/// the highest version seen (the next manifest must be newer than a broken one).
+async fn load_manifest(
+    store: &Store,
+    wal_dir: &std::path::Path,
+) -> Result<(Manifest, u64), OpenError> {
+    let versions = manifest_versions(store).await?;
+    let Some((newest, path)) = versions.first().cloned() else {
+        return Ok((Manifest::default(), 0));
     };
-    let bytes = store.get(&path).await?;
-    serde_json::from_slice::<Manifest>(&bytes).map_err(|e| {
+    let read = |path: ObjPath| async move {
+        let bytes = store.get(&path).await?;
+        Ok::<_, OpenError>(serde_json::from_slice::<Manifest>(&bytes))
+    };
+    let problem = match read(path.clone()).await? {
+        Ok(m) => return Ok((m, newest)),
+        Err(e) => e,
+    };
+    let refuse = |why: String| {
         OpenError::Catalog(format!(
-            "manifest {v} ({path}) cannot be read: {e}; refusing to start"
+            "manifest {newest} ({path}) cannot be read: {problem}; {why}refusing to start"
         ))
-    })
+    };
+    let Some((prev_v, prev_path)) = versions.get(1).cloned() else {
+        return Err(refuse(String::new()));
+    };
+    let prev = match read(prev_path).await? {
+        Ok(m) => m,
+        Err(e) => {
+            return Err(refuse(format!(
+                "the previous manifest {prev_v} neither ({e}); "
+            )))
+        }
+    };
+    for seg in &prev.segments {
+        if object_store::ObjectStoreExt::head(&*store.inner, &ObjPath::from(seg.path.as_str()))
+            .await
+            .is_err()
+        {
+            return Err(refuse(format!(
+                "the previous manifest {prev_v} lists {} which is gone; ",
+                seg.path
+            )));
+        }
+    }
+    if let Err(e) = wal::replay(wal_dir, prev.wal_lsn, ReplayMode::Strict) {
+        return Err(refuse(format!(
+            "the WAL does not cover the previous manifest {prev_v} ({e}); "
+        )));
+    }
+    tracing::warn!(
+        broken = newest,
+        using = prev_v,
+        "newest manifest unreadable ({problem}); starting from the previous one and the WAL"
+    );
+    Ok((prev, newest))
+}
+
+/// How to open a store.
+#[derive(Debug, Clone, Default)]
+pub struct OpenOptions {
+    /// Salvage a damaged WAL: keep every readable record, report what is dropped, and
+    /// checkpoint at once so the damaged files go (`logwell serve --recover`).
+    pub recover: bool,
 }
 
 impl Engine {
     /// Opens the store: loads the newest manifest, replays the WAL after it, starts background work.
     pub async fn open(config: StorageConfig) -> Result<Engine, OpenError> {
+        Engine::open_with(config, OpenOptions::default()).await
+    }
+
+    /// [`Engine::open`] with options.
+    pub async fn open_with(
+        config: StorageConfig,
+        options: OpenOptions,
+    ) -> Result<Engine, OpenError> {
         std::fs::create_dir_all(&config.data_dir)?;
+        let dir_lock = DataDirLock::acquire(&config.data_dir).map_err(OpenError::InUse)?;
         let store = Store::open(&config)?;
-        let manifest = load_manifest(&store).await?;
+        let staged = store.remove_staging_leftovers();
+        if staged > 0 {
+            tracing::info!(files = staged, "removed staging files left by a crash");
+        }
+        let node = crate::lock::node_id(&config.data_dir)?;
         let wal_dir = config.data_dir.join("wal");
-        let records = wal::replay(&wal_dir, manifest.wal_lsn)?;
+        let cache = config.data_dir.join(CATALOG_CACHE);
+        let (lease, manifest, newest_version, awaiting_store) = match Lease::acquire(&store, &node)
+            .await
+        {
+            Ok(lease) => {
+                let (m, v) = load_manifest(&store, &wal_dir).await?;
+                (lease, m, v, false)
+            }
+            Err(LeaseError::InUse(m)) => return Err(OpenError::InUse(m)),
+            Err(LeaseError::Unreachable(why)) => {
+                // Start from this node's own copy of the catalog: ingest goes on into the
+                // WAL, and nothing is published until the store answers again.
+                let copy = std::fs::read(&cache)
+                    .ok()
+                    .and_then(|b| serde_json::from_slice::<Manifest>(&b).ok());
+                let Some(m) = copy else {
+                    return Err(OpenError::Catalog(format!(
+                            "the object store is unreachable ({why}) and this node has no copy of its catalog; refusing to start"
+                        )));
+                };
+                tracing::warn!(
+                    reason = %why,
+                    manifest = m.version,
+                    "object store unreachable: starting from this node's copy of the catalog; flushes wait until the store answers"
+                );
+                let v = m.version;
+                (None, m, v, true)
+            }
+        };
+        let mode = if options.recover {
+            ReplayMode::Salvage
+        } else {
+            ReplayMode::Strict
+        };
+        let replayed = wal::replay(&wal_dir, manifest.wal_lsn, mode)?;
+        for d in &replayed.dropped {
+            tracing::warn!("recover: dropped {d}");
+        }
         let mut segments: BTreeMap<u64, Vec<Arc<SegmentMeta>>> = BTreeMap::new();
         for s in &manifest.segments {
             segments
@@ -321,11 +454,10 @@ impl Engine {
             pending_delete: Vec::new(),
             manifest_dirty: false,
         };
-        let mut last = manifest.wal_lsn;
-        let replayed = records.len();
-        for (lsn, payload) in records {
-            last = last.max(lsn);
-            if !state.apply_record(lsn, &payload) {
+        let next_lsn = replayed.next_lsn.max(manifest.wal_lsn + 1);
+        let replayed_count = replayed.records.len();
+        for (lsn, payload) in replayed.records {
+            if state.apply_record(lsn, &payload).is_none() {
                 return Err(OpenError::Catalog(format!(
                     "WAL record {lsn} has an unknown format"
                 )));
@@ -335,18 +467,24 @@ impl Engine {
             store = %store.description,
             manifest = manifest.version,
             wal_lsn = manifest.wal_lsn,
-            replayed,
+            replayed = replayed_count,
             "storage opened"
         );
+        let next_group_id = state.meta.next_group_id;
         let state = Arc::new(RwLock::new(state));
         let applier = state.clone();
         let wal = Wal::open(
             &wal_dir,
-            last + 1,
+            next_lsn,
             Box::new(move |lsn, payload| {
-                if !applier.write().unwrap().apply_record(lsn, payload) {
-                    tracing::error!(lsn, "WAL record this version cannot apply");
-                }
+                applier
+                    .write()
+                    .unwrap()
+                    .apply_record(lsn, payload)
+                    .unwrap_or_else(|| {
+                        tracing::error!(lsn, "WAL record this version cannot apply");
+                        false
+                    })
             }),
         )?;
         let (shutdown, _) = watch::channel(false);
@@ -354,18 +492,97 @@ impl Engine {
             config,
             store,
             wal,
-            gate: tokio::sync::RwLock::new(()),
+            gate: Arc::new(tokio::sync::RwLock::new(())),
+            next_group_id: AtomicU64::new(next_group_id),
+            fenced: Mutex::new(None),
+            dir_lock: Mutex::new(Some(dir_lock)),
+            lease: tokio::sync::Mutex::new(lease),
+            awaiting_store: std::sync::atomic::AtomicBool::new(awaiting_store),
+            node,
+            recovery_report: replayed.dropped,
             state,
             flush_lock: tokio::sync::Mutex::new(()),
-            manifest_version: tokio::sync::Mutex::new(manifest.version),
+            manifest_version: tokio::sync::Mutex::new(newest_version.max(manifest.version)),
             flush_notify: Notify::new(),
             shutdown,
             tasks: Mutex::new(Vec::new()),
         });
         let engine = Engine { inner };
         engine.remove_orphans().await;
+        if options.recover {
+            // A checkpoint now writes the salvaged records to segments and drops the damaged
+            // WAL files, so the next start is clean.
+            engine.flush().await.map_err(|e| {
+                OpenError::Catalog(format!(
+                    "recover: cannot checkpoint the salvaged records: {e}"
+                ))
+            })?;
+        }
         engine.start_background();
         Ok(engine)
+    }
+
+    /// Takes the writer lease once the object store answers after a start without it, unless
+    /// another node took the store (or published a newer catalog) meanwhile.
+    async fn take_late_lease(&self) {
+        match Lease::acquire(&self.inner.store, &self.inner.node).await {
+            Err(LeaseError::Unreachable(_)) => {}
+            Err(LeaseError::InUse(m)) => {
+                tracing::error!("{m}");
+                self.fence(m);
+            }
+            Ok(lease) => {
+                let ours = *self.inner.manifest_version.lock().await;
+                let newest = manifest_versions(&self.inner.store)
+                    .await
+                    .map(|v| v.first().map_or(0, |(n, _)| *n));
+                match newest {
+                    Ok(newest) if newest > ours => {
+                        let m = format!("the catalog in {} moved on to version {newest} while this node was cut off (it has {ours}); this node stopped writing to it", self.inner.store.description);
+                        tracing::error!("{m}");
+                        self.fence(m);
+                    }
+                    Ok(_) => {
+                        *self.inner.lease.lock().await = lease;
+                        self.inner.awaiting_store.store(false, Ordering::Release);
+                        tracing::info!("object store reachable again: writer lease taken");
+                    }
+                    Err(_) => {}
+                }
+            }
+        }
+    }
+
+    /// What a recovering open dropped from a damaged WAL (empty otherwise).
+    pub fn recovery_report(&self) -> &[String] {
+        &self.inner.recovery_report
+    }
+
+    /// Stops the engine the way a killed process stops: background work ends, nothing more is
+    /// written or flushed, and the data directory is unlocked. For crash tests.
+    pub fn crash(&self) {
+        self.fence("the engine was stopped".into());
+        let _ = self.inner.shutdown.send(true);
+        for t in self.inner.tasks.lock().unwrap().drain(..) {
+            t.abort();
+        }
+        self.inner.dir_lock.lock().unwrap().take();
+    }
+
+    /// Stops all writing, for `reason`.
+    fn fence(&self, reason: String) {
+        let mut f = self.inner.fenced.lock().unwrap();
+        if f.is_none() {
+            *f = Some(reason);
+        }
+    }
+
+    /// Err when this engine no longer writes (see `fence`).
+    fn check_writable(&self) -> Result<(), ApiError> {
+        match &*self.inner.fenced.lock().unwrap() {
+            Some(reason) => Err(ApiError::unavailable(reason.clone())),
+            None => Ok(()),
+        }
     }
 
     pub fn config(&self) -> &StorageConfig {
@@ -383,17 +600,28 @@ impl Engine {
             let tick = (self.inner.config.flush_age / 2)
                 .clamp(Duration::from_millis(50), Duration::from_secs(1));
             tokio::spawn(async move {
+                // After a failed flush (object store down), wait longer before each retry
+                // instead of re-encoding everything every tick.
+                let mut backoff = Duration::ZERO;
+                let mut retry_at = tokio::time::Instant::now();
                 loop {
                     tokio::select! {
                         _ = tokio::time::sleep(tick) => {}
                         _ = engine.inner.flush_notify.notified() => {}
                         _ = stop.changed() => break,
                     }
-                    if engine.needs_flush() {
-                        if let Err(e) = engine.flush().await {
-                            tracing::warn!(error = %e, "flush failed; will retry");
+                    if tokio::time::Instant::now() < retry_at || !engine.needs_flush() {
+                        continue;
+                    }
+                    match engine.flush().await {
+                        Ok(()) => backoff = Duration::ZERO,
+                        Err(e) => {
+                            backoff = (backoff * 2)
+                                .clamp(Duration::from_secs(1), Duration::from_secs(30));
+                            tracing::warn!(error = %e, retry_in = ?backoff, "flush failed; will retry");
                         }
                     }
+                    retry_at = tokio::time::Instant::now() + backoff;
                 }
             })
         };
@@ -417,11 +645,35 @@ impl Engine {
                 }
             })
         };
+        let renewer = {
+            let engine = self.clone();
+            let mut stop = self.inner.shutdown.subscribe();
+            tokio::spawn(async move {
+                loop {
+                    tokio::select! {
+                        _ = tokio::time::sleep(LEASE_RENEW) => {}
+                        _ = stop.changed() => break,
+                    }
+                    if engine.inner.awaiting_store.load(Ordering::Acquire) {
+                        engine.take_late_lease().await;
+                        continue;
+                    }
+                    let mut lease = engine.inner.lease.lock().await;
+                    let Some(l) = lease.as_mut() else { break };
+                    if let Err(reason) = l.renew(&engine.inner.store).await {
+                        tracing::error!("{reason}");
+                        lease.take();
+                        engine.fence(reason);
+                        break;
+                    }
+                }
+            })
+        };
         self.inner
             .tasks
             .lock()
             .unwrap()
-            .extend([flusher, maintainer]);
+            .extend([flusher, maintainer, renewer]);
     }
 
     /// Stops background work and flushes everything buffered.
@@ -432,35 +684,61 @@ impl Engine {
             let _ = t.await;
         }
         self.flush().await?;
-        self.write_manifest().await
+        self.write_manifest().await?;
+        if let Some(mut lease) = self.inner.lease.lock().await.take() {
+            lease.release(&self.inner.store).await;
+        }
+        self.fence("the engine was shut down".into());
+        self.inner.dir_lock.lock().unwrap().take();
+        Ok(())
     }
 
     // ---------------------------------------------------------------- metadata
 
     async fn change(&self, change: MetaChange) -> Result<(), ApiError> {
-        let _gate = self.inner.gate.write().await;
+        self.check_writable()?;
+        let gate = self.inner.gate.clone().write_owned().await;
         self.inner.state.read().unwrap().meta.check(&change)?;
-        self.commit_change(change).await
+        self.append_whole(gate, record::encode_meta(&change)).await
     }
 
-    /// Writes an already-checked change; the caller holds the gate exclusively.
-    async fn commit_change(&self, change: MetaChange) -> Result<(), ApiError> {
-        // The WAL thread applies the change before the append returns.
-        self.inner
-            .wal
-            .append(record::encode_meta(&change))
-            .await
-            .map_err(|e| unavailable("cannot write the write-ahead log", e))?;
-        Ok(())
+    /// Appends a checked record and waits until it is durable and applied, holding `gate`
+    /// (taken by the caller, shared or exclusive) until then. The append runs in a task of its
+    /// own, so a caller that goes away (a client disconnecting) cannot release the gate while
+    /// the record is still queued: it completes, or fails, as a whole.
+    async fn append_whole<G: Send + 'static>(
+        &self,
+        gate: G,
+        payload: Vec<u8>,
+    ) -> Result<(), ApiError> {
+        let engine = self.clone();
+        let task = tokio::spawn(async move {
+            // The WAL thread applies the record before the append returns.
+            let r = engine.inner.wal.append(payload).await;
+            drop(gate);
+            r
+        });
+        match task.await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) if e.to_string() == wal::NOT_APPLIED => Err(ApiError::stream_not_found()),
+            Ok(Err(e)) => Err(unavailable("cannot write the write-ahead log", e)),
+            Err(e) => Err(unavailable("write-ahead log append", e)),
+        }
     }
 
     pub async fn create_group(&self, g: NewGroup) -> Result<(), ApiError> {
-        let _gate = self.inner.gate.write().await;
+        self.check_writable()?;
+        let gate = self.inner.gate.clone().write_owned().await;
         let change = {
             let st = self.inner.state.read().unwrap();
+            let id = self
+                .inner
+                .next_group_id
+                .load(Ordering::Acquire)
+                .max(st.meta.next_group_id);
             let change = MetaChange::CreateGroup {
                 name: g.name,
-                group_id: st.meta.next_group_id,
+                group_id: id,
                 creation_time: now_millis(),
                 kms_key_id: g.kms_key_id,
                 class: g.class.unwrap_or_else(|| "STANDARD".into()),
@@ -468,9 +746,11 @@ impl Engine {
                 deletion_protection: g.deletion_protection,
             };
             st.meta.check(&change)?;
+            // Taken now, whatever becomes of the append: a failed create never frees its id.
+            self.inner.next_group_id.store(id + 1, Ordering::Release);
             change
         };
-        self.commit_change(change).await
+        self.append_whole(gate, record::encode_meta(&change)).await
     }
 
     pub async fn delete_group(&self, name: &str) -> Result<(), ApiError> {
@@ -642,7 +922,8 @@ impl Engine {
             ));
         }
 
-        let _gate = self.inner.gate.read().await;
+        self.check_writable()?;
+        let gate = self.inner.gate.clone().read_owned().await;
         let retention_cutoff = {
             let st = self.inner.state.read().unwrap();
             let g = st.meta.group(group)?;
@@ -685,12 +966,8 @@ impl Engine {
 
         let iter = accepted.iter().map(|e| (e.timestamp, e.message.as_ref()));
         let payload = record::encode_events(group, stream, now, iter.clone());
-        // The WAL thread applies the batch, in LSN order, before the append returns.
-        self.inner
-            .wal
-            .append(payload)
-            .await
-            .map_err(|e| unavailable("cannot write the write-ahead log", e))?;
+        // Acknowledged only once applied; the gate (shared) keeps a stream deletion out until then.
+        self.append_whole(gate, payload).await?;
         let buffered = self.inner.state.read().unwrap().buffered_bytes();
         if buffered >= self.inner.config.flush_bytes {
             self.inner.flush_notify.notify_one();
@@ -749,19 +1026,55 @@ impl Engine {
             .get(&ObjPath::from(format!("settings/{name}")))
             .await
         {
-            Ok(b) => Ok(Some(b)),
+            Ok(b) => {
+                self.save_settings_copy(name, b.clone()).await;
+                Ok(Some(b))
+            }
             Err(object_store::Error::NotFound { .. }) => Ok(None),
-            Err(e) => Err(unavailable("cannot read a settings document", e)),
+            Err(e) if self.inner.store.is_local() => {
+                Err(unavailable("cannot read a settings document", e))
+            }
+            // The store is down: this node's copy of what it last read or saved there (none:
+            // there was no such document then).
+            Err(e) => {
+                tracing::warn!(document = name, error = %e, "object store unreachable: using this node's copy of a settings document");
+                Ok(std::fs::read(self.settings_copy(name)).ok().map(Into::into))
+            }
         }
+    }
+
+    /// Keeps this node's copy of a settings document (object stores only).
+    async fn save_settings_copy(&self, name: &str, body: bytes::Bytes) {
+        if self.inner.store.is_local() {
+            return;
+        }
+        let path = self.settings_copy(name);
+        let saved = tokio::task::spawn_blocking(move || {
+            std::fs::create_dir_all(path.parent().unwrap())?;
+            write_file_durably(&path, &body)
+        })
+        .await;
+        if !matches!(saved, Ok(Ok(()))) {
+            tracing::warn!(
+                document = name,
+                "cannot save this node's copy of a settings document"
+            );
+        }
+    }
+
+    fn settings_copy(&self, name: &str) -> std::path::PathBuf {
+        self.inner.config.data_dir.join("settings-copy").join(name)
     }
 
     /// Saves a service document whole and durably (object stores replace an object atomically).
     pub async fn put_document(&self, name: &str, body: bytes::Bytes) -> Result<(), ApiError> {
         self.inner
             .store
-            .put_durable(&ObjPath::from(format!("settings/{name}")), body)
+            .put_durable(&ObjPath::from(format!("settings/{name}")), body.clone())
             .await
-            .map_err(|e| unavailable("cannot save a settings document", e))
+            .map_err(|e| unavailable("cannot save a settings document", e))?;
+        self.save_settings_copy(name, body).await;
+        Ok(())
     }
 
     pub fn object_store(&self) -> Arc<dyn object_store::ObjectStore> {
@@ -887,6 +1200,7 @@ impl Engine {
 
     /// Writes everything buffered to segments and publishes them; then drops the covered WAL.
     pub async fn flush(&self) -> Result<(), ApiError> {
+        self.check_writable()?;
         let _one = self.inner.flush_lock.lock().await;
         let (frozen, lsn, meta) = {
             let _gate = self.inner.gate.write().await;
@@ -940,6 +1254,9 @@ impl Engine {
                 }
             }
         }
+        fail::fail_point!("flush::before_manifest", |_| Err(ApiError::unavailable(
+            "injected fault: flush::before_manifest"
+        )));
         {
             let mut st = self.inner.state.write().unwrap();
             for seg in written {
@@ -962,6 +1279,9 @@ impl Engine {
             st.manifest_dirty = true;
         }
         self.write_manifest().await?;
+        fail::fail_point!("flush::before_wal_truncate", |_| Err(
+            ApiError::unavailable("injected fault: flush::before_wal_truncate")
+        ));
         self.inner
             .wal
             .remove_upto(lsn)
@@ -1027,6 +1347,11 @@ impl Engine {
 
     /// Publishes the catalog, then deletes files that no published manifest lists any more.
     async fn write_manifest(&self) -> Result<(), ApiError> {
+        if self.inner.awaiting_store.load(Ordering::Acquire) {
+            return Err(ApiError::unavailable(
+                "the object store has not answered since start-up; events stay in the write-ahead log until it does",
+            ));
+        }
         let mut version = self.inner.manifest_version.lock().await;
         let (manifest, pending) = {
             let mut st = self.inner.state.write().unwrap();
@@ -1044,15 +1369,47 @@ impl Engine {
             };
             (m, std::mem::take(&mut st.pending_delete))
         };
-        let body = serde_json::to_vec(&manifest).expect("manifest serialises");
+        let body = bytes::Bytes::from(serde_json::to_vec(&manifest).expect("manifest serialises"));
         let path = ObjPath::from(manifest_path(manifest.version));
-        if let Err(e) = self.inner.store.put_durable(&path, body.into()).await {
+        // Create-only: two writers can never both publish one version.
+        let written = match self.inner.store.put_create(&path, body.clone()).await {
+            Err(object_store::Error::AlreadyExists { .. }) => {
+                // Ours, if a retry after a lost reply found its own first attempt.
+                match self.inner.store.get(&path).await {
+                    Ok(found) if found == body => Ok(()),
+                    _ => {
+                        let reason = format!(
+                            "another writer published catalog version {} of {}; this node stopped writing to the store",
+                            manifest.version, self.inner.store.description
+                        );
+                        tracing::error!("{reason}");
+                        self.fence(reason.clone());
+                        Err(ApiError::unavailable(reason))
+                    }
+                }
+            }
+            Err(e) => Err(unavailable("cannot write the catalog", e)),
+            Ok(()) => Ok(()),
+        };
+        if let Err(e) = written {
             let mut st = self.inner.state.write().unwrap();
             st.pending_delete.extend(pending);
             st.manifest_dirty = true;
-            return Err(unavailable("cannot write the catalog", e));
+            return Err(e);
         }
         *version = manifest.version;
+        if !self.inner.store.is_local() {
+            // This node's copy, to start from if the store is unreachable at the next start.
+            let path = self.inner.config.data_dir.join(CATALOG_CACHE);
+            let copy = body.clone();
+            let saved = tokio::task::spawn_blocking(move || write_file_durably(&path, &copy)).await;
+            if !matches!(saved, Ok(Ok(()))) {
+                tracing::warn!("cannot save the local copy of the catalog");
+            }
+        }
+        fail::fail_point!("manifest::before_deletes", |_| Err(ApiError::unavailable(
+            "injected fault: manifest::before_deletes"
+        )));
         if manifest.version > 3 {
             let _ = self
                 .inner
@@ -1095,8 +1452,12 @@ impl Engine {
         let prefix = ObjPath::from("segments");
         let mut list = self.inner.store.inner.list(Some(&prefix));
         let mut orphans = Vec::new();
+        let grace = chrono::Duration::from_std(self.inner.config.orphan_grace)
+            .unwrap_or(chrono::Duration::MAX);
+        let cutoff = chrono::Utc::now() - grace;
         while let Some(Ok(item)) = list.next().await {
-            if !listed.contains(item.location.as_ref()) {
+            // A young unlisted file may be a flush of a writer that has not published yet.
+            if !listed.contains(item.location.as_ref()) && item.last_modified <= cutoff {
                 orphans.push(item.location);
             }
         }
@@ -1111,7 +1472,12 @@ impl Engine {
 
     /// Runs retention and compaction once, and publishes the catalog if they changed it.
     pub async fn maintain(&self) -> Result<(), ApiError> {
+        self.check_writable()?;
         self.enforce_retention();
+        fail::fail_point!("maintain::before_compaction", |_| Err(
+            ApiError::unavailable("injected fault: maintain::before_compaction")
+        ));
+
         while self.compact_once().await? {}
         let dirty = {
             let st = self.inner.state.read().unwrap();
@@ -1227,6 +1593,9 @@ impl Engine {
                 self.inner.config.compaction_zstd_level,
             )
             .await?;
+        fail::fail_point!("compact::before_swap", |_| Err(ApiError::unavailable(
+            "injected fault: compact::before_swap"
+        )));
         let mut st = self.inner.state.write().unwrap();
         let still_there = st
             .segments
@@ -1289,6 +1658,19 @@ pub struct GroupSnapshot {
     pub tombstones: BTreeMap<String, i64>,
     /// Events older than this (epoch ms) are past retention.
     pub cutoff: Option<i64>,
+}
+
+/// This node's copy of the newest catalog it published (object stores only).
+const CATALOG_CACHE: &str = "catalog-copy.json";
+
+/// Replaces a local file whole: a staging file, fsynced, renamed over it, the directory fsynced.
+fn write_file_durably(path: &std::path::Path, body: &[u8]) -> std::io::Result<()> {
+    let staging = path.with_extension("staging");
+    let mut f = std::fs::File::create(&staging)?;
+    std::io::Write::write_all(&mut f, body)?;
+    f.sync_all()?;
+    std::fs::rename(&staging, path)?;
+    std::fs::File::open(path.parent().expect("a file has a directory"))?.sync_all()
 }
 
 /// A checkpoint runs when the WAL on disk grows past this, whatever is buffered.

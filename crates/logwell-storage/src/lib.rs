@@ -4,6 +4,7 @@
 pub mod catalog;
 pub mod config;
 pub mod engine;
+pub mod lock;
 pub mod memtable;
 pub mod record;
 pub mod segment;
@@ -12,6 +13,6 @@ pub mod wal;
 
 pub use config::{ObjectStoreConfig, S3Config, StorageConfig};
 pub use engine::{
-    Engine, EventKey, EventRow, GroupSnapshot, GroupSummary, NewGroup, OpenError, PutOutcome, Scan,
-    StorageStats, StreamFilter,
+    Engine, EventKey, EventRow, GroupSnapshot, GroupSummary, NewGroup, OpenError, OpenOptions,
+    PutOutcome, Scan, StorageStats, StreamFilter,
 };

@@ -43,8 +43,13 @@ pub const SEQ_INDEX_BITS: u32 = 14;
 
 /// Rows per sealed batch: big enough for vectorised scans, small enough to seal often.
 const SEAL_ROWS: usize = 32 * 1024;
-/// Message bytes per sealed batch, far below the 2 GiB that 32-bit string offsets allow.
-const SEAL_BYTES: usize = 64 << 20;
+/// Message bytes per sealed batch, far below the 2 GiB that 32-bit string offsets allow. Small
+/// enough that a query's copy of the active batch stays cheap.
+const SEAL_BYTES: usize = 8 << 20;
+/// The active batch's message buffer is allocated once at its largest size (a batch seals after
+/// the append that crosses SEAL_BYTES, and one append is at most ~1 MiB), so it never regrows
+/// into a doubled copy; pages it never fills are never touched, so they cost no memory.
+const MESSAGE_CAPACITY: usize = SEAL_BYTES + (2 << 20);
 
 struct Builders {
     stream: StringDictionaryBuilder<Int32Type>,
@@ -62,7 +67,7 @@ impl Builders {
             timestamp: Int64Builder::with_capacity(SEAL_ROWS),
             ingestion: Int64Builder::with_capacity(SEAL_ROWS),
             seq: Int64Builder::with_capacity(SEAL_ROWS),
-            message: StringBuilder::with_capacity(SEAL_ROWS, SEAL_ROWS * 128),
+            message: StringBuilder::with_capacity(SEAL_ROWS, MESSAGE_CAPACITY),
             rows: 0,
         }
     }

@@ -14,7 +14,7 @@
 use crate::memtable::{col, event_schema};
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::array::{ArrayRef, StringBuilder};
-use arrow::compute::{concat_batches, lexsort_to_indices, take_record_batch, SortColumn};
+use arrow::compute::{interleave_record_batch, lexsort_to_indices, SortColumn};
 use arrow::datatypes::{DataType, Int64Type};
 use arrow::datatypes::{Field, Schema};
 use bytes::Bytes;
@@ -39,29 +39,61 @@ pub struct SegmentStats {
     pub streams: Vec<String>,
 }
 
-/// Concatenates batches and sorts them by (stream, timestamp, seq).
+/// Sorts batches by (stream, timestamp, seq) into one batch. Only the sort keys are concatenated;
+/// every column is then gathered once, in order, straight from the input batches, so a flush
+/// holds the buffered events plus one sorted copy (not a concatenated copy besides).
 pub fn sort_batches(batches: &[RecordBatch]) -> arrow::error::Result<RecordBatch> {
-    let all = concat_batches(&event_schema(), batches)?;
-    if all.num_rows() == 0 {
-        return Ok(all);
+    let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
+    if rows == 0 {
+        return Ok(RecordBatch::new_empty(event_schema()));
     }
-    let stream = arrow::compute::cast(all.column(0), &DataType::Utf8)?;
+    let key = |i: usize, as_text: bool| -> arrow::error::Result<ArrayRef> {
+        let parts: Vec<ArrayRef> = batches
+            .iter()
+            .map(|b| {
+                if as_text {
+                    arrow::compute::cast(b.column(i), &DataType::Utf8)
+                } else {
+                    Ok(b.column(i).clone())
+                }
+            })
+            .collect::<arrow::error::Result<_>>()?;
+        let refs: Vec<&dyn Array> = parts.iter().map(|a| a.as_ref()).collect();
+        arrow::compute::concat(&refs)
+    };
     let cols = [
         SortColumn {
-            values: stream,
+            values: key(0, true)?,
             options: None,
         },
         SortColumn {
-            values: all.column(1).clone(),
+            values: key(1, false)?,
             options: None,
         },
         SortColumn {
-            values: all.column(3).clone(),
+            values: key(3, false)?,
             options: None,
         },
     ];
     let idx = lexsort_to_indices(&cols, None)?;
-    take_record_batch(&all, &idx)
+    drop(cols);
+    let mut starts = Vec::with_capacity(batches.len());
+    let mut at = 0;
+    for b in batches {
+        starts.push(at);
+        at += b.num_rows();
+    }
+    let pairs: Vec<(usize, usize)> = idx
+        .values()
+        .iter()
+        .map(|&g| {
+            let g = g as usize;
+            let b = starts.partition_point(|&s| s <= g) - 1;
+            (b, g - starts[b])
+        })
+        .collect();
+    let inputs: Vec<&RecordBatch> = batches.iter().collect();
+    interleave_record_batch(&inputs, &pairs)
 }
 
 /// Statistics of a sorted batch.

@@ -1,25 +1,36 @@
 //! The write-ahead log: checksummed records, group commit, replay and truncation.
 //!
-//! One thread owns the open file. Appends queue up while it is busy with the previous fsync, so
-//! many concurrent PutLogEvents calls share one `fdatasync` (group commit). A record is
-//! acknowledged only after the fsync that covers it returned and the record was applied.
+//! One thread owns the open file. Appends queue up (in a bounded queue: a full queue makes
+//! callers wait) while it is busy with the previous fsync, so many concurrent PutLogEvents calls
+//! share one `fdatasync` (group commit). A record is acknowledged only after the fsync that
+//! covers it returned and the record was applied.
 //!
 //! The writer thread also applies each durable record (through the `apply` callback), in LSN
 //! order, before acknowledging it. Readers therefore never see a later record without the earlier
 //! ones, which keeps position-based pagination tokens from skipping events.
 //!
 //! Frame: `len u32 | crc32c u32 | lsn u64 | payload[len]`, little-endian; the CRC covers the LSN
-//! and the payload. Replay stops reading a file at the first torn or corrupt frame, which can
-//! only be an unacknowledged tail.
+//! and the payload. A file `wal-<F>.log` holds records F, F+1, ... with no gaps: a failed write
+//! is cut off and its LSNs are reused, and when it cannot be cut off the writer starts a new file
+//! named by the reused LSN, which supersedes whatever the old file holds from that LSN on.
+//!
+//! Replay is honest about damage: only a torn tail of the newest file (or a tail superseded by
+//! the next file) can be unacknowledged, so anything else unreadable, or a gap in the LSNs, stops
+//! start-up with the file and offset; [`ReplayMode::Salvage`] keeps every readable record and
+//! reports what it dropped instead.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{mpsc, Arc};
-use tokio::sync::oneshot;
+use std::sync::Arc;
+use tokio::sync::{mpsc, oneshot};
 
 const HEADER: usize = 16;
+/// Largest payload a frame may declare (a PutLogEvents batch is at most ~1 MiB).
+const MAX_PAYLOAD: usize = 64 << 20;
+/// Appends that may wait for the writer at once; more make their callers wait.
+const QUEUE_DEPTH: usize = 1024;
 
 enum Cmd {
     Append(Vec<u8>, oneshot::Sender<io::Result<u64>>),
@@ -45,7 +56,7 @@ fn parse_name(name: &str) -> Option<u64> {
         .ok()
 }
 
-/// WAL files in `dir`, oldest first, with the first LSN each may hold.
+/// WAL files in `dir`, oldest first, with the first LSN each holds.
 fn list(dir: &Path) -> io::Result<Vec<(u64, PathBuf)>> {
     let mut out = Vec::new();
     for entry in fs::read_dir(dir)? {
@@ -62,35 +73,154 @@ fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
-/// Reads every intact record with an LSN above `after`, in LSN order.
-pub fn replay(dir: &Path, after: u64) -> io::Result<Vec<(u64, Vec<u8>)>> {
+/// How replay treats damage that is not a torn tail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplayMode {
+    /// Refuse: damage or a gap means acknowledged records would be lost.
+    Strict,
+    /// Keep every readable record and report what was dropped (`logwell serve --recover`).
+    Salvage,
+}
+
+/// What replay read.
+#[derive(Debug, Default)]
+pub struct Replayed {
+    /// Records with an LSN above the checkpoint, in LSN order.
+    pub records: Vec<(u64, Vec<u8>)>,
+    /// The highest LSN found in any file (0 if none).
+    pub last_lsn: u64,
+    /// The LSN the next appended record must get: past every record and every file name.
+    pub next_lsn: u64,
+    /// Salvage mode: what was dropped, one line each (file, offset, bytes or LSNs).
+    pub dropped: Vec<String>,
+}
+
+/// The frame at `pos`, if it is whole and its checksum holds: (lsn, payload range end).
+fn frame_at(buf: &[u8], pos: usize) -> Option<(u64, usize)> {
+    if pos + HEADER > buf.len() {
+        return None;
+    }
+    let len = u32::from_le_bytes(buf[pos..pos + 4].try_into().unwrap()) as usize;
+    if len > MAX_PAYLOAD {
+        return None;
+    }
+    let crc = u32::from_le_bytes(buf[pos + 4..pos + 8].try_into().unwrap());
+    let end = pos + HEADER + len;
+    if end > buf.len() || crc32c::crc32c(&buf[pos + 8..end]) != crc {
+        return None;
+    }
+    Some((
+        u64::from_le_bytes(buf[pos + 8..pos + 16].try_into().unwrap()),
+        end,
+    ))
+}
+
+/// The offset of the next intact frame after `from` with an LSN in `lsns`, if any.
+fn resync(buf: &[u8], from: usize, lsns: std::ops::Range<u64>) -> Option<usize> {
+    (from..buf.len().saturating_sub(HEADER - 1)).find(|&p| {
+        let lsn = u64::from_le_bytes(buf[p + 8..p + 16].try_into().unwrap());
+        lsns.contains(&lsn) && frame_at(buf, p).is_some()
+    })
+}
+
+fn damaged(msg: String) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!("{msg}; acknowledged records would be lost, so start-up stops here. Run `logwell serve --recover` to keep every readable record and report what is dropped"),
+    )
+}
+
+/// Reads every record with an LSN above `after` (the checkpoint the catalog covers).
+pub fn replay(dir: &Path, after: u64, mode: ReplayMode) -> io::Result<Replayed> {
     fs::create_dir_all(dir)?;
-    let mut out = Vec::new();
-    for (_, path) in list(dir)? {
+    let files = list(dir)?;
+    let mut out = Replayed::default();
+    // The next LSN the log must hold to continue without a gap from the checkpoint.
+    let mut expected = after + 1;
+    for (i, (first, path)) in files.iter().enumerate() {
+        let newest = i + 1 == files.len();
+        // A later file starting at an LSN supersedes this file's records from that LSN on.
+        let until = files.get(i + 1).map_or(u64::MAX, |(f, _)| *f);
         let mut buf = Vec::new();
-        File::open(&path)?.read_to_end(&mut buf)?;
+        File::open(path)?.read_to_end(&mut buf)?;
+        let name = path.display();
+        if *first > expected && mode == ReplayMode::Strict {
+            let what = if i == 0 {
+                format!("the write-ahead log does not continue from the catalog's checkpoint (LSN {after}): its oldest file {name} starts at LSN {first}")
+            } else {
+                format!("the write-ahead log has a gap before {name}: records {expected} to {} are missing", first - 1)
+            };
+            return Err(damaged(what));
+        } else if *first > expected {
+            out.dropped.push(format!(
+                "{name}: records {expected} to {} missing (gap in the log)",
+                first - 1
+            ));
+        }
+        let mut lsn_next = *first;
         let mut pos = 0;
-        while pos + HEADER <= buf.len() {
-            let len = u32::from_le_bytes(buf[pos..pos + 4].try_into().unwrap()) as usize;
-            let crc = u32::from_le_bytes(buf[pos + 4..pos + 8].try_into().unwrap());
-            let end = pos + HEADER + len;
-            if end > buf.len() || crc32c::crc32c(&buf[pos + 8..end]) != crc {
-                tracing::warn!(file = %path.display(), offset = pos, "WAL: torn or corrupt tail ignored");
-                break;
+        while pos < buf.len() && lsn_next < until {
+            match frame_at(&buf, pos) {
+                Some((lsn, end)) if lsn == lsn_next => {
+                    out.last_lsn = out.last_lsn.max(lsn);
+                    if lsn >= expected {
+                        out.records.push((lsn, buf[pos + HEADER..end].to_vec()));
+                        expected = lsn + 1;
+                    }
+                    lsn_next += 1;
+                    pos = end;
+                }
+                found => {
+                    // Unreadable (or out of sequence) from `pos`. Torn tail, or damage?
+                    let next = resync(&buf, pos + 1, lsn_next..until);
+                    let torn = next.is_none() && (newest || until == lsn_next);
+                    if torn {
+                        tracing::warn!(file = %name, offset = pos, "WAL: torn tail ignored (never acknowledged)");
+                        break;
+                    }
+                    let next_lsn =
+                        next.map(|n| u64::from_le_bytes(buf[n + 8..n + 16].try_into().unwrap()));
+                    // Lost LSNs the checkpoint already covers do not matter.
+                    if next_lsn.unwrap_or(until) <= expected {
+                        match (next, next_lsn) {
+                            (Some(n), Some(l)) => {
+                                pos = n;
+                                lsn_next = l;
+                                continue;
+                            }
+                            _ => break,
+                        }
+                    }
+                    let what = match (found, next) {
+                        (Some((lsn, _)), _) => format!("{name} at offset {pos}: record {lsn} where {lsn_next} was expected"),
+                        (None, Some(n)) => format!("{name} is corrupt at offset {pos} ({} unreadable bytes before an intact record)", n - pos),
+                        (None, None) => format!("{name} is corrupt at offset {pos}: records {lsn_next} to {} are unreadable", until - 1),
+                    };
+                    if mode == ReplayMode::Strict {
+                        return Err(damaged(what));
+                    }
+                    out.dropped.push(what);
+                    match (next, next_lsn) {
+                        (Some(n), Some(l)) => {
+                            pos = n;
+                            lsn_next = l;
+                        }
+                        _ => break,
+                    }
+                }
             }
-            let lsn = u64::from_le_bytes(buf[pos + 8..pos + 16].try_into().unwrap());
-            if lsn > after {
-                out.push((lsn, buf[pos + HEADER..end].to_vec()));
-            }
-            pos = end;
         }
     }
-    out.sort_by_key(|(lsn, _)| *lsn);
+    out.next_lsn = (out.last_lsn + 1).max(files.last().map_or(0, |(f, _)| *f));
     Ok(out)
 }
 
-/// Applies a durable record (its LSN and payload) to in-memory state.
-pub type ApplyFn = Box<dyn FnMut(u64, &[u8]) + Send>;
+/// Applies a durable record (its LSN and payload) to in-memory state; false when the record no
+/// longer applies (its stream was deleted first), which its append then reports.
+pub type ApplyFn = Box<dyn FnMut(u64, &[u8]) -> bool + Send>;
+
+/// The error an append gets when its record was durable but did not apply.
+pub const NOT_APPLIED: &str = "record did not apply";
 
 struct Writer {
     apply: ApplyFn,
@@ -117,6 +247,10 @@ impl Writer {
 
     /// Writes and fsyncs a group of records; on failure nothing of the group is kept.
     fn commit(&mut self, payloads: &[Vec<u8>]) -> io::Result<u64> {
+        // Fault tests: a slow ("sleep(ms)") or failing ("return") fsync.
+        fail::fail_point!("wal::commit", |_| Err(io::Error::other(
+            "injected WAL failure"
+        )));
         if self.file.is_none() {
             self.open_new()?;
         }
@@ -142,24 +276,25 @@ impl Writer {
                 Ok(lsn - payloads.len() as u64)
             }
             Err(e) => {
-                // The failed LSNs are never reused, even if their frames could not be cut off.
-                self.next_lsn = lsn;
-                // Cut the partial write off so later records are not hidden behind garbage;
-                // if even that fails, start a fresh file on the next commit.
+                // Cut the partial write off and reuse its LSNs, so the log stays gap-free; if
+                // even that fails, the next commit starts a new file named by the reused LSN,
+                // which supersedes the unacknowledged frames left in this one.
                 let good = self.len;
                 if file.set_len(good).and_then(|_| file.sync_data()).is_err() {
                     self.file = None;
                 } else {
                     use std::io::Seek;
-                    let _ = file.seek(io::SeekFrom::Start(good));
+                    if file.seek(io::SeekFrom::Start(good)).is_err() {
+                        self.file = None;
+                    }
                 }
                 Err(e)
             }
         }
     }
 
-    fn run(mut self, rx: mpsc::Receiver<Cmd>) {
-        while let Ok(first) = rx.recv() {
+    fn run(mut self, mut rx: mpsc::Receiver<Cmd>) {
+        while let Some(first) = rx.blocking_recv() {
             let mut cmds = vec![first];
             while let Ok(c) = rx.try_recv() {
                 cmds.push(c);
@@ -179,6 +314,9 @@ impl Writer {
                         self.flush_group(&mut payloads, &mut waiters);
                         let last = self.next_lsn - 1;
                         let r = self.open_new().map(|_| last);
+                        if r.is_err() {
+                            self.file = None;
+                        }
                         let _ = tx.send(r);
                     }
                 }
@@ -197,11 +335,14 @@ impl Writer {
         }
         match self.commit(payloads) {
             Ok(first) => {
-                for (i, p) in payloads.iter().enumerate() {
-                    (self.apply)(first + i as u64, p);
-                }
-                for (i, w) in waiters.drain(..).enumerate() {
-                    let _ = w.send(Ok(first + i as u64));
+                for (i, (p, w)) in payloads.iter().zip(waiters.drain(..)).enumerate() {
+                    let lsn = first + i as u64;
+                    let result = if (self.apply)(lsn, p) {
+                        Ok(lsn)
+                    } else {
+                        Err(io::Error::other(NOT_APPLIED))
+                    };
+                    let _ = w.send(result);
                 }
             }
             Err(e) => {
@@ -230,7 +371,7 @@ impl Wal {
             last_lsn: last_lsn.clone(),
         };
         writer.open_new()?;
-        let (tx, rx) = mpsc::channel();
+        let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
         let thread = std::thread::Builder::new()
             .name("logwell-wal".into())
             .spawn(move || writer.run(rx))?;
@@ -247,6 +388,7 @@ impl Wal {
         let (tx, rx) = oneshot::channel();
         self.tx
             .send(Cmd::Append(payload, tx))
+            .await
             .map_err(|_| io::Error::other("WAL writer stopped"))?;
         rx.await
             .map_err(|_| io::Error::other("WAL writer stopped"))?
@@ -257,6 +399,7 @@ impl Wal {
         let (tx, rx) = oneshot::channel();
         self.tx
             .send(Cmd::Rotate(tx))
+            .await
             .map_err(|_| io::Error::other("WAL writer stopped"))?;
         rx.await
             .map_err(|_| io::Error::other("WAL writer stopped"))?
@@ -302,7 +445,7 @@ impl Wal {
 impl Drop for Wal {
     fn drop(&mut self) {
         // Closing the channel ends the writer thread after it drains what is queued.
-        let (tx, _) = mpsc::channel();
+        let (tx, _) = mpsc::channel(1);
         drop(std::mem::replace(&mut self.tx, tx));
         if let Some(t) = self.thread.take() {
             let _ = t.join();
@@ -314,11 +457,33 @@ impl Drop for Wal {
 mod tests {
     use super::*;
 
+    fn noop() -> ApplyFn {
+        Box::new(|_, _| true)
+    }
+
+    fn strict(dir: &Path, after: u64) -> io::Result<Vec<(u64, Vec<u8>)>> {
+        replay(dir, after, ReplayMode::Strict).map(|r| r.records)
+    }
+
+    /// Writes records `first..=last` ("r<lsn>") into one file per `split` records.
+    async fn write_files(dir: &Path, last: u64, split: u64) {
+        let wal = Wal::open(dir, 1, noop()).unwrap();
+        for lsn in 1..=last {
+            assert_eq!(
+                wal.append(format!("r{lsn}").into_bytes()).await.unwrap(),
+                lsn
+            );
+            if lsn % split == 0 && lsn < last {
+                wal.rotate().await.unwrap();
+            }
+        }
+    }
+
     #[tokio::test]
     async fn appends_replay_in_order_and_torn_tails_are_ignored() {
         let dir = tempfile::tempdir().unwrap();
         {
-            let wal = Wal::open(dir.path(), 1, Box::new(|_, _| {})).unwrap();
+            let wal = Wal::open(dir.path(), 1, noop()).unwrap();
             assert_eq!(wal.append(b"one".to_vec()).await.unwrap(), 1);
             assert_eq!(wal.append(b"two".to_vec()).await.unwrap(), 2);
         }
@@ -326,33 +491,99 @@ mod tests {
         let path = dir.path().join(file_name(1));
         let mut f = OpenOptions::new().append(true).open(&path).unwrap();
         f.write_all(&[200, 0, 0, 0, 1, 2]).unwrap();
-        let got = replay(dir.path(), 0).unwrap();
+        let got = strict(dir.path(), 0).unwrap();
         assert_eq!(got, vec![(1, b"one".to_vec()), (2, b"two".to_vec())]);
-        assert_eq!(replay(dir.path(), 1).unwrap(), vec![(2, b"two".to_vec())]);
+        assert_eq!(strict(dir.path(), 1).unwrap(), vec![(2, b"two".to_vec())]);
+        assert_eq!(
+            replay(dir.path(), 0, ReplayMode::Strict).unwrap().next_lsn,
+            3
+        );
 
         // Reopening continues after the last LSN in a new file, and old files can be dropped.
-        let wal = Wal::open(dir.path(), 3, Box::new(|_, _| {})).unwrap();
+        let wal = Wal::open(dir.path(), 3, noop()).unwrap();
         assert_eq!(wal.append(b"three".to_vec()).await.unwrap(), 3);
         assert_eq!(wal.rotate().await.unwrap(), 3);
         assert_eq!(wal.append(b"four".to_vec()).await.unwrap(), 4);
         assert_eq!(wal.remove_upto(3).unwrap(), 2);
-        assert_eq!(replay(dir.path(), 0).unwrap(), vec![(4, b"four".to_vec())]);
+        assert_eq!(strict(dir.path(), 3).unwrap(), vec![(4, b"four".to_vec())]);
     }
 
     #[tokio::test]
-    async fn corrupt_record_is_not_replayed() {
+    async fn a_corrupt_last_record_of_the_newest_file_is_a_torn_tail() {
         let dir = tempfile::tempdir().unwrap();
-        {
-            let wal = Wal::open(dir.path(), 1, Box::new(|_, _| {})).unwrap();
-            wal.append(b"good".to_vec()).await.unwrap();
-            wal.append(b"flip".to_vec()).await.unwrap();
-        }
+        write_files(dir.path(), 2, 100).await;
         let path = dir.path().join(file_name(1));
         let mut bytes = fs::read(&path).unwrap();
         let n = bytes.len();
         bytes[n - 1] ^= 0xff;
         fs::write(&path, bytes).unwrap();
-        assert_eq!(replay(dir.path(), 0).unwrap(), vec![(1, b"good".to_vec())]);
+        assert_eq!(strict(dir.path(), 0).unwrap(), vec![(1, b"r1".to_vec())]);
+    }
+
+    #[tokio::test]
+    async fn corruption_in_the_middle_stops_replay_and_salvage_keeps_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        write_files(dir.path(), 5, 100).await;
+        let path = dir.path().join(file_name(1));
+        let mut bytes = fs::read(&path).unwrap();
+        // Record 2 starts after record 1's frame (16 + 2 bytes); flip a payload byte.
+        bytes[18 + HEADER] ^= 0xff;
+        fs::write(&path, &bytes).unwrap();
+        let err = strict(dir.path(), 0).unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            msg.contains(&file_name(1)) && msg.contains("offset 18"),
+            "{msg}"
+        );
+        assert!(msg.contains("--recover"), "{msg}");
+        // Before the checkpoint, the same damage does not matter.
+        assert_eq!(strict(dir.path(), 2).unwrap().len(), 3);
+        let r = replay(dir.path(), 0, ReplayMode::Salvage).unwrap();
+        let lsns: Vec<u64> = r.records.iter().map(|(l, _)| *l).collect();
+        assert_eq!(lsns, vec![1, 3, 4, 5]);
+        assert_eq!(r.dropped.len(), 1, "{:?}", r.dropped);
+        assert_eq!(r.next_lsn, 6);
+    }
+
+    #[tokio::test]
+    async fn a_missing_middle_file_or_a_gap_after_the_checkpoint_stops_replay() {
+        let dir = tempfile::tempdir().unwrap();
+        write_files(dir.path(), 9, 3).await;
+        fs::remove_file(dir.path().join(file_name(4))).unwrap();
+        let msg = strict(dir.path(), 0).unwrap_err().to_string();
+        assert!(msg.contains("records 4 to 6 are missing"), "{msg}");
+        // Covered by the checkpoint: nothing is missing.
+        assert_eq!(strict(dir.path(), 6).unwrap().len(), 3);
+        let r = replay(dir.path(), 0, ReplayMode::Salvage).unwrap();
+        assert_eq!(r.records.len(), 6);
+        assert_eq!(r.dropped.len(), 1);
+        // The oldest file starts after the checkpoint's next record.
+        fs::remove_file(dir.path().join(file_name(1))).unwrap();
+        let msg = strict(dir.path(), 0).unwrap_err().to_string();
+        assert!(
+            msg.contains("does not continue from the catalog's checkpoint"),
+            "{msg}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_newer_file_supersedes_an_unacknowledged_tail_of_the_one_before() {
+        let dir = tempfile::tempdir().unwrap();
+        write_files(dir.path(), 3, 100).await;
+        // As after a failed write that could not be cut off: the writer went on in a new file
+        // from the reused LSN 3, so the old file's record 3 was never acknowledged.
+        let wal = Wal::open(dir.path(), 3, noop()).unwrap();
+        assert_eq!(wal.append(b"new3".to_vec()).await.unwrap(), 3);
+        drop(wal);
+        let got = strict(dir.path(), 0).unwrap();
+        assert_eq!(
+            got,
+            vec![
+                (1, b"r1".to_vec()),
+                (2, b"r2".to_vec()),
+                (3, b"new3".to_vec())
+            ]
+        );
     }
 
     #[tokio::test]
@@ -364,7 +595,10 @@ mod tests {
             Wal::open(
                 dir.path(),
                 1,
-                Box::new(move |lsn, _| sink.lock().unwrap().push(lsn)),
+                Box::new(move |lsn, _| {
+                    sink.lock().unwrap().push(lsn);
+                    true
+                }),
             )
             .unwrap(),
         );
@@ -387,6 +621,15 @@ mod tests {
         assert_eq!(lsns, (1..=200).collect::<Vec<_>>());
         // Applied strictly in LSN order, whatever order the callers woke up in.
         assert_eq!(*applied.lock().unwrap(), (1..=200).collect::<Vec<_>>());
-        assert_eq!(replay(dir.path(), 0).unwrap().len(), 200);
+        assert_eq!(strict(dir.path(), 0).unwrap().len(), 200);
+    }
+
+    #[tokio::test]
+    async fn a_record_that_does_not_apply_is_not_acknowledged() {
+        let dir = tempfile::tempdir().unwrap();
+        let wal = Wal::open(dir.path(), 1, Box::new(|_, p| p != b"orphan")).unwrap();
+        assert_eq!(wal.append(b"ok".to_vec()).await.unwrap(), 1);
+        let err = wal.append(b"orphan".to_vec()).await.unwrap_err();
+        assert_eq!(err.to_string(), NOT_APPLIED);
     }
 }

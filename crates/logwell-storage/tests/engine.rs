@@ -1,73 +1,14 @@
 //! Engine behaviour across flushes, restarts, compaction, retention and deletes.
 
+mod common;
+
+use common::*;
 use logwell_model::api::InputLogEvent;
 use logwell_model::now_millis;
-use logwell_storage::{Engine, NewGroup, Scan, StorageConfig, StreamFilter};
+use logwell_storage::{Engine, Scan, StorageConfig, StreamFilter};
 use std::borrow::Cow;
 use std::path::Path;
 use std::time::Duration;
-
-fn config(dir: &Path) -> StorageConfig {
-    StorageConfig {
-        data_dir: dir.to_path_buf(),
-        // Nothing happens in the background unless a test asks for it.
-        flush_age: Duration::from_secs(3600),
-        maintenance_interval: Duration::from_secs(3600),
-        recompress_after: Duration::from_secs(3600),
-        ..StorageConfig::default()
-    }
-}
-
-async fn setup(e: &Engine, group: &str, streams: &[&str]) {
-    e.create_group(NewGroup {
-        name: group.into(),
-        ..Default::default()
-    })
-    .await
-    .unwrap();
-    for s in streams {
-        e.create_stream(group, s).await.unwrap();
-    }
-}
-
-fn events(start_ts: i64, n: usize, tag: &str) -> Vec<InputLogEvent<'static>> {
-    (0..n)
-        .map(|i| InputLogEvent {
-            timestamp: start_ts + i as i64,
-            message: Cow::Owned(format!("{tag} {i}")),
-        })
-        .collect()
-}
-
-async fn all(e: &Engine, group: &str) -> Vec<String> {
-    let rows = e
-        .scan(
-            group,
-            &Scan {
-                limit: usize::MAX >> 1,
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
-    rows.into_iter().map(|r| r.message).collect()
-}
-
-fn parquet_files(dir: &Path) -> usize {
-    fn walk(p: &Path, n: &mut usize) {
-        for e in std::fs::read_dir(p).into_iter().flatten().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                walk(&p, n);
-            } else if p.extension().is_some_and(|x| x == "parquet") {
-                *n += 1;
-            }
-        }
-    }
-    let mut n = 0;
-    walk(dir, &mut n);
-    n
-}
 
 #[tokio::test]
 async fn events_survive_flush_restart_and_unflushed_crash() {
@@ -91,6 +32,7 @@ async fn events_survive_flush_restart_and_unflushed_crash() {
         assert_eq!(all(&e, "/g").await, expected);
         assert_eq!(parquet_files(dir.path()), 1);
         // No shutdown: as if the process died here.
+        e.crash();
     }
     let e = Engine::open(config(dir.path())).await.unwrap();
     assert_eq!(
@@ -207,7 +149,7 @@ async fn compaction_merges_small_segments_without_changing_answers() {
         1,
         "merged-away files are deleted"
     );
-    drop(e);
+    e.crash();
     let e = Engine::open(config(dir.path())).await.unwrap();
     assert_eq!(
         all(&e, "/g").await,
@@ -293,7 +235,7 @@ async fn deleted_streams_and_groups_take_their_events_with_them() {
         )
         .await
         .is_err());
-    drop(e);
+    e.crash();
     let e = Engine::open(config(dir.path())).await.unwrap();
     assert_eq!(all(&e, "/g").await.len(), 11);
     assert!(e.list_groups().iter().all(|g| g.name != "/other"));
@@ -307,17 +249,6 @@ async fn three_events_then_clean_shutdown(dir: &Path) {
         .await
         .unwrap();
     e.shutdown().await.unwrap();
-}
-
-#[tokio::test]
-async fn unlisted_segment_files_are_removed_on_open() {
-    let dir = tempfile::tempdir().unwrap();
-    three_events_then_clean_shutdown(dir.path()).await;
-    let stray = dir.path().join("store/segments/g00000000/stray.parquet");
-    std::fs::write(&stray, b"half-written").unwrap();
-    let e = Engine::open(config(dir.path())).await.unwrap();
-    assert!(!stray.exists());
-    assert_eq!(all(&e, "/g").await.len(), 3);
 }
 
 #[tokio::test]
@@ -400,7 +331,7 @@ async fn cold_flushed_segments_are_rewritten_once_with_the_hard_codec() {
 }
 
 #[tokio::test]
-async fn an_unreadable_newest_manifest_stops_start_up_instead_of_losing_data() {
+async fn an_unreadable_catalog_stops_start_up_instead_of_losing_data() {
     let dir = tempfile::tempdir().unwrap();
     three_events_then_clean_shutdown(dir.path()).await;
     let catalog = dir.path().join("store/catalog");
@@ -408,18 +339,30 @@ async fn an_unreadable_newest_manifest_stops_start_up_instead_of_losing_data() {
         .unwrap()
         .flatten()
         .map(|e| e.path())
+        .filter(|p| p.to_string_lossy().contains("manifest-"))
         .collect();
     manifests.sort();
-    let newest = manifests.last().unwrap().clone();
-    let good = std::fs::read(&newest).unwrap();
+    let newest = manifests.pop().unwrap();
+    let previous = manifests.pop().unwrap();
+    let (good_newest, good_previous) = (
+        std::fs::read(&newest).unwrap(),
+        std::fs::read(&previous).unwrap(),
+    );
+    // The newest alone is broken: the previous one and the WAL still cover everything.
     std::fs::write(&newest, b"{ not json").unwrap();
+    let e = Engine::open(config(dir.path())).await.unwrap();
+    assert_eq!(all(&e, "/g").await.len(), 3);
+    e.crash();
+    // Both broken: refuse rather than start empty.
+    std::fs::write(&previous, b"{ not json").unwrap();
     let err = Engine::open(config(dir.path()))
         .await
         .err()
         .expect("must refuse to open");
     assert!(err.to_string().contains("refusing to start"), "{err}");
-    // Nothing was deleted meanwhile: with the manifest repaired, everything is there.
-    std::fs::write(&newest, good).unwrap();
+    // Nothing was deleted meanwhile: with the manifests repaired, everything is there.
+    std::fs::write(&newest, good_newest).unwrap();
+    std::fs::write(&previous, good_previous).unwrap();
     let e = Engine::open(config(dir.path())).await.unwrap();
     assert_eq!(all(&e, "/g").await.len(), 3);
 }
