@@ -241,8 +241,11 @@ pub async fn serve(
     let service = hyper_util::service::TowerToHyperService::new(router(app));
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut http = hyper::server::conn::http1::Builder::new();
+    // A connection's read buffer stays small (bodies stream through it), so many connections
+    // cannot hold much between them.
     http.timer(hyper_util::rt::TokioTimer::new())
-        .header_read_timeout(header_timeout);
+        .header_read_timeout(header_timeout)
+        .max_buf_size(64 << 10);
     tokio::pin!(shutdown);
     loop {
         let (stream, _) = tokio::select! {

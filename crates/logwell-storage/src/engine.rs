@@ -1313,11 +1313,7 @@ impl Engine {
             ..Default::default()
         };
         let (bytes, fields, stats) = tokio::task::spawn_blocking(move || {
-            let sorted = segment::sort_batches(&batches)?;
-            let stats = segment::stats(&sorted);
-            let (bytes, fields) = segment::encode(&sorted, zstd_level, row_group_rows, &choice)
-                .map_err(|e| arrow::error::ArrowError::ExternalError(Box::new(e)))?;
-            Ok::<_, arrow::error::ArrowError>((bytes, fields, stats))
+            segment::encode(&batches, zstd_level, row_group_rows, &choice)
         })
         .await
         .map_err(|e| unavailable("segment encode", e))?

@@ -39,13 +39,16 @@ pub struct SegmentStats {
     pub streams: Vec<String>,
 }
 
-/// Sorts batches by (stream, timestamp, seq) into one batch. Only the sort keys are concatenated;
-/// every column is then gathered once, in order, straight from the input batches, so a flush
-/// holds the buffered events plus one sorted copy (not a concatenated copy besides).
-pub fn sort_batches(batches: &[RecordBatch]) -> arrow::error::Result<RecordBatch> {
+/// Rows gathered into one batch at a time while a segment is written: the sorted events are
+/// never all copied at once, so a flush holds the buffered events plus one chunk.
+const WRITE_CHUNK_ROWS: usize = 16 * 1024;
+
+/// The (batch, row) positions of every row in (stream, timestamp, seq) order. Only the sort keys
+/// are concatenated.
+pub fn sort_order(batches: &[RecordBatch]) -> arrow::error::Result<Vec<(usize, usize)>> {
     let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
     if rows == 0 {
-        return Ok(RecordBatch::new_empty(event_schema()));
+        return Ok(Vec::new());
     }
     let key = |i: usize, as_text: bool| -> arrow::error::Result<ArrayRef> {
         let parts: Vec<ArrayRef> = batches
@@ -76,14 +79,13 @@ pub fn sort_batches(batches: &[RecordBatch]) -> arrow::error::Result<RecordBatch
         },
     ];
     let idx = lexsort_to_indices(&cols, None)?;
-    drop(cols);
     let mut starts = Vec::with_capacity(batches.len());
     let mut at = 0;
     for b in batches {
         starts.push(at);
         at += b.num_rows();
     }
-    let pairs: Vec<(usize, usize)> = idx
+    Ok(idx
         .values()
         .iter()
         .map(|&g| {
@@ -91,38 +93,46 @@ pub fn sort_batches(batches: &[RecordBatch]) -> arrow::error::Result<RecordBatch
             let b = starts.partition_point(|&s| s <= g) - 1;
             (b, g - starts[b])
         })
-        .collect();
-    let inputs: Vec<&RecordBatch> = batches.iter().collect();
-    interleave_record_batch(&inputs, &pairs)
+        .collect())
 }
 
-/// Statistics of a sorted batch.
-pub fn stats(batch: &RecordBatch) -> SegmentStats {
-    let ts = batch.column(1).as_primitive::<Int64Type>();
-    let seq = batch.column(3).as_primitive::<Int64Type>();
-    let msg = batch.column(4).as_string::<i32>();
-    let streams = batch
-        .column(0)
-        .as_dictionary::<arrow::datatypes::Int32Type>();
-    let values = streams.values().as_string::<i32>();
-    let mut used = vec![false; values.len()];
-    for k in streams.keys().values() {
-        used[*k as usize] = true;
+/// Statistics of the events in `batches` (in any order).
+pub fn stats(batches: &[RecordBatch]) -> SegmentStats {
+    let mut s = SegmentStats {
+        min_ts: i64::MAX,
+        max_ts: i64::MIN,
+        max_seq: i64::MIN,
+        ..Default::default()
+    };
+    for batch in batches.iter().filter(|b| b.num_rows() > 0) {
+        let ts = batch.column(1).as_primitive::<Int64Type>();
+        let seq = batch.column(3).as_primitive::<Int64Type>();
+        let msg = batch.column(4).as_string::<i32>();
+        let streams = batch
+            .column(0)
+            .as_dictionary::<arrow::datatypes::Int32Type>();
+        let values = streams.values().as_string::<i32>();
+        let mut used = vec![false; values.len()];
+        for k in streams.keys().values() {
+            used[*k as usize] = true;
+        }
+        s.streams.extend(
+            (0..values.len())
+                .filter(|i| used[*i])
+                .map(|i| values.value(i).to_string()),
+        );
+        s.rows += batch.num_rows() as u64;
+        s.min_ts = s.min_ts.min(arrow::compute::min(ts).unwrap_or(i64::MAX));
+        s.max_ts = s.max_ts.max(arrow::compute::max(ts).unwrap_or(i64::MIN));
+        s.max_seq = s.max_seq.max(arrow::compute::max(seq).unwrap_or(i64::MIN));
+        s.raw_bytes += (msg.value_offsets()[msg.len()] - msg.value_offsets()[0]) as u64;
     }
-    let mut names: Vec<String> = (0..values.len())
-        .filter(|i| used[*i])
-        .map(|i| values.value(i).to_string())
-        .collect();
-    names.sort();
-    names.dedup();
-    SegmentStats {
-        rows: batch.num_rows() as u64,
-        min_ts: arrow::compute::min(ts).unwrap_or(0),
-        max_ts: arrow::compute::max(ts).unwrap_or(0),
-        max_seq: arrow::compute::max(seq).unwrap_or(0),
-        raw_bytes: (msg.value_offsets()[msg.len()] - msg.value_offsets()[0]) as u64,
-        streams: names,
+    s.streams.sort();
+    s.streams.dedup();
+    if s.rows == 0 {
+        (s.min_ts, s.max_ts, s.max_seq) = (0, 0, 0);
     }
+    s
 }
 
 /// The name of the column that holds discovered field `path`.
@@ -130,16 +140,11 @@ pub fn field_column(path: &str) -> String {
     format!("field:{path}")
 }
 
-/// The field columns `choice` picks for a sorted batch: their paths and values.
-pub fn field_columns(batch: &RecordBatch, choice: &ColumnChoice) -> (Vec<String>, Vec<ArrayRef>) {
+/// The values of field columns `paths` for every row of `batch`.
+fn field_arrays(batch: &RecordBatch, set: &PathSet, n: usize) -> Vec<ArrayRef> {
     let msg = batch.column(4).as_string::<i32>();
-    let paths = choice.choose(msg.len(), |i| msg.is_valid(i).then(|| msg.value(i)));
-    if paths.is_empty() {
-        return (paths, Vec::new());
-    }
-    let set = PathSet::new(&paths);
-    let mut out = vec![None; paths.len()];
-    let mut builders: Vec<StringBuilder> = paths.iter().map(|_| StringBuilder::new()).collect();
+    let mut out = vec![None; n];
+    let mut builders: Vec<StringBuilder> = (0..n).map(|_| StringBuilder::new()).collect();
     for i in 0..msg.len() {
         if msg.is_valid(i) {
             set.extract(msg.value(i), &mut out);
@@ -150,11 +155,10 @@ pub fn field_columns(batch: &RecordBatch, choice: &ColumnChoice) -> (Vec<String>
             b.append_option(v.as_deref());
         }
     }
-    let arrays = builders
+    builders
         .into_iter()
         .map(|mut b| Arc::new(b.finish()) as ArrayRef)
-        .collect();
-    (paths, arrays)
+        .collect()
 }
 
 /// Parquet writer settings for event segments; `fields` are the field columns it will hold.
@@ -183,15 +187,26 @@ pub fn writer_properties(
     b.build()
 }
 
-/// Encodes a sorted batch as a Parquet file with the field columns `choice` picks; returns the
-/// file and the fields it holds as columns.
+/// Writes `batches` as one Parquet segment: rows sorted by (stream, timestamp, seq), gathered a
+/// chunk at a time, plus the field columns `choice` picks (chosen from a sample of all rows).
+/// Returns the file, the fields it holds as columns, and its statistics.
 pub fn encode(
-    batch: &RecordBatch,
+    batches: &[RecordBatch],
     zstd_level: i32,
     row_group_rows: usize,
     choice: &ColumnChoice,
-) -> parquet::errors::Result<(Bytes, Vec<String>)> {
-    let (fields, arrays) = field_columns(batch, choice);
+) -> parquet::errors::Result<(Bytes, Vec<String>, SegmentStats)> {
+    let stats = stats(batches);
+    let order = sort_order(batches)?;
+    let messages: Vec<_> = batches
+        .iter()
+        .map(|b| b.column(4).as_string::<i32>())
+        .collect();
+    let fields = choice.choose(order.len(), |i| {
+        let (b, r) = order[i];
+        messages[b].is_valid(r).then(|| messages[b].value(r))
+    });
+    let set = (!fields.is_empty()).then(|| PathSet::new(&fields));
     let mut schema_fields: Vec<Field> = event_schema()
         .fields()
         .iter()
@@ -203,15 +218,20 @@ pub fn encode(
             .map(|f| Field::new(field_column(f), DataType::Utf8, true)),
     );
     let schema = Arc::new(Schema::new(schema_fields));
-    let mut columns = batch.columns().to_vec();
-    columns.extend(arrays);
-    let full = RecordBatch::try_new(schema.clone(), columns)?;
     let props = writer_properties(zstd_level, row_group_rows, &fields);
-    let mut out = Vec::with_capacity(batch.get_array_memory_size() / 4);
-    let mut w = ArrowWriter::try_new(&mut out, schema, Some(props))?;
-    w.write(&full)?;
+    let mut out = Vec::with_capacity(stats.raw_bytes as usize / 8);
+    let mut w = ArrowWriter::try_new(&mut out, schema.clone(), Some(props))?;
+    let inputs: Vec<&RecordBatch> = batches.iter().collect();
+    for chunk in order.chunks(WRITE_CHUNK_ROWS) {
+        let sorted = interleave_record_batch(&inputs, chunk)?;
+        let mut columns = sorted.columns().to_vec();
+        if let Some(set) = &set {
+            columns.extend(field_arrays(&sorted, set, fields.len()));
+        }
+        w.write(&RecordBatch::try_new(schema.clone(), columns)?)?;
+    }
     w.close()?;
-    Ok((Bytes::from(out), fields))
+    Ok((Bytes::from(out), fields, stats))
 }
 
 /// Decodes a whole segment file.
@@ -278,14 +298,28 @@ mod tests {
         let mut m = GroupMemtable::default();
         m.append("b", 5, 100, [(3i64, "b3"), (1, "b1")].into_iter());
         m.append("a", 5, 200, [(2i64, "a2")].into_iter());
-        let sorted = sort_batches(&m.freeze()).unwrap();
-        let s = stats(&sorted);
-        assert_eq!(
-            (s.rows, s.min_ts, s.max_ts, s.max_seq, s.raw_bytes),
-            (3, 1, 3, 200, 6)
+        // Written in chunks: more rows than one chunk, so chunks must join in sorted order.
+        let n = WRITE_CHUNK_ROWS + 10;
+        let bulk: Vec<String> = (0..n).map(|i| format!("c{i:06}")).collect();
+        m.append(
+            "c",
+            5,
+            300,
+            bulk.iter()
+                .enumerate()
+                .rev()
+                .map(|(i, v)| (10 + i as i64, v.as_str())),
         );
-        assert_eq!(s.streams, vec!["a".to_string(), "b".to_string()]);
-        let (file, fields) = encode(&sorted, 3, 1024, &ColumnChoice::default()).unwrap();
+        let (file, fields, s) = encode(&m.freeze(), 3, 1024, &ColumnChoice::default()).unwrap();
+        assert_eq!(
+            (s.rows, s.min_ts, s.max_ts, s.max_seq),
+            (3 + n as u64, 1, 9 + n as i64, 300 + n as i64 - 1)
+        );
+        assert_eq!(s.raw_bytes, 6 + 7 * n as u64);
+        assert_eq!(
+            s.streams,
+            vec!["a".to_string(), "b".to_string(), "c".to_string()]
+        );
         assert!(fields.is_empty(), "no JSON, no field columns");
         let back = decode(file).unwrap();
         let msgs: Vec<String> = back
@@ -298,7 +332,9 @@ mod tests {
                     .collect::<Vec<_>>()
             })
             .collect();
-        assert_eq!(msgs, vec!["a2", "b1", "b3"]);
+        let mut want = vec!["a2".to_string(), "b1".into(), "b3".into()];
+        want.extend(bulk);
+        assert_eq!(msgs, want);
     }
 
     #[test]
@@ -313,9 +349,8 @@ mod tests {
                 [(t, "x"), (t + 1, "y")].into_iter(),
             );
         }
-        let sorted = sort_batches(&m.freeze()).unwrap();
         // Two rows per row group: one stream each.
-        let (file, _) = encode(&sorted, 3, 2, &ColumnChoice::default()).unwrap();
+        let (file, _, _) = encode(&m.freeze(), 3, 2, &ColumnChoice::default()).unwrap();
         let rows = |lo, hi, f: &dyn Fn(&str, &str) -> bool| -> usize {
             decode_pruned(file.clone(), lo, hi, f)
                 .unwrap()
