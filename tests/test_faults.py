@@ -208,10 +208,16 @@ def test_starts_and_ingests_while_the_object_store_is_down(tmp_path, s3_server):
     """A node whose object store is unreachable at start-up starts from its own copy of the catalog,
     acknowledges events into its WAL, answers reads of what it holds, and publishes once the store
     is back."""
-    endpoint, _ = s3_server
+    endpoint, s3 = s3_server
     proxy = ToggleProxy(int(endpoint.rsplit(":", 1)[1]))
     config = s3_config(f"http://127.0.0.1:{proxy.port}") + "retry_timeout = 1\nmax_retries = 1\n"
     server = Server(tmp_path / "data", config).start()
+
+    def newest_manifest():
+        keys = [o["Key"] for o in s3.list_objects_v2(Bucket="logwell-test", Prefix="cluster-a/catalog/manifest-")
+                .get("Contents", [])]
+        return max(keys, default="")
+
     try:
         c = server.client()
         c.create_log_group(logGroupName="/offline")
@@ -235,6 +241,7 @@ def test_starts_and_ingests_while_the_object_store_is_down(tmp_path, s3_server):
         assert [d["name"] for d in c.describe_query_definitions()["queryDefinitions"]] == ["saved"]
         time.sleep(2.5)  # flush attempts fail meanwhile; nothing is lost
 
+        before = newest_manifest()
         proxy.restore()
         deadline = time.time() + 60
         while True:  # until the old segments are readable again
@@ -244,7 +251,11 @@ def test_starts_and_ingests_while_the_object_store_is_down(tmp_path, s3_server):
             except ClientError:
                 assert time.time() < deadline, "reads did not resume after the store came back"
                 time.sleep(0.5)
-        time.sleep(8)  # the lease is taken and the buffered events are published
+        # The lease is taken and the buffered events are published in a new manifest.
+        deadline = time.time() + 60
+        while newest_manifest() == before:
+            assert time.time() < deadline, "nothing was published after the store came back"
+            time.sleep(0.5)
         server.kill9()
         # With the local WAL gone, only the store has them: it must have all of them.
         shutil.rmtree(tmp_path / "data" / "wal")

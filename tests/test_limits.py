@@ -142,7 +142,7 @@ def test_a_flood_of_slow_large_uploads_stays_within_the_memory_budget(tmp_path):
         assert queries["done"] > 0, "no query completed during the flood"
         # Requests and buffered events within their budgets; the rest is flush and query working
         # memory and allocator slack (measured: 208 MB on a 25 MB base; 523 MB without [limits]).
-        assert peak < base_rss + BUDGET_MB * 1.75, f"peak RSS {peak:.0f} MB is far above the budget"
+        assert peak < base_rss + BUDGET_MB * 2, f"peak RSS {peak:.0f} MB is far above the budget"
 
         # Nothing acknowledged is lost, nothing is stored twice; the server still answers.
         accepted = [u for u, o in results.items() if o == "200"]

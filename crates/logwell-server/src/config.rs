@@ -122,6 +122,17 @@ mod tests {
     }
 
     #[test]
+    fn limits_example_parses() {
+        let c =
+            ServerConfig::from_toml(include_str!("../../../testdata/config/limits.toml")).unwrap();
+        assert_eq!(c.limits.max_concurrent_requests, 512);
+        assert_eq!(c.limits.max_request_bytes_in_flight, 128 << 20);
+        assert_eq!(c.limits.max_kept_queries, 500);
+        assert_eq!(c.storage.orphan_grace, Duration::from_secs(600));
+        assert!(ServerConfig::from_toml("[limits]\nmax_requests = 1").is_err());
+    }
+
+    #[test]
     fn empty_config_is_the_default_and_typos_are_errors() {
         assert_eq!(
             ServerConfig::from_toml("").unwrap(),

@@ -206,6 +206,9 @@ pub struct Manifest {
     pub wal_lsn: u64,
     pub metadata: Metadata,
     pub segments: Vec<SegmentMeta>,
+    /// The node that wrote it: WAL positions are that node's own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub writer: Option<String>,
 }
 
 pub const MANIFEST_DIR: &str = "catalog";

@@ -14,7 +14,7 @@ use crate::catalog::{
     MANIFEST_DIR, MAX_LISTED_STREAMS,
 };
 use crate::config::StorageConfig;
-use crate::lock::{DataDirLock, Lease, LeaseError, LEASE_RENEW};
+use crate::lock::{DataDirLock, Lease, LeaseError, LEASE_RENEW, LEASE_TTL};
 use crate::memtable::{GroupMemtable, SEQ_INDEX_BITS};
 use crate::record::{self, MetaChange, Record};
 use crate::segment;
@@ -254,6 +254,8 @@ struct Inner {
     next_group_id: AtomicU64,
     /// Why this engine stopped writing (another writer took the store), if it did.
     fenced: Mutex<Option<String>>,
+    /// Set when shutdown begins: no new writes are accepted, what is in flight is flushed.
+    stopping: std::sync::atomic::AtomicBool,
     /// Held for the engine's lifetime; `crash` lets go of it as a dying process would.
     dir_lock: Mutex<Option<DataDirLock>>,
     /// The object store's writer lease (None on the local store).
@@ -434,6 +436,28 @@ impl Engine {
         } else {
             ReplayMode::Strict
         };
+        // WAL positions are per node: a manifest another node wrote says nothing about which of
+        // this node's records are published. Records past this node's own last checkpoint would
+        // be skipped or misnumbered, so refuse rather than drop them.
+        if let Some(writer) = manifest.writer.as_deref().filter(|w| *w != node) {
+            let ours = std::fs::read(&cache)
+                .ok()
+                .and_then(|b| serde_json::from_slice::<Manifest>(&b).ok())
+                .map_or(0, |m| m.wal_lsn);
+            let unpublished = wal::replay(&wal_dir, ours, ReplayMode::Salvage)?
+                .records
+                .len();
+            if unpublished > 0 {
+                return Err(OpenError::Catalog(format!(
+                    "this node's write-ahead log ({}) holds {unpublished} records it never published, but another node ({writer}) has written the store since; refusing to start. Start that node's data on its own store to read them, or move the wal directory away to start without them",
+                    wal_dir.display()
+                )));
+            }
+            // Nothing of ours is pending: continue from the other node's checkpoint.
+            for (_, path) in wal::files(&wal_dir)? {
+                std::fs::remove_file(path)?;
+            }
+        }
         let replayed = wal::replay(&wal_dir, manifest.wal_lsn, mode)?;
         for d in &replayed.dropped {
             tracing::warn!("recover: dropped {d}");
@@ -495,6 +519,7 @@ impl Engine {
             gate: Arc::new(tokio::sync::RwLock::new(())),
             next_group_id: AtomicU64::new(next_group_id),
             fenced: Mutex::new(None),
+            stopping: std::sync::atomic::AtomicBool::new(false),
             dir_lock: Mutex::new(Some(dir_lock)),
             lease: tokio::sync::Mutex::new(lease),
             awaiting_store: std::sync::atomic::AtomicBool::new(awaiting_store),
@@ -508,7 +533,10 @@ impl Engine {
             tasks: Mutex::new(Vec::new()),
         });
         let engine = Engine { inner };
-        engine.remove_orphans().await;
+        if !awaiting_store {
+            // Without the lease, the catalog may be stale: another node's files look unlisted.
+            engine.remove_orphans().await;
+        }
         if options.recover {
             // A checkpoint now writes the salvaged records to segments and drops the damaged
             // WAL files, so the next start is clean.
@@ -546,6 +574,7 @@ impl Engine {
                         *self.inner.lease.lock().await = lease;
                         self.inner.awaiting_store.store(false, Ordering::Release);
                         tracing::info!("object store reachable again: writer lease taken");
+                        self.remove_orphans().await;
                     }
                     Err(_) => {}
                 }
@@ -583,6 +612,15 @@ impl Engine {
             Some(reason) => Err(ApiError::unavailable(reason.clone())),
             None => Ok(()),
         }
+    }
+
+    /// Err when new writes are refused: the engine is fenced or shutting down. Checked again
+    /// once a writer holds the gate, so nothing slips in after the final flush froze the data.
+    fn check_accepting(&self) -> Result<(), ApiError> {
+        if self.inner.stopping.load(Ordering::Acquire) {
+            return Err(ApiError::unavailable("the server is shutting down"));
+        }
+        self.check_writable()
     }
 
     pub fn config(&self) -> &StorageConfig {
@@ -654,6 +692,10 @@ impl Engine {
                         _ = tokio::time::sleep(LEASE_RENEW) => {}
                         _ = stop.changed() => break,
                     }
+                    if engine.check_writable().is_err() {
+                        // A fenced node lets its lease lapse, so another can take over.
+                        break;
+                    }
                     if engine.inner.awaiting_store.load(Ordering::Acquire) {
                         engine.take_late_lease().await;
                         continue;
@@ -678,6 +720,7 @@ impl Engine {
 
     /// Stops background work and flushes everything buffered.
     pub async fn shutdown(&self) -> Result<(), ApiError> {
+        self.inner.stopping.store(true, Ordering::Release);
         let _ = self.inner.shutdown.send(true);
         let tasks: Vec<_> = self.inner.tasks.lock().unwrap().drain(..).collect();
         for t in tasks {
@@ -696,8 +739,9 @@ impl Engine {
     // ---------------------------------------------------------------- metadata
 
     async fn change(&self, change: MetaChange) -> Result<(), ApiError> {
-        self.check_writable()?;
+        self.check_accepting()?;
         let gate = self.inner.gate.clone().write_owned().await;
+        self.check_accepting()?;
         self.inner.state.read().unwrap().meta.check(&change)?;
         self.append_whole(gate, record::encode_meta(&change)).await
     }
@@ -727,8 +771,9 @@ impl Engine {
     }
 
     pub async fn create_group(&self, g: NewGroup) -> Result<(), ApiError> {
-        self.check_writable()?;
+        self.check_accepting()?;
         let gate = self.inner.gate.clone().write_owned().await;
+        self.check_accepting()?;
         let change = {
             let st = self.inner.state.read().unwrap();
             let id = self
@@ -922,8 +967,9 @@ impl Engine {
             ));
         }
 
-        self.check_writable()?;
+        self.check_accepting()?;
         let gate = self.inner.gate.clone().read_owned().await;
+        self.check_accepting()?;
         let retention_cutoff = {
             let st = self.inner.state.read().unwrap();
             let g = st.meta.group(group)?;
@@ -1349,10 +1395,30 @@ impl Engine {
             ));
         }
         let mut version = self.inner.manifest_version.lock().await;
+        self.check_writable()?;
+        {
+            // Publish only while surely the writer: a lease not renewed lately (the store was
+            // slow or cut off) is renewed first, which fails if another node took the store.
+            let mut lease = self.inner.lease.lock().await;
+            if let Some(l) = lease.as_mut().filter(|l| l.age() > LEASE_TTL / 2) {
+                if let Err(reason) = l.renew(&self.inner.store).await {
+                    tracing::error!("{reason}");
+                    lease.take();
+                    self.fence(reason.clone());
+                    return Err(ApiError::unavailable(reason));
+                }
+                if l.age() > LEASE_TTL / 2 {
+                    return Err(ApiError::unavailable(
+                        "cannot renew the object store's writer lease; publishing waits",
+                    ));
+                }
+            }
+        }
         let (manifest, pending) = {
             let mut st = self.inner.state.write().unwrap();
             st.manifest_dirty = false;
             let m = Manifest {
+                writer: Some(self.inner.node.clone()),
                 version: *version + 1,
                 wal_lsn: st.checkpoint_lsn,
                 metadata: (*st.checkpoint_meta).clone(),
@@ -1373,7 +1439,20 @@ impl Engine {
                 // Ours, if a retry after a lost reply found its own first attempt.
                 match self.inner.store.get(&path).await {
                     Ok(found) if found == body => Ok(()),
-                    _ => {
+                    Err(e) => Err(unavailable("cannot check the catalog after a conflict", e)),
+                    Ok(found)
+                        if serde_json::from_slice::<Manifest>(&found).is_ok_and(|m| {
+                            m.writer.as_deref() == Some(self.inner.node.as_str())
+                        }) =>
+                    {
+                        // This node's own earlier attempt (its reply was lost): go on after it.
+                        *version = manifest.version;
+                        Err(ApiError::unavailable(format!(
+                            "catalog version {} was this node's earlier attempt; publishing again",
+                            manifest.version
+                        )))
+                    }
+                    Ok(_) => {
                         let reason = format!(
                             "another writer published catalog version {} of {}; this node stopped writing to the store",
                             manifest.version, self.inner.store.description

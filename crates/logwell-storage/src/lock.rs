@@ -102,6 +102,8 @@ pub enum LeaseError {
 pub struct Lease {
     body: LeaseBody,
     version: UpdateVersion,
+    /// When the last successful write of the lease was sent.
+    renewed_at: std::time::Instant,
 }
 
 fn host() -> String {
@@ -173,8 +175,12 @@ impl Lease {
                 e_tag: None,
                 version: None,
             },
+            renewed_at: std::time::Instant::now(),
         };
-        lease.write(store, mode).await.map_err(|e| {
+        lease
+            .write(store, mode, logwell_model::now_millis())
+            .await
+            .map_err(|e| {
             if conflict(&e) {
                 LeaseError::InUse("another logwell took the object store's writer lease at the same moment; refusing to start".to_string())
             } else {
@@ -184,9 +190,16 @@ impl Lease {
         Ok(Some(lease))
     }
 
-    async fn write(&mut self, store: &Store, mode: PutMode) -> Result<(), object_store::Error> {
+    /// Writes the lease stamped `renewed_ms` (0: released).
+    async fn write(
+        &mut self,
+        store: &Store,
+        mode: PutMode,
+        renewed_ms: i64,
+    ) -> Result<(), object_store::Error> {
+        let sent = std::time::Instant::now();
         let mut body = self.body.clone();
-        body.renewed_ms = logwell_model::now_millis();
+        body.renewed_ms = renewed_ms;
         let bytes = serde_json::to_vec(&body).expect("lease serialises");
         let r = store
             .inner
@@ -197,6 +210,7 @@ impl Lease {
             )
             .await?;
         self.body = body;
+        self.renewed_at = sent;
         self.version = UpdateVersion {
             e_tag: r.e_tag,
             version: r.version,
@@ -204,15 +218,42 @@ impl Lease {
         Ok(())
     }
 
+    /// How long ago the last successful renewal was sent.
+    pub fn age(&self) -> Duration {
+        self.renewed_at.elapsed()
+    }
+
     /// Renews the lease; Err(reason) once another node has taken it.
     pub async fn renew(&mut self, store: &Store) -> Result<(), String> {
         let mode = PutMode::Update(self.version.clone());
-        match self.write(store, mode).await {
+        let stamp = logwell_model::now_millis();
+        match self.write(store, mode, stamp).await {
             Ok(()) => Ok(()),
-            Err(e) if conflict(&e) => Err(format!(
-                "another logwell took over the object store {}; this node stopped writing to it",
-                store.description
-            )),
+            Err(e) if conflict(&e) => {
+                // A retry whose first attempt went through conflicts with itself: the lease
+                // then holds exactly what this node wrote.
+                if let Ok(r) = store.inner.get(&ObjPath::from(LEASE_PATH)).await {
+                    let meta = r.meta.clone();
+                    if let Ok(b) = r.bytes().await {
+                        let mine = LeaseBody {
+                            renewed_ms: stamp,
+                            ..self.body.clone()
+                        };
+                        if serde_json::from_slice::<LeaseBody>(&b).ok() == Some(mine.clone()) {
+                            self.body = mine;
+                            self.version = UpdateVersion {
+                                e_tag: meta.e_tag,
+                                version: meta.version,
+                            };
+                            return Ok(());
+                        }
+                    }
+                }
+                Err(format!(
+                    "another logwell took over the object store {}; this node stopped writing to it",
+                    store.description
+                ))
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "cannot renew the writer lease; will retry");
                 Ok(())
@@ -222,19 +263,8 @@ impl Lease {
 
     /// Releases the lease at a clean shutdown, so another node may start at once.
     pub async fn release(&mut self, store: &Store) {
-        let body = LeaseBody {
-            renewed_ms: 0,
-            ..self.body.clone()
-        };
-        let bytes = serde_json::to_vec(&body).expect("lease serialises");
-        let _ = store
-            .inner
-            .put_opts(
-                &ObjPath::from(LEASE_PATH),
-                PutPayload::from(bytes),
-                PutOptions::from(PutMode::Update(self.version.clone())),
-            )
-            .await;
+        let mode = PutMode::Update(self.version.clone());
+        let _ = self.write(store, mode, 0).await;
     }
 }
 

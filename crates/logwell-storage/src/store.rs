@@ -108,8 +108,15 @@ impl Store {
         data: Bytes,
         create: bool,
     ) -> Result<(), object_store::Error> {
-        // Fault tests: fail ("return"), or hang ("sleep(ms)"/"pause"), the n-th put.
+        // Fault tests: fail the n-th put ("store::put"), or make it hang for a while without
+        // blocking a thread, as a slow network would ("store::put_delay" = "return(ms)").
         fail::fail_point!("store::put", |_| Err(injected("put", path)));
+        let delay = fail::eval("store::put_delay", |ms| {
+            ms.and_then(|m| m.parse::<u64>().ok()).unwrap_or(1000)
+        });
+        if let Some(ms) = delay {
+            tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+        }
         let Some(root) = self.local_root.clone() else {
             let mode = if create {
                 object_store::PutMode::Create

@@ -57,6 +57,11 @@ fn parse_name(name: &str) -> Option<u64> {
 }
 
 /// WAL files in `dir`, oldest first, with the first LSN each holds.
+pub fn files(dir: &Path) -> io::Result<Vec<(u64, PathBuf)>> {
+    fs::create_dir_all(dir)?;
+    list(dir)
+}
+
 fn list(dir: &Path) -> io::Result<Vec<(u64, PathBuf)>> {
     let mut out = Vec::new();
     for entry in fs::read_dir(dir)? {
@@ -117,6 +122,10 @@ fn frame_at(buf: &[u8], pos: usize) -> Option<(u64, usize)> {
 
 /// The offset of the next intact frame after `from` with an LSN in `lsns`, if any.
 fn resync(buf: &[u8], from: usize, lsns: std::ops::Range<u64>) -> Option<usize> {
+    // No more records can follow than frames fit in the rest of the file: a cheap bound that
+    // keeps the checksum off almost every offset of a damaged file.
+    let most = (buf.len().saturating_sub(from) / HEADER) as u64;
+    let lsns = lsns.start..lsns.end.min(lsns.start.saturating_add(most + 1));
     (from..buf.len().saturating_sub(HEADER - 1)).find(|&p| {
         let lsn = u64::from_le_bytes(buf[p + 8..p + 16].try_into().unwrap());
         lsns.contains(&lsn) && frame_at(buf, p).is_some()
@@ -267,7 +276,13 @@ impl Writer {
             lsn += 1;
         }
         let file = self.file.as_mut().unwrap();
-        let result = file.write_all(&buf).and_then(|_| file.sync_data());
+        let result = file.write_all(&buf).and_then(|_| {
+            // Fault tests: frames written, then the fsync fails.
+            fail::fail_point!("wal::fsync", |_| Err(io::Error::other(
+                "injected fsync failure"
+            )));
+            file.sync_data()
+        });
         match result {
             Ok(()) => {
                 self.len += buf.len() as u64;
@@ -280,13 +295,16 @@ impl Writer {
                 // even that fails, the next commit starts a new file named by the reused LSN,
                 // which supersedes the unacknowledged frames left in this one.
                 let good = self.len;
-                if file.set_len(good).and_then(|_| file.sync_data()).is_err() {
+                use std::io::Seek;
+                let cut = file
+                    .set_len(good)
+                    .and_then(|_| file.sync_data())
+                    .and_then(|_| file.seek(io::SeekFrom::Start(good)).map(|_| ()));
+                if cut.is_err() {
+                    // Supersede the uncut frames at once, so a crash before the next commit
+                    // cannot replay records whose writers were told they failed.
                     self.file = None;
-                } else {
-                    use std::io::Seek;
-                    if file.seek(io::SeekFrom::Start(good)).is_err() {
-                        self.file = None;
-                    }
+                    let _ = self.open_new();
                 }
                 Err(e)
             }

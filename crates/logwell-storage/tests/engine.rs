@@ -334,14 +334,7 @@ async fn cold_flushed_segments_are_rewritten_once_with_the_hard_codec() {
 async fn an_unreadable_catalog_stops_start_up_instead_of_losing_data() {
     let dir = tempfile::tempdir().unwrap();
     three_events_then_clean_shutdown(dir.path()).await;
-    let catalog = dir.path().join("store/catalog");
-    let mut manifests: Vec<_> = std::fs::read_dir(&catalog)
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.to_string_lossy().contains("manifest-"))
-        .collect();
-    manifests.sort();
+    let mut manifests = manifests(dir.path());
     let newest = manifests.pop().unwrap();
     let previous = manifests.pop().unwrap();
     let (good_newest, good_previous) = (

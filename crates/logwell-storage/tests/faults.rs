@@ -2,7 +2,8 @@
 //! and retention; a client that goes away mid-fsync; a second writer; a damaged WAL or catalog.
 //! After each, every acknowledged event is there exactly once.
 //!
-//! Failpoints are process-wide: each test holds a `FailScenario`, which runs them one at a time.
+//! Failpoints are process-wide: every test holds a `FailScenario`, which runs them one at a time
+//! (nextest runs each test in a process of its own anyway).
 
 mod common;
 
@@ -100,6 +101,7 @@ async fn a_crash_at_any_step_of_flush_compaction_or_retention_loses_nothing() {
 
 #[tokio::test]
 async fn a_second_engine_on_the_same_data_dir_is_refused_and_the_first_keeps_working() {
+    let scenario = FailScenario::setup();
     let dir = tempfile::tempdir().unwrap();
     let e = Engine::open(config(dir.path())).await.unwrap();
     setup(&e, "/g", &["s"]).await;
@@ -118,6 +120,7 @@ async fn a_second_engine_on_the_same_data_dir_is_refused_and_the_first_keeps_wor
     e.shutdown().await.unwrap();
     let e = Engine::open(config(dir.path())).await.unwrap();
     assert_eq!(counts(&e, "/g").await, expect_once(&acked));
+    scenario.teardown();
 }
 
 /// Runs `op` until it is inside the WAL's (slowed) fsync, then drops it, as a server drops the
@@ -190,12 +193,13 @@ async fn a_failed_wal_write_is_not_acknowledged_and_leaves_no_gap() {
     let e = Engine::open(config(dir.path())).await.unwrap();
     setup(&e, "/g", &["s"]).await;
     let mut acked = put(&e, "a", 5).await;
-    fail::cfg("wal::commit", "return").unwrap();
+    // The frames reach the file, then the fsync fails: they are cut off and their LSNs reused.
+    fail::cfg("wal::fsync", "return").unwrap();
     assert!(e
         .put_events("/g", "s", &events(now_millis() - 1000, 5, "lost"))
         .await
         .is_err());
-    fail::remove("wal::commit");
+    fail::remove("wal::fsync");
     acked.extend(put(&e, "b", 5).await);
     e.crash();
     // A strict replay accepts the log: the failed write left no gap in the LSNs.
@@ -216,6 +220,7 @@ fn wal_files(dir: &Path) -> Vec<std::path::PathBuf> {
 
 #[tokio::test]
 async fn a_corrupt_wal_record_stops_start_up_and_recover_salvages_the_rest() {
+    let scenario = FailScenario::setup();
     let dir = tempfile::tempdir().unwrap();
     let e = Engine::open(config(dir.path())).await.unwrap();
     setup(&e, "/g", &["s"]).await;
@@ -249,6 +254,7 @@ async fn a_corrupt_wal_record_stops_start_up_and_recover_salvages_the_rest() {
     // Recovery checkpointed: a plain start works again.
     let e = Engine::open(config(dir.path())).await.unwrap();
     assert_eq!(counts(&e, "/g").await, expect_once(&want));
+    scenario.teardown();
 }
 
 #[tokio::test]
@@ -266,14 +272,7 @@ async fn an_empty_newest_manifest_falls_back_to_the_previous_one_and_the_wal() {
     fail::remove("flush::before_wal_truncate");
     e.crash();
     // As after a power cut right after the rename of the newest manifest.
-    let catalog = dir.path().join("store/catalog");
-    let mut manifests: Vec<_> = std::fs::read_dir(&catalog)
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.to_string_lossy().contains("manifest-"))
-        .collect();
-    manifests.sort();
+    let manifests = manifests(dir.path());
     std::fs::write(manifests.last().unwrap(), b"").unwrap();
     let e = Engine::open(config(dir.path())).await.unwrap();
     assert_eq!(counts(&e, "/g").await, expect_once(&acked));
@@ -288,6 +287,7 @@ async fn an_empty_newest_manifest_falls_back_to_the_previous_one_and_the_wal() {
 
 #[tokio::test]
 async fn young_unlisted_segments_are_kept_old_ones_removed() {
+    let scenario = FailScenario::setup();
     let dir = tempfile::tempdir().unwrap();
     let e = Engine::open(config(dir.path())).await.unwrap();
     setup(&e, "/g", &["s"]).await;
@@ -310,4 +310,65 @@ async fn young_unlisted_segments_are_kept_old_ones_removed() {
     .unwrap();
     assert!(!stray.exists());
     assert_eq!(all(&e, "/g").await.len(), 3);
+    scenario.teardown();
+}
+
+#[tokio::test]
+async fn a_crash_inside_retention_keeps_live_events_and_finishes_later() {
+    let scenario = FailScenario::setup();
+    let dir = tempfile::tempdir().unwrap();
+    let e = Engine::open(compacting(dir.path())).await.unwrap();
+    setup(&e, "/g", &["s"]).await;
+    // Three-day-old events, as a loader of history would put them, in a segment of their own.
+    let then = now_millis() - 3 * 86_400_000;
+    e.put_events_at(then, "/g", "s", &events(then - 1000, 50, "old"))
+        .await
+        .unwrap();
+    e.flush().await.unwrap();
+    let live = put(&e, "new", 20).await;
+    e.flush().await.unwrap();
+    e.set_retention("/g", Some(1)).await.unwrap();
+    fail::cfg("maintain::before_compaction", "return").unwrap();
+    assert!(e.maintain().await.is_err());
+    fail::remove("maintain::before_compaction");
+    e.crash();
+    let e = Engine::open(compacting(dir.path())).await.unwrap();
+    assert_eq!(
+        counts(&e, "/g").await,
+        expect_once(&live),
+        "expired events stay hidden"
+    );
+    e.maintain().await.unwrap();
+    assert_eq!(counts(&e, "/g").await, expect_once(&live));
+    assert_eq!(e.stats().segment_rows, 20, "the expired segment is gone");
+    scenario.teardown();
+}
+
+#[tokio::test]
+async fn a_hanging_object_store_delays_the_flush_but_not_ingest_or_reads() {
+    let scenario = FailScenario::setup();
+    let dir = tempfile::tempdir().unwrap();
+    let e = Engine::open(config(dir.path())).await.unwrap();
+    setup(&e, "/g", &["s"]).await;
+    let mut acked = put(&e, "a", 100).await;
+    fail::cfg("store::put_delay", "return(3000)").unwrap();
+    let flushing = tokio::spawn({
+        let e = e.clone();
+        async move { e.flush().await }
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let t0 = std::time::Instant::now();
+    acked.extend(put(&e, "b", 100).await);
+    assert_eq!(counts(&e, "/g").await, expect_once(&acked));
+    assert!(
+        t0.elapsed() < Duration::from_secs(2),
+        "ingest and reads waited for the store: {:?}",
+        t0.elapsed()
+    );
+    fail::remove("store::put_delay");
+    flushing.await.unwrap().unwrap();
+    e.crash();
+    let e = Engine::open(config(dir.path())).await.unwrap();
+    assert_eq!(counts(&e, "/g").await, expect_once(&acked));
+    scenario.teardown();
 }

@@ -68,3 +68,15 @@ pub fn parquet_files(dir: &Path) -> usize {
     walk(dir, &mut n);
     n
 }
+
+/// The catalog's manifest files, oldest first.
+pub fn manifests(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut manifests: Vec<_> = std::fs::read_dir(dir.join("store/catalog"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.to_string_lossy().contains("manifest-"))
+        .collect();
+    manifests.sort();
+    manifests
+}
