@@ -39,10 +39,6 @@ pub struct SegmentStats {
     pub streams: Vec<String>,
 }
 
-/// Rows gathered into one batch at a time while a segment is written: the sorted events are
-/// never all copied at once, so a flush holds the buffered events plus one chunk.
-const WRITE_CHUNK_ROWS: usize = 16 * 1024;
-
 /// The (batch, row) positions of every row in (stream, timestamp, seq) order. Only the sort keys
 /// are concatenated.
 pub fn sort_order(batches: &[RecordBatch]) -> arrow::error::Result<Vec<(usize, usize)>> {
@@ -222,7 +218,10 @@ pub fn encode(
     let mut out = Vec::with_capacity(stats.raw_bytes as usize / 8);
     let mut w = ArrowWriter::try_new(&mut out, schema.clone(), Some(props))?;
     let inputs: Vec<&RecordBatch> = batches.iter().collect();
-    for chunk in order.chunks(WRITE_CHUNK_ROWS) {
+    // One row group's rows gathered at a time: the sorted events are never all copied at once
+    // (a flush holds the buffered events plus one row group), and each row group is written
+    // from one batch, which keeps its pages as large as reads want them.
+    for chunk in order.chunks(row_group_rows.max(1)) {
         let sorted = interleave_record_batch(&inputs, chunk)?;
         let mut columns = sorted.columns().to_vec();
         if let Some(set) = &set {
@@ -298,8 +297,8 @@ mod tests {
         let mut m = GroupMemtable::default();
         m.append("b", 5, 100, [(3i64, "b3"), (1, "b1")].into_iter());
         m.append("a", 5, 200, [(2i64, "a2")].into_iter());
-        // Written in chunks: more rows than one chunk, so chunks must join in sorted order.
-        let n = WRITE_CHUNK_ROWS + 10;
+        // Written a row group at a time: more rows than one, so they must join in sorted order.
+        let n = 1024 + 10;
         let bulk: Vec<String> = (0..n).map(|i| format!("c{i:06}")).collect();
         m.append(
             "c",

@@ -9,8 +9,11 @@
 //! order, before acknowledging it. Readers therefore never see a later record without the earlier
 //! ones, which keeps position-based pagination tokens from skipping events.
 //!
-//! Frame: `len u32 | crc32c u32 | lsn u64 | payload[len]`, little-endian; the CRC covers the LSN
-//! and the payload. A file `wal-<F>.log` holds records F, F+1, ... with no gaps: a failed write
+//! Frame: `len u32 | crc32c u32 | lsn u64 | group_first u64 | group_last u64 | payload[len]`,
+//! little-endian; the CRC covers everything after itself. The group fields are the first and last
+//! LSN of the group commit the frame was written in: a power cut can tear only the last group (its
+//! fsync never returned), and its pages may reach the disk in any order, so replay must know
+//! which frames belong to it. A file `wal-<F>.log` holds records F, F+1, ... with no gaps: a failed write
 //! is cut off and its LSNs are reused, and when it cannot be cut off the writer starts a new file
 //! named by the reused LSN, which supersedes whatever the old file holds from that LSN on.
 //!
@@ -26,7 +29,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
-const HEADER: usize = 16;
+const HEADER: usize = 32;
 /// Largest payload a frame may declare (a PutLogEvents batch is at most ~1 MiB).
 const MAX_PAYLOAD: usize = 64 << 20;
 /// Appends that may wait for the writer at once; more make their callers wait.
@@ -100,8 +103,17 @@ pub struct Replayed {
     pub dropped: Vec<String>,
 }
 
-/// The frame at `pos`, if it is whole and its checksum holds: (lsn, payload range end).
-fn frame_at(buf: &[u8], pos: usize) -> Option<(u64, usize)> {
+/// An intact frame: its LSN, the last LSN of its group, where it ends.
+#[derive(Debug, Clone, Copy)]
+struct Frame {
+    lsn: u64,
+    group_first: u64,
+    group_last: u64,
+    end: usize,
+}
+
+/// The frame at `pos`, if it is whole and its checksum holds.
+fn frame_at(buf: &[u8], pos: usize) -> Option<Frame> {
     if pos + HEADER > buf.len() {
         return None;
     }
@@ -114,10 +126,28 @@ fn frame_at(buf: &[u8], pos: usize) -> Option<(u64, usize)> {
     if end > buf.len() || crc32c::crc32c(&buf[pos + 8..end]) != crc {
         return None;
     }
-    Some((
-        u64::from_le_bytes(buf[pos + 8..pos + 16].try_into().unwrap()),
+    Some(Frame {
+        lsn: u64::from_le_bytes(buf[pos + 8..pos + 16].try_into().unwrap()),
+        group_first: u64::from_le_bytes(buf[pos + 16..pos + 24].try_into().unwrap()),
+        group_last: u64::from_le_bytes(buf[pos + 24..pos + 32].try_into().unwrap()),
         end,
-    ))
+    })
+}
+
+/// Every intact frame from `from` on (with an LSN in `lsns`), reading on after each and
+/// re-synchronising after damage.
+fn frames_from(buf: &[u8], from: usize, lsns: std::ops::Range<u64>) -> Vec<Frame> {
+    let mut out = Vec::new();
+    let mut at = resync(buf, from, lsns.clone());
+    while let Some(p) = at {
+        let f = frame_at(buf, p).expect("resync finds intact frames");
+        out.push(f);
+        at = match frame_at(buf, f.end) {
+            Some(_) => Some(f.end),
+            None => resync(buf, f.end + 1, lsns.clone()),
+        };
+    }
+    out
 }
 
 /// The offset of the next intact frame after `from` with an LSN in `lsns`, if any.
@@ -168,23 +198,47 @@ pub fn replay(dir: &Path, after: u64, mode: ReplayMode) -> io::Result<Replayed> 
         }
         let mut lsn_next = *first;
         let mut pos = 0;
+        // The group of the last intact frame (a file starts at a group boundary).
+        let (mut group_first, mut group_last) = (*first, first.saturating_sub(1));
         while pos < buf.len() && lsn_next < until {
             match frame_at(&buf, pos) {
-                Some((lsn, end)) if lsn == lsn_next => {
-                    out.last_lsn = out.last_lsn.max(lsn);
-                    if lsn >= expected {
-                        out.records.push((lsn, buf[pos + HEADER..end].to_vec()));
-                        expected = lsn + 1;
+                Some(f) if f.lsn == lsn_next => {
+                    out.last_lsn = out.last_lsn.max(f.lsn);
+                    if f.lsn >= expected {
+                        out.records.push((f.lsn, buf[pos + HEADER..f.end].to_vec()));
+                        expected = f.lsn + 1;
                     }
                     lsn_next += 1;
-                    pos = end;
+                    (group_first, group_last) = (f.group_first, f.group_last);
+                    pos = f.end;
                 }
                 found => {
                     // Unreadable (or out of sequence) from `pos`. Torn tail, or damage?
                     let next = resync(&buf, pos + 1, lsn_next..until);
-                    let torn = next.is_none() && (newest || until == lsn_next);
+                    // In the newest file, damage followed only by intact frames of the group the
+                    // damage is in is the last group, torn by a power cut: its fsync never
+                    // returned, so none of it was acknowledged.
+                    let torn_group = if newest && next.is_some() {
+                        let after = frames_from(&buf, pos + 1, lsn_next..until);
+                        let g = after[0].group_first;
+                        (g <= lsn_next && after.iter().all(|f| f.group_first == g)).then_some(g)
+                    } else {
+                        None
+                    };
+                    let torn =
+                        (next.is_none() && (newest || until == lsn_next)) || torn_group.is_some();
                     if torn {
                         tracing::warn!(file = %name, offset = pos, "WAL: torn tail ignored (never acknowledged)");
+                        // The torn group's intact first records were not acknowledged either.
+                        let start = match torn_group {
+                            Some(g) => Some(g),
+                            None => (group_last >= lsn_next).then_some(group_first),
+                        };
+                        if let Some(start) = start {
+                            out.records.retain(|(l, _)| *l < start);
+                            expected = expected.min(start.max(after + 1));
+                            out.last_lsn = out.last_lsn.min(start.saturating_sub(1));
+                        }
                         break;
                     }
                     let next_lsn =
@@ -201,7 +255,7 @@ pub fn replay(dir: &Path, after: u64, mode: ReplayMode) -> io::Result<Replayed> 
                         }
                     }
                     let what = match (found, next) {
-                        (Some((lsn, _)), _) => format!("{name} at offset {pos}: record {lsn} where {lsn_next} was expected"),
+                        (Some(f), _) => format!("{name} at offset {pos}: record {} where {lsn_next} was expected", f.lsn),
                         (None, Some(n)) => format!("{name} is corrupt at offset {pos} ({} unreadable bytes before an intact record)", n - pos),
                         (None, None) => format!("{name} is corrupt at offset {pos}: records {lsn_next} to {} are unreadable", until - 1),
                     };
@@ -266,12 +320,19 @@ impl Writer {
         let total: usize = payloads.iter().map(|p| p.len() + HEADER).sum();
         let mut buf = Vec::with_capacity(total);
         let mut lsn = self.next_lsn;
+        let group_first = self.next_lsn.to_le_bytes();
+        let group_last = (self.next_lsn + payloads.len() as u64 - 1).to_le_bytes();
         for p in payloads {
             let lsn_bytes = lsn.to_le_bytes();
-            let crc = crc32c::crc32c_append(crc32c::crc32c(&lsn_bytes), p);
+            let mut crc = crc32c::crc32c(&lsn_bytes);
+            for part in [&group_first[..], &group_last[..], p] {
+                crc = crc32c::crc32c_append(crc, part);
+            }
             buf.extend_from_slice(&(p.len() as u32).to_le_bytes());
             buf.extend_from_slice(&crc.to_le_bytes());
             buf.extend_from_slice(&lsn_bytes);
+            buf.extend_from_slice(&group_first);
+            buf.extend_from_slice(&group_last);
             buf.extend_from_slice(p);
             lsn += 1;
         }
@@ -544,13 +605,13 @@ mod tests {
         write_files(dir.path(), 5, 100).await;
         let path = dir.path().join(file_name(1));
         let mut bytes = fs::read(&path).unwrap();
-        // Record 2 starts after record 1's frame (16 + 2 bytes); flip a payload byte.
-        bytes[18 + HEADER] ^= 0xff;
+        // Record 2 starts after record 1's frame (header + 2 bytes); flip a payload byte.
+        bytes[2 * HEADER + 2] ^= 0xff;
         fs::write(&path, &bytes).unwrap();
         let err = strict(dir.path(), 0).unwrap_err();
         let msg = err.to_string();
         assert!(
-            msg.contains(&file_name(1)) && msg.contains("offset 18"),
+            msg.contains(&file_name(1)) && msg.contains(&format!("offset {}", HEADER + 2)),
             "{msg}"
         );
         assert!(msg.contains("--recover"), "{msg}");
@@ -602,6 +663,43 @@ mod tests {
                 (3, b"new3".to_vec())
             ]
         );
+    }
+
+    /// A writer over `dir` whose groups the test chooses (one commit, one group).
+    fn writer(dir: &Path, next_lsn: u64) -> Writer {
+        let mut w = Writer {
+            apply: noop(),
+            dir: dir.to_path_buf(),
+            file: None,
+            len: 0,
+            next_lsn,
+            last_lsn: Arc::new(AtomicU64::new(0)),
+        };
+        w.open_new().unwrap();
+        w
+    }
+
+    fn group(lsns: std::ops::RangeInclusive<u64>) -> Vec<Vec<u8>> {
+        lsns.map(|l| format!("r{l}").into_bytes()).collect()
+    }
+
+    #[test]
+    fn a_power_cut_that_tears_the_middle_of_the_last_group_is_a_torn_tail() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = writer(dir.path(), 1);
+        w.commit(&group(1..=2)).unwrap();
+        w.commit(&group(3..=5)).unwrap();
+        let path = dir.path().join(file_name(1));
+        let mut bytes = fs::read(&path).unwrap();
+        // Record 4 (the middle of the last group) never reached the disk; 5 did.
+        bytes[3 * (HEADER + 2) + HEADER] ^= 0xff;
+        fs::write(&path, &bytes).unwrap();
+        let got: Vec<u64> = strict(dir.path(), 0).unwrap().iter().map(|r| r.0).collect();
+        assert_eq!(got, vec![1, 2], "the torn group is dropped whole");
+        // The same damage in a group that a later group follows was fsynced: real damage.
+        w.commit(&group(6..=6)).unwrap();
+        let msg = strict(dir.path(), 0).unwrap_err().to_string();
+        assert!(msg.contains("corrupt at offset"), "{msg}");
     }
 
     #[tokio::test]
