@@ -162,6 +162,20 @@ fn resync(buf: &[u8], from: usize, lsns: std::ops::Range<u64>) -> Option<usize> 
     })
 }
 
+/// Whether `buf` starts with a frame of the format before group fields (16-byte header), which
+/// this version cannot read: its records must not pass for a torn tail.
+fn is_old_format(buf: &[u8]) -> bool {
+    const OLD_HEADER: usize = 16;
+    if buf.len() < OLD_HEADER || frame_at(buf, 0).is_some() {
+        return false;
+    }
+    let len = u32::from_le_bytes(buf[0..4].try_into().unwrap()) as usize;
+    let crc = u32::from_le_bytes(buf[4..8].try_into().unwrap());
+    len <= MAX_PAYLOAD
+        && OLD_HEADER + len <= buf.len()
+        && crc32c::crc32c(&buf[8..OLD_HEADER + len]) == crc
+}
+
 fn damaged(msg: String) -> io::Error {
     io::Error::new(
         io::ErrorKind::InvalidData,
@@ -183,6 +197,12 @@ pub fn replay(dir: &Path, after: u64, mode: ReplayMode) -> io::Result<Replayed> 
         let mut buf = Vec::new();
         File::open(path)?.read_to_end(&mut buf)?;
         let name = path.display();
+        if is_old_format(&buf) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("{name} was written by an earlier logwell (WAL frames without group fields); start that version once and stop it cleanly, which publishes everything and leaves an empty log, then upgrade"),
+            ));
+        }
         if *first > expected && mode == ReplayMode::Strict {
             let what = if i == 0 {
                 format!("the write-ahead log does not continue from the catalog's checkpoint (LSN {after}): its oldest file {name} starts at LSN {first}")
@@ -663,6 +683,21 @@ mod tests {
                 (3, b"new3".to_vec())
             ]
         );
+    }
+
+    #[test]
+    fn a_wal_of_the_earlier_format_is_refused_not_taken_for_a_torn_tail() {
+        let dir = tempfile::tempdir().unwrap();
+        // `len | crc | lsn | payload`, the format before group fields.
+        let (lsn, payload) = (1u64.to_le_bytes(), b"old record");
+        let crc = crc32c::crc32c_append(crc32c::crc32c(&lsn), payload);
+        let mut frame = (payload.len() as u32).to_le_bytes().to_vec();
+        frame.extend_from_slice(&crc.to_le_bytes());
+        frame.extend_from_slice(&lsn);
+        frame.extend_from_slice(payload);
+        fs::write(dir.path().join(file_name(1)), &frame).unwrap();
+        let msg = strict(dir.path(), 0).unwrap_err().to_string();
+        assert!(msg.contains("earlier logwell"), "{msg}");
     }
 
     /// A writer over `dir` whose groups the test chooses (one commit, one group).
