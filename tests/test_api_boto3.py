@@ -134,6 +134,15 @@ def test_group_name_validation(logs):
     assert [g["logGroupName"] for g in logs.describe_log_groups()["logGroups"]] == [longest]
 
 
+def test_validation_messages_quote_the_value_whole(logs):
+    too_long = "/" + "b" * 512
+    with pytest.raises(ClientError) as e:
+        logs.create_log_group(logGroupName=too_long)
+    assert e.value.response["Error"]["Message"] == (
+        f"1 validation error detected: Value '{too_long}' at 'logGroupName' failed to satisfy "
+        "constraint: Member must have length between 1 and 512")
+
+
 def test_log_group_identifier_accepts_name_or_arn(logs):
     make_group_stream(logs, "/ident/app", "s")
     t = now_ms() - MINUTE
@@ -608,7 +617,8 @@ def test_put_too_old_and_too_new(logs):
               {"timestamp": now - 2000, "message": "ok0"}, {"timestamp": now - 1000, "message": "ok1"}]
     r = put(logs, events)
     info = r["rejectedLogEventsInfo"]
-    assert info.get("tooOldLogEventEndIndex") == 2, info
+    # AWS names the last too-old event (inclusive), not the first kept one.
+    assert info.get("tooOldLogEventEndIndex") == 1, info
     assert "tooNewLogEventStartIndex" not in info and "expiredLogEventEndIndex" not in info
     assert [m for _, _, m in stored(logs, "g")] == ["ok0", "ok1"]
 
@@ -622,7 +632,7 @@ def test_put_too_old_and_too_new(logs):
 
     # All rejected: the call still succeeds and stores nothing.
     r = put(logs, [{"timestamp": now_ms() - 20 * DAY, "message": "ancient"}])
-    assert r["rejectedLogEventsInfo"].get("tooOldLogEventEndIndex") == 1
+    assert r["rejectedLogEventsInfo"].get("tooOldLogEventEndIndex") == 0
     assert len(stored(logs, "g")) == 4
 
 
@@ -632,7 +642,7 @@ def test_put_expired_by_retention(logs):
     now = now_ms()
     r = put(logs, [{"timestamp": now - 2 * DAY, "message": "expired"}, {"timestamp": now - 1000, "message": "fresh"}])
     info = r["rejectedLogEventsInfo"]
-    assert info.get("expiredLogEventEndIndex") == 1, info
+    assert info.get("expiredLogEventEndIndex") == 0, info
     assert "tooOldLogEventEndIndex" not in info and "tooNewLogEventStartIndex" not in info
     assert [m for _, _, m in stored(logs, "g")] == ["fresh"]
 

@@ -103,11 +103,10 @@ impl ApiError {
     pub fn unavailable(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::ServiceUnavailable, message)
     }
-    /// AWS's wording for a failed member constraint.
+    /// AWS's wording for a failed member constraint (the value quoted whole, as AWS does).
     pub fn constraint(value: &str, param: &str, constraint: &str) -> Self {
-        let shown: String = value.chars().take(256).collect();
         Self::invalid(format!(
-            "1 validation error detected: Value '{shown}' at '{param}' failed to satisfy constraint: Member must {constraint}"
+            "1 validation error detected: Value '{value}' at '{param}' failed to satisfy constraint: Member must {constraint}"
         ))
     }
 }

@@ -1,7 +1,12 @@
 //! AWS's validation rules for names, tags and retention, with AWS's error wording.
 
-use crate::{ApiError, RETENTION_DAYS};
+use crate::api::{InputLogEvent, RejectedLogEventsInfo};
+use crate::{
+    ApiError, EVENT_OVERHEAD_BYTES, MAX_AGE_MS, MAX_BATCH_BYTES, MAX_BATCH_EVENTS,
+    MAX_BATCH_SPAN_MS, MAX_EVENT_BYTES, MAX_FUTURE_MS, RETENTION_DAYS,
+};
 use std::collections::BTreeMap;
+use std::ops::Range;
 
 fn is_group_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '/' | '#')
@@ -136,9 +141,122 @@ pub fn describe_limit(l: Option<i64>) -> Result<usize, ApiError> {
     limit(l, 50, 50)
 }
 
+/// PutLogEvents' rules for a whole batch: 1-10,000 non-empty events, each at most 1 MB, the
+/// batch at most 1 MB counting 26 bytes per event, in time order.
+pub fn put_log_events_batch(events: &[InputLogEvent<'_>]) -> Result<(), ApiError> {
+    if events.is_empty() {
+        return Err(ApiError::constraint(
+            "[]",
+            "logEvents",
+            "have length greater than or equal to 1",
+        ));
+    }
+    if events.len() > MAX_BATCH_EVENTS {
+        return Err(ApiError::constraint(
+            &format!("{} events", events.len()),
+            "logEvents",
+            "have length less than or equal to 10000",
+        ));
+    }
+    let mut size = 0usize;
+    for (i, e) in events.iter().enumerate() {
+        if e.message.is_empty() {
+            return Err(ApiError::constraint(
+                "",
+                &format!("logEvents.{}.member.message", i + 1),
+                "have length greater than or equal to 1",
+            ));
+        }
+        if e.message.len() > MAX_EVENT_BYTES {
+            return Err(ApiError::invalid(format!(
+                "Log event too large: {} bytes exceeds limit of {}",
+                e.message.len(),
+                MAX_EVENT_BYTES
+            )));
+        }
+        size += e.message.len() + EVENT_OVERHEAD_BYTES;
+    }
+    if size > MAX_BATCH_BYTES {
+        return Err(ApiError::invalid(format!(
+            "Upload too large: {size} bytes exceeds limit of {MAX_BATCH_BYTES}"
+        )));
+    }
+    if events.windows(2).any(|w| w[1].timestamp < w[0].timestamp) {
+        return Err(ApiError::invalid(
+            "Log events in a single PutLogEvents request must be in chronological order.",
+        ));
+    }
+    Ok(())
+}
+
+/// Which events of a valid (time-ordered) batch are kept at `now`: too old (14 days), older
+/// than the group's retention `cutoff` and too new (2 hours ahead) ones are rejected one by one
+/// and reported by index, as AWS does (end indexes are the last rejected event's, inclusive).
+/// The kept events may not span more than 24 hours.
+pub fn put_log_events_window(
+    events: &[InputLogEvent<'_>],
+    now: i64,
+    cutoff: Option<i64>,
+) -> Result<(Range<usize>, Option<RejectedLogEventsInfo>), ApiError> {
+    // Events are in time order, so rejected ones form a prefix (too old) and a suffix (too new).
+    let too_old_end = events.partition_point(|e| e.timestamp < now - MAX_AGE_MS);
+    let expired_end = cutoff.map_or(0, |c| events.partition_point(|e| e.timestamp < c));
+    let too_new_start = events.partition_point(|e| e.timestamp <= now + MAX_FUTURE_MS);
+    let first = too_old_end.max(expired_end).min(too_new_start);
+    let last_of = |end: usize| end.checked_sub(1).map(|i| i as i64);
+    let rejected = RejectedLogEventsInfo {
+        too_old_log_event_end_index: last_of(too_old_end),
+        expired_log_event_end_index: last_of(expired_end),
+        too_new_log_event_start_index: (too_new_start < events.len())
+            .then_some(too_new_start as i64),
+    };
+    let rejected = (rejected != RejectedLogEventsInfo::default()).then_some(rejected);
+    let kept = &events[first..too_new_start];
+    if let (Some(a), Some(b)) = (kept.first(), kept.last()) {
+        if b.timestamp - a.timestamp > MAX_BATCH_SPAN_MS {
+            return Err(ApiError::invalid(
+                "The batch of log events in a single PutLogEvents request cannot span more than 24 hours.",
+            ));
+        }
+    }
+    Ok((first..too_new_start, rejected))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn ev(timestamp: i64) -> InputLogEvent<'static> {
+        InputLogEvent {
+            timestamp,
+            message: "m".into(),
+        }
+    }
+
+    #[test]
+    fn rejected_end_indexes_name_the_last_rejected_event() {
+        let now = 100 * 86_400_000;
+        let (kept, r) = put_log_events_window(&[ev(0), ev(now)], now, None).unwrap();
+        assert_eq!(kept, 1..2);
+        assert_eq!(r.unwrap().too_old_log_event_end_index, Some(0));
+        let day = 86_400_000;
+        let batch = [
+            ev(now - 3 * day),
+            ev(now - 2 * day),
+            ev(now),
+            ev(now + 3 * 3_600_000),
+        ];
+        let (kept, r) = put_log_events_window(&batch, now, Some(now - day)).unwrap();
+        let r = r.unwrap();
+        assert_eq!(kept, 2..3);
+        assert_eq!(r.expired_log_event_end_index, Some(1));
+        assert_eq!(r.too_old_log_event_end_index, None);
+        assert_eq!(r.too_new_log_event_start_index, Some(3));
+        assert_eq!(
+            put_log_events_window(&[ev(now)], now, None).unwrap().1,
+            None
+        );
+    }
 
     #[test]
     fn group_names_follow_aws_rules() {

@@ -46,33 +46,6 @@ enum Out {
 }
 
 impl TextFn {
-    /// The function an Insights name refers to (case-insensitive), with its argument count.
-    pub fn lookup(lname: &str) -> Option<(TextFn, usize)> {
-        use TextFn::*;
-        Some(match lname {
-            "isvalidip" => (IsValidIp, 1),
-            "isvalidipv4" => (IsValidIpV4, 1),
-            "isvalidipv6" => (IsValidIpV6, 1),
-            "isipinsubnet" => (IsIpInSubnet, 2),
-            "isipv4insubnet" => (IsIpv4InSubnet, 2),
-            "isipv6insubnet" => (IsIpv6InSubnet, 2),
-            "isprivateip" => (IsPrivateIp, 1),
-            "ispublicip" => (IsPublicIp, 1),
-            "isreservedip" => (IsReservedIp, 1),
-            "ipv4tonumber" => (Ipv4ToNumber, 1),
-            "urlencode" => (UrlEncode, 1),
-            "urldecode" => (UrlDecode, 1),
-            "hextoascii" => (HexToAscii, 1),
-            "hextodec" => (HexToDec, 1),
-            "dectohex" => (DecToHex, 1),
-            "jsonarraysize" => (JsonArraySize, 1),
-            "jsonarraycontains" => (JsonArrayContains, 2),
-            "split" => (Split, 2),
-            "parsedate" => (ParseDate, 2),
-            _ => return None,
-        })
-    }
-
     fn out(self) -> Out {
         use TextFn::*;
         match self {
@@ -80,18 +53,6 @@ impl TextFn {
             UrlEncode | UrlDecode | HexToAscii | DecToHex | Pattern | Severity | Split => Out::Text,
             _ => Out::Bool,
         }
-    }
-
-    /// Whether the result is a number, text or boolean (for the compiler's typing).
-    pub fn returns_bool(self) -> bool {
-        matches!(self.out(), Out::Bool)
-    }
-    pub fn returns_number(self) -> bool {
-        matches!(self.out(), Out::Num)
-    }
-    /// Whether the result is JSON text of a list (reachable with `.0`, `unnest`, ...).
-    pub fn returns_json(self) -> bool {
-        matches!(self, TextFn::Split)
     }
 
     pub fn call(self, args: Vec<Expr>) -> Expr {

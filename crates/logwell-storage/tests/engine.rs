@@ -189,7 +189,7 @@ async fn retention_hides_and_then_deletes_expired_segments() {
         .await
         .unwrap();
     assert_eq!(out.accepted, 0);
-    assert_eq!(out.rejected.unwrap().expired_log_event_end_index, Some(2));
+    assert_eq!(out.rejected.unwrap().expired_log_event_end_index, Some(1));
 }
 
 #[tokio::test]
@@ -268,7 +268,7 @@ async fn batch_rules_follow_aws() {
             r.too_old_log_event_end_index,
             r.too_new_log_event_start_index
         ),
-        (Some(2), Some(5))
+        (Some(1), Some(5))
     );
     let unordered = vec![
         events(now, 1, "b").remove(0),

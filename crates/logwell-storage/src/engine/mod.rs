@@ -644,50 +644,7 @@ impl Engine {
         stream: &str,
         events: &[InputLogEvent<'_>],
     ) -> Result<PutOutcome, ApiError> {
-        use logwell_model::*;
-        if events.is_empty() {
-            return Err(ApiError::constraint(
-                "[]",
-                "logEvents",
-                "have length greater than or equal to 1",
-            ));
-        }
-        if events.len() > MAX_BATCH_EVENTS {
-            return Err(ApiError::constraint(
-                &format!("{} events", events.len()),
-                "logEvents",
-                "have length less than or equal to 10000",
-            ));
-        }
-        let mut size = 0usize;
-        for (i, e) in events.iter().enumerate() {
-            if e.message.is_empty() {
-                return Err(ApiError::constraint(
-                    "",
-                    &format!("logEvents.{}.member.message", i + 1),
-                    "have length greater than or equal to 1",
-                ));
-            }
-            if e.message.len() > MAX_EVENT_BYTES {
-                return Err(ApiError::invalid(format!(
-                    "Log event too large: {} bytes exceeds limit of {}",
-                    e.message.len(),
-                    MAX_EVENT_BYTES
-                )));
-            }
-            size += e.message.len() + EVENT_OVERHEAD_BYTES;
-        }
-        if size > MAX_BATCH_BYTES {
-            return Err(ApiError::invalid(format!(
-                "Upload too large: {size} bytes exceeds limit of {MAX_BATCH_BYTES}"
-            )));
-        }
-        if events.windows(2).any(|w| w[1].timestamp < w[0].timestamp) {
-            return Err(ApiError::invalid(
-                "Log events in a single PutLogEvents request must be in chronological order.",
-            ));
-        }
-
+        logwell_model::validate::put_log_events_batch(events)?;
         self.check_accepting()?;
         let gate = self.inner.gate.clone().read_owned().await;
         self.check_accepting()?;
@@ -699,32 +656,18 @@ impl Engine {
             }
             if st.buffered_bytes() > self.inner.config.max_buffered_bytes {
                 self.inner.flush_notify.notify_one();
-                return Err(ApiError::new(ErrorKind::Throttling, "Rate exceeded"));
+                return Err(ApiError::new(
+                    logwell_model::ErrorKind::Throttling,
+                    "Rate exceeded",
+                ));
             }
             g.retention_cutoff(now)
         };
 
-        // Events are in time order, so rejected ones form a prefix (too old) and a suffix (too new).
-        let too_old_end = events.partition_point(|e| e.timestamp < now - MAX_AGE_MS);
-        let expired_end =
-            retention_cutoff.map_or(0, |c| events.partition_point(|e| e.timestamp < c));
-        let too_new_start = events.partition_point(|e| e.timestamp <= now + MAX_FUTURE_MS);
-        let first = too_old_end.max(expired_end).min(too_new_start);
-        let accepted = &events[first..too_new_start];
-        let rejected = RejectedLogEventsInfo {
-            too_old_log_event_end_index: (too_old_end > 0).then_some(too_old_end as i64),
-            expired_log_event_end_index: (expired_end > 0).then_some(expired_end as i64),
-            too_new_log_event_start_index: (too_new_start < events.len())
-                .then_some(too_new_start as i64),
-        };
-        let rejected = (rejected != RejectedLogEventsInfo::default()).then_some(rejected);
-        if let (Some(a), Some(b)) = (accepted.first(), accepted.last()) {
-            if b.timestamp - a.timestamp > MAX_BATCH_SPAN_MS {
-                return Err(ApiError::invalid(
-                    "The batch of log events in a single PutLogEvents request cannot span more than 24 hours.",
-                ));
-            }
-        } else {
+        let (kept, rejected) =
+            logwell_model::validate::put_log_events_window(events, now, retention_cutoff)?;
+        let accepted = &events[kept];
+        if accepted.is_empty() {
             return Ok(PutOutcome {
                 accepted: 0,
                 rejected,
