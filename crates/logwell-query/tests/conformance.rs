@@ -1,7 +1,8 @@
-//! The query conformance suite: every `testdata/queries/*.case` file, run three times (events
+//! The query conformance suite: every `testdata/queries/**/*.case` file, run three times (events
 //! still in memory; flushed to Parquet segments with JSON fields as columns; spread over a segment
 //! without field columns, one with them and memory) with the same expected rows. See
-//! `testdata/queries/README.md` for the format.
+//! `testdata/queries/README.md` for the format, and for running one file or one case
+//! (`LOGWELL_CASES=functions/scalar.case:42`).
 
 use logwell_model::api::InputLogEvent;
 use logwell_query::{Language, Querier, QueryConfig, QueryRequest};
@@ -39,6 +40,8 @@ struct File {
     /// Lookup tables: (name, CSV text).
     tables: Vec<(String, String)>,
     cases: Vec<Case>,
+    /// How many lines the file has.
+    lines: usize,
 }
 
 fn parse_time(s: &str) -> i64 {
@@ -64,7 +67,10 @@ fn parse_row(line: &str) -> Vec<(String, String)> {
 fn parse_file(path: &Path) -> File {
     let text = std::fs::read_to_string(path).unwrap();
     let lines: Vec<&str> = text.lines().collect();
-    let mut file = File::default();
+    let mut file = File {
+        lines: lines.len(),
+        ..File::default()
+    };
     let mut i = 0;
     while i < lines.len() {
         let line = lines[i];
@@ -179,15 +185,58 @@ fn parse_file(path: &Path) -> File {
     file
 }
 
-fn case_files() -> Vec<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/queries");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "case"))
-        .collect();
+fn cases_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/queries")
+}
+
+/// Every case file under `dir`, by path.
+fn case_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            files.extend(case_files(&path));
+        } else if path.extension().is_some_and(|e| e == "case") {
+            files.push(path);
+        }
+    }
     files.sort();
     files
+}
+
+/// Which cases to run: `LOGWELL_CASES` holds comma-separated selectors, each a part of a case
+/// file's path under `testdata/queries/` (`functions/`, `scalar.case`), optionally with `:LINE`,
+/// the line of one case's `query` line (or any line of it). Unset or empty: every case.
+struct Selection(Vec<(String, Option<usize>)>);
+
+impl Selection {
+    fn from_env() -> Self {
+        let spec = std::env::var("LOGWELL_CASES").unwrap_or_default();
+        Selection(
+            spec.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(|s| match s.rsplit_once(':') {
+                    Some((file, line)) if line.parse::<usize>().is_ok() => {
+                        (file.to_string(), line.parse().ok())
+                    }
+                    _ => (s.to_string(), None),
+                })
+                .collect(),
+        )
+    }
+
+    fn file(&self, rel: &str) -> bool {
+        self.0.is_empty() || self.0.iter().any(|(f, _)| rel.contains(f.as_str()))
+    }
+
+    /// Whether the case from `line` up to (not including) `next` is selected.
+    fn case(&self, rel: &str, line: usize, next: usize) -> bool {
+        self.0.is_empty()
+            || self.0.iter().any(|(f, l)| {
+                rel.contains(f.as_str()) && l.is_none_or(|l| (line..next).contains(&l))
+            })
+    }
 }
 
 async fn open(dir: &Path, field_columns: usize) -> Engine {
@@ -351,8 +400,32 @@ async fn run_case(querier: &Querier, file: &File, case: &Case) -> Result<(), Str
 async fn conformance_cases() {
     let mut failures = Vec::new();
     let mut total = 0;
-    for path in case_files() {
+    let selection = Selection::from_env();
+    let root = cases_dir();
+    for path in case_files(&root) {
+        let rel = path
+            .strip_prefix(&root)
+            .unwrap()
+            .to_string_lossy()
+            .to_string();
+        if !selection.file(&rel) {
+            continue;
+        }
         let file = parse_file(&path);
+        let starts: Vec<usize> = file.cases.iter().map(|c| c.line).collect();
+        let chosen: Vec<&Case> = file
+            .cases
+            .iter()
+            .enumerate()
+            .filter(|(i, c)| {
+                let next = starts.get(i + 1).copied().unwrap_or(file.lines + 1);
+                selection.case(&rel, c.line, next)
+            })
+            .map(|(_, c)| c)
+            .collect();
+        if chosen.is_empty() {
+            continue;
+        }
         for phase in PHASES {
             let dir = tempfile::tempdir().unwrap();
             let engine = stored(dir.path(), &file, phase).await;
@@ -361,21 +434,23 @@ async fn conformance_cases() {
                 let table = logwell_query::lookup::LookupTable::parse(csv).unwrap();
                 querier.lookup_tables().set(name, table);
             }
-            for case in &file.cases {
+            for case in &chosen {
                 total += 1;
                 if let Err(e) = run_case(&querier, &file, case).await {
                     failures.push(format!(
-                        "{}:{} ({phase}):\n{}\n{e}",
-                        path.file_name().unwrap().to_string_lossy(),
-                        case.line,
-                        case.query
+                        "{rel}:{} ({phase}):\n{}\n{e}",
+                        case.line, case.query
                     ));
                 }
             }
             engine.shutdown().await.unwrap();
         }
     }
-    assert!(total > 0, "no cases found");
+    assert!(
+        total > 0,
+        "no cases selected (LOGWELL_CASES={:?})",
+        std::env::var("LOGWELL_CASES")
+    );
     assert!(
         failures.is_empty(),
         "{} of {total} case runs failed:\n\n{}",
