@@ -9,6 +9,10 @@ use std::collections::BTreeMap;
 
 pub type Tags = BTreeMap<String, String>;
 
+/// The body of an operation that answers nothing: `{}`.
+#[derive(Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+pub struct Empty {}
+
 #[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CreateLogGroupRequest {

@@ -3,16 +3,18 @@
 
 pub mod config;
 pub mod lookup_tables;
+pub mod operations;
 mod ops;
 pub mod queries;
 pub mod tokens;
+mod transport;
 
 pub use config::{Limits, ServerConfig};
 pub use logwell_storage::OpenOptions;
 
 use axum::body::{Body, Bytes};
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use axum::Router;
@@ -22,6 +24,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Semaphore;
+use transport::{error_response, json_response, throttled, with_request_id, TARGET_PREFIX};
 
 /// Largest request body (JSON escaping can make a 1 MiB batch several times larger on the wire).
 const MAX_BODY_BYTES: usize = 16 << 20;
@@ -107,41 +110,12 @@ impl App {
     }
 }
 
-const TARGET_PREFIX: &str = "Logs_20140328.";
-const JSON_CT: &str = "application/x-amz-json-1.1";
-
 /// The HTTP routes: `POST /` carries every operation.
 pub fn router(app: SharedApp) -> Router {
     Router::new()
         .route("/", any(handle))
         .route("/health", get(|| async { "ok" }))
         .with_state(app)
-}
-
-fn error_response(e: &ApiError) -> Response {
-    let status = StatusCode::from_u16(e.kind.http_status()).unwrap_or(StatusCode::BAD_REQUEST);
-    let mut body = serde_json::json!({"__type": e.kind.type_name(), "message": e.message});
-    if let Some((start, end)) = e.location {
-        body["queryCompileError"] = serde_json::json!({
-            "location": {"startCharOffset": start, "endCharOffset": end},
-            "message": e.message,
-        });
-    }
-    let mut r = (status, body.to_string()).into_response();
-    let h = r.headers_mut();
-    h.insert("content-type", HeaderValue::from_static(JSON_CT));
-    if let Ok(v) = HeaderValue::from_str(e.kind.type_name()) {
-        h.insert("x-amzn-errortype", v);
-    }
-    r
-}
-
-fn request_id() -> HeaderValue {
-    HeaderValue::from_str(&uuid::Uuid::new_v4().to_string()).expect("uuid is a valid header")
-}
-
-fn throttled() -> ApiError {
-    ApiError::new(ErrorKind::Throttling, "Rate exceeded")
 }
 
 /// Reads a request body within the limits: a permit for its bytes first (ThrottlingException when
@@ -196,7 +170,7 @@ async fn handle(State(app): State<SharedApp>, headers: HeaderMap, body: Body) ->
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
     let result = match target.strip_prefix(TARGET_PREFIX) {
-        Some(op) => ops::dispatch(&app, op, &body).await,
+        Some(op) => operations::call(app.clone(), op, body).await,
         None if target.is_empty() => Err(ApiError::new(
             ErrorKind::UnknownOperation,
             "Missing X-Amz-Target header: expected Logs_20140328.<Operation>",
@@ -207,12 +181,7 @@ async fn handle(State(app): State<SharedApp>, headers: HeaderMap, body: Body) ->
         )),
     };
     let response = match result {
-        Ok(json) => {
-            let mut r = (StatusCode::OK, json).into_response();
-            r.headers_mut()
-                .insert("content-type", HeaderValue::from_static(JSON_CT));
-            r
-        }
+        Ok(json) => json_response(json),
         Err(e) => {
             if e.kind == ErrorKind::ServiceUnavailable {
                 tracing::warn!(op = target, error = %e, "request failed");
@@ -221,13 +190,6 @@ async fn handle(State(app): State<SharedApp>, headers: HeaderMap, body: Body) ->
         }
     };
     with_request_id(response)
-}
-
-fn with_request_id(mut response: Response) -> Response {
-    response
-        .headers_mut()
-        .insert("x-amzn-requestid", request_id());
-    response
 }
 
 /// Runs the API on `listener` until `shutdown` resolves, then flushes the store.

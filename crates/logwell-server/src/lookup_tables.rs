@@ -3,6 +3,7 @@
 //! as `settings/lookup-tables.json`, written whole on every change, so every node sees them.
 
 use crate::queries::Queries;
+use logwell_model::api_queries::LookupTableRequest;
 use logwell_model::{ApiError, ErrorKind};
 use logwell_query::lookup::{LookupTable, MAX_TABLE_BYTES};
 use logwell_query::Querier;
@@ -25,21 +26,6 @@ struct StoredTable {
     last_updated_time: i64,
     #[serde(default)]
     tags: BTreeMap<String, String>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(rename_all = "camelCase", default)]
-struct TableRequest {
-    lookup_table_name: Option<String>,
-    lookup_table_arn: Option<String>,
-    description: Option<String>,
-    table_body: Option<String>,
-    query_id: Option<String>,
-    kms_key_id: Option<String>,
-    tags: Option<BTreeMap<String, String>>,
-    lookup_table_name_prefix: Option<String>,
-    max_results: Option<i64>,
-    next_token: Option<String>,
 }
 
 pub struct LookupTableStore {
@@ -105,40 +91,6 @@ impl LookupTableStore {
         })
     }
 
-    pub async fn dispatch(
-        &self,
-        queries: &Queries,
-        op: &str,
-        body: Value,
-    ) -> Option<Result<Value, ApiError>> {
-        if !matches!(
-            op,
-            "CreateLookupTable"
-                | "GetLookupTable"
-                | "UpdateLookupTable"
-                | "DeleteLookupTable"
-                | "DescribeLookupTables"
-        ) {
-            return None;
-        }
-        let r: TableRequest = match serde_json::from_value(body) {
-            Ok(r) => r,
-            Err(e) => {
-                return Some(Err(ApiError::new(
-                    ErrorKind::SerializationException,
-                    format!("Could not parse the request body: {e}"),
-                )))
-            }
-        };
-        Some(match op {
-            "CreateLookupTable" => self.create(queries, r).await,
-            "GetLookupTable" => self.get(r).await,
-            "UpdateLookupTable" => self.update(queries, r).await,
-            "DeleteLookupTable" => self.delete(r).await,
-            _ => self.describe(r).await,
-        })
-    }
-
     fn arn(&self, name: &str) -> String {
         format!("{}{name}", self.arn_prefix)
     }
@@ -155,7 +107,7 @@ impl LookupTableStore {
     }
 
     /// The CSV body from `tableBody` or from a finished query's results (exactly one).
-    fn body(queries: &Queries, r: &TableRequest) -> Result<String, ApiError> {
+    fn body(queries: &Queries, r: &LookupTableRequest) -> Result<String, ApiError> {
         match (&r.table_body, &r.query_id) {
             (Some(b), None) => {
                 if b.is_empty() || b.len() > MAX_TABLE_BYTES {
@@ -174,7 +126,11 @@ impl LookupTableStore {
         }
     }
 
-    async fn create(&self, queries: &Queries, r: TableRequest) -> Result<Value, ApiError> {
+    pub(crate) async fn create(
+        &self,
+        queries: &Queries,
+        r: LookupTableRequest,
+    ) -> Result<Value, ApiError> {
         let name = r
             .lookup_table_name
             .clone()
@@ -212,7 +168,7 @@ impl LookupTableStore {
         Ok(json!({"lookupTableArn": self.arn(&name), "createdAt": now}))
     }
 
-    async fn get(&self, r: TableRequest) -> Result<Value, ApiError> {
+    pub(crate) async fn get(&self, r: LookupTableRequest) -> Result<Value, ApiError> {
         let name = self.name_of(r.lookup_table_arn)?;
         let tables = self.tables.lock().await;
         let t = tables.get(&name).ok_or_else(not_found)?;
@@ -227,7 +183,11 @@ impl LookupTableStore {
         }))
     }
 
-    async fn update(&self, queries: &Queries, r: TableRequest) -> Result<Value, ApiError> {
+    pub(crate) async fn update(
+        &self,
+        queries: &Queries,
+        r: LookupTableRequest,
+    ) -> Result<Value, ApiError> {
         let name = self.name_of(r.lookup_table_arn.clone())?;
         let body = Self::body(queries, &r)?;
         let parsed = parse_table(&body)?;
@@ -249,7 +209,7 @@ impl LookupTableStore {
         Ok(json!({"lookupTableArn": self.arn(&name), "lastUpdatedTime": now}))
     }
 
-    async fn delete(&self, r: TableRequest) -> Result<Value, ApiError> {
+    pub(crate) async fn delete(&self, r: LookupTableRequest) -> Result<Value, ApiError> {
         let name = self.name_of(r.lookup_table_arn)?;
         let mut tables = self.tables.lock().await;
         if !tables.contains_key(&name) {
@@ -263,7 +223,7 @@ impl LookupTableStore {
         Ok(json!({}))
     }
 
-    async fn describe(&self, r: TableRequest) -> Result<Value, ApiError> {
+    pub(crate) async fn describe(&self, r: LookupTableRequest) -> Result<Value, ApiError> {
         if let Some(p) = &r.lookup_table_name_prefix {
             check_name(p, "lookupTableNamePrefix")?;
         }

@@ -1,139 +1,98 @@
-//! One function per API operation: decode the request, apply AWS's rules, call the engine,
-//! encode the response.
+//! The log group, stream, event and tag operations: each applies AWS's rules to its typed
+//! request, calls the engine and returns its typed response (`crate::operations` routes to them).
 
 use crate::{tokens, App};
 use logwell_filter::FilterPattern;
 use logwell_model::api::*;
-use logwell_model::{validate, ApiError, ErrorKind};
+use logwell_model::{validate, ApiError};
 use logwell_storage::{NewGroup, Scan, StreamFilter};
-use serde::de::DeserializeOwned;
-use serde::Serialize;
 use serde_json::Value;
 
-fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
-    let body = if body.iter().all(|b| b.is_ascii_whitespace()) {
-        b"{}".as_slice()
-    } else {
-        body
-    };
-    serde_json::from_slice(body).map_err(serde_error)
+pub(crate) async fn delete_log_group(app: &App, r: LogGroupNameRequest) -> Result<Empty, ApiError> {
+    let name = group_name(r.log_group_name, r.log_group_identifier)?;
+    app.engine.delete_group(&name).await?;
+    Ok(Empty {})
 }
 
-fn serde_error(e: serde_json::Error) -> ApiError {
-    let msg = e.to_string();
-    if let Some(field) = msg
-        .strip_prefix("missing field `")
-        .and_then(|r| r.split('`').next())
-    {
-        return ApiError::constraint("null", field, "not be null");
-    }
-    ApiError::new(
-        ErrorKind::SerializationException,
-        format!("Could not parse the request body: {msg}"),
-    )
+pub(crate) async fn create_log_stream(app: &App, r: LogStreamRequest) -> Result<Empty, ApiError> {
+    let g = group_name(r.log_group_name, r.log_group_identifier)?;
+    validate::log_stream_name(&r.log_stream_name, "logStreamName")?;
+    app.engine.create_stream(&g, &r.log_stream_name).await?;
+    Ok(Empty {})
 }
 
-fn ok<T: Serialize>(v: &T) -> Result<String, ApiError> {
-    Ok(serde_json::to_string(v).expect("response serialises"))
+pub(crate) async fn delete_log_stream(app: &App, r: LogStreamRequest) -> Result<Empty, ApiError> {
+    let g = group_name(r.log_group_name, r.log_group_identifier)?;
+    validate::log_stream_name(&r.log_stream_name, "logStreamName")?;
+    app.engine.delete_stream(&g, &r.log_stream_name).await?;
+    Ok(Empty {})
 }
 
-fn empty() -> Result<String, ApiError> {
-    Ok("{}".into())
+pub(crate) async fn put_retention_policy(
+    app: &App,
+    r: PutRetentionPolicyRequest,
+) -> Result<Empty, ApiError> {
+    validate::log_group_name(&r.log_group_name, "logGroupName")?;
+    validate::retention_days(r.retention_in_days)?;
+    app.engine
+        .set_retention(&r.log_group_name, Some(r.retention_in_days))
+        .await?;
+    Ok(Empty {})
 }
 
-/// Routes an operation name to its handler.
-pub async fn dispatch(app: &App, op: &str, body: &[u8]) -> Result<String, ApiError> {
-    match op {
-        "CreateLogGroup" => create_log_group(app, parse(body)?).await,
-        "DeleteLogGroup" => {
-            let r: LogGroupNameRequest = parse(body)?;
-            let name = group_name(r.log_group_name, r.log_group_identifier)?;
-            app.engine.delete_group(&name).await?;
-            empty()
-        }
-        "DescribeLogGroups" => describe_log_groups(app, parse(body)?),
-        "CreateLogStream" => {
-            let r: LogStreamRequest = parse(body)?;
-            let g = group_name(r.log_group_name, r.log_group_identifier)?;
-            validate::log_stream_name(&r.log_stream_name, "logStreamName")?;
-            app.engine.create_stream(&g, &r.log_stream_name).await?;
-            empty()
-        }
-        "DeleteLogStream" => {
-            let r: LogStreamRequest = parse(body)?;
-            let g = group_name(r.log_group_name, r.log_group_identifier)?;
-            validate::log_stream_name(&r.log_stream_name, "logStreamName")?;
-            app.engine.delete_stream(&g, &r.log_stream_name).await?;
-            empty()
-        }
-        "DescribeLogStreams" => describe_log_streams(app, parse(body)?),
-        "PutLogEvents" => put_log_events(app, body).await,
-        "GetLogEvents" => get_log_events(app, parse(body)?).await,
-        "FilterLogEvents" => filter_log_events(app, parse(body)?).await,
-        "PutRetentionPolicy" => {
-            let r: PutRetentionPolicyRequest = parse(body)?;
-            validate::log_group_name(&r.log_group_name, "logGroupName")?;
-            validate::retention_days(r.retention_in_days)?;
-            app.engine
-                .set_retention(&r.log_group_name, Some(r.retention_in_days))
-                .await?;
-            empty()
-        }
-        "DeleteRetentionPolicy" => {
-            let r: LogGroupNameRequest = parse(body)?;
-            let g = group_name(r.log_group_name, r.log_group_identifier)?;
-            app.engine.set_retention(&g, None).await?;
-            empty()
-        }
-        "TagResource" => {
-            let r: TagResourceRequest = parse(body)?;
-            let g = group_from_arn(&r.resource_arn)?;
-            validate::tags(&r.tags)?;
-            app.engine.tag_group(&g, r.tags).await?;
-            empty()
-        }
-        "UntagResource" => {
-            let r: UntagResourceRequest = parse(body)?;
-            let g = group_from_arn(&r.resource_arn)?;
-            app.engine.untag_group(&g, r.tag_keys).await?;
-            empty()
-        }
-        "ListTagsForResource" => {
-            let r: ListTagsForResourceRequest = parse(body)?;
-            let g = group_from_arn(&r.resource_arn)?;
-            ok(&ListTagsForResourceResponse {
-                tags: app.engine.group_tags(&g)?,
-            })
-        }
-        "TagLogGroup" => {
-            let r: TagLogGroupRequest = parse(body)?;
-            validate::log_group_name(&r.log_group_name, "logGroupName")?;
-            validate::tags(&r.tags)?;
-            app.engine.tag_group(&r.log_group_name, r.tags).await?;
-            empty()
-        }
-        "UntagLogGroup" => {
-            let r: UntagLogGroupRequest = parse(body)?;
-            validate::log_group_name(&r.log_group_name, "logGroupName")?;
-            app.engine.untag_group(&r.log_group_name, r.tags).await?;
-            empty()
-        }
-        "ListTagsLogGroup" => {
-            let r: LogGroupNameRequest = parse(body)?;
-            let g = group_name(r.log_group_name, r.log_group_identifier)?;
-            ok(&ListTagsForResourceResponse {
-                tags: app.engine.group_tags(&g)?,
-            })
-        }
-        "TestMetricFilter" => test_metric_filter(parse(body)?),
-        other => match app.queries.dispatch(other, parse::<Value>(body)?).await {
-            Some(result) => result.map(|v| v.to_string()),
-            None => Err(ApiError::new(
-                ErrorKind::UnknownOperation,
-                format!("The operation {other} is not supported by this logwell server yet."),
-            )),
-        },
-    }
+pub(crate) async fn delete_retention_policy(
+    app: &App,
+    r: LogGroupNameRequest,
+) -> Result<Empty, ApiError> {
+    let g = group_name(r.log_group_name, r.log_group_identifier)?;
+    app.engine.set_retention(&g, None).await?;
+    Ok(Empty {})
+}
+
+pub(crate) async fn tag_resource(app: &App, r: TagResourceRequest) -> Result<Empty, ApiError> {
+    let g = group_from_arn(&r.resource_arn)?;
+    validate::tags(&r.tags)?;
+    app.engine.tag_group(&g, r.tags).await?;
+    Ok(Empty {})
+}
+
+pub(crate) async fn untag_resource(app: &App, r: UntagResourceRequest) -> Result<Empty, ApiError> {
+    let g = group_from_arn(&r.resource_arn)?;
+    app.engine.untag_group(&g, r.tag_keys).await?;
+    Ok(Empty {})
+}
+
+pub(crate) async fn list_tags_for_resource(
+    app: &App,
+    r: ListTagsForResourceRequest,
+) -> Result<ListTagsForResourceResponse, ApiError> {
+    let g = group_from_arn(&r.resource_arn)?;
+    Ok(ListTagsForResourceResponse {
+        tags: app.engine.group_tags(&g)?,
+    })
+}
+
+pub(crate) async fn tag_log_group(app: &App, r: TagLogGroupRequest) -> Result<Empty, ApiError> {
+    validate::log_group_name(&r.log_group_name, "logGroupName")?;
+    validate::tags(&r.tags)?;
+    app.engine.tag_group(&r.log_group_name, r.tags).await?;
+    Ok(Empty {})
+}
+
+pub(crate) async fn untag_log_group(app: &App, r: UntagLogGroupRequest) -> Result<Empty, ApiError> {
+    validate::log_group_name(&r.log_group_name, "logGroupName")?;
+    app.engine.untag_group(&r.log_group_name, r.tags).await?;
+    Ok(Empty {})
+}
+
+pub(crate) async fn list_tags_log_group(
+    app: &App,
+    r: LogGroupNameRequest,
+) -> Result<ListTagsForResourceResponse, ApiError> {
+    let g = group_name(r.log_group_name, r.log_group_identifier)?;
+    Ok(ListTagsForResourceResponse {
+        tags: app.engine.group_tags(&g)?,
+    })
 }
 
 /// Resolves `logGroupName` / `logGroupIdentifier`, exactly one of which must be given.
@@ -169,7 +128,10 @@ fn group_from_arn(arn: &str) -> Result<String, ApiError> {
     Ok(name)
 }
 
-async fn create_log_group(app: &App, r: CreateLogGroupRequest) -> Result<String, ApiError> {
+pub(crate) async fn create_log_group(
+    app: &App,
+    r: CreateLogGroupRequest,
+) -> Result<Empty, ApiError> {
     validate::new_log_group_name(&r.log_group_name)?;
     if let Some(k) = &r.kms_key_id {
         if k.len() > 256 {
@@ -201,10 +163,13 @@ async fn create_log_group(app: &App, r: CreateLogGroupRequest) -> Result<String,
             deletion_protection: r.deletion_protection_enabled.unwrap_or(false),
         })
         .await?;
-    empty()
+    Ok(Empty {})
 }
 
-fn describe_log_groups(app: &App, r: DescribeLogGroupsRequest) -> Result<String, ApiError> {
+pub(crate) async fn describe_log_groups(
+    app: &App,
+    r: DescribeLogGroupsRequest,
+) -> Result<Value, ApiError> {
     let limit = validate::describe_limit(r.limit)?;
     if r.log_group_name_prefix.is_some() && r.log_group_name_pattern.is_some() {
         return Err(ApiError::invalid(
@@ -288,15 +253,19 @@ fn describe_log_groups(app: &App, r: DescribeLogGroupsRequest) -> Result<String,
         if let Some(t) = next_token {
             v["nextToken"] = Value::String(t);
         }
-        return ok(&v);
+        return Ok(v);
     }
-    ok(&DescribeLogGroupsResponse {
+    Ok(serde_json::to_value(DescribeLogGroupsResponse {
         log_groups: out,
         next_token,
     })
+    .expect("response serialises"))
 }
 
-fn describe_log_streams(app: &App, r: DescribeLogStreamsRequest) -> Result<String, ApiError> {
+pub(crate) async fn describe_log_streams(
+    app: &App,
+    r: DescribeLogStreamsRequest,
+) -> Result<DescribeLogStreamsResponse, ApiError> {
     let g = group_name(r.log_group_name, r.log_group_identifier)?;
     let limit = validate::describe_limit(r.limit)?;
     let by_time = match r.order_by.as_deref() {
@@ -378,26 +347,24 @@ fn describe_log_streams(app: &App, r: DescribeLogStreamsRequest) -> Result<Strin
         (Some(_), Some((ts, name))) => Some(format!("s/{ts}:{name}")),
         _ => None,
     };
-    ok(&DescribeLogStreamsResponse {
+    Ok(DescribeLogStreamsResponse {
         log_streams: page,
         next_token,
     })
 }
 
-async fn put_log_events(app: &App, body: &[u8]) -> Result<String, ApiError> {
-    let body = if body.iter().all(|b| b.is_ascii_whitespace()) {
-        b"{}".as_slice()
-    } else {
-        body
-    };
-    let r: PutLogEventsRequest = serde_json::from_slice(body).map_err(serde_error)?;
+pub(crate) async fn put_log_events(
+    app: &App,
+    r: PutLogEventsRequest<'_>,
+) -> Result<PutLogEventsResponse, ApiError> {
     validate::log_group_name(&r.log_group_name, "logGroupName")?;
     validate::log_stream_name(&r.log_stream_name, "logStreamName")?;
+    validate::put_log_events_batch(&r.log_events)?;
     let outcome = app
         .engine
         .put_events(&r.log_group_name, &r.log_stream_name, &r.log_events)
         .await?;
-    ok(&PutLogEventsResponse {
+    Ok(PutLogEventsResponse {
         // Deprecated and ignored by AWS, but old clients still read it.
         next_sequence_token: Some(format!("{:056}", logwell_model::now_millis())),
         rejected_log_events_info: outcome.rejected,
@@ -421,7 +388,10 @@ fn cap_bytes<T>(rows: &mut Vec<T>, size: impl Fn(&T) -> usize) {
     rows.truncate(keep.max(1).min(rows.len()));
 }
 
-async fn get_log_events(app: &App, r: GetLogEventsRequest) -> Result<String, ApiError> {
+pub(crate) async fn get_log_events(
+    app: &App,
+    r: GetLogEventsRequest,
+) -> Result<GetLogEventsResponse, ApiError> {
     let g = group_name(r.log_group_name, r.log_group_identifier)?;
     validate::log_stream_name(&r.log_stream_name, "logStreamName")?;
     let limit = check_limit(r.limit)?;
@@ -470,14 +440,17 @@ async fn get_log_events(app: &App, r: GetLogEventsRequest) -> Result<String, Api
             ingestion_time: e.ingestion_time,
         })
         .collect();
-    ok(&GetLogEventsResponse {
+    Ok(GetLogEventsResponse {
         events,
         next_forward_token: forward,
         next_backward_token: backward,
     })
 }
 
-async fn filter_log_events(app: &App, r: FilterLogEventsRequest) -> Result<String, ApiError> {
+pub(crate) async fn filter_log_events(
+    app: &App,
+    r: FilterLogEventsRequest,
+) -> Result<FilterLogEventsResponse, ApiError> {
     let g = group_name(r.log_group_name, r.log_group_identifier)?;
     let limit = check_limit(r.limit)?;
     let streams = match (r.log_stream_names, r.log_stream_name_prefix) {
@@ -563,14 +536,17 @@ async fn filter_log_events(app: &App, r: FilterLogEventsRequest) -> Result<Strin
             event_id: format!("{:056}", e.seq),
         })
         .collect();
-    ok(&FilterLogEventsResponse {
+    Ok(FilterLogEventsResponse {
         events,
         searched_log_streams: Vec::new(),
         next_token,
     })
 }
 
-fn test_metric_filter(r: TestMetricFilterRequest) -> Result<String, ApiError> {
+pub(crate) async fn test_metric_filter(
+    _: &App,
+    r: TestMetricFilterRequest,
+) -> Result<TestMetricFilterResponse, ApiError> {
     let n = r.log_event_messages.len();
     if !(1..=50).contains(&n) {
         return Err(ApiError::constraint(
@@ -594,5 +570,5 @@ fn test_metric_filter(r: TestMetricFilterRequest) -> Result<String, ApiError> {
             })
         })
         .collect();
-    ok(&TestMetricFilterResponse { matches })
+    Ok(TestMetricFilterResponse { matches })
 }

@@ -2,10 +2,11 @@
 //! it, StopQuery cancels it; DescribeQueries lists them; GetLogRecord follows an `@ptr`; and
 //! saved query definitions (kept in the object store as `settings/query-definitions.json`).
 
+use logwell_model::api_queries::*;
 use logwell_model::{ApiError, ErrorKind};
 use logwell_query::udf::QueryCounters;
 use logwell_query::{Language, Querier, QueryError, QueryRequest, QueryResults};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -83,72 +84,6 @@ fn not_found(what: &str) -> ApiError {
         ErrorKind::ResourceNotFound,
         format!("{what} does not exist"),
     )
-}
-
-#[derive(Deserialize, Default)]
-#[serde(rename_all = "camelCase", default)]
-struct StartQueryRequest {
-    log_group_name: Option<String>,
-    log_group_names: Option<Vec<String>>,
-    log_group_identifiers: Option<Vec<String>>,
-    start_time: Option<i64>,
-    end_time: Option<i64>,
-    query_string: Option<String>,
-    limit: Option<i64>,
-    query_language: Option<String>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(rename_all = "camelCase", default)]
-struct QueryIdRequest {
-    query_id: Option<String>,
-    next_token: Option<String>,
-    max_items: Option<i64>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(rename_all = "camelCase", default)]
-struct DescribeQueriesRequest {
-    log_group_name: Option<String>,
-    status: Option<String>,
-    max_results: Option<i64>,
-    next_token: Option<String>,
-    query_language: Option<String>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(rename_all = "camelCase", default)]
-struct GetLogRecordRequest {
-    log_record_pointer: Option<String>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(rename_all = "camelCase", default)]
-struct PutQueryDefinitionRequest {
-    name: Option<String>,
-    query_definition_id: Option<String>,
-    log_group_names: Option<Vec<String>>,
-    query_string: Option<String>,
-    query_language: Option<String>,
-    parameters: Option<Value>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(rename_all = "camelCase", default)]
-struct DescribeQueryDefinitionsRequest {
-    query_definition_name_prefix: Option<String>,
-    max_results: Option<i64>,
-    next_token: Option<String>,
-    query_language: Option<String>,
-}
-
-fn parse<T: serde::de::DeserializeOwned>(body: Value) -> Result<T, ApiError> {
-    serde_json::from_value(body).map_err(|e| {
-        ApiError::new(
-            ErrorKind::SerializationException,
-            format!("Could not parse the request body: {e}"),
-        )
-    })
 }
 
 fn required<T>(v: Option<T>, name: &str) -> Result<T, ApiError> {
@@ -232,50 +167,15 @@ impl Queries {
         })
     }
 
+    pub(crate) fn lookups(&self) -> &crate::lookup_tables::LookupTableStore {
+        &self.lookups
+    }
+
     pub fn querier(&self) -> &Querier {
         &self.querier
     }
 
-    pub async fn dispatch(
-        self: &Arc<Self>,
-        op: &str,
-        body: Value,
-    ) -> Option<Result<Value, ApiError>> {
-        Some(match op {
-            "StartQuery" => match parse(body) {
-                Ok(r) => self.start(r).await,
-                Err(e) => Err(e),
-            },
-            "GetQueryResults" => parse(body).and_then(|r| self.results(r)),
-            "StopQuery" => parse(body).and_then(|r| self.stop(r)),
-            "DescribeQueries" => parse(body).and_then(|r| self.describe(r)),
-            "GetLogRecord" => match parse(body) {
-                Ok(r) => self.log_record(r).await,
-                Err(e) => Err(e),
-            },
-            "PutQueryDefinition" => match parse(body) {
-                Ok(r) => self.put_definition(r).await,
-                Err(e) => Err(e),
-            },
-            "DescribeQueryDefinitions" => match parse(body) {
-                Ok(r) => self.describe_definitions(r).await,
-                Err(e) => Err(e),
-            },
-            "DeleteQueryDefinition" => {
-                let id = body
-                    .get("queryDefinitionId")
-                    .and_then(Value::as_str)
-                    .map(str::to_string);
-                match required(id, "queryDefinitionId") {
-                    Ok(id) => self.delete_definition(&id).await,
-                    Err(e) => Err(e),
-                }
-            }
-            other => return self.lookups.dispatch(self, other, body).await,
-        })
-    }
-
-    async fn start(self: &Arc<Self>, r: StartQueryRequest) -> Result<Value, ApiError> {
+    pub(crate) async fn start(self: &Arc<Self>, r: StartQueryRequest) -> Result<Value, ApiError> {
         let (lang, lang_name) = language(&r.query_language)?;
         let query_string = required(r.query_string, "queryString")?;
         if query_string.chars().count() > 10_000 {
@@ -435,7 +335,7 @@ impl Queries {
         }
     }
 
-    fn results(&self, r: QueryIdRequest) -> Result<Value, ApiError> {
+    pub(crate) fn results(&self, r: QueryIdRequest) -> Result<Value, ApiError> {
         let id = required(r.query_id, "queryId")?;
         let entries = self.entries.lock().unwrap();
         let e = entries.get(&id).ok_or_else(|| not_found("Query"))?;
@@ -485,7 +385,7 @@ impl Queries {
         Ok(out)
     }
 
-    fn stop(&self, r: QueryIdRequest) -> Result<Value, ApiError> {
+    pub(crate) fn stop(&self, r: QueryIdRequest) -> Result<Value, ApiError> {
         let id = required(r.query_id, "queryId")?;
         let mut entries = self.entries.lock().unwrap();
         let e = entries.get_mut(&id).ok_or_else(|| not_found("Query"))?;
@@ -504,7 +404,7 @@ impl Queries {
         }
     }
 
-    fn describe(&self, r: DescribeQueriesRequest) -> Result<Value, ApiError> {
+    pub(crate) fn describe(&self, r: DescribeQueriesRequest) -> Result<Value, ApiError> {
         let max = r.max_results.unwrap_or(1000).clamp(1, 1000) as usize;
         let from = offset_token(&r.next_token)?;
         let entries = self.entries.lock().unwrap();
@@ -552,7 +452,7 @@ impl Queries {
         Ok(out)
     }
 
-    async fn log_record(&self, r: GetLogRecordRequest) -> Result<Value, ApiError> {
+    pub(crate) async fn log_record(&self, r: GetLogRecordRequest) -> Result<Value, ApiError> {
         let ptr = required(r.log_record_pointer, "logRecordPointer")?;
         let row = self.querier.get_log_record(&ptr).await.map_err(to_api)?;
         let record: serde_json::Map<String, Value> = row
@@ -613,7 +513,10 @@ impl Queries {
         Ok(String::from_utf8_lossy(&bytes).into_owned())
     }
 
-    async fn put_definition(&self, r: PutQueryDefinitionRequest) -> Result<Value, ApiError> {
+    pub(crate) async fn put_definition(
+        &self,
+        r: PutQueryDefinitionRequest,
+    ) -> Result<Value, ApiError> {
         let name = required(r.name, "name")?;
         if name.is_empty() || name.chars().count() > 255 {
             return Err(ApiError::constraint(
@@ -660,7 +563,7 @@ impl Queries {
         Ok(json!({ "queryDefinitionId": id }))
     }
 
-    async fn describe_definitions(
+    pub(crate) async fn describe_definitions(
         &self,
         r: DescribeQueryDefinitionsRequest,
     ) -> Result<Value, ApiError> {
@@ -698,7 +601,12 @@ impl Queries {
         Ok(out)
     }
 
-    async fn delete_definition(&self, id: &str) -> Result<Value, ApiError> {
+    pub(crate) async fn delete_definition(
+        &self,
+        r: DeleteQueryDefinitionRequest,
+    ) -> Result<Value, ApiError> {
+        let id = required(r.query_definition_id, "queryDefinitionId")?;
+        let id = id.as_str();
         let mut defs = self.definitions.lock().await;
         if !defs.contains_key(id) {
             return Err(not_found("Query definition"));

@@ -1,0 +1,183 @@
+//! Every CloudWatch Logs operation this server answers, declared once: its name, the IAM action
+//! it needs, the resource it acts on, and its handler with typed request and response (all wire
+//! shapes are in `logwell-model`). Routing, and later authentication and per-action permission
+//! checks, read this one table.
+
+use crate::transport::{decode, decode_owned, encode};
+use crate::{lookup_tables::LookupTableStore, ops, SharedApp};
+use axum::body::Bytes;
+use logwell_model::{ApiError, ErrorKind};
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::LazyLock;
+
+/// What an operation acts on, for permission checks (the ARN comes from these members).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resource {
+    /// One log group: `logGroupName` or `logGroupIdentifier`.
+    LogGroup,
+    /// A log group named by `resourceArn` (the tagging APIs).
+    TaggedResource,
+    /// The log groups a query reads: `logGroupName`, `logGroupNames` or `logGroupIdentifiers`.
+    QueriedLogGroups,
+    /// A lookup table: `lookupTableArn` or `lookupTableName`.
+    LookupTable,
+    /// The account's resources of a kind (Describe*, query definitions, queries by id).
+    Account,
+}
+
+type Reply = Pin<Box<dyn Future<Output = Result<String, ApiError>> + Send>>;
+
+/// One operation.
+pub struct Operation {
+    /// The `X-Amz-Target` suffix: `PutLogEvents`.
+    pub name: &'static str,
+    /// The IAM action a caller needs: `logs:PutLogEvents`.
+    pub action: &'static str,
+    pub resource: Resource,
+    handler: fn(SharedApp, Bytes) -> Reply,
+}
+
+/// An operation whose handler is `async fn(&App, Request) -> Result<Response, ApiError>`.
+macro_rules! op {
+    ($name:literal, $resource:ident, $handler:expr) => {
+        Operation {
+            name: $name,
+            action: concat!("logs:", $name),
+            resource: Resource::$resource,
+            handler: |app, body| {
+                Box::pin(async move {
+                    let request = decode_owned(&body)?;
+                    let response = ($handler)(&app, request).await?;
+                    Ok(encode(&response))
+                })
+            },
+        }
+    };
+}
+
+/// The operations, in the order of CloudWatch's API reference areas.
+pub static OPERATIONS: &[Operation] = &[
+    op!("CreateLogGroup", LogGroup, ops::create_log_group),
+    op!("DeleteLogGroup", LogGroup, ops::delete_log_group),
+    op!("DescribeLogGroups", Account, ops::describe_log_groups),
+    op!("CreateLogStream", LogGroup, ops::create_log_stream),
+    op!("DeleteLogStream", LogGroup, ops::delete_log_stream),
+    op!("DescribeLogStreams", LogGroup, ops::describe_log_streams),
+    Operation {
+        name: "PutLogEvents",
+        action: "logs:PutLogEvents",
+        resource: Resource::LogGroup,
+        // Messages borrow from the body instead of being copied.
+        handler: |app, body| {
+            Box::pin(async move {
+                let request = decode(&body)?;
+                let response = ops::put_log_events(&app, request).await?;
+                Ok(encode(&response))
+            })
+        },
+    },
+    op!("GetLogEvents", LogGroup, ops::get_log_events),
+    op!("FilterLogEvents", LogGroup, ops::filter_log_events),
+    op!("PutRetentionPolicy", LogGroup, ops::put_retention_policy),
+    op!(
+        "DeleteRetentionPolicy",
+        LogGroup,
+        ops::delete_retention_policy
+    ),
+    op!("TagResource", TaggedResource, ops::tag_resource),
+    op!("UntagResource", TaggedResource, ops::untag_resource),
+    op!(
+        "ListTagsForResource",
+        TaggedResource,
+        ops::list_tags_for_resource
+    ),
+    op!("TagLogGroup", LogGroup, ops::tag_log_group),
+    op!("UntagLogGroup", LogGroup, ops::untag_log_group),
+    op!("ListTagsLogGroup", LogGroup, ops::list_tags_log_group),
+    op!("TestMetricFilter", Account, ops::test_metric_filter),
+    op!("StartQuery", QueriedLogGroups, |app: &SharedApp, r| {
+        let queries = app.queries.clone();
+        async move { queries.start(r).await }
+    }),
+    op!("GetQueryResults", Account, |app: &SharedApp, r| {
+        std::future::ready(app.queries.results(r))
+    }),
+    op!("StopQuery", Account, |app: &SharedApp, r| {
+        std::future::ready(app.queries.stop(r))
+    }),
+    op!("DescribeQueries", Account, |app: &SharedApp, r| {
+        std::future::ready(app.queries.describe(r))
+    }),
+    op!("GetLogRecord", Account, |app: &SharedApp, r| {
+        let queries = app.queries.clone();
+        async move { queries.log_record(r).await }
+    }),
+    op!("PutQueryDefinition", Account, |app: &SharedApp, r| {
+        let queries = app.queries.clone();
+        async move { queries.put_definition(r).await }
+    }),
+    op!("DescribeQueryDefinitions", Account, |app: &SharedApp, r| {
+        let queries = app.queries.clone();
+        async move { queries.describe_definitions(r).await }
+    }),
+    op!("DeleteQueryDefinition", Account, |app: &SharedApp, r| {
+        let queries = app.queries.clone();
+        async move { queries.delete_definition(r).await }
+    }),
+    op!("CreateLookupTable", LookupTable, |app: &SharedApp, r| {
+        let queries = app.queries.clone();
+        async move { LookupTableStore::create(queries.lookups(), &queries, r).await }
+    }),
+    op!("GetLookupTable", LookupTable, |app: &SharedApp, r| {
+        let queries = app.queries.clone();
+        async move { queries.lookups().get(r).await }
+    }),
+    op!("UpdateLookupTable", LookupTable, |app: &SharedApp, r| {
+        let queries = app.queries.clone();
+        async move { LookupTableStore::update(queries.lookups(), &queries, r).await }
+    }),
+    op!("DeleteLookupTable", LookupTable, |app: &SharedApp, r| {
+        let queries = app.queries.clone();
+        async move { queries.lookups().delete(r).await }
+    }),
+    op!("DescribeLookupTables", Account, |app: &SharedApp, r| {
+        let queries = app.queries.clone();
+        async move { queries.lookups().describe(r).await }
+    }),
+];
+
+static BY_NAME: LazyLock<HashMap<&'static str, &'static Operation>> =
+    LazyLock::new(|| OPERATIONS.iter().map(|o| (o.name, o)).collect());
+
+/// The operation an `X-Amz-Target` names.
+pub fn find(name: &str) -> Option<&'static Operation> {
+    BY_NAME.get(name).copied()
+}
+
+/// Runs the operation `name` on a request body.
+pub(crate) async fn call(app: SharedApp, name: &str, body: Bytes) -> Result<String, ApiError> {
+    match find(name) {
+        Some(op) => (op.handler)(app, body).await,
+        None => Err(ApiError::new(
+            ErrorKind::UnknownOperation,
+            format!("The operation {name} is not supported by this logwell server yet."),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_operation_is_declared_once_with_its_iam_action() {
+        assert_eq!(BY_NAME.len(), OPERATIONS.len(), "a name is declared twice");
+        for op in OPERATIONS {
+            assert_eq!(op.action, format!("logs:{}", op.name));
+        }
+        assert_eq!(find("PutLogEvents").unwrap().resource, Resource::LogGroup);
+        assert!(find("PutLogEvent").is_none());
+    }
+}
