@@ -19,7 +19,6 @@ use logwell_filter::{CompareOp, FilterPattern, Necessary};
 use logwell_storage::memtable::col as columns;
 use logwell_storage::{EventRow, Scan, StreamFilter};
 use std::hash::{Hash, Hasher};
-use std::ops::Not;
 use std::sync::Arc;
 
 /// `lw_filter_pattern(message)`: whether a filter pattern matches.
@@ -184,12 +183,13 @@ fn key_before(t: i64, s: i64) -> Expr {
 
 impl Querier {
     /// The events of `group` that `scan` selects, in key order (newest first when asked), as
-    /// `Engine::scan` returns them. `pattern_text` is the pattern `scan.pattern` was parsed from.
+    /// `Engine::scan` returns them, keeping only events that `pattern` (its text and the
+    /// pattern parsed from it) matches.
     pub async fn filter_events(
         &self,
         group: &str,
         scan: &Scan,
-        pattern_text: Option<&str>,
+        pattern: Option<(&str, &FilterPattern)>,
     ) -> Result<Vec<EventRow>, QueryError> {
         let mut lo = scan.start.unwrap_or(i64::MIN);
         let mut hi = scan.end.map_or(i64::MAX, |e| e.saturating_sub(1));
@@ -206,16 +206,7 @@ impl Querier {
         }
         let ts = col(columns::TIMESTAMP);
         let stream = col(columns::STREAM);
-        let mut pred = ts.clone().gt_eq(lit(lo)).and(ts.clone().lt_eq(lit(hi)));
-        for (name, floor) in &snap.tombstones {
-            pred = pred.and(
-                stream
-                    .clone()
-                    .eq(lit(name.as_str()))
-                    .and(col(columns::SEQ).lt(lit(*floor)))
-                    .not(),
-            );
-        }
+        let mut pred = crate::table::visible_rows(&snap, lo, hi);
         match &scan.streams {
             StreamFilter::All => {}
             StreamFilter::Names(names) => {
@@ -247,7 +238,7 @@ impl Querier {
             None => Vec::new(),
         };
         let mut fields = Vec::new();
-        if let Some(p) = &scan.pattern {
+        if let Some((text, p)) = pattern.filter(|(_, p)| !p.matches_all()) {
             let candidates = p
                 .necessary()
                 .and_then(|n| candidates(&n, &stored))
@@ -261,7 +252,6 @@ impl Querier {
                     fields.sort();
                     fields.dedup();
                 });
-            let text = pattern_text.unwrap_or_default();
             if let Some(c) = candidates {
                 let page = CandidatePage {
                     pred,

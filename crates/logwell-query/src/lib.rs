@@ -49,7 +49,6 @@ use logwell_model::ApiError;
 use logwell_storage::memtable::col as columns;
 use logwell_storage::segment::field_column;
 use logwell_storage::{Engine, GroupSnapshot};
-use std::ops::Not;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -248,17 +247,7 @@ impl Querier {
             .map(|b| b.column(4).as_string::<i32>().values().len())
             .sum();
         let bytes_per_row = (raw + buffered_bytes as u64) / (rows + buffered_rows as u64).max(1);
-        let mut visible = col(columns::TIMESTAMP)
-            .gt_eq(lit(lo))
-            .and(col(columns::TIMESTAMP).lt_eq(lit(hi)));
-        for (stream, floor) in &snap.tombstones {
-            visible = visible.and(
-                col(columns::STREAM)
-                    .eq(lit(stream.as_str()))
-                    .and(col(columns::SEQ).lt(lit(*floor)))
-                    .not(),
-            );
-        }
+        let visible = table::visible_rows(&snap, lo, hi);
         let log = format!("{}:{}", self.config.account_id, snap.name);
         let table = GroupTable::new(snap, (lo, hi), fields.to_vec());
         let ts = DataType::Timestamp(TimeUnit::Millisecond, None);
@@ -462,7 +451,6 @@ impl Querier {
             end: Some(ts + 1),
             after: None,
             before: None,
-            pattern: None,
             newest_first: false,
             limit: usize::MAX,
         };

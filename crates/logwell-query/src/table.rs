@@ -266,3 +266,22 @@ impl TableProvider for GroupTable {
         UnionExec::try_new(inputs)
     }
 }
+
+/// The rows of a group snapshot a read may see between `lo` and `hi` (epoch ms, inclusive): not
+/// past retention, and not in a deleted stream (below its tombstone). The one statement of these
+/// rules for DataFusion plans; storage's own reads apply the same snapshot fields row by row.
+pub fn visible_rows(snap: &logwell_storage::GroupSnapshot, lo: i64, hi: i64) -> Expr {
+    use std::ops::Not;
+    let lo = lo.max(snap.cutoff.unwrap_or(i64::MIN));
+    let ts = col(columns::TIMESTAMP);
+    let mut visible = ts.clone().gt_eq(lit(lo)).and(ts.lt_eq(lit(hi)));
+    for (stream, floor) in &snap.tombstones {
+        visible = visible.and(
+            col(columns::STREAM)
+                .eq(lit(stream.as_str()))
+                .and(col(columns::SEQ).lt(lit(*floor)))
+                .not(),
+        );
+    }
+    visible
+}

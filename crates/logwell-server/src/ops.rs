@@ -497,7 +497,6 @@ pub(crate) async fn filter_log_events(
         streams,
         start: r.start_time,
         end: r.end_time.map(|e| e.saturating_add(1)),
-        pattern: pattern.filter(|p| !p.matches_all()),
         newest_first,
         limit: limit + 1,
         ..Default::default()
@@ -513,7 +512,7 @@ pub(crate) async fn filter_log_events(
     let mut rows = app
         .queries
         .querier()
-        .filter_events(&g, &scan, r.filter_pattern.as_deref())
+        .filter_events(&g, &scan, r.filter_pattern.as_deref().zip(pattern.as_ref()))
         .await
         .map_err(crate::queries::to_api)?;
     let more = rows.len() > limit;

@@ -110,15 +110,6 @@ async fn scans_page_by_key_from_either_end_over_memtable_and_segments() {
     })
     .await;
     assert_eq!(window.len(), 10, "start inclusive, end exclusive");
-    let pattern = logwell_filter::FilterPattern::parse("?\"x 1\" ?\"y 1\"").unwrap();
-    let matched = scan(Scan {
-        limit: 1000,
-        pattern: Some(pattern),
-        ..Default::default()
-    })
-    .await;
-    // "x 1", "x 10".."x 19", and the same for y.
-    assert_eq!(matched.len(), 22);
 }
 
 #[tokio::test]

@@ -23,7 +23,6 @@ use crate::wal::{self, ReplayMode, Wal};
 use arrow::array::{Array, AsArray, BooleanArray, RecordBatch};
 use arrow::datatypes::{Int32Type, Int64Type};
 use futures::StreamExt;
-use logwell_filter::FilterPattern;
 use logwell_model::api::{InputLogEvent, RejectedLogEventsInfo};
 use logwell_model::{now_millis, ApiError};
 use object_store::path::Path as ObjPath;
@@ -118,7 +117,6 @@ pub struct Scan {
     pub after: Option<EventKey>,
     /// Only events strictly before this key.
     pub before: Option<EventKey>,
-    pub pattern: Option<FilterPattern>,
     /// Take the newest `limit` events instead of the oldest.
     pub newest_first: bool,
     pub limit: usize,

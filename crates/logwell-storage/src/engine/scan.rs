@@ -54,11 +54,6 @@ impl RowFilter<'_> {
                 continue;
             }
             let m = msg.value(i);
-            if let Some(p) = &self.scan.pattern {
-                if !p.matches(m) {
-                    continue;
-                }
-            }
             sel.push(EventRow {
                 stream: names.value(keys.value(i) as usize).to_string(),
                 timestamp: t,
