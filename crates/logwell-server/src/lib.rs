@@ -6,6 +6,7 @@ pub mod lookup_tables;
 pub mod operations;
 mod ops;
 pub mod queries;
+mod settings;
 pub mod tokens;
 mod transport;
 

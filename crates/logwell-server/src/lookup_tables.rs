@@ -74,7 +74,7 @@ impl LookupTableStore {
         querier: &Querier,
     ) -> Result<Self, ApiError> {
         let tables: BTreeMap<String, StoredTable> =
-            crate::queries::load_document(querier.engine(), data_dir, DOCUMENT).await?;
+            crate::settings::load(querier.engine(), data_dir, DOCUMENT).await?;
         for (name, t) in &tables {
             match LookupTable::parse(&t.table_body) {
                 Ok(parsed) => querier.lookup_tables().set(name, parsed),
@@ -279,7 +279,6 @@ impl LookupTableStore {
     }
 
     async fn save(&self, tables: &BTreeMap<String, StoredTable>) -> Result<(), ApiError> {
-        let body = serde_json::to_vec(tables).expect("tables serialise");
-        self.engine.put_document(DOCUMENT, body.into()).await
+        crate::settings::save(&self.engine, DOCUMENT, tables).await
     }
 }

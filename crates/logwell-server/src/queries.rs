@@ -108,28 +108,6 @@ fn language(s: &Option<String>) -> Result<(Language, &'static str), ApiError> {
 /// The object-store document holding the saved query definitions.
 const DEFINITIONS_DOCUMENT: &str = "query-definitions.json";
 
-/// A JSON settings document from the object store; the first time, the copy an older version
-/// kept in `data_dir` under the same name (then saved to the store).
-pub(crate) async fn load_document<T: serde::de::DeserializeOwned + serde::Serialize + Default>(
-    engine: &logwell_storage::Engine,
-    data_dir: &std::path::Path,
-    name: &str,
-) -> Result<T, ApiError> {
-    let unreadable = |e: serde_json::Error| {
-        ApiError::unavailable(format!("settings document {name} is unreadable: {e}"))
-    };
-    if let Some(bytes) = engine.get_document(name).await? {
-        return serde_json::from_slice(&bytes).map_err(unreadable);
-    }
-    let Ok(old) = std::fs::read(data_dir.join(name)) else {
-        return Ok(T::default());
-    };
-    let value: T = serde_json::from_slice(&old).map_err(unreadable)?;
-    let body = serde_json::to_vec(&value).expect("settings serialise");
-    engine.put_document(name, body.into()).await?;
-    Ok(value)
-}
-
 fn offset_token(token: &Option<String>) -> Result<usize, ApiError> {
     match token {
         None => Ok(0),
@@ -150,7 +128,8 @@ impl Queries {
         arn_prefix: &str,
         keep: KeepLimits,
     ) -> Result<Queries, ApiError> {
-        let definitions = load_document(querier.engine(), &data_dir, DEFINITIONS_DOCUMENT).await?;
+        let definitions =
+            crate::settings::load(querier.engine(), &data_dir, DEFINITIONS_DOCUMENT).await?;
         let lookups = crate::lookup_tables::LookupTableStore::open(
             &data_dir,
             format!("{arn_prefix}lookup-table:"),
@@ -463,11 +442,7 @@ impl Queries {
     }
 
     async fn save_definitions(&self, defs: &BTreeMap<String, Value>) -> Result<(), ApiError> {
-        let body = serde_json::to_vec_pretty(defs).expect("definitions serialise");
-        self.querier
-            .engine()
-            .put_document(DEFINITIONS_DOCUMENT, body.into())
-            .await
+        crate::settings::save(self.querier.engine(), DEFINITIONS_DOCUMENT, defs).await
     }
 
     /// A finished (or cancelled: its partial rows) query's results as CSV, a header row naming
