@@ -21,14 +21,11 @@ struct Cli {
 
 #[derive(clap::Args)]
 struct ClientArgs {
-    /// Endpoint of a running logwell server.
-    #[arg(
-        long,
-        env = "LOGWELL_ENDPOINT",
-        default_value = "http://127.0.0.1:4566",
-        global = true
-    )]
-    endpoint: String,
+    /// Endpoint of a running logwell server [default: AWS_ENDPOINT_URL_CLOUDWATCH_LOGS,
+    /// AWS_ENDPOINT_URL, the profile's endpoint_url, else http://127.0.0.1:4566]. Region and
+    /// credentials come from the usual AWS variables and profile files.
+    #[arg(long, env = "LOGWELL_ENDPOINT", global = true)]
+    endpoint: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -309,42 +306,16 @@ async fn query(
     Ok(())
 }
 
-struct Client {
-    endpoint: String,
-    http: reqwest::Client,
-}
+/// The CLI's client: logwell-client with untyped (JSON) requests and answers.
+struct Client(logwell_client::Client);
 
 impl Client {
     fn new(args: &ClientArgs) -> Client {
-        Client {
-            endpoint: args.endpoint.clone(),
-            http: reqwest::Client::new(),
-        }
+        Client(logwell_client::Client::from_env(args.endpoint.as_deref()))
     }
 
     async fn call(&self, op: &str, body: &Value) -> Result<Value> {
-        let resp = self
-            .http
-            .post(&self.endpoint)
-            .header("x-amz-target", format!("Logs_20140328.{op}"))
-            .header("content-type", "application/x-amz-json-1.1")
-            .body(body.to_string())
-            .send()
-            .await
-            .with_context(|| format!("cannot reach logwell at {}", self.endpoint))?;
-        let status = resp.status();
-        let v: Value = resp
-            .json()
-            .await
-            .context("the server's answer is not JSON")?;
-        if !status.is_success() {
-            bail!(
-                "{}: {}",
-                v["__type"].as_str().unwrap_or("Error"),
-                v["message"].as_str().unwrap_or("")
-            );
-        }
-        Ok(v)
+        Ok(self.0.call(op, body).await?)
     }
 
     /// Calls an operation once per page and hands each page to `f`.
@@ -445,19 +416,7 @@ async fn put(
     create: bool,
 ) -> Result<()> {
     if create {
-        for (op, body) in [
-            ("CreateLogGroup", json!({"logGroupName": group})),
-            (
-                "CreateLogStream",
-                json!({"logGroupName": group, "logStreamName": stream}),
-            ),
-        ] {
-            if let Err(e) = client.call(op, &body).await {
-                if !e.to_string().starts_with("ResourceAlreadyExistsException") {
-                    return Err(e);
-                }
-            }
-        }
+        client.0.ensure_stream(group, stream).await?;
     }
     let (reader, total): (Box<dyn Read>, Option<u64>) = match &file {
         Some(p) => {
@@ -481,8 +440,7 @@ async fn put(
         _ => indicatif::ProgressBar::hidden(),
     };
     let mut lines = BufReader::new(reader);
-    let mut batch: Vec<Value> = Vec::new();
-    let mut batch_bytes = 0usize;
+    let mut batcher = logwell_client::Batcher::default();
     let mut sent = 0u64;
     let mut rejected = 0u64;
     let mut buf = String::new();
@@ -490,29 +448,29 @@ async fn put(
         buf.clear();
         let n = lines.read_line(&mut buf)?;
         let line = buf.trim_end_matches(['\n', '\r']);
-        let size = line.len() + 26;
-        if (n == 0 || batch.len() == 10_000 || batch_bytes + size > 1_048_576) && !batch.is_empty()
-        {
-            let body = json!({"logGroupName": group, "logStreamName": stream, "logEvents": batch});
-            let resp = client.call("PutLogEvents", &body).await?;
-            if let Some(info) = resp.get("rejectedLogEventsInfo") {
+        let full = if n == 0 {
+            Some(batcher.take())
+        } else if line.is_empty() {
+            None
+        } else {
+            let now = chrono::Utc::now().timestamp_millis();
+            batcher.push(now, line.to_string())
+        };
+        if let Some(batch) = full.filter(|b| !b.is_empty()) {
+            let resp = client.0.put_log_events(group, stream, &batch).await?;
+            if let Some(info) = resp.rejected_log_events_info {
                 rejected += 1;
-                eprintln!("some events were rejected: {info}");
+                eprintln!(
+                    "some events were rejected: {}",
+                    serde_json::to_string(&info)?
+                );
             }
             sent += batch.len() as u64;
-            batch.clear();
-            batch_bytes = 0;
         }
         if n == 0 {
             break;
         }
         bar.inc(n as u64);
-        if line.is_empty() {
-            continue;
-        }
-        let now = chrono::Utc::now().timestamp_millis();
-        batch.push(json!({"timestamp": now, "message": line}));
-        batch_bytes += size;
     }
     bar.finish_and_clear();
     eprintln!(
