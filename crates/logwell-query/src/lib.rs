@@ -24,7 +24,6 @@ pub mod anomaly;
 pub mod compile;
 pub mod events;
 pub mod format;
-pub mod functions;
 pub mod lookup;
 pub mod pattern;
 pub mod table;
@@ -220,7 +219,9 @@ impl Querier {
             .options_mut()
             .optimizer
             .enable_leaf_expression_pushdown = false;
-        SessionContext::new_with_config_rt(config, self.runtime.clone())
+        let ctx = SessionContext::new_with_config_rt(config, self.runtime.clone());
+        udf::register(&ctx);
+        ctx
     }
 
     /// The system columns of one group over `[lo, hi]`, with its deleted streams and expired

@@ -69,3 +69,109 @@ async fn each_message_is_parsed_once_whatever_the_fields_read() {
     }
     engine.shutdown().await.unwrap();
 }
+
+/// Every function a compiled plan calls is one the session knows by name (DataFusion's own or
+/// logwell's registered ones), except the few that carry per-query state: a plan can be sent
+/// elsewhere and resolved there by names.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plans_name_only_registered_functions() {
+    use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+    use datafusion::execution::FunctionRegistry;
+    use datafusion::logical_expr::{Expr, WindowFunctionDefinition};
+    let dir = tempfile::tempdir().unwrap();
+    let engine =
+        common::engine_with_group(dir.path(), StorageConfig::default(), "/f", &["s"]).await;
+    let now = logwell_model::now_millis();
+    let events: Vec<InputLogEvent> = (0..50)
+        .map(|i| InputLogEvent {
+            timestamp: now - 1000 + i,
+            message: Cow::Owned(format!(
+                r#"{{"ip":"10.0.0.{i}","n":{i},"list":[1,2],"url":"/a?b={i}"}}"#
+            )),
+        })
+        .collect();
+    engine.put_events("/f", "s", &events).await.unwrap();
+    let querier = Querier::new(engine.clone(), QueryConfig::default()).unwrap();
+    let registered = datafusion::prelude::SessionContext::new();
+    logwell_query::udf::register(&registered);
+    // Built per query: the fields it reads, a compiled pattern, its counters.
+    let per_query = [
+        "lw_json",
+        "lw_parse",
+        "lw_count_matched",
+        "lw_count_scanned",
+    ];
+    let mut seen = std::collections::BTreeSet::new();
+    for query in [
+        "fields isValidIp(ip) as v, urlDecode(url) as u, jsonParse(@message) as j, j.list.0 as first, split(url, '?') as parts | filter isIpInSubnet(ip, '10.0.0.0/8')",
+        "stats count(*), histogram(n, 4) as h by bin(5m)",
+        "parse @message /\"n\":(?<num>\\d+)/ | stats sum(num) by datefloor(@timestamp, 1h)",
+        "parse @message logfmt as m | fields m.a",
+        "pattern @message | anomaly",
+        "fields parseDate('2024-05-19', 'yyyy-MM-dd') as d, hexToDec('ff') as h | unnest list into x",
+    ] {
+        let prepared = querier
+            .prepare(QueryRequest {
+                groups: vec!["/f".into()],
+                start_ms: now - 3_600_000,
+                end_ms: now,
+                query: query.into(),
+                language: Language::Insights,
+                limit: None,
+            })
+            .await
+            .unwrap_or_else(|e| panic!("{query}: {e}"));
+        let mut names = Vec::new();
+        prepared
+            .plan()
+            .apply_with_subqueries(|node| {
+                node.apply_expressions(|e| {
+                    e.apply(|e| {
+                        match e {
+                            Expr::ScalarFunction(f) => names.push(("scalar", f.name().to_string())),
+                            Expr::AggregateFunction(a) => {
+                                names.push(("aggregate", a.func.name().to_string()))
+                            }
+                            Expr::WindowFunction(w) => names.push(match &w.fun {
+                                WindowFunctionDefinition::AggregateUDF(a) => {
+                                    ("aggregate", a.name().to_string())
+                                }
+                                WindowFunctionDefinition::WindowUDF(f) => {
+                                    ("window", f.name().to_string())
+                                }
+                            }),
+                            _ => {}
+                        }
+                        Ok(TreeNodeRecursion::Continue)
+                    })
+                })
+            })
+            .unwrap();
+        for (kind, name) in names {
+            if per_query.contains(&name.as_str()) {
+                continue;
+            }
+            let known = match kind {
+                "scalar" => registered.udf(&name).is_ok(),
+                "aggregate" => registered.udaf(&name).is_ok(),
+                _ => registered.udwf(&name).is_ok(),
+            };
+            assert!(known, "{kind} function {name} of `{query}` is not registered");
+            seen.insert(name);
+        }
+    }
+    // The queries did reach logwell's own functions.
+    for name in [
+        "lw_is_valid_ip",
+        "lw_json_member",
+        "lw_histogram",
+        "lw_time_floor",
+        "lw_pattern_cluster",
+        "lw_anomaly",
+        "lw_parse_date",
+        "lw_json_elements",
+    ] {
+        assert!(seen.contains(name), "{name} not seen in {seen:?}");
+    }
+    engine.shutdown().await.unwrap();
+}

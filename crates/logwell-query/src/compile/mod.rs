@@ -16,7 +16,7 @@ pub(crate) use types::CastTo;
 pub use types::Ty;
 use types::*;
 
-use crate::functions::TextFn;
+use crate::udf::TextFn;
 use crate::udf::{
     AnomalyUdf, Captures, CountTrue, Counter, JsonFields, JsonOp, JsonUdf, ParseFields,
     PatternCluster, PatternProfile, QueryCounters, TimeFloor,

@@ -269,7 +269,7 @@ mod tests {
     }
 }
 
-/// A call of one of logwell's own text functions (`crate::functions`), its arguments as text.
+/// A call of one of logwell's own text functions ([`TextFn`]), its arguments as text.
 fn text_fn(func: TextFn, a: Vec<T>, ty: Ty) -> Result<T, QueryError> {
     Ok(t(func.call(a.into_iter().map(text).collect()), ty))
 }

@@ -1,5 +1,5 @@
 //! Insights functions with no DataFusion equivalent: IP tests, URL and hex codecs, JSON array
-//! tests. Each reads its arguments as text, row by row.
+//! tests, `split`, `parseDate`. Each reads its arguments as text, row by row.
 
 use arrow::array::{Array, ArrayRef, AsArray, BooleanBuilder, Float64Builder, StringBuilder};
 use arrow::datatypes::DataType;
@@ -39,6 +39,72 @@ pub enum TextFn {
     Severity,
 }
 
+impl TextFn {
+    /// Every text function.
+    pub const ALL: [TextFn; 21] = {
+        use TextFn::*;
+        [
+            IsValidIp,
+            IsValidIpV4,
+            IsValidIpV6,
+            IsIpInSubnet,
+            IsIpv4InSubnet,
+            IsIpv6InSubnet,
+            IsPrivateIp,
+            IsPublicIp,
+            IsReservedIp,
+            Ipv4ToNumber,
+            UrlEncode,
+            UrlDecode,
+            HexToAscii,
+            HexToDec,
+            DecToHex,
+            JsonArraySize,
+            JsonArrayContains,
+            Split,
+            ParseDate,
+            Pattern,
+            Severity,
+        ]
+    };
+
+    /// The name plans know it by.
+    pub fn name(self) -> &'static str {
+        use TextFn::*;
+        match self {
+            IsValidIp => "lw_is_valid_ip",
+            IsValidIpV4 => "lw_is_valid_ipv4",
+            IsValidIpV6 => "lw_is_valid_ipv6",
+            IsIpInSubnet => "lw_is_ip_in_subnet",
+            IsIpv4InSubnet => "lw_is_ipv4_in_subnet",
+            IsIpv6InSubnet => "lw_is_ipv6_in_subnet",
+            IsPrivateIp => "lw_is_private_ip",
+            IsPublicIp => "lw_is_public_ip",
+            IsReservedIp => "lw_is_reserved_ip",
+            Ipv4ToNumber => "lw_ipv4_to_number",
+            UrlEncode => "lw_url_encode",
+            UrlDecode => "lw_url_decode",
+            HexToAscii => "lw_hex_to_ascii",
+            HexToDec => "lw_hex_to_dec",
+            DecToHex => "lw_dec_to_hex",
+            JsonArraySize => "lw_json_array_size",
+            JsonArrayContains => "lw_json_array_contains",
+            Split => "lw_split",
+            ParseDate => "lw_parse_date",
+            Pattern => "lw_pattern_template",
+            Severity => "lw_pattern_severity",
+        }
+    }
+
+    /// The function as a DataFusion UDF.
+    pub fn udf(self) -> ScalarUDF {
+        ScalarUDF::from(TextUdf {
+            f: self,
+            signature: Signature::variadic_any(Volatility::Immutable),
+        })
+    }
+}
+
 enum Out {
     Bool,
     Num,
@@ -56,11 +122,7 @@ impl TextFn {
     }
 
     pub fn call(self, args: Vec<Expr>) -> Expr {
-        ScalarUDF::from(TextUdf {
-            f: self,
-            signature: Signature::variadic_any(Volatility::Immutable),
-        })
-        .call(args)
+        self.udf().call(args)
     }
 }
 
@@ -338,7 +400,7 @@ fn eval(f: TextFn, a: &str, b: Option<&str>) -> Option<Value> {
 
 impl ScalarUDFImpl for TextUdf {
     fn name(&self) -> &str {
-        "lw_text_fn"
+        self.f.name()
     }
     fn signature(&self) -> &Signature {
         &self.signature

@@ -1,0 +1,140 @@
+//! The functions logwell adds to DataFusion, one file per family: JSON, `parse` captures, text
+//! functions (IP, URL, hex, dates), histograms, time floors, patterns and anomalies, and the
+//! counters behind a query's statistics. The stateless ones are registered by name in every
+//! query's session ([`register`]), so a plan can name them; [`JsonFields`], [`ParseFields`] and
+//! [`CountTrue`] carry per-query state (the fields a query reads, a compiled pattern, its
+//! counters) and are built per query.
+
+mod counters;
+mod histogram;
+mod json;
+mod parse;
+mod pattern;
+mod text;
+mod time;
+
+pub use counters::*;
+pub use histogram::*;
+pub use json::*;
+pub use parse::*;
+pub use pattern::*;
+pub use text::*;
+pub use time::*;
+
+use arrow::array::{
+    Array, ArrayRef, AsArray, BooleanArray, StringBuilder, StringViewBuilder, StructArray,
+};
+use arrow::datatypes::FieldRef;
+use arrow::datatypes::{DataType, Field, Fields};
+use datafusion::common::{exec_err, Result, ScalarValue};
+use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
+use datafusion::logical_expr::{
+    Accumulator, AggregateUDF, AggregateUDFImpl, ColumnarValue, Expr, ScalarFunctionArgs,
+    ScalarUDF, ScalarUDFImpl, Signature, Volatility,
+};
+use logwell_fields::PathSet;
+use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// The volatility of the functions that parse a whole message into a struct of fields.
+const ONCE_PER_ROW: Volatility = Volatility::Immutable;
+
+/// Rows as strings, whatever string type DataFusion handed over.
+fn strings(arg: &ColumnarValue, rows: usize) -> Result<ArrayRef> {
+    let array = arg.to_array(rows)?;
+    Ok(match array.data_type() {
+        DataType::Utf8 => array,
+        _ => arrow::compute::cast(&array, &DataType::Utf8)?,
+    })
+}
+
+/// A struct type of text fields named `names`, each of type `text` (Utf8 or Utf8View).
+fn text_struct(names: &[String], text: &DataType) -> DataType {
+    DataType::Struct(Fields::from(
+        names
+            .iter()
+            .map(|n| Field::new(n, text.clone(), true))
+            .collect::<Vec<_>>(),
+    ))
+}
+
+/// A struct column of text fields named `names`, from one builder per field.
+fn struct_of<B: arrow::array::ArrayBuilder>(
+    names: &[String],
+    text: &DataType,
+    builders: Vec<B>,
+    rows: usize,
+) -> Result<ColumnarValue> {
+    if names.is_empty() {
+        // Nothing is read, but the row count must still be right.
+        return Ok(ColumnarValue::Array(Arc::new(
+            StructArray::new_empty_fields(rows, None),
+        )));
+    }
+    let DataType::Struct(fields) = text_struct(names, text) else {
+        unreachable!("text_struct builds a struct")
+    };
+    let cols: Vec<ArrayRef> = builders.into_iter().map(|mut b| b.finish()).collect();
+    Ok(ColumnarValue::Array(Arc::new(StructArray::try_new(
+        fields, cols, None,
+    )?)))
+}
+
+/// The stateless functions, registered by name in a query's session.
+pub fn scalar_udfs() -> Vec<ScalarUDF> {
+    let mut out: Vec<ScalarUDF> = TextFn::ALL.iter().map(|f| f.udf()).collect();
+    out.extend([JsonOp::Parse, JsonOp::Member, JsonOp::Elements].map(JsonUdf::udf));
+    out.extend([
+        LogfmtUdf::udf(),
+        Histogram::udf(),
+        TimeFloor::udf(),
+        AnomalyUdf::udf(),
+    ]);
+    out
+}
+
+pub fn aggregate_udfs() -> Vec<AggregateUDF> {
+    vec![PatternProfile::udaf(false), PatternProfile::udaf(true)]
+}
+
+pub fn window_udfs() -> Vec<datafusion::logical_expr::WindowUDF> {
+    vec![PatternCluster::udwf()]
+}
+
+/// Registers every stateless function in `ctx` by name.
+pub fn register(ctx: &datafusion::prelude::SessionContext) {
+    for f in scalar_udfs() {
+        ctx.register_udf(f);
+    }
+    for f in aggregate_udfs() {
+        ctx.register_udaf(f);
+    }
+    for f in window_udfs() {
+        ctx.register_udwf(f);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn registered_functions_have_distinct_names() {
+        use datafusion::execution::FunctionRegistry;
+        let ctx = datafusion::prelude::SessionContext::new();
+        let before = ctx.udfs().len();
+        register(&ctx);
+        let names: Vec<String> = scalar_udfs().iter().map(|f| f.name().to_string()).collect();
+        let mut unique = names.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), names.len(), "{names:?}");
+        assert!(ctx.udfs().len() >= before + names.len() - 1);
+        for n in &names {
+            assert!(ctx.udf(n).is_ok(), "{n} is registered");
+        }
+        assert!(ctx.udaf("lw_pattern_profiles").is_ok());
+        assert!(ctx.udwf("lw_pattern_cluster").is_ok());
+    }
+}
