@@ -10,92 +10,57 @@ use datafusion::logical_expr::{
 use std::net::IpAddr;
 use std::sync::Arc;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum TextFn {
-    IsValidIp,
-    IsValidIpV4,
-    IsValidIpV6,
-    IsIpInSubnet,
-    IsIpv4InSubnet,
-    IsIpv6InSubnet,
-    IsPrivateIp,
-    IsPublicIp,
-    IsReservedIp,
-    Ipv4ToNumber,
-    UrlEncode,
-    UrlDecode,
-    HexToAscii,
-    HexToDec,
-    DecToHex,
-    JsonArraySize,
-    JsonArrayContains,
+/// Declares the text functions once: each variant with the name plans know it by.
+macro_rules! text_functions {
+    ($($(#[$doc:meta])* $variant:ident => $name:literal,)*) => {
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum TextFn {
+            $($(#[$doc])* $variant,)*
+        }
+
+        impl TextFn {
+            /// Every text function.
+            pub const ALL: &'static [TextFn] = &[$(TextFn::$variant,)*];
+
+            /// The name plans know it by.
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(TextFn::$variant => $name,)*
+                }
+            }
+        }
+    };
+}
+
+text_functions! {
+    IsValidIp => "lw_is_valid_ip",
+    IsValidIpV4 => "lw_is_valid_ipv4",
+    IsValidIpV6 => "lw_is_valid_ipv6",
+    IsIpInSubnet => "lw_is_ip_in_subnet",
+    IsIpv4InSubnet => "lw_is_ipv4_in_subnet",
+    IsIpv6InSubnet => "lw_is_ipv6_in_subnet",
+    IsPrivateIp => "lw_is_private_ip",
+    IsPublicIp => "lw_is_public_ip",
+    IsReservedIp => "lw_is_reserved_ip",
+    Ipv4ToNumber => "lw_ipv4_to_number",
+    UrlEncode => "lw_url_encode",
+    UrlDecode => "lw_url_decode",
+    HexToAscii => "lw_hex_to_ascii",
+    HexToDec => "lw_hex_to_dec",
+    DecToHex => "lw_dec_to_hex",
+    JsonArraySize => "lw_json_array_size",
+    JsonArrayContains => "lw_json_array_contains",
     /// `split(s, delimiter)`: a JSON list of the parts.
-    Split,
+    Split => "lw_split",
     /// `parseDate(s, javaPattern)`: epoch milliseconds (UTC).
-    ParseDate,
+    ParseDate => "lw_parse_date",
     /// The `pattern` command's template of a line (not callable by name).
-    Pattern,
+    Pattern => "lw_pattern_template",
     /// The severity a pattern names (not callable by name).
-    Severity,
+    Severity => "lw_pattern_severity",
 }
 
 impl TextFn {
-    /// Every text function.
-    pub const ALL: [TextFn; 21] = {
-        use TextFn::*;
-        [
-            IsValidIp,
-            IsValidIpV4,
-            IsValidIpV6,
-            IsIpInSubnet,
-            IsIpv4InSubnet,
-            IsIpv6InSubnet,
-            IsPrivateIp,
-            IsPublicIp,
-            IsReservedIp,
-            Ipv4ToNumber,
-            UrlEncode,
-            UrlDecode,
-            HexToAscii,
-            HexToDec,
-            DecToHex,
-            JsonArraySize,
-            JsonArrayContains,
-            Split,
-            ParseDate,
-            Pattern,
-            Severity,
-        ]
-    };
-
-    /// The name plans know it by.
-    pub fn name(self) -> &'static str {
-        use TextFn::*;
-        match self {
-            IsValidIp => "lw_is_valid_ip",
-            IsValidIpV4 => "lw_is_valid_ipv4",
-            IsValidIpV6 => "lw_is_valid_ipv6",
-            IsIpInSubnet => "lw_is_ip_in_subnet",
-            IsIpv4InSubnet => "lw_is_ipv4_in_subnet",
-            IsIpv6InSubnet => "lw_is_ipv6_in_subnet",
-            IsPrivateIp => "lw_is_private_ip",
-            IsPublicIp => "lw_is_public_ip",
-            IsReservedIp => "lw_is_reserved_ip",
-            Ipv4ToNumber => "lw_ipv4_to_number",
-            UrlEncode => "lw_url_encode",
-            UrlDecode => "lw_url_decode",
-            HexToAscii => "lw_hex_to_ascii",
-            HexToDec => "lw_hex_to_dec",
-            DecToHex => "lw_dec_to_hex",
-            JsonArraySize => "lw_json_array_size",
-            JsonArrayContains => "lw_json_array_contains",
-            Split => "lw_split",
-            ParseDate => "lw_parse_date",
-            Pattern => "lw_pattern_template",
-            Severity => "lw_pattern_severity",
-        }
-    }
-
     /// The function as a DataFusion UDF.
     pub fn udf(self) -> ScalarUDF {
         ScalarUDF::from(TextUdf {

@@ -7,25 +7,14 @@ impl Pipeline<'_> {
     /// table (its first row per key), adding the output fields to matching events.
     pub(in crate::compile) fn lookup(&mut self, l: &Lookup) -> Result<(), QueryError> {
         let table = self.cx.events.lookup(&l.table)?;
-        let columns: Vec<String> = table
-            .schema()
-            .fields()
-            .iter()
-            .map(|f| f.name().clone())
-            .collect();
-        for c in l.keys.iter().map(|(k, _)| k).chain(&l.output) {
-            if !columns.contains(c) {
-                return Err(malformed(format!(
-                    "lookup table {} has no field {c} (it has {})",
-                    l.table,
-                    columns.join(", ")
-                )));
-            }
-        }
-        let mut wanted: Vec<String> = l.keys.iter().map(|(_, f)| f.clone()).collect();
-        if l.only_new {
-            wanted.extend(l.output.iter().cloned());
-        }
+        let columns = column_names(&table);
+        has_columns(
+            &l.table,
+            &columns,
+            l.keys.iter().map(|(k, _)| k).chain(&l.output),
+        )?;
+        let mut wanted = Vec::new();
+        reads(l, &mut wanted);
         self.ensure_names(wanted)?;
         // One row per key: a table listing a key twice must not duplicate events.
         let keys: Vec<String> = (0..l.keys.len()).map(|_| self.tmp("lookup_key")).collect();
@@ -86,29 +75,19 @@ impl Pipeline<'_> {
         only_new: bool,
     ) -> Result<(), QueryError> {
         let table = self.cx.events.lookup(table_name)?;
-        let columns: Vec<String> = table
-            .schema()
-            .fields()
-            .iter()
-            .map(|f| f.name().clone())
-            .collect();
+        let columns = column_names(&table);
         let cidr = match cidr_column {
             Some(c) => c.to_string(),
             None if columns.iter().any(|c| c == "cidr") => "cidr".into(),
             None => columns.first().cloned().unwrap_or_default(),
         };
-        for c in output.iter().map(|(f, _)| f).chain([&cidr]) {
-            if !columns.contains(c) {
-                return Err(malformed(format!(
-                    "lookup table {table_name} has no field {c} (it has {})",
-                    columns.join(", ")
-                )));
-            }
-        }
-        let mut wanted = vec![ip_field.to_string()];
-        if only_new {
-            wanted.extend(output.iter().map(|(_, e)| e.clone()));
-        }
+        has_columns(
+            table_name,
+            &columns,
+            output.iter().map(|(f, _)| f).chain([&cidr]),
+        )?;
+        let mut wanted = Vec::new();
+        cidr_reads(ip_field, output, only_new, &mut wanted);
         self.ensure_names(wanted)?;
         let order = self.order.clone().unwrap_or_default();
         let (row, range, bits, best) = (
@@ -188,4 +167,30 @@ pub(super) fn cidr_reads(
     if only_new {
         out.extend(output.iter().map(|(_, e)| e.clone()));
     }
+}
+
+fn column_names(table: &LogicalPlan) -> Vec<String> {
+    table
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect()
+}
+
+/// Refuses a query naming a column the lookup table does not have.
+fn has_columns<'c>(
+    table: &str,
+    columns: &[String],
+    wanted: impl IntoIterator<Item = &'c String>,
+) -> Result<(), QueryError> {
+    for c in wanted {
+        if !columns.contains(c) {
+            return Err(malformed(format!(
+                "lookup table {table} has no field {c} (it has {})",
+                columns.join(", ")
+            )));
+        }
+    }
+    Ok(())
 }
