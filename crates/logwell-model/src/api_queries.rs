@@ -86,3 +86,112 @@ pub struct LookupTableRequest {
     pub max_results: Option<i64>,
     pub next_token: Option<String>,
 }
+
+/// A query's state, as GetQueryResults and DescribeQueries report it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum QueryStatus {
+    Scheduled,
+    Running,
+    Complete,
+    Failed,
+    Cancelled,
+    Timeout,
+}
+
+#[derive(Debug, Deserialize, Serialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct StartQueryResponse {
+    pub query_id: String,
+}
+
+/// One field of one result row.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+pub struct ResultField {
+    pub field: String,
+    pub value: String,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct QueryStatistics {
+    pub records_matched: f64,
+    pub records_scanned: f64,
+    pub bytes_scanned: f64,
+}
+
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GetQueryResultsResponse {
+    pub query_language: String,
+    pub status: QueryStatus,
+    pub statistics: QueryStatistics,
+    pub results: Vec<Vec<ResultField>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_token: Option<String>,
+}
+
+/// StopQuery and DeleteQueryDefinition.
+#[derive(Debug, Deserialize, Serialize)]
+pub struct SuccessResponse {
+    pub success: bool,
+}
+
+/// One query as DescribeQueries lists it.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct QueryInfo {
+    pub query_id: String,
+    pub query_string: String,
+    pub status: QueryStatus,
+    pub create_time: i64,
+    pub query_language: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_group_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub query_duration: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes_scanned: Option<f64>,
+}
+
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DescribeQueriesResponse {
+    pub queries: Vec<QueryInfo>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_token: Option<String>,
+}
+
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GetLogRecordResponse {
+    pub log_record: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PutQueryDefinitionResponse {
+    pub query_definition_id: String,
+}
+
+/// A saved query, as DescribeQueryDefinitions lists it (and as logwell keeps it).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct QueryDefinition {
+    pub query_definition_id: String,
+    pub name: String,
+    pub query_string: String,
+    pub last_modified: i64,
+    #[serde(default)]
+    pub log_group_names: Vec<String>,
+    pub query_language: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parameters: Option<Value>,
+}
+
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DescribeQueryDefinitionsResponse {
+    pub query_definitions: Vec<QueryDefinition>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_token: Option<String>,
+}

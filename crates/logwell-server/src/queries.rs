@@ -6,8 +6,6 @@ use logwell_model::api_queries::*;
 use logwell_model::{ApiError, ErrorKind};
 use logwell_query::udf::QueryCounters;
 use logwell_query::{Language, Querier, QueryError, QueryRequest, QueryResults};
-use serde::Serialize;
-use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -19,15 +17,7 @@ const MAX_RUNNING: usize = 100;
 const KEEP_RESULTS_MS: i64 = 7 * 24 * 3600 * 1000;
 const MAX_PAGE: usize = 10_000;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub enum Status {
-    Scheduled,
-    Running,
-    Complete,
-    Failed,
-    Cancelled,
-    Timeout,
-}
+pub use logwell_model::api_queries::QueryStatus as Status;
 
 /// How many finished queries' results are kept, at most.
 #[derive(Debug, Clone, Copy)]
@@ -67,7 +57,7 @@ pub struct Queries {
     keep: KeepLimits,
     entries: Mutex<HashMap<String, Entry>>,
     /// Saved definitions; a tokio mutex, held while the new set is saved.
-    definitions: tokio::sync::Mutex<BTreeMap<String, Value>>,
+    definitions: tokio::sync::Mutex<BTreeMap<String, QueryDefinition>>,
 }
 
 pub(crate) fn to_api(e: QueryError) -> ApiError {
@@ -154,7 +144,10 @@ impl Queries {
         &self.querier
     }
 
-    pub(crate) async fn start(self: &Arc<Self>, r: StartQueryRequest) -> Result<Value, ApiError> {
+    pub(crate) async fn start(
+        self: &Arc<Self>,
+        r: StartQueryRequest,
+    ) -> Result<StartQueryResponse, ApiError> {
         let (lang, lang_name) = language(&r.query_language)?;
         let query_string = required(r.query_string, "queryString")?;
         if query_string.chars().count() > 10_000 {
@@ -289,7 +282,7 @@ impl Queries {
                 task: Some(task.abort_handle()),
             },
         );
-        Ok(json!({ "queryId": id }))
+        Ok(StartQueryResponse { query_id: id })
     }
 
     /// Forgets the oldest finished queries while more than the kept count or bytes are held.
@@ -314,7 +307,7 @@ impl Queries {
         }
     }
 
-    pub(crate) fn results(&self, r: QueryIdRequest) -> Result<Value, ApiError> {
+    pub(crate) fn results(&self, r: QueryIdRequest) -> Result<GetQueryResultsResponse, ApiError> {
         let id = required(r.query_id, "queryId")?;
         let entries = self.entries.lock().unwrap();
         let e = entries.get(&id).ok_or_else(|| not_found("Query"))?;
@@ -323,16 +316,17 @@ impl Queries {
             (None, Some((c, m))) => logwell_query::statistics(c, *m),
             (None, None) => Default::default(),
         };
-        let mut out = json!({
-            "queryLanguage": e.language,
-            "status": e.status,
-            "statistics": {
-                "recordsMatched": stats.records_matched,
-                "recordsScanned": stats.records_scanned,
-                "bytesScanned": stats.bytes_scanned,
+        let mut out = GetQueryResultsResponse {
+            query_language: e.language.to_string(),
+            status: e.status,
+            statistics: QueryStatistics {
+                records_matched: stats.records_matched,
+                records_scanned: stats.records_scanned,
+                bytes_scanned: stats.bytes_scanned,
             },
-            "results": [],
-        });
+            results: Vec::new(),
+            next_token: None,
+        };
         // While the query runs, the rows produced so far (CloudWatch's partial results).
         let all = match &e.results {
             Some(res) => Some(&res.rows),
@@ -346,25 +340,25 @@ impl Queries {
                 .unwrap_or(MAX_PAGE);
             let from = offset_token(&r.next_token)?.min(all.len());
             let to = (from + page).min(all.len());
-            let rows: Vec<Value> = all[from..to]
+            out.results = all[from..to]
                 .iter()
                 .map(|row| {
-                    Value::Array(
-                        row.iter()
-                            .map(|(f, v)| json!({"field": f, "value": v}))
-                            .collect(),
-                    )
+                    row.iter()
+                        .map(|(f, v)| ResultField {
+                            field: f.clone(),
+                            value: v.clone(),
+                        })
+                        .collect()
                 })
                 .collect();
-            out["results"] = Value::Array(rows);
             if to < all.len() {
-                out["nextToken"] = Value::String(format!("q/{to}"));
+                out.next_token = Some(format!("q/{to}"));
             }
         }
         Ok(out)
     }
 
-    pub(crate) fn stop(&self, r: QueryIdRequest) -> Result<Value, ApiError> {
+    pub(crate) fn stop(&self, r: QueryIdRequest) -> Result<SuccessResponse, ApiError> {
         let id = required(r.query_id, "queryId")?;
         let mut entries = self.entries.lock().unwrap();
         let e = entries.get_mut(&id).ok_or_else(|| not_found("Query"))?;
@@ -374,7 +368,7 @@ impl Queries {
                 e.status = Status::Cancelled;
                 e.end_time = Some(logwell_model::now_millis());
                 e.result_bytes = result_bytes(&e.partial);
-                Ok(json!({ "success": true }))
+                Ok(SuccessResponse { success: true })
             }
             _ => Err(ApiError::invalid(format!(
                 "Query {id} is not running (status {:?})",
@@ -383,7 +377,10 @@ impl Queries {
         }
     }
 
-    pub(crate) fn describe(&self, r: DescribeQueriesRequest) -> Result<Value, ApiError> {
+    pub(crate) fn describe(
+        &self,
+        r: DescribeQueriesRequest,
+    ) -> Result<DescribeQueriesResponse, ApiError> {
         let max = r.max_results.unwrap_or(1000).clamp(1, 1000) as usize;
         let from = offset_token(&r.next_token)?;
         let entries = self.entries.lock().unwrap();
@@ -400,48 +397,42 @@ impl Queries {
             })
             .collect();
         list.sort_by(|a, b| b.1.create_time.cmp(&a.1.create_time).then(a.0.cmp(b.0)));
-        let page: Vec<Value> = list
+        let queries = list
             .iter()
             .skip(from)
             .take(max)
-            .map(|(id, e)| {
-                let mut q = json!({
-                    "queryId": id,
-                    "queryString": e.query_string,
-                    "status": e.status,
-                    "createTime": e.create_time,
-                    "queryLanguage": e.language,
-                });
-                if let Some(g) = e.groups.first() {
-                    q["logGroupName"] = json!(g);
-                }
-                if let Some(end) = e.end_time {
-                    q["queryDuration"] = json!(end - e.create_time);
-                }
-                if let Some(res) = &e.results {
-                    q["bytesScanned"] = json!(res.stats.bytes_scanned);
-                }
-                q
+            .map(|(id, e)| QueryInfo {
+                query_id: id.to_string(),
+                query_string: e.query_string.clone(),
+                status: e.status,
+                create_time: e.create_time,
+                query_language: e.language.to_string(),
+                log_group_name: e.groups.first().cloned(),
+                query_duration: e.end_time.map(|end| end - e.create_time),
+                bytes_scanned: e.results.as_ref().map(|res| res.stats.bytes_scanned),
             })
             .collect();
-        let mut out = json!({ "queries": page });
-        if from + max < list.len() {
-            out["nextToken"] = json!(format!("q/{}", from + max));
-        }
-        Ok(out)
+        Ok(DescribeQueriesResponse {
+            queries,
+            next_token: (from + max < list.len()).then(|| format!("q/{}", from + max)),
+        })
     }
 
-    pub(crate) async fn log_record(&self, r: GetLogRecordRequest) -> Result<Value, ApiError> {
+    pub(crate) async fn log_record(
+        &self,
+        r: GetLogRecordRequest,
+    ) -> Result<GetLogRecordResponse, ApiError> {
         let ptr = required(r.log_record_pointer, "logRecordPointer")?;
         let row = self.querier.get_log_record(&ptr).await.map_err(to_api)?;
-        let record: serde_json::Map<String, Value> = row
-            .into_iter()
-            .map(|(k, v)| (k, Value::String(v)))
-            .collect();
-        Ok(json!({ "logRecord": record }))
+        Ok(GetLogRecordResponse {
+            log_record: row.into_iter().collect(),
+        })
     }
 
-    async fn save_definitions(&self, defs: &BTreeMap<String, Value>) -> Result<(), ApiError> {
+    async fn save_definitions(
+        &self,
+        defs: &BTreeMap<String, QueryDefinition>,
+    ) -> Result<(), ApiError> {
         crate::settings::save(self.querier.engine(), DEFINITIONS_DOCUMENT, defs).await
     }
 
@@ -491,7 +482,7 @@ impl Queries {
     pub(crate) async fn put_definition(
         &self,
         r: PutQueryDefinitionRequest,
-    ) -> Result<Value, ApiError> {
+    ) -> Result<PutQueryDefinitionResponse, ApiError> {
         let name = required(r.name, "name")?;
         if name.is_empty() || name.chars().count() > 255 {
             return Err(ApiError::constraint(
@@ -520,66 +511,61 @@ impl Queries {
             None => uuid::Uuid::new_v4().to_string(),
         };
         // An update replaces the whole definition: omitted log groups are cleared.
-        let mut def = json!({
-            "queryDefinitionId": id,
-            "name": name,
-            "queryString": query_string,
-            "lastModified": logwell_model::now_millis(),
-            "logGroupNames": r.log_group_names.unwrap_or_default(),
-            "queryLanguage": lang,
-        });
-        if let Some(p) = r.parameters {
-            def["parameters"] = p;
-        }
+        let def = QueryDefinition {
+            query_definition_id: id.clone(),
+            name,
+            query_string,
+            last_modified: logwell_model::now_millis(),
+            log_group_names: r.log_group_names.unwrap_or_default(),
+            query_language: lang.to_string(),
+            parameters: r.parameters,
+        };
         let mut next = defs.clone();
         next.insert(id.clone(), def);
         self.save_definitions(&next).await?;
         *defs = next;
-        Ok(json!({ "queryDefinitionId": id }))
+        Ok(PutQueryDefinitionResponse {
+            query_definition_id: id,
+        })
     }
 
     pub(crate) async fn describe_definitions(
         &self,
         r: DescribeQueryDefinitionsRequest,
-    ) -> Result<Value, ApiError> {
+    ) -> Result<DescribeQueryDefinitionsResponse, ApiError> {
         let max = r.max_results.unwrap_or(1000).clamp(1, 1000) as usize;
         let from = offset_token(&r.next_token)?;
         let defs = self.definitions.lock().await;
-        let mut list: Vec<&Value> = defs
+        let mut list: Vec<&QueryDefinition> = defs
             .values()
             .filter(|d| {
                 r.query_definition_name_prefix
                     .as_ref()
-                    .is_none_or(|p| d["name"].as_str().unwrap_or("").starts_with(p.as_str()))
+                    .is_none_or(|p| d.name.starts_with(p.as_str()))
                     && r.query_language
                         .as_ref()
-                        .is_none_or(|l| d["queryLanguage"].as_str() == Some(l.as_str()))
+                        .is_none_or(|l| d.query_language == *l)
             })
             .collect();
         list.sort_by(|a, b| {
-            a["name"].as_str().cmp(&b["name"].as_str()).then(
-                a["queryDefinitionId"]
-                    .as_str()
-                    .cmp(&b["queryDefinitionId"].as_str()),
-            )
+            (a.name.as_str(), a.query_definition_id.as_str())
+                .cmp(&(b.name.as_str(), b.query_definition_id.as_str()))
         });
-        let page: Vec<Value> = list
-            .iter()
-            .skip(from)
-            .take(max)
-            .map(|v| (*v).clone())
-            .collect();
-        let mut out = json!({ "queryDefinitions": page });
-        if from + max < list.len() {
-            out["nextToken"] = json!(format!("q/{}", from + max));
-        }
-        Ok(out)
+        Ok(DescribeQueryDefinitionsResponse {
+            query_definitions: list
+                .iter()
+                .skip(from)
+                .take(max)
+                .map(|d| (*d).clone())
+                .collect(),
+            next_token: (from + max < list.len()).then(|| format!("q/{}", from + max)),
+        })
     }
 
     pub(crate) async fn delete_definition(
         &self,
         r: DeleteQueryDefinitionRequest,
-    ) -> Result<Value, ApiError> {
+    ) -> Result<SuccessResponse, ApiError> {
         let id = required(r.query_definition_id, "queryDefinitionId")?;
         let id = id.as_str();
         let mut defs = self.definitions.lock().await;
@@ -590,6 +576,6 @@ impl Queries {
         next.remove(id);
         self.save_definitions(&next).await?;
         *defs = next;
-        Ok(json!({ "success": true }))
+        Ok(SuccessResponse { success: true })
     }
 }
