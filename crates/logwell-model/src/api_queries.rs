@@ -195,3 +195,55 @@ pub struct DescribeQueryDefinitionsResponse {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_token: Option<String>,
 }
+
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CreateLookupTableResponse {
+    pub lookup_table_arn: String,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GetLookupTableResponse {
+    pub lookup_table_arn: String,
+    pub lookup_table_name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    pub table_body: String,
+    pub size_bytes: u64,
+    pub last_updated_time: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kms_key_id: Option<String>,
+}
+
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UpdateLookupTableResponse {
+    pub lookup_table_arn: String,
+    pub last_updated_time: i64,
+}
+
+/// One lookup table as DescribeLookupTables lists it.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LookupTableInfo {
+    pub lookup_table_arn: String,
+    pub lookup_table_name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    pub table_fields: Vec<String>,
+    pub records_count: u64,
+    pub size_bytes: u64,
+    pub last_updated_time: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kms_key_id: Option<String>,
+}
+
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DescribeLookupTablesResponse {
+    pub lookup_tables: Vec<LookupTableInfo>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_token: Option<String>,
+}

@@ -3,12 +3,12 @@
 //! as `settings/lookup-tables.json`, written whole on every change, so every node sees them.
 
 use crate::queries::Queries;
-use logwell_model::api_queries::LookupTableRequest;
+use logwell_model::api::Empty;
+use logwell_model::api_queries::*;
 use logwell_model::{ApiError, ErrorKind};
 use logwell_query::lookup::{LookupTable, MAX_TABLE_BYTES};
 use logwell_query::Querier;
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use tokio::sync::Mutex;
 
@@ -130,7 +130,7 @@ impl LookupTableStore {
         &self,
         queries: &Queries,
         r: LookupTableRequest,
-    ) -> Result<Value, ApiError> {
+    ) -> Result<CreateLookupTableResponse, ApiError> {
         let name = r
             .lookup_table_name
             .clone()
@@ -165,29 +165,35 @@ impl LookupTableStore {
         self.save(&next).await?;
         *tables = next;
         self.parsed.set(&name, parsed);
-        Ok(json!({"lookupTableArn": self.arn(&name), "createdAt": now}))
+        Ok(CreateLookupTableResponse {
+            lookup_table_arn: self.arn(&name),
+            created_at: now,
+        })
     }
 
-    pub(crate) async fn get(&self, r: LookupTableRequest) -> Result<Value, ApiError> {
+    pub(crate) async fn get(
+        &self,
+        r: LookupTableRequest,
+    ) -> Result<GetLookupTableResponse, ApiError> {
         let name = self.name_of(r.lookup_table_arn)?;
         let tables = self.tables.lock().await;
         let t = tables.get(&name).ok_or_else(not_found)?;
-        Ok(json!({
-            "lookupTableArn": self.arn(&name),
-            "lookupTableName": name,
-            "description": t.description,
-            "tableBody": t.table_body,
-            "sizeBytes": t.table_body.len(),
-            "lastUpdatedTime": t.last_updated_time,
-            "kmsKeyId": t.kms_key_id,
-        }))
+        Ok(GetLookupTableResponse {
+            lookup_table_arn: self.arn(&name),
+            lookup_table_name: name,
+            description: t.description.clone(),
+            table_body: t.table_body.clone(),
+            size_bytes: t.table_body.len() as u64,
+            last_updated_time: t.last_updated_time,
+            kms_key_id: t.kms_key_id.clone(),
+        })
     }
 
     pub(crate) async fn update(
         &self,
         queries: &Queries,
         r: LookupTableRequest,
-    ) -> Result<Value, ApiError> {
+    ) -> Result<UpdateLookupTableResponse, ApiError> {
         let name = self.name_of(r.lookup_table_arn.clone())?;
         let body = Self::body(queries, &r)?;
         let parsed = parse_table(&body)?;
@@ -206,10 +212,13 @@ impl LookupTableStore {
         self.save(&next).await?;
         *tables = next;
         self.parsed.set(&name, parsed);
-        Ok(json!({"lookupTableArn": self.arn(&name), "lastUpdatedTime": now}))
+        Ok(UpdateLookupTableResponse {
+            lookup_table_arn: self.arn(&name),
+            last_updated_time: now,
+        })
     }
 
-    pub(crate) async fn delete(&self, r: LookupTableRequest) -> Result<Value, ApiError> {
+    pub(crate) async fn delete(&self, r: LookupTableRequest) -> Result<Empty, ApiError> {
         let name = self.name_of(r.lookup_table_arn)?;
         let mut tables = self.tables.lock().await;
         if !tables.contains_key(&name) {
@@ -220,10 +229,13 @@ impl LookupTableStore {
         self.save(&next).await?;
         *tables = next;
         self.parsed.remove(&name);
-        Ok(json!({}))
+        Ok(Empty {})
     }
 
-    pub(crate) async fn describe(&self, r: LookupTableRequest) -> Result<Value, ApiError> {
+    pub(crate) async fn describe(
+        &self,
+        r: LookupTableRequest,
+    ) -> Result<DescribeLookupTablesResponse, ApiError> {
         if let Some(p) = &r.lookup_table_name_prefix {
             check_name(p, "lookupTableNamePrefix")?;
         }
@@ -254,28 +266,28 @@ impl LookupTableStore {
             })
             .collect();
         let page = &matching[..matching.len().min(max as usize)];
-        let items: Vec<Value> = page
+        let lookup_tables = page
             .iter()
             .map(|t| {
                 // The parsed copy, not a fresh parse of up to 10 MB of CSV per listing.
                 let parsed = self.parsed.get(&t.name);
-                json!({
-                    "lookupTableArn": self.arn(&t.name),
-                    "lookupTableName": t.name,
-                    "description": t.description,
-                    "tableFields": parsed.as_ref().map(|p| p.columns()).unwrap_or_default(),
-                    "recordsCount": parsed.as_ref().map_or(0, |p| p.rows()),
-                    "sizeBytes": t.table_body.len(),
-                    "lastUpdatedTime": t.last_updated_time,
-                    "kmsKeyId": t.kms_key_id,
-                })
+                LookupTableInfo {
+                    lookup_table_arn: self.arn(&t.name),
+                    lookup_table_name: t.name.clone(),
+                    description: t.description.clone(),
+                    table_fields: parsed.as_ref().map(|p| p.columns()).unwrap_or_default(),
+                    records_count: parsed.as_ref().map_or(0, |p| p.rows() as u64),
+                    size_bytes: t.table_body.len() as u64,
+                    last_updated_time: t.last_updated_time,
+                    kms_key_id: t.kms_key_id.clone(),
+                }
             })
             .collect();
-        let mut out = json!({ "lookupTables": items });
-        if matching.len() > page.len() {
-            out["nextToken"] = Value::String(format!("l/{}", page.last().unwrap().name));
-        }
-        Ok(out)
+        Ok(DescribeLookupTablesResponse {
+            lookup_tables,
+            next_token: (matching.len() > page.len())
+                .then(|| format!("l/{}", page.last().unwrap().name)),
+        })
     }
 
     async fn save(&self, tables: &BTreeMap<String, StoredTable>) -> Result<(), ApiError> {
