@@ -53,23 +53,27 @@ pub struct DescribeLogGroupsRequest {
     pub next_token: Option<String>,
 }
 
+/// A log group as DescribeLogGroups shows it. With `logGroupNamePattern` AWS answers only
+/// `logGroupName`, `creationTime` and `arn`, so the other members are optional.
 #[derive(Debug, Default, Deserialize, Serialize, Clone)]
 #[serde(rename_all = "camelCase")]
 pub struct LogGroup {
     pub log_group_name: String,
     pub creation_time: i64,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retention_in_days: Option<i32>,
-    #[serde(default)]
-    pub metric_filter_count: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metric_filter_count: Option<i64>,
     pub arn: String,
-    #[serde(default)]
-    pub stored_bytes: i64,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stored_bytes: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kms_key_id: Option<String>,
-    pub log_group_class: String,
-    pub log_group_arn: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_group_class: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_group_arn: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deletion_protection_enabled: Option<bool>,
 }
 

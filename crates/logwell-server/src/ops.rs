@@ -6,7 +6,6 @@ use logwell_filter::FilterPattern;
 use logwell_model::api::*;
 use logwell_model::{validate, ApiError};
 use logwell_storage::{NewGroup, Scan, StreamFilter};
-use serde_json::Value;
 
 pub(crate) async fn delete_log_group(app: &App, r: LogGroupNameRequest) -> Result<Empty, ApiError> {
     let name = group_name(r.log_group_name, r.log_group_identifier)?;
@@ -169,7 +168,7 @@ pub(crate) async fn create_log_group(
 pub(crate) async fn describe_log_groups(
     app: &App,
     r: DescribeLogGroupsRequest,
-) -> Result<Value, ApiError> {
+) -> Result<DescribeLogGroupsResponse, ApiError> {
     let limit = validate::describe_limit(r.limit)?;
     if r.log_group_name_prefix.is_some() && r.log_group_name_pattern.is_some() {
         return Err(ApiError::invalid(
@@ -226,40 +225,27 @@ pub(crate) async fn describe_log_groups(
             }
         } else {
             LogGroup {
-                log_group_arn: logwell_model::log_group_arn_bare(
+                log_group_arn: Some(logwell_model::log_group_arn_bare(
                     &app.region,
                     &app.account_id,
                     &g.name,
-                ),
+                )),
                 log_group_name: g.name,
                 creation_time: g.creation_time,
                 retention_in_days: g.retention_days,
-                metric_filter_count: 0,
+                metric_filter_count: Some(0),
                 arn,
-                stored_bytes: g.stored_bytes as i64,
+                stored_bytes: Some(g.stored_bytes as i64),
                 kms_key_id: g.kms_key_id,
-                log_group_class: g.class,
+                log_group_class: Some(g.class),
                 deletion_protection_enabled: Some(g.deletion_protection),
             }
         });
     }
-    if pattern_only {
-        // Pattern results carry only arn, creationTime and logGroupName.
-        let groups: Vec<Value> = out
-            .iter()
-            .map(|g| serde_json::json!({"logGroupName": g.log_group_name, "creationTime": g.creation_time, "arn": g.arn}))
-            .collect();
-        let mut v = serde_json::json!({ "logGroups": groups });
-        if let Some(t) = next_token {
-            v["nextToken"] = Value::String(t);
-        }
-        return Ok(v);
-    }
-    Ok(serde_json::to_value(DescribeLogGroupsResponse {
+    Ok(DescribeLogGroupsResponse {
         log_groups: out,
         next_token,
     })
-    .expect("response serialises"))
 }
 
 pub(crate) async fn describe_log_streams(
