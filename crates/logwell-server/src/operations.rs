@@ -7,6 +7,7 @@ use crate::transport::{decode, decode_owned, encode};
 use crate::{lookup_tables::LookupTableStore, ops, SharedApp};
 use axum::body::Bytes;
 use logwell_model::{ApiError, ErrorKind};
+use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
@@ -25,6 +26,60 @@ pub enum Resource {
     LookupTable,
     /// The account's resources of a kind (Describe*, query definitions, queries by id).
     Account,
+}
+
+impl Resource {
+    /// The ARNs a request acts on, as IAM policies match their `Resource` against them: a log
+    /// group as `arn:aws:logs:REGION:ACCOUNT:log-group:NAME` (with `:log-stream:NAME` when the
+    /// request names a stream), a lookup table as `...:lookup-table:NAME`, account-wide
+    /// operations as `*`.
+    pub fn arns(self, request: &Value, region: &str, account: &str) -> Vec<String> {
+        let text = |key: &str| request.get(key).and_then(Value::as_str);
+        let list = |key: &str| -> Vec<&str> {
+            request
+                .get(key)
+                .and_then(Value::as_array)
+                .map(|a| a.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default()
+        };
+        // An ARN keeps its own account and region (another account's group is not this one's).
+        let group = |id: &str| match id.strip_prefix("arn:") {
+            Some(_) => id.strip_suffix(":*").unwrap_or(id).to_string(),
+            None => logwell_model::log_group_arn_bare(region, account, id),
+        };
+        match self {
+            Resource::LogGroup => {
+                let Some(id) = text("logGroupName").or(text("logGroupIdentifier")) else {
+                    return Vec::new();
+                };
+                let arn = group(id);
+                vec![match text("logStreamName") {
+                    Some(stream) => format!("{arn}:log-stream:{stream}"),
+                    None => arn,
+                }]
+            }
+            Resource::TaggedResource => text("resourceArn")
+                .map(str::to_string)
+                .into_iter()
+                .collect(),
+            Resource::QueriedLogGroups => text("logGroupName")
+                .into_iter()
+                .chain(list("logGroupNames"))
+                .chain(list("logGroupIdentifiers"))
+                .map(group)
+                .collect(),
+            Resource::LookupTable => match (text("lookupTableArn"), text("lookupTableName")) {
+                (Some(arn), _) => vec![arn.to_string()],
+                (None, Some(name)) => {
+                    vec![format!(
+                        "arn:aws:logs:{region}:{account}:lookup-table:{name}"
+                    )]
+                }
+                (None, None) => Vec::new(),
+            },
+            Resource::Account => vec!["*".to_string()],
+        }
+    }
 }
 
 type Reply = Pin<Box<dyn Future<Output = Result<String, ApiError>> + Send>>;
@@ -179,5 +234,44 @@ mod tests {
         }
         assert_eq!(find("PutLogEvents").unwrap().resource, Resource::LogGroup);
         assert!(find("PutLogEvent").is_none());
+    }
+
+    #[test]
+    fn requests_name_the_arns_they_act_on() {
+        let arns =
+            |op: &str, body: Value| find(op).unwrap().resource.arns(&body, "eu-west-1", "123");
+        assert_eq!(
+            arns(
+                "PutLogEvents",
+                json!({"logGroupName": "/app", "logStreamName": "s1"})
+            ),
+            ["arn:aws:logs:eu-west-1:123:log-group:/app:log-stream:s1"]
+        );
+        assert_eq!(
+            arns(
+                "DeleteLogGroup",
+                json!({"logGroupIdentifier": "arn:aws:logs:eu-west-1:123:log-group:/app:*"})
+            ),
+            ["arn:aws:logs:eu-west-1:123:log-group:/app"]
+        );
+        assert_eq!(
+            arns(
+                "StartQuery",
+                json!({"logGroupIdentifiers": ["arn:aws:logs:us-east-1:999:log-group:/other"]})
+            ),
+            ["arn:aws:logs:us-east-1:999:log-group:/other"]
+        );
+        assert_eq!(
+            arns("StartQuery", json!({"logGroupNames": ["/a", "/b"]})),
+            [
+                "arn:aws:logs:eu-west-1:123:log-group:/a",
+                "arn:aws:logs:eu-west-1:123:log-group:/b"
+            ]
+        );
+        assert_eq!(
+            arns("GetLookupTable", json!({"lookupTableName": "hosts"})),
+            ["arn:aws:logs:eu-west-1:123:lookup-table:hosts"]
+        );
+        assert_eq!(arns("DescribeLogGroups", json!({})), ["*"]);
     }
 }
