@@ -7,7 +7,7 @@ use crate::transport::{decode, decode_owned, encode};
 use crate::{lookup_tables::LookupTableStore, ops, SharedApp};
 use axum::body::Bytes;
 use logwell_model::{ApiError, ErrorKind};
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
@@ -225,6 +225,7 @@ pub(crate) async fn call(app: SharedApp, name: &str, body: Bytes) -> Result<Stri
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn each_operation_is_declared_once_with_its_iam_action() {
