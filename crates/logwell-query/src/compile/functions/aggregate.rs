@@ -107,7 +107,7 @@ pub(super) const FUNCTIONS: &[Function] = &[
         build: Build::Aggregate(|c, aggs| extreme(c, aggs, agg::max)),
     },
     Function {
-        names: &["count_over_time"],
+        names: &["count_over_time", "countOverTime"],
         args: (0, 1),
         usage: "",
         returns: NUM,
@@ -115,7 +115,7 @@ pub(super) const FUNCTIONS: &[Function] = &[
         build: Build::Aggregate(count),
     },
     Function {
-        names: &["sum_over_time"],
+        names: &["sum_over_time", "sumOverTime"],
         args: (1, 1),
         usage: "",
         returns: NUM,
