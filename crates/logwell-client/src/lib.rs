@@ -9,7 +9,10 @@ pub use config::{Credentials, Settings, DEFAULT_ENDPOINT, DEFAULT_REGION};
 
 use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
 use aws_sigv4::sign::v4;
-use logwell_model::api::{Empty, InputLogEvent, PutLogEventsRequest, PutLogEventsResponse};
+use logwell_model::api::{
+    CreateLogGroupRequest, Empty, InputLogEvent, LogStreamRequest, PutLogEventsRequest,
+    PutLogEventsResponse,
+};
 use logwell_model::{EVENT_OVERHEAD_BYTES, MAX_BATCH_BYTES, MAX_BATCH_EVENTS};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -184,22 +187,21 @@ impl Client {
 
     /// CreateLogGroup and CreateLogStream, each accepted when it already exists.
     pub async fn ensure_stream(&self, group: &str, stream: &str) -> Result<(), ClientError> {
-        let requests = [
-            ("CreateLogGroup", serde_json::json!({"logGroupName": group})),
-            (
-                "CreateLogStream",
-                serde_json::json!({"logGroupName": group, "logStreamName": stream}),
-            ),
-        ];
-        for (op, body) in requests {
-            match self.call::<_, Empty>(op, &body).await {
-                Err(e) if e.type_name() == Some("ResourceAlreadyExistsException") => {}
-                other => {
-                    other?;
-                }
-            }
-        }
-        Ok(())
+        let exists_is_fine = |r: Result<Empty, ClientError>| match r {
+            Err(e) if e.type_name() == Some("ResourceAlreadyExistsException") => Ok(()),
+            other => other.map(drop),
+        };
+        let group_request = CreateLogGroupRequest {
+            log_group_name: group.to_string(),
+            ..Default::default()
+        };
+        exists_is_fine(self.call("CreateLogGroup", &group_request).await)?;
+        let stream_request = LogStreamRequest {
+            log_group_name: Some(group.to_string()),
+            log_group_identifier: None,
+            log_stream_name: stream.to_string(),
+        };
+        exists_is_fine(self.call("CreateLogStream", &stream_request).await)
     }
 
     /// PutLogEvents of one batch (see [`batches`] for splitting within the limits).

@@ -3,7 +3,7 @@
 //! shapes are in `logwell-model`). Routing, and later authentication and per-action permission
 //! checks, read this one table.
 
-use crate::transport::{decode, decode_owned, encode};
+use crate::transport::{decode, encode};
 use crate::{lookup_tables::LookupTableStore, ops, SharedApp};
 use axum::body::Bytes;
 use logwell_model::{ApiError, ErrorKind};
@@ -103,7 +103,7 @@ macro_rules! op {
             resource: Resource::$resource,
             handler: |app, body| {
                 Box::pin(async move {
-                    let request = decode_owned(&body)?;
+                    let request = decode(&body)?;
                     let response = ($handler)(&app, request).await?;
                     Ok(encode(&response))
                 })

@@ -345,7 +345,6 @@ pub(crate) async fn put_log_events(
 ) -> Result<PutLogEventsResponse, ApiError> {
     validate::log_group_name(&r.log_group_name, "logGroupName")?;
     validate::log_stream_name(&r.log_stream_name, "logStreamName")?;
-    validate::put_log_events_batch(&r.log_events)?;
     let outcome = app
         .engine
         .put_events(&r.log_group_name, &r.log_stream_name, &r.log_events)

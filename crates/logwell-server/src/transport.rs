@@ -5,7 +5,6 @@
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use logwell_model::{ApiError, ErrorKind};
-use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 pub(crate) const TARGET_PREFIX: &str = "Logs_20140328.";
@@ -20,11 +19,6 @@ pub(crate) fn decode<'a, T: serde::Deserialize<'a>>(body: &'a [u8]) -> Result<T,
         body
     };
     serde_json::from_slice(body).map_err(serde_error)
-}
-
-/// [`decode`] for request types that own their data.
-pub(crate) fn decode_owned<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
-    decode(body)
 }
 
 fn serde_error(e: serde_json::Error) -> ApiError {

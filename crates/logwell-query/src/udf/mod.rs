@@ -102,16 +102,26 @@ pub fn window_udfs() -> Vec<datafusion::logical_expr::WindowUDF> {
     vec![PatternCluster::udwf()]
 }
 
+/// The stateless functions, built once (each query's session gets clones, which share them).
+type Registered = (
+    Vec<ScalarUDF>,
+    Vec<AggregateUDF>,
+    Vec<datafusion::logical_expr::WindowUDF>,
+);
+static REGISTERED: std::sync::LazyLock<Registered> =
+    std::sync::LazyLock::new(|| (scalar_udfs(), aggregate_udfs(), window_udfs()));
+
 /// Registers every stateless function in `ctx` by name.
 pub fn register(ctx: &datafusion::prelude::SessionContext) {
-    for f in scalar_udfs() {
-        ctx.register_udf(f);
+    let (scalars, aggregates, windows) = &*REGISTERED;
+    for f in scalars {
+        ctx.register_udf(f.clone());
     }
-    for f in aggregate_udfs() {
-        ctx.register_udaf(f);
+    for f in aggregates {
+        ctx.register_udaf(f.clone());
     }
-    for f in window_udfs() {
-        ctx.register_udwf(f);
+    for f in windows {
+        ctx.register_udwf(f.clone());
     }
 }
 
