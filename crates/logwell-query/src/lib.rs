@@ -31,7 +31,7 @@ pub mod udf;
 
 use crate::compile::{CastTo, CompiledQuery, FIELD_PREFIX, LOG, PTR_LOG, PTR_SEQ, PTR_TS, SEQ};
 use crate::table::{GroupTable, STORE_URL};
-use crate::udf::{CountTrue, Counter, QueryCounters};
+use crate::udf::{CountTrue, QueryCounters};
 use arrow::array::{Array, AsArray};
 use arrow::datatypes::{DataType, Int64Type, TimeUnit};
 use async_trait::async_trait;
@@ -268,11 +268,7 @@ impl Querier {
             columns_out.push(ident(field_column(f)).alias(format!("{FIELD_PREFIX}{f}")));
         }
         let plan = LogicalPlanBuilder::scan("events", provider_as_source(Arc::new(table)), None)?
-            .filter(CountTrue::call(
-                counters,
-                Counter::Scanned { bytes_per_row },
-                visible,
-            ))?
+            .filter(CountTrue::scanned(counters, visible, bytes_per_row))?
             .project(columns_out)?
             .build()?;
         Ok(plan)
@@ -321,6 +317,7 @@ impl Querier {
         }
         let counters = Arc::new(QueryCounters::default());
         let ctx = self.context();
+        CountTrue::register(&ctx, &counters);
         let now_ms = logwell_model::now_millis();
         match req.language {
             Language::Insights => {
@@ -504,6 +501,11 @@ impl Prepared {
 
     pub fn plan(&self) -> &LogicalPlan {
         &self.compiled.plan
+    }
+
+    /// The session the query runs in: it resolves every function the plan calls by name.
+    pub fn session(&self) -> &SessionContext {
+        &self.ctx
     }
 
     /// The physical plan the query would run, indented (for tests and diagnosis).

@@ -18,7 +18,6 @@ use datafusion::datasource::source::DataSourceExec;
 use datafusion::datasource::{TableProvider, TableType};
 use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::functions::core::expr_fn::get_field;
-use datafusion::logical_expr::expr::ScalarFunction;
 use datafusion::logical_expr::utils::conjunction;
 use datafusion::logical_expr::{col, lit, Expr, TableProviderFilterPushDown};
 use datafusion::physical_expr::PhysicalExpr;
@@ -134,9 +133,7 @@ impl GroupTable {
             .collect();
         let in_schema = input.schema();
         let df_in = DFSchema::try_from(in_schema.as_ref().clone())?;
-        let udf = Arc::new(JsonFields::udf(paths.clone()));
-        let extract =
-            Expr::ScalarFunction(ScalarFunction::new_udf(udf, vec![col(columns::MESSAGE)]));
+        let extract = JsonFields::call(col(columns::MESSAGE), &paths);
         let mut first: Vec<(Arc<dyn PhysicalExpr>, String)> = Vec::new();
         for f in in_schema.fields() {
             first.push((

@@ -18,8 +18,8 @@ use types::*;
 
 use crate::udf::TextFn;
 use crate::udf::{
-    AnomalyUdf, Captures, CountTrue, Counter, JsonFields, JsonOp, JsonUdf, ParseFields,
-    PatternCluster, PatternProfile, QueryCounters, TimeFloor,
+    AnomalyUdf, Captures, CountTrue, JsonFields, JsonOp, JsonUdf, ParseFields, PatternCluster,
+    PatternProfile, QueryCounters, TimeFloor,
 };
 use crate::QueryError;
 use arrow::datatypes::{DataType, TimeUnit};
@@ -27,7 +27,6 @@ use datafusion::common::JoinType;
 use datafusion::common::{Column, ScalarValue};
 use datafusion::functions::expr_fn as f;
 use datafusion::functions_aggregate::expr_fn as agg;
-use datafusion::logical_expr::expr::ScalarFunction;
 use datafusion::logical_expr::expr::{InSubquery, WindowFunction};
 use datafusion::logical_expr::Subquery;
 use datafusion::logical_expr::{
@@ -427,8 +426,7 @@ impl<'a> Pipeline<'a> {
             return Ok(());
         }
         let tmp = self.tmp("json");
-        let udf = Arc::new(JsonFields::udf(uniq.clone()));
-        let extract = Expr::ScalarFunction(ScalarFunction::new_udf(udf, vec![ident(MSG)]));
+        let extract = JsonFields::call(ident(MSG), &uniq);
         self.with_columns(vec![(tmp.clone(), t(extract, Ty::Any))])?;
         let cols = uniq
             .iter()

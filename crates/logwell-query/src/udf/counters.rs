@@ -13,14 +13,17 @@ pub struct QueryCounters {
 /// Which counter a [`CountTrue`] feeds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Counter {
-    /// Events in the query's time range (and `bytes_per_row` each).
-    Scanned { bytes_per_row: u64 },
+    /// Events in the query's time range; a second, literal argument gives the bytes each counts
+    /// for (groups differ).
+    Scanned,
     /// Events that passed the query's filters.
     Matched,
 }
 
-/// `lw_count(pred)`: passes a boolean through unchanged and counts its true rows. Volatile, so
-/// the optimizer neither folds nor moves it: it counts exactly the rows reaching its place.
+/// `lw_count_scanned(pred, bytes_per_row)` and `lw_count_matched(pred)`: pass a boolean through
+/// unchanged and count its true rows into one query's counters. Volatile, so the optimizer
+/// neither folds nor moves them: they count exactly the rows reaching their place. Each query's
+/// session registers its own pair by name ([`CountTrue::register`]).
 #[derive(Debug)]
 pub struct CountTrue {
     counters: Arc<QueryCounters>,
@@ -42,20 +45,42 @@ impl Hash for CountTrue {
 }
 
 impl CountTrue {
-    pub fn call(counters: &Arc<QueryCounters>, counter: Counter, predicate: Expr) -> Expr {
+    fn udf(counters: &Arc<QueryCounters>, counter: Counter) -> ScalarUDF {
+        let args = match counter {
+            Counter::Scanned => vec![DataType::Boolean, DataType::Int64],
+            Counter::Matched => vec![DataType::Boolean],
+        };
         ScalarUDF::from(CountTrue {
             counters: counters.clone(),
             counter,
-            signature: Signature::exact(vec![DataType::Boolean], Volatility::Volatile),
+            signature: Signature::exact(args, Volatility::Volatile),
         })
-        .call(vec![predicate])
+    }
+
+    /// Registers the counters of the query `ctx` plans by name.
+    pub fn register(ctx: &datafusion::prelude::SessionContext, counters: &Arc<QueryCounters>) {
+        ctx.register_udf(CountTrue::udf(counters, Counter::Scanned));
+        ctx.register_udf(CountTrue::udf(counters, Counter::Matched));
+    }
+
+    /// Counts the rows `predicate` keeps as scanned, `bytes_per_row` bytes each.
+    pub fn scanned(counters: &Arc<QueryCounters>, predicate: Expr, bytes_per_row: u64) -> Expr {
+        CountTrue::udf(counters, Counter::Scanned).call(vec![
+            predicate,
+            datafusion::logical_expr::lit(bytes_per_row as i64),
+        ])
+    }
+
+    /// Counts the rows `predicate` keeps as matched.
+    pub fn matched(counters: &Arc<QueryCounters>, predicate: Expr) -> Expr {
+        CountTrue::udf(counters, Counter::Matched).call(vec![predicate])
     }
 }
 
 impl ScalarUDFImpl for CountTrue {
     fn name(&self) -> &str {
         match self.counter {
-            Counter::Scanned { .. } => "lw_count_scanned",
+            Counter::Scanned => "lw_count_scanned",
             Counter::Matched => "lw_count_matched",
         }
     }
@@ -85,7 +110,11 @@ impl ScalarUDFImpl for CountTrue {
         };
         let c = &self.counters;
         match self.counter {
-            Counter::Scanned { bytes_per_row } => {
+            Counter::Scanned => {
+                let bytes_per_row = match args.args.get(1) {
+                    Some(ColumnarValue::Scalar(ScalarValue::Int64(Some(b)))) => *b as u64,
+                    _ => return exec_err!("lw_count_scanned takes literal bytes per row"),
+                };
                 c.scanned.fetch_add(trues as u64, Ordering::Relaxed);
                 c.bytes
                     .fetch_add(trues as u64 * bytes_per_row, Ordering::Relaxed);

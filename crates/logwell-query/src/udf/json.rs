@@ -3,36 +3,33 @@
 
 use super::*;
 
-/// `lw_json(@message)`: the struct of the wanted flattened JSON paths (fields named `0`, `1`, ...).
-#[derive(Debug)]
+/// `lw_json(@message, 'path', ...)`: the struct of the wanted flattened JSON paths (literal
+/// arguments), as fields named `0`, `1`, ... in argument order.
+#[derive(Debug, PartialEq, Eq, Hash)]
 pub struct JsonFields {
-    paths: Vec<String>,
-    set: PathSet,
-    slots: Vec<String>,
     signature: Signature,
 }
 
-impl PartialEq for JsonFields {
-    fn eq(&self, o: &Self) -> bool {
-        self.paths == o.paths
-    }
-}
-impl Eq for JsonFields {}
-impl Hash for JsonFields {
-    fn hash<H: Hasher>(&self, h: &mut H) {
-        self.paths.hash(h)
-    }
-}
-
 impl JsonFields {
-    pub fn udf(paths: Vec<String>) -> ScalarUDF {
-        let slots = (0..paths.len()).map(|i| i.to_string()).collect();
+    pub fn udf() -> ScalarUDF {
         ScalarUDF::from(JsonFields {
-            set: PathSet::new(&paths),
-            paths,
-            slots,
-            signature: Signature::any(1, ONCE_PER_ROW),
+            signature: Signature::variadic_any(ONCE_PER_ROW),
         })
+    }
+
+    /// `lw_json(message, paths...)`.
+    pub fn call(message: Expr, paths: &[String]) -> Expr {
+        let mut args = vec![message];
+        args.extend(
+            paths
+                .iter()
+                .map(|p| datafusion::logical_expr::lit(p.as_str())),
+        );
+        JsonFields::udf().call(args)
+    }
+
+    fn slots(n: usize) -> Vec<String> {
+        (0..n).map(|i| i.to_string()).collect()
     }
 }
 
@@ -43,19 +40,25 @@ impl ScalarUDFImpl for JsonFields {
     fn signature(&self) -> &Signature {
         &self.signature
     }
-    fn return_type(&self, _: &[DataType]) -> Result<DataType> {
-        Ok(text_struct(&self.slots, &DataType::Utf8))
+    fn return_type(&self, args: &[DataType]) -> Result<DataType> {
+        Ok(text_struct(
+            &JsonFields::slots(args.len().saturating_sub(1)),
+            &DataType::Utf8,
+        ))
     }
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let rows = args.number_rows;
+        let paths = literal_texts(&args.args[1..], "lw_json")?;
+        // A handful of paths: building the set per batch costs nothing beside parsing it.
+        let set = PathSet::new(&paths);
         let msgs = strings(&args.args[0], rows)?;
         let msgs = msgs.as_string::<i32>();
-        let n = self.paths.len();
+        let n = paths.len();
         let mut builders: Vec<StringBuilder> = (0..n).map(|_| StringBuilder::new()).collect();
         let mut out = vec![None; n];
         for i in 0..msgs.len() {
             if msgs.is_valid(i) {
-                self.set.extract(msgs.value(i), &mut out);
+                set.extract(msgs.value(i), &mut out);
             } else {
                 out.iter_mut().for_each(|o| *o = None);
             }
@@ -63,7 +66,7 @@ impl ScalarUDFImpl for JsonFields {
                 b.append_option(v.as_deref());
             }
         }
-        struct_of(&self.slots, &DataType::Utf8, builders, msgs.len())
+        struct_of(&JsonFields::slots(n), &DataType::Utf8, builders, msgs.len())
     }
 }
 

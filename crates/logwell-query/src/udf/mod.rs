@@ -1,9 +1,9 @@
 //! The functions logwell adds to DataFusion, one file per family: JSON, `parse` captures, text
 //! functions (IP, URL, hex, dates), histograms, time floors, patterns and anomalies, and the
-//! counters behind a query's statistics. The stateless ones are registered by name in every
-//! query's session ([`register`]), so a plan can name them; [`JsonFields`], [`ParseFields`] and
-//! [`CountTrue`] carry per-query state (the fields a query reads, a compiled pattern, its
-//! counters) and are built per query.
+//! counters behind a query's statistics. Every function is registered by name in each query's
+//! session, so a plan can name them: what configures one (the JSON paths a query reads, a
+//! `parse` pattern and its names, a time period) is a literal argument. Only the counters
+//! ([`CountTrue`]) belong to one query: its session registers its own.
 
 mod counters;
 mod histogram;
@@ -49,6 +49,21 @@ fn strings(arg: &ColumnarValue, rows: usize) -> Result<ArrayRef> {
     })
 }
 
+/// Literal text arguments (paths, patterns, names) of a function that takes them as its
+/// configuration.
+fn literal_texts(args: &[ColumnarValue], function: &str) -> Result<Vec<String>> {
+    args.iter()
+        .map(|a| match a {
+            ColumnarValue::Scalar(
+                ScalarValue::Utf8(Some(s))
+                | ScalarValue::Utf8View(Some(s))
+                | ScalarValue::LargeUtf8(Some(s)),
+            ) => Ok(s.clone()),
+            _ => exec_err!("{function} takes literal text arguments"),
+        })
+        .collect()
+}
+
 /// A struct type of text fields named `names`, each of type `text` (Utf8 or Utf8View).
 fn text_struct(names: &[String], text: &DataType) -> DataType {
     DataType::Struct(Fields::from(
@@ -86,6 +101,8 @@ pub fn scalar_udfs() -> Vec<ScalarUDF> {
     let mut out: Vec<ScalarUDF> = TextFn::ALL.iter().map(|f| f.udf()).collect();
     out.extend([JsonOp::Parse, JsonOp::Member, JsonOp::Elements].map(JsonUdf::udf));
     out.extend([
+        JsonFields::udf(),
+        ParseFields::udf(),
         LogfmtUdf::udf(),
         Histogram::udf(),
         TimeFloor::udf(),

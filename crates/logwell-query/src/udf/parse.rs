@@ -15,10 +15,40 @@ pub enum Captures {
 }
 
 impl Captures {
-    fn key(&self) -> String {
+    /// The literal arguments that stand for these captures in a plan: a kind and a pattern.
+    fn literals(&self) -> [String; 2] {
         match self {
-            Captures::Glob(parts) => format!("glob:{}", parts.join("*")),
-            Captures::Regex(r) => format!("regex:{}", r.as_str()),
+            Captures::Glob(parts) => ["glob".into(), parts.join("*")],
+            Captures::Regex(r) => ["regex".into(), r.as_str().into()],
+        }
+    }
+
+    /// The captures a plan's literals stand for. Regexes are compiled once per pattern, not
+    /// per batch (a cache shared by every query, emptied when it grows past a few hundred).
+    fn from_literals(kind: &str, pattern: &str) -> Result<Captures> {
+        static REGEXES: std::sync::LazyLock<
+            std::sync::Mutex<std::collections::HashMap<String, regex::Regex>>,
+        > = std::sync::LazyLock::new(Default::default);
+        match kind {
+            "glob" => Ok(Captures::Glob(
+                pattern.split('*').map(str::to_string).collect(),
+            )),
+            "regex" => {
+                let mut cache = REGEXES.lock().unwrap_or_else(|e| e.into_inner());
+                if let Some(r) = cache.get(pattern) {
+                    return Ok(Captures::Regex(r.clone()));
+                }
+                let r = regex::RegexBuilder::new(pattern)
+                    .size_limit(1 << 20)
+                    .build()
+                    .map_err(|e| datafusion::common::DataFusionError::Execution(e.to_string()))?;
+                if cache.len() >= 256 {
+                    cache.clear();
+                }
+                cache.insert(pattern.to_string(), r.clone());
+                Ok(Captures::Regex(r))
+            }
+            other => exec_err!("lw_parse: unknown pattern kind {other}"),
         }
     }
 }
@@ -85,44 +115,38 @@ pub fn glob_captures(parts: &[String], s: &str, out: &mut Vec<(usize, usize)>) -
     true
 }
 
-/// `lw_parse(field)`: the captures of one `parse` command, as a struct of its names.
-#[derive(Debug)]
+/// `lw_parse(field, kind, pattern, names...)`: the captures of one `parse` command (`kind`
+/// `'glob'` or `'regex'`, all literal), as a struct of its names. Captures named `__...` are
+/// matched but not returned (nothing reads them).
+#[derive(Debug, PartialEq, Eq, Hash)]
 pub struct ParseFields {
-    captures: Captures,
-    names: Vec<String>,
-    /// The captures the query reads (by position) and their names: only these are built.
-    kept: Vec<usize>,
-    kept_names: Vec<String>,
     signature: Signature,
 }
 
-impl PartialEq for ParseFields {
-    fn eq(&self, o: &Self) -> bool {
-        self.captures.key() == o.captures.key() && self.names == o.names
-    }
-}
-impl Eq for ParseFields {}
-impl Hash for ParseFields {
-    fn hash<H: Hasher>(&self, h: &mut H) {
-        self.captures.key().hash(h);
-        self.names.hash(h);
-    }
-}
-
 impl ParseFields {
-    /// Captures named `__...` are matched but not returned (nothing reads them).
-    pub fn udf(captures: Captures, names: Vec<String>) -> ScalarUDF {
-        let kept: Vec<usize> = (0..names.len())
-            .filter(|i| !names[*i].starts_with("__"))
-            .collect();
-        let kept_names = kept.iter().map(|i| names[*i].clone()).collect();
+    pub fn udf() -> ScalarUDF {
         ScalarUDF::from(ParseFields {
-            captures,
-            names,
-            kept,
-            kept_names,
-            signature: Signature::any(1, ONCE_PER_ROW),
+            signature: Signature::variadic_any(ONCE_PER_ROW),
         })
+    }
+
+    pub fn call(input: Expr, captures: &Captures, names: &[String]) -> Expr {
+        let mut args = vec![input];
+        args.extend(captures.literals().map(datafusion::logical_expr::lit));
+        args.extend(
+            names
+                .iter()
+                .map(|n| datafusion::logical_expr::lit(n.as_str())),
+        );
+        ParseFields::udf().call(args)
+    }
+
+    /// The names' positions that are returned, and those names.
+    fn kept(names: &[String]) -> (Vec<usize>, Vec<String>) {
+        (0..names.len())
+            .filter(|i| !names[*i].starts_with("__"))
+            .map(|i| (i, names[i].clone()))
+            .unzip()
     }
 }
 
@@ -134,17 +158,44 @@ impl ScalarUDFImpl for ParseFields {
         &self.signature
     }
     fn return_type(&self, _: &[DataType]) -> Result<DataType> {
-        Ok(text_struct(&self.kept_names, &DataType::Utf8View))
+        datafusion::common::internal_err!(
+            "lw_parse's type depends on its names: see return_field_from_args"
+        )
+    }
+    fn return_field_from_args(
+        &self,
+        args: datafusion::logical_expr::ReturnFieldArgs,
+    ) -> Result<FieldRef> {
+        let names = args
+            .scalar_arguments
+            .iter()
+            .skip(3)
+            .map(|a| match a {
+                Some(ScalarValue::Utf8(Some(s)) | ScalarValue::Utf8View(Some(s))) => Ok(s.clone()),
+                _ => exec_err!("lw_parse takes literal names"),
+            })
+            .collect::<Result<Vec<String>>>()?;
+        let (_, kept) = ParseFields::kept(&names);
+        Ok(Arc::new(Field::new(
+            self.name(),
+            text_struct(&kept, &DataType::Utf8View),
+            true,
+        )))
     }
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let rows = args.number_rows;
+        let config = literal_texts(&args.args[1..], "lw_parse")?;
+        let [kind, pattern, names @ ..] = config.as_slice() else {
+            return exec_err!("lw_parse takes a kind, a pattern and names");
+        };
+        let captures = Captures::from_literals(kind, pattern)?;
+        let (kept, kept_names) = ParseFields::kept(names);
         let input = strings(&args.args[0], rows)?;
         let input = input.as_string::<i32>();
-        let n = self.names.len();
+        let n = names.len();
         // Captures are views into the input's bytes: nothing is copied.
         let offsets = input.value_offsets();
-        let mut builders: Vec<StringViewBuilder> = self
-            .kept
+        let mut builders: Vec<StringViewBuilder> = kept
             .iter()
             .map(|_| StringViewBuilder::with_capacity(input.len()))
             .collect();
@@ -153,7 +204,7 @@ impl ScalarUDFImpl for ParseFields {
             .map(|b| b.append_block(input.values().clone()))
             .collect();
         let mut ranges: Vec<(usize, usize)> = Vec::with_capacity(n);
-        let mut locs = match &self.captures {
+        let mut locs = match &captures {
             Captures::Regex(r) => Some(r.capture_locations()),
             Captures::Glob(_) => None,
         };
@@ -164,7 +215,7 @@ impl ScalarUDFImpl for ParseFields {
                 ""
             };
             let hit = input.is_valid(i)
-                && match (&self.captures, &mut locs) {
+                && match (&captures, &mut locs) {
                     (Captures::Glob(parts), _) => glob_captures(parts, text, &mut ranges),
                     (Captures::Regex(r), Some(locs)) => {
                         ranges.clear();
@@ -176,7 +227,7 @@ impl ScalarUDFImpl for ParseFields {
                     }
                     _ => false,
                 };
-            for ((&g, b), &block) in self.kept.iter().zip(builders.iter_mut()).zip(&blocks) {
+            for ((&g, b), &block) in kept.iter().zip(builders.iter_mut()).zip(&blocks) {
                 match ranges.get(g) {
                     Some(&(s, e)) if hit => {
                         let start = offsets[i] as usize + s;
@@ -188,7 +239,7 @@ impl ScalarUDFImpl for ParseFields {
                 }
             }
         }
-        struct_of(&self.kept_names, &DataType::Utf8View, builders, input.len())
+        struct_of(&kept_names, &DataType::Utf8View, builders, input.len())
     }
 }
 

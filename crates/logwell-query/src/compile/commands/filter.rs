@@ -9,7 +9,7 @@ impl Pipeline<'_> {
         let pred = boolean(self.expr(e)?);
         let pred = if self.count_at_filter == Some(index) {
             self.matched_counted = true;
-            CountTrue::call(&self.cx.counters, Counter::Matched, pred)
+            CountTrue::matched(&self.cx.counters, pred)
         } else {
             pred
         };

@@ -71,8 +71,7 @@ impl Pipeline<'_> {
             None => names,
         };
         let tmp = self.tmp("parse");
-        let udf = Arc::new(ParseFields::udf(regex, names.clone()));
-        let call = Expr::ScalarFunction(ScalarFunction::new_udf(udf, vec![text(input)]));
+        let call = ParseFields::call(text(input), &regex, &names);
         self.with_columns(vec![(tmp.clone(), t(call, Ty::Any))])?;
         let cols = names
             .iter()
