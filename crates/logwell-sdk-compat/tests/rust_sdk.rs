@@ -188,3 +188,99 @@ async fn rust_sdk_creates_puts_reads_and_gets_typed_errors() {
         .into_service_error()
         .is_invalid_parameter_exception());
 }
+
+/// The SDK sends StartLiveTail to `stream-<host>` and has no switch to turn that off; for a
+/// local endpoint this interceptor takes the prefix off again (`../shared/reference/clients.md`
+/// 1.5, and the README's Live Tail section).
+#[derive(Debug)]
+struct StripHostPrefix;
+
+impl cwl::config::Intercept for StripHostPrefix {
+    fn name(&self) -> &'static str {
+        "StripHostPrefix"
+    }
+    fn modify_before_signing(
+        &self,
+        ctx: &mut cwl::config::interceptors::BeforeTransmitInterceptorContextMut<'_>,
+        _rc: &cwl::config::RuntimeComponents,
+        _cfg: &mut cwl::config::ConfigBag,
+    ) -> Result<(), cwl::error::BoxError> {
+        let req = ctx.request_mut();
+        let uri = req.uri().to_string();
+        if let Some(rest) = uri.strip_prefix("http://stream-") {
+            req.set_uri(format!("http://{rest}"))?;
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rust_sdk_live_tail_receives_events_put_during_the_session() {
+    use cwl::types::StartLiveTailResponseStream as Ev;
+    let (endpoint, _dir) = start_server().await;
+    let c = client(&endpoint);
+    c.create_log_group()
+        .log_group_name("/sdk/tail")
+        .send()
+        .await
+        .unwrap();
+    for s in ["web-1", "db-1"] {
+        c.create_log_stream()
+            .log_group_name("/sdk/tail")
+            .log_stream_name(s)
+            .send()
+            .await
+            .unwrap();
+    }
+    let tail_client =
+        cwl::Client::from_conf(c.config().to_builder().interceptor(StripHostPrefix).build());
+    let mut out = tail_client
+        .start_live_tail()
+        .log_group_identifiers("arn:aws:logs:us-east-1:000000000000:log-group:/sdk/tail")
+        .log_stream_name_prefixes("web-")
+        .log_event_filter_pattern("{ $.level = \"error\" }")
+        .send()
+        .await
+        .unwrap();
+    match out.response_stream.recv().await.unwrap() {
+        Some(Ev::SessionStart(s)) => assert!(s.session_id().is_some()),
+        other => panic!("expected sessionStart, got {other:?}"),
+    }
+    for (stream, level) in [("web-1", "info"), ("db-1", "error"), ("web-1", "error")] {
+        c.put_log_events()
+            .log_group_name("/sdk/tail")
+            .log_stream_name(stream)
+            .log_events(
+                InputLogEvent::builder()
+                    .timestamp(now_ms())
+                    .message(format!(r#"{{"level":"{level}","from":"{stream}"}}"#))
+                    .build()
+                    .unwrap(),
+            )
+            .send()
+            .await
+            .unwrap();
+    }
+    let mut got = Vec::new();
+    while got.is_empty() {
+        match out.response_stream.recv().await.unwrap() {
+            Some(Ev::SessionUpdate(u)) => {
+                assert_eq!(u.session_metadata().map(|m| m.sampled()), Some(false));
+                got.extend(u.session_results().iter().map(|e| {
+                    (
+                        e.log_stream_name().unwrap().to_string(),
+                        e.message().unwrap().to_string(),
+                    )
+                }));
+            }
+            other => panic!("expected sessionUpdate, got {other:?}"),
+        }
+    }
+    assert_eq!(
+        got,
+        [(
+            "web-1".to_string(),
+            r#"{"level":"error","from":"web-1"}"#.to_string()
+        )]
+    );
+}

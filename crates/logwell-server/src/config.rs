@@ -35,6 +35,8 @@ pub struct Limits {
     pub max_kept_queries: usize,
     /// ... and the bytes of results they may hold together.
     pub max_kept_result_bytes: usize,
+    /// Live Tail sessions open at once (CloudWatch's default quota: 15).
+    pub max_live_tail_sessions: usize,
 }
 
 impl Default for Limits {
@@ -46,6 +48,7 @@ impl Default for Limits {
             body_read_timeout_secs: 60.0,
             max_kept_queries: 1000,
             max_kept_result_bytes: 256 << 20,
+            max_live_tail_sessions: 15,
         }
     }
 }

@@ -2,6 +2,7 @@
 //! backed by logwell-storage.
 
 pub mod config;
+mod live_tail;
 pub mod lookup_tables;
 pub mod operations;
 mod ops;
@@ -60,6 +61,7 @@ pub struct App {
     pub region: String,
     pub account_id: String,
     pub queries: Arc<queries::Queries>,
+    pub tails: logwell_tail::Tails,
     pub limits: RequestLimits,
 }
 
@@ -101,7 +103,16 @@ impl App {
             .await
             .map_err(|e| logwell_storage::OpenError::Catalog(format!("settings: {e}")))?,
         );
+        let tails = logwell_tail::Tails::new(
+            engine.clone(),
+            config.account_id.clone(),
+            logwell_tail::TailConfig {
+                max_sessions: config.limits.max_live_tail_sessions,
+                ..Default::default()
+            },
+        );
         Ok(Arc::new(App {
+            tails,
             engine,
             region: config.region.clone(),
             account_id: config.account_id.clone(),
@@ -182,7 +193,8 @@ async fn handle(State(app): State<SharedApp>, headers: HeaderMap, body: Body) ->
         )),
     };
     let response = match result {
-        Ok(json) => json_response(json),
+        Ok(operations::Output::Json(json)) => json_response(json),
+        Ok(operations::Output::Stream(stream)) => stream,
         Err(e) => {
             if e.kind == ErrorKind::ServiceUnavailable {
                 tracing::warn!(op = target, error = %e, "request failed");
@@ -200,6 +212,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let engine = app.engine.clone();
+    let stopping = app.clone();
     let header_timeout = app.limits.header_timeout;
     let service = hyper_util::service::TowerToHyperService::new(router(app));
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
@@ -230,7 +243,9 @@ pub async fn serve(
             let _ = conn.await;
         });
     }
-    // In-flight requests finish (bounded by the body timeout); idle connections close.
+    // Live tails end; in-flight requests finish (bounded by the body timeout); idle
+    // connections close.
+    stopping.tails.close();
     let drain = header_timeout.max(Duration::from_secs(5)) * 2;
     if tokio::time::timeout(drain, graceful.shutdown())
         .await

@@ -82,7 +82,13 @@ impl Resource {
     }
 }
 
-type Reply = Pin<Box<dyn Future<Output = Result<String, ApiError>> + Send>>;
+/// What an operation answers: a JSON body, or a stream (StartLiveTail).
+pub(crate) enum Output {
+    Json(String),
+    Stream(axum::response::Response),
+}
+
+type Reply = Pin<Box<dyn Future<Output = Result<Output, ApiError>> + Send>>;
 
 /// One operation.
 pub struct Operation {
@@ -105,7 +111,7 @@ macro_rules! op {
                 Box::pin(async move {
                     let request = decode(&body)?;
                     let response = ($handler)(&app, request).await?;
-                    Ok(encode(&response))
+                    Ok(Output::Json(encode(&response)))
                 })
             },
         }
@@ -129,7 +135,7 @@ pub static OPERATIONS: &[Operation] = &[
             Box::pin(async move {
                 let request = decode(&body)?;
                 let response = ops::put_log_events(&app, request).await?;
-                Ok(encode(&response))
+                Ok(Output::Json(encode(&response)))
             })
         },
     },
@@ -152,6 +158,17 @@ pub static OPERATIONS: &[Operation] = &[
     op!("UntagLogGroup", LogGroup, ops::untag_log_group),
     op!("ListTagsLogGroup", LogGroup, ops::list_tags_log_group),
     op!("TestMetricFilter", Account, ops::test_metric_filter),
+    Operation {
+        name: "StartLiveTail",
+        action: "logs:StartLiveTail",
+        resource: Resource::QueriedLogGroups,
+        handler: |app, body| {
+            Box::pin(async move {
+                let request = decode(&body)?;
+                Ok(Output::Stream(crate::live_tail::start(&app, request)?))
+            })
+        },
+    },
     op!("StartQuery", QueriedLogGroups, |app: &SharedApp, r| {
         let queries = app.queries.clone();
         async move { queries.start(r).await }
@@ -212,7 +229,7 @@ pub fn find(name: &str) -> Option<&'static Operation> {
 }
 
 /// Runs the operation `name` on a request body.
-pub(crate) async fn call(app: SharedApp, name: &str, body: Bytes) -> Result<String, ApiError> {
+pub(crate) async fn call(app: SharedApp, name: &str, body: Bytes) -> Result<Output, ApiError> {
     match find(name) {
         Some(op) => (op.handler)(app, body).await,
         None => Err(ApiError::new(

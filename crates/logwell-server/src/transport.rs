@@ -1,5 +1,6 @@
 //! The wire: awsJson1_1 framing (`X-Amz-Target: Logs_20140328.<Operation>`, JSON bodies), the
-//! AWS error shape (`__type`, `message`, `x-amzn-errortype`) and request ids. Every operation's
+//! AWS error shape (`__type`, `message`, `x-amzn-errortype`), request ids, and AWS event-stream
+//! frames (`application/vnd.amazon.eventstream`) for streaming responses. Every operation's
 //! request is decoded and its response encoded here, one way for all.
 
 use axum::http::{HeaderValue, StatusCode};
@@ -77,4 +78,46 @@ pub(crate) fn with_request_id(mut response: Response) -> Response {
 
 pub(crate) fn throttled() -> ApiError {
     ApiError::new(ErrorKind::Throttling, "Rate exceeded")
+}
+
+pub(crate) const EVENT_STREAM_CT: &str = "application/vnd.amazon.eventstream";
+
+/// One event-stream message: an `event` of `event_type` (or, with `exception`, an exception of
+/// that type) carrying `payload` as JSON.
+pub(crate) fn stream_frame<T: Serialize>(kind: FrameKind, name: &str, payload: &T) -> bytes::Bytes {
+    use aws_smithy_types::event_stream::{Header, HeaderValue as H, Message};
+    let json = serde_json::to_vec(payload).expect("event serialises");
+    let (message_type, type_header) = match kind {
+        FrameKind::Event => ("event", ":event-type"),
+        FrameKind::Exception => ("exception", ":exception-type"),
+    };
+    let message = Message::new(json)
+        .add_header(Header::new(":message-type", H::String(message_type.into())))
+        .add_header(Header::new(type_header, H::String(name.to_string().into())))
+        .add_header(Header::new(
+            ":content-type",
+            H::String("application/json".into()),
+        ));
+    let mut out = Vec::new();
+    aws_smithy_eventstream::frame::write_message_to(&message, &mut out)
+        .expect("event-stream frame encodes");
+    out.into()
+}
+
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum FrameKind {
+    Event,
+    Exception,
+}
+
+/// A streaming response: `frames` as an HTTP/1.1 chunked event stream.
+pub(crate) fn event_stream_response(
+    frames: impl futures::Stream<Item = bytes::Bytes> + Send + 'static,
+) -> Response {
+    use futures::StreamExt;
+    let body = axum::body::Body::from_stream(frames.map(Ok::<_, std::convert::Infallible>));
+    let mut r = (StatusCode::OK, body).into_response();
+    r.headers_mut()
+        .insert("content-type", HeaderValue::from_static(EVENT_STREAM_CT));
+    r
 }

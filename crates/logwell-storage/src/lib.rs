@@ -1,5 +1,6 @@
 //! Durable log storage: write-ahead log, Arrow memtables, Parquet segments in an object store,
-//! the catalog that lists them, retention and compaction.
+//! the catalog that lists them, retention and compaction, and the tap that offers each applied
+//! batch to live consumers.
 
 pub mod catalog;
 pub mod config;
@@ -9,6 +10,7 @@ pub mod memtable;
 pub mod record;
 pub mod segment;
 pub mod store;
+pub mod tap;
 pub mod wal;
 
 pub use config::{ObjectStoreConfig, S3Config, StorageConfig};

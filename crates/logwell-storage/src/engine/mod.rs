@@ -19,6 +19,7 @@ use crate::memtable::{GroupMemtable, SEQ_INDEX_BITS};
 use crate::record::{self, MetaChange, Record};
 use crate::segment;
 use crate::store::Store;
+use crate::tap::Tap;
 use crate::wal::{self, ReplayMode, Wal};
 use arrow::array::{Array, AsArray, BooleanArray, RecordBatch};
 use arrow::datatypes::{Int32Type, Int64Type};
@@ -274,6 +275,8 @@ struct Inner {
     recovery_report: Vec<String>,
     /// Shared with the WAL writer thread, which applies durable records in LSN order.
     state: Arc<RwLock<State>>,
+    /// Live consumers of applied event batches.
+    tap: Arc<Tap>,
     flush_lock: tokio::sync::Mutex<()>,
     manifest_version: tokio::sync::Mutex<u64>,
     flush_notify: Notify,
@@ -621,6 +624,11 @@ impl Engine {
     }
 
     // ---------------------------------------------------------------- ingest
+
+    /// The tap: live consumers of every event batch once it is durable and applied.
+    pub fn tap(&self) -> &Arc<Tap> {
+        &self.inner.tap
+    }
 
     /// PutLogEvents: AWS's batch rules, then durable append.
     pub async fn put_events(

@@ -203,18 +203,28 @@ impl Engine {
         let next_group_id = state.meta.next_group_id;
         let state = Arc::new(RwLock::new(state));
         let applier = state.clone();
+        let tap = Arc::new(Tap::default());
+        let publisher = tap.clone();
         let wal = Wal::open(
             &wal_dir,
             next_lsn,
             Box::new(move |lsn, payload| {
-                applier
+                let applied = applier
                     .write()
                     .unwrap()
                     .apply_record(lsn, payload)
                     .unwrap_or_else(|| {
                         tracing::error!(lsn, "WAL record this version cannot apply");
                         false
-                    })
+                    });
+                // Live consumers see a batch once it is durable and applied (in LSN order:
+                // this thread applies every record).
+                if applied && publisher.consumers() > 0 {
+                    if let Some(Record::Events(b)) = record::decode(payload) {
+                        publisher.publish(lsn, b.group, payload, b.events.len());
+                    }
+                }
+                applied
             }),
         )?;
         let (shutdown, _) = watch::channel(false);
@@ -232,6 +242,7 @@ impl Engine {
             node,
             recovery_report: replayed.dropped,
             state,
+            tap,
             flush_lock: tokio::sync::Mutex::new(()),
             manifest_version: tokio::sync::Mutex::new(newest_version.max(manifest.version)),
             flush_notify: Notify::new(),
