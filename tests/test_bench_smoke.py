@@ -43,3 +43,22 @@ def test_query_benchmark_runs_against_duckdb_and_agrees():
     assert len(rows) == 7, out.stdout
     # Every query answered the same as DuckDB over the same Parquet files.
     assert all(l.rstrip().endswith("| yes |") for l in rows), out.stdout
+
+
+def test_live_tail_benchmark_reports_latency_and_ingest():
+    bench = str(Path(logwell_bin()).with_name("tail-bench"))
+    if not Path(bench).exists():
+        pytest.fail(f"live tail benchmark not built: {bench}")
+    out = subprocess.run(
+        [bench, "--seconds", "1", "--clients", "2", "--batch", "200", "--sessions", "1,3",
+         "--logwell", logwell_bin()],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert re.search(r"sustained ingest, no session: \d+ events/s", out.stdout), out.stdout
+    rows = [l for l in out.stdout.splitlines() if re.match(r"\| \d+ \| p50", l)]
+    assert [r.split("|")[1].strip() for r in rows] == ["1", "3"], out.stdout
+    # Every probe reached every session (nothing else is sampled away at this rate).
+    for r in rows:
+        seen, expected = re.search(r"(\d+) of (\d+)", r).groups()
+        assert seen == expected and int(seen) > 0, out.stdout

@@ -4,8 +4,10 @@
 //! `logwell tail`, the agent and delivery to another server.
 
 mod config;
+mod live_tail;
 
 pub use config::{Credentials, Settings, DEFAULT_ENDPOINT, DEFAULT_REGION};
+pub use live_tail::{LiveTail, TailMessage};
 
 use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
 use aws_sigv4::sign::v4;
@@ -93,6 +95,16 @@ impl Client {
 
     /// Sends one signed request and returns the body of a successful answer.
     async fn send(&self, op: &str, body: Vec<u8>) -> Result<Vec<u8>, ClientError> {
+        let response = self.post(op, body).await?;
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| ClientError::Decode(e.to_string()))?;
+        Ok(bytes.to_vec())
+    }
+
+    /// Sends one signed request; a refusal becomes [`ClientError::Api`].
+    async fn post(&self, op: &str, body: Vec<u8>) -> Result<reqwest::Response, ClientError> {
         let endpoint = &self.settings.endpoint;
         let target = format!("{TARGET_PREFIX}{op}");
         let mut headers = vec![
@@ -114,13 +126,13 @@ impl Client {
                     source,
                 })?;
         let status = response.status().as_u16();
+        if (200..300).contains(&status) {
+            return Ok(response);
+        }
         let bytes = response
             .bytes()
             .await
             .map_err(|e| ClientError::Decode(e.to_string()))?;
-        if (200..300).contains(&status) {
-            return Ok(bytes.to_vec());
-        }
         let error: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
         let type_name = error["__type"]
             .as_str()

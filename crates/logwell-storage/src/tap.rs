@@ -7,52 +7,105 @@
 //! with no consumers the tap costs one atomic load per batch.
 
 use crate::memtable::SEQ_INDEX_BITS;
-use crate::record::{self, EventBatch, Record};
+use crate::record::EventBatch;
+#[cfg(test)]
+use crate::record::{self, Record};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use tokio::sync::mpsc;
 
-/// One durable event batch as its WAL record holds it.
+/// One durable event batch, copied once from its WAL record and indexed so that a consumer can
+/// reach any event without reading the others.
 #[derive(Debug)]
 pub struct TapBatch {
     lsn: u64,
-    payload: Box<[u8]>,
+    group: String,
+    stream: String,
+    ingestion_time: i64,
+    /// The messages, end to end.
+    text: String,
+    /// Each event's timestamp and the end of its message in `text`.
+    events: Vec<(i64, u32)>,
 }
 
 impl TapBatch {
+    fn new(lsn: u64, b: &EventBatch<'_>) -> TapBatch {
+        let mut text = String::with_capacity(b.events.iter().map(|(_, m)| m.len()).sum());
+        let events = b
+            .events
+            .iter()
+            .map(|(ts, m)| {
+                text.push_str(m);
+                (*ts, text.len() as u32)
+            })
+            .collect();
+        TapBatch {
+            lsn,
+            group: b.group.to_string(),
+            stream: b.stream.to_string(),
+            ingestion_time: b.ingestion_time,
+            text,
+            events,
+        }
+    }
+
     /// The WAL position the batch was written at: every event applied before a read snapshot
     /// has a smaller one, every event after it a larger one.
     pub fn lsn(&self) -> u64 {
         self.lsn
     }
 
-    /// The batch: group, stream, ingestion time and events.
-    pub fn events(&self) -> EventBatch<'_> {
-        match record::decode(&self.payload) {
-            Some(Record::Events(b)) => b,
-            // Only event records are published, and they decoded when they were applied.
-            _ => unreachable!("the tap holds event records only"),
-        }
+    pub fn group(&self) -> &str {
+        &self.group
     }
 
-    /// The storage sequence of the batch's event `index` (what query results order by).
-    pub fn seq(&self, index: usize) -> i64 {
-        ((self.lsn << SEQ_INDEX_BITS) | index as u64) as i64
+    pub fn stream(&self) -> &str {
+        &self.stream
+    }
+
+    pub fn ingestion_time(&self) -> i64 {
+        self.ingestion_time
+    }
+
+    pub fn len(&self) -> usize {
+        self.events.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.events.is_empty()
+    }
+
+    /// Event `i`'s timestamp and message.
+    pub fn event(&self, i: usize) -> (i64, &str) {
+        let start = match i {
+            0 => 0,
+            _ => self.events[i - 1].1 as usize,
+        };
+        let (ts, end) = self.events[i];
+        (ts, &self.text[start..end as usize])
+    }
+
+    /// The storage sequence of event `i` (what query results order by).
+    pub fn seq(&self, i: usize) -> i64 {
+        ((self.lsn << SEQ_INDEX_BITS) | i as u64) as i64
     }
 }
 
-/// A consumer's registration: the groups it wants, its queue and what it missed.
-#[derive(Debug)]
+/// Which batches a consumer wants, by group and stream: asked at the tap, so a consumer is not
+/// woken for batches it would turn away.
+pub type Wants = Box<dyn Fn(&str, &str) -> bool + Send + Sync>;
+
+/// A consumer's registration: the batches it wants, its queue and what it missed.
 struct Consumer {
     id: u64,
-    groups: Vec<String>,
+    wants: Wants,
     tx: mpsc::Sender<Arc<TapBatch>>,
     /// Events dropped because the queue was full, since the consumer last looked.
     dropped: AtomicU64,
 }
 
 /// The live consumers of ingested events.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct Tap {
     consumers: RwLock<Vec<Arc<Consumer>>>,
     count: AtomicUsize,
@@ -60,13 +113,13 @@ pub struct Tap {
 }
 
 impl Tap {
-    /// Registers a consumer of the batches of `groups` (log group names), queueing at most
+    /// Registers a consumer of the batches `wants(group, stream)` accepts, queueing at most
     /// `queue` batches for it. Dropping the subscription unregisters it.
-    pub fn subscribe(self: &Arc<Self>, groups: Vec<String>, queue: usize) -> TapSubscription {
+    pub fn subscribe(self: &Arc<Self>, wants: Wants, queue: usize) -> TapSubscription {
         let (tx, rx) = mpsc::channel(queue.max(1));
         let consumer = Arc::new(Consumer {
             id: self.next_id.fetch_add(1, Ordering::Relaxed),
-            groups,
+            wants,
             tx,
             dropped: AtomicU64::new(0),
         });
@@ -85,24 +138,20 @@ impl Tap {
         self.count.load(Ordering::Acquire)
     }
 
-    /// Offers an applied event record (`payload`, written at `lsn`) to the consumers of its group.
-    pub(crate) fn publish(&self, lsn: u64, group: &str, payload: &[u8], events: usize) {
+    /// Offers an applied event batch (written at `lsn`) to the consumers of its group.
+    pub(crate) fn publish(&self, lsn: u64, events: &EventBatch<'_>) {
         if self.count.load(Ordering::Acquire) == 0 {
             return;
         }
         let mut batch: Option<Arc<TapBatch>> = None;
         for c in self.consumers.read().unwrap().iter() {
-            if !c.groups.iter().any(|g| g == group) {
+            if !(c.wants)(events.group, events.stream) {
                 continue;
             }
-            let b = batch.get_or_insert_with(|| {
-                Arc::new(TapBatch {
-                    lsn,
-                    payload: payload.into(),
-                })
-            });
+            let b = batch.get_or_insert_with(|| Arc::new(TapBatch::new(lsn, events)));
             if c.tx.try_send(b.clone()).is_err() {
-                c.dropped.fetch_add(events as u64, Ordering::Relaxed);
+                c.dropped
+                    .fetch_add(events.events.len() as u64, Ordering::Relaxed);
             }
         }
     }
@@ -115,7 +164,6 @@ impl Tap {
 }
 
 /// One consumer's end of the tap.
-#[derive(Debug)]
 pub struct TapSubscription {
     rx: mpsc::Receiver<Arc<TapBatch>>,
     consumer: Arc<Consumer>,
@@ -149,26 +197,31 @@ impl Drop for TapSubscription {
 mod tests {
     use super::*;
 
-    fn record(group: &str, n: usize) -> Vec<u8> {
-        record::encode_events(group, "s", 7, (0..n).map(|i| (i as i64, "m")))
+    fn publish(tap: &Tap, lsn: u64, group: &str, n: usize) {
+        let payload = record::encode_events(group, "s", 7, (0..n).map(|i| (i as i64, "m")));
+        let Some(Record::Events(b)) = record::decode(&payload) else {
+            unreachable!()
+        };
+        tap.publish(lsn, &b);
     }
 
     #[tokio::test]
     async fn consumers_get_their_groups_and_a_full_queue_drops_and_counts() {
         let tap = Arc::new(Tap::default());
         // No consumer: nothing is built.
-        tap.publish(1, "/a", &record("/a", 1), 1);
-        let mut a = tap.subscribe(vec!["/a".into()], 2);
-        let mut b = tap.subscribe(vec!["/b".into()], 2);
+        publish(&tap, 1, "/a", 1);
+        let mut a = tap.subscribe(Box::new(|g, _| g == "/a"), 2);
+        let mut b = tap.subscribe(Box::new(|g, _| g == "/b"), 2);
         assert_eq!(tap.consumers(), 2);
         for lsn in 2..6 {
-            tap.publish(lsn, "/a", &record("/a", 3), 3);
+            publish(&tap, lsn, "/a", 3);
         }
         // Two batches fit in a's queue; the other two (3 events each) were dropped and counted.
         assert_eq!(a.recv().await.unwrap().lsn(), 2);
         let second = a.recv().await.unwrap();
         assert_eq!(second.lsn(), 3);
-        assert_eq!(second.events().events.len(), 3);
+        assert_eq!(second.len(), 3);
+        assert_eq!(second.event(2), (2, "m"));
         assert_eq!(second.seq(1), ((3u64 << SEQ_INDEX_BITS) | 1) as i64);
         assert!(a.try_recv().is_none());
         assert_eq!(a.take_dropped(), 6);

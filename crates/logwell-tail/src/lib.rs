@@ -2,10 +2,11 @@
 //! coalesced into updates as CloudWatch's Live Tail sends them.
 //!
 //! A session sends an update as soon as matching events arrive (after a few milliseconds of
-//! coalescing), an empty one after a second without any (CloudWatch's heartbeat), at most
-//! `max_events_per_update` events per update (evenly sampled beyond that, and flagged), and ends
-//! after `max_duration`. Ingest never waits for a session: one that falls behind loses batches
-//! at the tap and flags its next update as sampled.
+//! coalescing), an empty one after a second without any (CloudWatch's heartbeat), and ends after
+//! `max_duration`. It sends at most `max_events_per_update` events a second, as CloudWatch does:
+//! beyond that it sends one update at the end of the second holding a uniform sample, flagged
+//! `sampled`, and builds only the events it sends, so a flood costs a session little. Ingest never
+//! waits for a session: one that falls behind loses batches at the tap and says so the same way.
 
 use logwell_filter::FilterPattern;
 use logwell_model::api_tail::{
@@ -15,6 +16,7 @@ use logwell_model::api_tail::{
 use logwell_model::{ApiError, ErrorKind};
 use logwell_storage::tap::{TapBatch, TapSubscription};
 use logwell_storage::Engine;
+use sample::Reservoir;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,7 +28,7 @@ use tokio::time::Instant;
 pub struct TailConfig {
     /// Concurrent sessions (CloudWatch: 15 per account).
     pub max_sessions: usize,
-    /// Events per update; more are sampled down to this many.
+    /// Events per update and per second; more are sampled down to this many.
     pub max_events_per_update: usize,
     /// How long a session gathers events after the first arrives before sending them.
     pub coalesce: Duration,
@@ -177,10 +179,13 @@ impl Tails {
                 ),
                 ),
             })?;
-        let tap = self
-            .engine
-            .tap()
-            .subscribe(names.keys().cloned().collect(), self.config.queue_batches);
+        let wanted = (names.keys().cloned().collect::<Vec<_>>(), streams.clone());
+        let tap = self.engine.tap().subscribe(
+            Box::new(move |group, stream| {
+                wanted.0.iter().any(|g| g == group) && wanted.1.wants(stream)
+            }),
+            self.config.queue_batches,
+        );
         let now = Instant::now();
         Ok(Session {
             start: LiveTailSessionStart {
@@ -193,11 +198,17 @@ impl Tails {
             },
             tap,
             identifiers: names,
-            streams,
             pattern,
             config: self.config.clone(),
             deadline: now + self.config.max_duration,
             last_update: now,
+            window_start: now,
+            sent_in_window: 0,
+            sample: Reservoir::new(
+                self.config.max_events_per_update,
+                uuid::Uuid::new_v4().as_u64_pair().0,
+            ),
+            matched: Vec::new(),
             closing: self.closing.subscribe(),
             _permit: permit,
         })
@@ -239,93 +250,112 @@ pub struct Session {
     tap: TapSubscription,
     /// Group name -> the identifier results carry.
     identifiers: HashMap<String, String>,
-    streams: Streams,
     pattern: Option<FilterPattern>,
     config: TailConfig,
     deadline: Instant,
     last_update: Instant,
+    /// The current second and the events sent in it.
+    window_start: Instant,
+    sent_in_window: usize,
+    sample: Reservoir<LiveTailSessionLogEvent>,
+    /// Which events of a batch matched the pattern (kept to reuse its allocation).
+    matched: Vec<usize>,
     closing: tokio::sync::watch::Receiver<bool>,
     _permit: OwnedSemaphorePermit,
 }
 
 impl Session {
     /// The next update: matching events as soon as they arrive (after the coalescing window),
-    /// or an empty heartbeat when a second passes without any.
+    /// or an empty heartbeat when a second passes without any. Past `max_events_per_update` in a
+    /// second, the session holds its update to the end of that second and sends a uniform sample.
     pub async fn next(&mut self) -> Next {
-        let mut events: Vec<LiveTailSessionLogEvent> = Vec::new();
         loop {
-            let now = Instant::now();
-            if now >= self.deadline {
-                return Next::Timeout;
-            }
             if *self.closing.borrow() {
                 return Next::Closed;
+            }
+            if Instant::now() >= self.deadline {
+                return Next::Timeout;
             }
             let heartbeat = (self.last_update + self.config.heartbeat).min(self.deadline);
             let received = tokio::select! {
                 r = tokio::time::timeout_at(heartbeat, self.tap.recv()) => r,
                 _ = self.closing.changed() => return Next::Closed,
             };
-            match received {
+            let batch = match received {
                 Err(_) if Instant::now() >= self.deadline => return Next::Timeout,
-                Err(_) => return Next::Update(self.update(events)),
+                Err(_) => return Next::Update(self.update()),
                 Ok(None) => return Next::Closed,
-                Ok(Some(batch)) => {
-                    self.matching(&batch, &mut events);
-                    if events.is_empty() {
-                        continue;
-                    }
-                    // Gather what else arrives within the coalescing window.
-                    let until = Instant::now() + self.config.coalesce;
-                    while let Ok(Some(batch)) =
-                        tokio::time::timeout_at(until, self.tap.recv()).await
-                    {
-                        self.matching(&batch, &mut events);
-                    }
-                    return Next::Update(self.update(events));
+                Ok(Some(batch)) => batch,
+            };
+            self.offer(&batch);
+            if self.sample.seen() == 0 {
+                continue;
+            }
+            let now = Instant::now();
+            if now >= self.window_start + self.config.heartbeat {
+                self.window_start = now;
+                self.sent_in_window = 0;
+            }
+            // Gather what else arrives within the coalescing window, or, once this second's
+            // budget is spent, until the second ends.
+            let budget = self.config.max_events_per_update;
+            let mut until = now + self.config.coalesce;
+            let mut held = false;
+            loop {
+                if self.sent_in_window + self.sample.seen() as usize > budget {
+                    held = true;
+                    until = until.max(self.window_start + self.config.heartbeat);
+                }
+                match tokio::time::timeout_at(until, self.tap.recv()).await {
+                    Ok(Some(batch)) => self.offer(&batch),
+                    _ => break,
                 }
             }
+            let update = self.update();
+            let n = update.session_results.len();
+            if held {
+                self.window_start = Instant::now();
+                self.sent_in_window = n;
+            } else {
+                self.sent_in_window += n;
+            }
+            return Next::Update(update);
         }
     }
 
-    fn matching(&self, batch: &TapBatch, out: &mut Vec<LiveTailSessionLogEvent>) {
-        let b = batch.events();
-        let Some(identifier) = self.identifiers.get(b.group) else {
+    /// Offers a batch's matching events to the sample (built only if it keeps them).
+    fn offer(&mut self, batch: &TapBatch) {
+        // The tap sends only the groups and streams this session wants.
+        let Some(identifier) = self.identifiers.get(batch.group()) else {
             return;
         };
-        if !self.streams.wants(b.stream) {
-            return;
-        }
-        for (timestamp, message) in b.events {
-            if self.pattern.as_ref().is_some_and(|p| !p.matches(message)) {
-                continue;
-            }
-            out.push(LiveTailSessionLogEvent {
-                log_stream_name: b.stream.to_string(),
+        let make = |i: usize| {
+            let (timestamp, message) = batch.event(i);
+            LiveTailSessionLogEvent {
+                log_stream_name: batch.stream().to_string(),
                 log_group_identifier: identifier.clone(),
                 message: message.to_string(),
                 timestamp,
-                ingestion_time: b.ingestion_time,
-            });
+                ingestion_time: batch.ingestion_time(),
+            }
+        };
+        match &self.pattern {
+            None => self.sample.offer(batch.len(), make),
+            Some(p) => {
+                self.matched.clear();
+                self.matched
+                    .extend((0..batch.len()).filter(|&i| p.matches(batch.event(i).1)));
+                let matched = &self.matched;
+                self.sample.offer(matched.len(), |k| make(matched[k]));
+            }
         }
     }
 
-    /// An update of `events`, sampled evenly down to the limit.
-    fn update(&mut self, mut events: Vec<LiveTailSessionLogEvent>) -> LiveTailSessionUpdate {
+    /// An update of what the sample holds.
+    fn update(&mut self) -> LiveTailSessionUpdate {
         self.last_update = Instant::now();
-        let mut sampled = self.tap.take_dropped() > 0;
-        let max = self.config.max_events_per_update;
-        if events.len() > max {
-            let n = events.len();
-            let mut keep = (0..max).map(|i| i * n / max).peekable();
-            let mut i = 0;
-            events.retain(|_| {
-                let kept = keep.next_if_eq(&i).is_some();
-                i += 1;
-                kept
-            });
-            sampled = true;
-        }
+        let (events, left_out) = self.sample.take();
+        let sampled = left_out | (self.tap.take_dropped() > 0);
         LiveTailSessionUpdate {
             session_metadata: LiveTailSessionMetadata { sampled },
             session_results: events,
@@ -333,5 +363,6 @@ impl Session {
     }
 }
 
+mod sample;
 #[cfg(test)]
 mod tests;

@@ -129,15 +129,21 @@ async fn bursts_are_sampled_slow_readers_flagged_and_idle_sessions_beat() {
     };
     let tails = Tails::new(engine.clone(), "123".into(), config);
     let mut s = tails.start(request(&["/a"])).unwrap();
-    // A burst of 1,200 events in one batch: 500 evenly chosen, in order, flagged.
+    // A burst of 1,200 events in one batch: 500 of them, in order, flagged.
     let burst: Vec<String> = (0..1200).map(|i| format!("e{i:04}")).collect();
     put(&engine, "/a", "web-1", &burst).await;
     let u = update(&mut s).await;
     assert!(u.session_metadata.sampled);
     let got = messages(&u);
     assert_eq!(got.len(), 500);
-    assert_eq!(got[0], "e0000");
     assert!(got.windows(2).all(|w| w[0] < w[1]));
+    // Events from the start and the end of the burst are both shown.
+    assert!(
+        got[0] < "e0100" && got[499] > "e1100",
+        "{} {}",
+        got[0],
+        got[499]
+    );
     // Nothing put: an empty heartbeat after the heartbeat interval, not sampled.
     let started = Instant::now();
     let beat = update(&mut s).await;
@@ -215,5 +221,52 @@ async fn bad_requests_get_cloudwatch_errors_and_sessions_are_limited_and_end() {
     assert!(started.elapsed() >= Duration::from_millis(150));
     drop(s);
     assert!(tails.start(request(&["/a"])).is_ok());
+    engine.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_is_sent_as_one_sampled_update_per_second() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine(dir.path()).await;
+    // A "second" of 200 ms and a budget of 50 events in it.
+    let config = TailConfig {
+        heartbeat: Duration::from_millis(200),
+        max_events_per_update: 50,
+        ..Default::default()
+    };
+    let tails = Tails::new(engine.clone(), "123".into(), config);
+    let mut s = tails.start(request(&["/a"])).unwrap();
+    let flood = tokio::spawn({
+        let engine = engine.clone();
+        async move {
+            for b in 0..40 {
+                let batch: Vec<String> = (0..100).map(|i| format!("f{b:02}-{i:03}")).collect();
+                put(&engine, "/a", "web-1", &batch).await;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    });
+    let started = Instant::now();
+    let mut received = 0;
+    let mut updates = 0;
+    let mut sampled = false;
+    while !flood.is_finished() {
+        let u = update(&mut s).await;
+        assert!(u.session_results.len() <= 50);
+        received += u.session_results.len();
+        updates += 1;
+        sampled |= u.session_metadata.sampled;
+    }
+    let windows = started.elapsed().as_millis() as usize / 200 + 1;
+    // 4,000 events were put; the session sent at most its budget per window.
+    assert!(sampled);
+    assert!(
+        received <= 50 * windows + 50,
+        "{received} in {windows} windows"
+    );
+    assert!(
+        updates <= windows + 2,
+        "{updates} updates in {windows} windows"
+    );
     engine.shutdown().await.unwrap();
 }

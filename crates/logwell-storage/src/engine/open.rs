@@ -221,7 +221,7 @@ impl Engine {
                 // this thread applies every record).
                 if applied && publisher.consumers() > 0 {
                     if let Some(Record::Events(b)) = record::decode(payload) {
-                        publisher.publish(lsn, b.group, payload, b.events.len());
+                        publisher.publish(lsn, &b);
                     }
                 }
                 applied
