@@ -100,3 +100,93 @@ def test_logwell_query_table_json_csv(server, logs):
 
     r = run(server, "query", "-g", "/cli/q", "fields (", check=False)
     assert r.returncode != 0 and "MalformedQueryException" in r.stderr
+
+
+def test_logwell_tail_follow_scrollback_then_live_without_gap_or_duplicate(server, logs):
+    import signal
+    import threading
+
+    g = "/cli/tail"
+    logs.create_log_group(logGroupName=g)
+    logs.create_log_stream(logGroupName=g, logStreamName="a")
+    now = int(time.time() * 1000)
+    logs.put_log_events(logGroupName=g, logStreamName="a",
+                        logEvents=[{"timestamp": now - 60_000 + i, "message": f"old {i}"} for i in range(3)])
+    # Writers put events as fast as they are answered before, during and after the tail's start,
+    # so events arrive while the tail switches from stored to live ones.
+    stop = threading.Event()
+    written = {w: [] for w in range(4)}
+    for w in written:
+        logs.create_log_stream(logGroupName=g, logStreamName=f"w{w}")
+
+    def writer(w):
+        client = server.client()
+        n = 0
+        while not stop.is_set() or n < 50:
+            message = f"w{w} {n:05d}"
+            client.put_log_events(logGroupName=g, logStreamName=f"w{w}",
+                                  logEvents=[{"timestamp": int(time.time() * 1000), "message": message}])
+            written[w].append(message)
+            n += 1
+
+    threads = [threading.Thread(target=writer, args=(w,)) for w in written]
+    for t in threads:
+        t.start()
+    while min(len(v) for v in written.values()) < 20:
+        time.sleep(0.01)
+    proc = subprocess.Popen([logwell_bin(), "tail", g, "--since", "10m", "--follow", "--color", "never",
+                             "--endpoint", server.endpoint], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    time.sleep(1.5)
+    stop.set()
+    for t in threads:
+        t.join()
+    last = {v[-1] for v in written.values()}
+    lines = []
+    deadline = time.time() + 20
+    while last - {l.split(" ", 1)[1] for l in lines}:
+        assert time.time() < deadline, (lines[-5:], last)
+        line = proc.stdout.readline()
+        assert line, proc.stderr.read()
+        lines.append(line.rstrip("\n"))
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(10) == 0, proc.stderr.read()
+    messages = [l.split(" ", 1)[1] for l in lines]
+    assert messages[:3] == [f"old {i}" for i in range(3)]
+    # Every event exactly once, each writer's in the order it wrote them.
+    duplicates = sorted({m for m in messages if messages.count(m) > 1})
+    assert not duplicates, duplicates
+    for w, sent in written.items():
+        assert [m for m in messages if m.startswith(f"w{w} ")] == sent, w
+    # Short format: the event's time, then its message.
+    assert lines[0] == f"{iso(now - 60_000)} old 0"
+
+
+def test_logwell_tail_filters_streams_and_prints_json(server, logs):
+    import json
+    g = "/cli/tail-json"
+    logs.create_log_group(logGroupName=g)
+    for s in ["web-1", "db-1"]:
+        logs.create_log_stream(logGroupName=g, logStreamName=s)
+    now = int(time.time() * 1000)
+    for s in ["web-1", "db-1"]:
+        logs.put_log_events(logGroupName=g, logStreamName=s, logEvents=[
+            {"timestamp": now - 3000, "message": json.dumps({"level": "error", "from": s})},
+            {"timestamp": now - 2000, "message": f"plain ERROR line from {s}"},
+            {"timestamp": now - 1000, "message": json.dumps({"level": "info", "from": s})},
+        ])
+    out = run(server, "tail", g, "--since", "1h", "--filter", "?ERROR ?error", "--stream", "web",
+              "--format", "json").stdout
+    decoder, pos, objects = json.JSONDecoder(), 0, []
+    while pos < len(out.strip()):
+        obj, end = decoder.raw_decode(out, pos)
+        objects.append(obj)
+        pos = end + 1
+    assert [(o["logGroup"], o["logStream"], o["message"]) for o in objects] == [
+        (g, "web-1", {"level": "error", "from": "web-1"}),
+        (g, "web-1", "plain ERROR line from web-1"),
+    ]
+    assert "\n  " in out  # pretty-printed
+    # Colour by level when asked for.
+    coloured = run(server, "tail", g, "--since", "1h", "--stream", "db", "--color", "always").stdout
+    assert "\x1b[31m" in coloured and "plain ERROR line from db-1" in coloured

@@ -8,6 +8,8 @@ use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Read};
 use std::path::PathBuf;
 
+mod tail;
+
 #[derive(Parser)]
 #[command(
     name = "logwell",
@@ -102,6 +104,31 @@ enum Command {
         #[arg(long)]
         limit: Option<u32>,
         query: String,
+    },
+    /// Print the events of log groups since a moment, then (with --follow) as they arrive.
+    Tail {
+        #[command(flatten)]
+        client: ClientArgs,
+        /// Log groups (names or ARNs), up to 10.
+        #[arg(required = true)]
+        groups: Vec<String>,
+        /// Keep printing new events as they arrive, until Ctrl-C.
+        #[arg(long, short)]
+        follow: bool,
+        /// How far back to start: 90s, 10m, 1h, 7d ...
+        #[arg(long, default_value = "10m")]
+        since: String,
+        /// Only events matching this filter pattern (terms, %regex%, { $.json }, [delimited]).
+        #[arg(long)]
+        filter: Option<String>,
+        /// Only streams whose name starts with this.
+        #[arg(long = "stream")]
+        stream_prefix: Option<String>,
+        #[arg(long, value_enum, default_value = "short")]
+        format: tail::Format,
+        /// Colour lines by level.
+        #[arg(long, value_enum, default_value = "auto")]
+        color: tail::Color,
     },
     /// Print the events of a stream, oldest first.
     Get {
@@ -581,6 +608,31 @@ async fn main() -> Result<()> {
             stream,
             limit,
         } => get(&Client::new(&client), &group, &stream, limit).await,
+        Command::Tail {
+            client,
+            groups,
+            follow,
+            since,
+            filter,
+            stream_prefix,
+            format,
+            color,
+        } => {
+            let since_ms = logwell_model::now_millis() - parse_duration(&since)? * 1000;
+            tail::tail(
+                &Client::new(&client).0,
+                tail::TailOptions {
+                    groups,
+                    since_ms,
+                    follow,
+                    filter,
+                    stream_prefix,
+                    format,
+                    color,
+                },
+            )
+            .await
+        }
         Command::Query {
             client,
             groups,
