@@ -127,7 +127,18 @@ pub fn router(app: SharedApp) -> Router {
     Router::new()
         .route("/", any(handle))
         .route("/health", get(|| async { "ok" }))
+        .route("/live-tail", get(live_tail_sse))
+        .merge(logwell_console::routes())
         .with_state(app)
+}
+
+/// `GET /live-tail`: a live tail as Server-Sent Events (see `live_tail::server_sent_events`).
+async fn live_tail_sse(State(app): State<SharedApp>, uri: axum::http::Uri) -> Response {
+    let response = match live_tail::server_sent_events(&app, uri.query().unwrap_or("")) {
+        Ok(r) => r,
+        Err(e) => error_response(&e),
+    };
+    with_request_id(response)
 }
 
 /// Reads a request body within the limits: a permit for its bytes first (ThrottlingException when

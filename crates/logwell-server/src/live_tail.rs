@@ -1,6 +1,8 @@
-//! StartLiveTail: a session from `logwell-tail`, sent as an AWS event stream: `initial-response`
-//! (botocore requires it first), `sessionStart`, then `sessionUpdate`s until the session times
-//! out, the server stops or the client goes away (which drops the session and frees its place).
+//! Live tail sessions from `logwell-tail`, in two framings: StartLiveTail as an AWS event stream
+//! (`initial-response`, which botocore requires first, `sessionStart`, then `sessionUpdate`s), and
+//! `GET /live-tail` as Server-Sent Events for browsers and `curl -N`. Either runs until the
+//! session times out, the server stops or the client goes away (which drops the session and frees
+//! its place).
 
 use crate::transport::{event_stream_response, stream_frame, FrameKind};
 use crate::App;
@@ -9,7 +11,7 @@ use futures::StreamExt;
 use logwell_model::api::Empty;
 use logwell_model::api_tail::StartLiveTailRequest;
 use logwell_model::ApiError;
-use logwell_tail::Next;
+use logwell_tail::{Next, Session};
 
 pub(crate) fn start(app: &App, request: StartLiveTailRequest) -> Result<Response, ApiError> {
     let session = app.tails.start(request)?;
@@ -17,18 +19,44 @@ pub(crate) fn start(app: &App, request: StartLiveTailRequest) -> Result<Response
         stream_frame(FrameKind::Event, "initial-response", &Empty {}),
         stream_frame(FrameKind::Event, "sessionStart", &session.start),
     ];
-    let updates = futures::stream::unfold(Some(session), |session| async move {
+    let updates = messages(session, |kind, name, payload| {
+        let kind = match kind {
+            Kind::Event => FrameKind::Event,
+            Kind::Exception => FrameKind::Exception,
+        };
+        stream_frame(kind, name, payload)
+    });
+    Ok(event_stream_response(
+        futures::stream::iter(opening).chain(updates),
+    ))
+}
+
+enum Kind {
+    Event,
+    Exception,
+}
+
+/// A session's messages after `sessionStart`, each framed by `frame(kind, name, payload)`.
+fn messages(
+    session: Session,
+    frame: fn(Kind, &str, &serde_json::Value) -> bytes::Bytes,
+) -> impl futures::Stream<Item = bytes::Bytes> {
+    futures::stream::unfold(Some(session), move |session| async move {
         let mut session = session?;
         let exception = |name: &str, message: &str| {
-            stream_frame(
-                FrameKind::Exception,
+            frame(
+                Kind::Exception,
                 name,
                 &serde_json::json!({ "message": message }),
             )
         };
         Some(match session.next().await {
             Next::Update(u) => (
-                stream_frame(FrameKind::Event, "sessionUpdate", &u),
+                frame(
+                    Kind::Event,
+                    "sessionUpdate",
+                    &serde_json::to_value(&u).expect("updates serialise"),
+                ),
                 Some(session),
             ),
             Next::Timeout => (
@@ -46,8 +74,46 @@ pub(crate) fn start(app: &App, request: StartLiveTailRequest) -> Result<Response
                 None,
             ),
         })
-    });
-    Ok(event_stream_response(
-        futures::stream::iter(opening).chain(updates),
+    })
+}
+
+/// `GET /live-tail?group=A&group=B&stream=PREFIX&filter=PATTERN`: the same session as
+/// StartLiveTail (groups as names or ARNs, also comma-separated), as Server-Sent Events named
+/// after CloudWatch's stream events: `sessionStart`, `sessionUpdate`, and an exception's name
+/// when the session ends. Errors before the stream are the API's JSON errors.
+pub(crate) fn server_sent_events(app: &App, query: &str) -> Result<Response, ApiError> {
+    let mut request = StartLiveTailRequest::default();
+    for (key, value) in form_urlencoded::parse(query.as_bytes()) {
+        match key.as_ref() {
+            "group" => request.log_group_identifiers.extend(
+                value
+                    .split(',')
+                    .filter(|g| !g.is_empty())
+                    .map(str::to_string),
+            ),
+            "stream" if !value.is_empty() => request
+                .log_stream_name_prefixes
+                .get_or_insert_with(Vec::new)
+                .push(value.into_owned()),
+            "filter" if !value.trim().is_empty() => {
+                request.log_event_filter_pattern = Some(value.into_owned())
+            }
+            _ => {}
+        }
+    }
+    let session = app.tails.start(request)?;
+    let start = sse_event(
+        Kind::Event,
+        "sessionStart",
+        &serde_json::to_value(&session.start).expect("sessionStart serialises"),
+    );
+    let updates = messages(session, sse_event);
+    Ok(crate::transport::server_sent_events_response(
+        futures::stream::iter([start]).chain(updates),
     ))
+}
+
+fn sse_event(_: Kind, name: &str, payload: &serde_json::Value) -> bytes::Bytes {
+    // JSON has no raw newlines, so one `data:` line holds it.
+    format!("event: {name}\ndata: {payload}\n\n").into()
 }

@@ -121,3 +121,19 @@ pub(crate) fn event_stream_response(
         .insert("content-type", HeaderValue::from_static(EVENT_STREAM_CT));
     r
 }
+
+/// A streaming response of Server-Sent Events (`text/event-stream`), never cached or buffered
+/// by proxies.
+pub(crate) fn server_sent_events_response(
+    events: impl futures::Stream<Item = bytes::Bytes> + Send + 'static,
+) -> Response {
+    let mut r = event_stream_response(events);
+    let h = r.headers_mut();
+    h.insert(
+        "content-type",
+        HeaderValue::from_static("text/event-stream"),
+    );
+    h.insert("cache-control", HeaderValue::from_static("no-cache"));
+    h.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    r
+}

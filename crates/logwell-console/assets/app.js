@@ -1,0 +1,288 @@
+// logwell console: log groups, streams and Live Tail. Plain JavaScript, no build step: the pages
+// call the CloudWatch Logs API on this server (POST /, X-Amz-Target) and follow a live tail
+// through GET /live-tail (Server-Sent Events read with fetch, so errors keep their message).
+
+const view = document.getElementById("view");
+
+// ------------------------------------------------------------------ API
+
+async function api(operation, body) {
+  const r = await fetch("/", {
+    method: "POST",
+    headers: { "X-Amz-Target": `Logs_20140328.${operation}`, "Content-Type": "application/x-amz-json-1.1" },
+    body: JSON.stringify(body || {}),
+  });
+  const data = await r.json().catch(() => ({}));
+  if (!r.ok) throw new Error(`${data.__type || r.status}: ${data.message || ""}`);
+  return data;
+}
+
+async function pages(operation, body, key) {
+  const out = [];
+  let token;
+  do {
+    const page = await api(operation, { ...body, ...(token ? { nextToken: token } : {}) });
+    out.push(...(page[key] || []));
+    token = page.nextToken;
+  } while (token);
+  return out;
+}
+
+// ------------------------------------------------------------------ helpers
+
+function el(tag, attrs = {}, ...children) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (k === "class") e.className = v;
+    else if (k.startsWith("on")) e.addEventListener(k.slice(2), v);
+    else e.setAttribute(k, v);
+  }
+  for (const c of children) e.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  return e;
+}
+
+const time = (ms) => (ms == null ? "" : new Date(ms).toISOString().replace("T", " ").replace("Z", ""));
+const bytes = (n) => (n >= 1 << 30 ? `${(n / (1 << 30)).toFixed(1)} GiB` : n >= 1 << 20 ? `${(n / (1 << 20)).toFixed(1)} MiB`
+  : n >= 1024 ? `${(n / 1024).toFixed(1)} KiB` : `${n || 0} B`);
+
+function showError(e) {
+  view.append(el("div", { class: "error-box", id: "error" }, e.message || String(e)));
+}
+
+// The level a line is coloured by: the first level word in its first 200 characters.
+function level(message) {
+  const m = /\b(ERROR|ERR|FATAL|CRITICAL|PANIC|SEVERE|WARN|WARNING|DEBUG|TRACE)\b/i.exec(message.slice(0, 200));
+  if (!m) return "";
+  const w = m[1].toUpperCase();
+  return w.startsWith("WARN") ? "warn" : w === "DEBUG" || w === "TRACE" ? "debug" : "error";
+}
+
+// ------------------------------------------------------------------ pages
+
+async function groupsPage() {
+  view.replaceChildren(el("h1", {}, "Log groups"));
+  try {
+    const groups = await pages("DescribeLogGroups", {}, "logGroups");
+    const rows = groups.map((g) => el("tr", { class: "group" },
+      el("td", {}, el("a", { href: `#/groups/${encodeURIComponent(g.logGroupName)}` }, g.logGroupName)),
+      el("td", {}, g.retentionInDays ? `${g.retentionInDays} days` : "Never expire"),
+      el("td", {}, bytes(g.storedBytes)),
+      el("td", {}, time(g.creationTime)),
+      el("td", {}, el("a", { href: `#/tail?groups=${encodeURIComponent(g.logGroupName)}` }, "Live tail"))));
+    view.append(groups.length
+      ? el("table", { id: "groups" }, el("tr", {}, ...["Name", "Retention", "Stored", "Created", ""].map((h) => el("th", {}, h))), ...rows)
+      : el("p", {}, "No log groups yet."));
+  } catch (e) { showError(e); }
+}
+
+async function streamsPage(group) {
+  view.replaceChildren(el("h1", {}, group),
+    el("p", {}, el("a", { id: "tail-this", href: `#/tail?groups=${encodeURIComponent(group)}` }, "Live tail this group")));
+  try {
+    const streams = await pages("DescribeLogStreams", { logGroupName: group, orderBy: "LastEventTime", descending: true }, "logStreams");
+    view.append(el("table", { id: "streams" },
+      el("tr", {}, ...["Stream", "First event", "Last event", "Last ingestion"].map((h) => el("th", {}, h))),
+      ...streams.map((s) => el("tr", { class: "stream" }, el("td", {}, s.logStreamName), el("td", {}, time(s.firstEventTimestamp)),
+        el("td", {}, time(s.lastEventTimestamp)), el("td", {}, time(s.lastIngestionTime))))));
+  } catch (e) { showError(e); }
+}
+
+// ------------------------------------------------------------------ live tail
+
+const MAX_ROWS = 5000; // rows kept on the page (scrollback), oldest removed first
+const MAX_PAUSED = 10000; // events kept while paused, oldest dropped beyond
+
+let tail = null; // the running tail, if any
+
+function tailPage(params) {
+  stopTail();
+  const groups = el("input", { id: "tail-groups", placeholder: "/app/web, /app/db", value: params.get("groups") || "" });
+  const stream = el("input", { id: "tail-stream", placeholder: "stream name prefix", value: params.get("stream") || "" });
+  const filter = el("input", { id: "tail-filter", placeholder: 'ERROR, %regex%, { $.level = "error" }', value: params.get("filter") || "" });
+  const start = el("button", { id: "tail-start" }, "Start");
+  const pause = el("button", { id: "tail-pause", disabled: "" }, "Pause");
+  const clear = el("button", { id: "tail-clear" }, "Clear");
+  const search = el("input", { id: "tail-search", placeholder: "highlight text", type: "search" });
+  const rows = el("div", { id: "rows" });
+  const state = el("span", { id: "tail-state" }, "stopped");
+  const eps = el("span", { id: "eps" }, "0 events/s");
+  const shown = el("span", { id: "shown" }, "0 shown");
+  const matches = el("span", { id: "match-count" });
+  const pausedCount = el("span", { id: "paused-count", hidden: "" });
+  const sampled = el("span", { id: "sampled", hidden: "" }, "Sampled: more events matched than a session shows (500 a second); some are not shown.");
+  view.replaceChildren(el("h1", {}, "Live tail"),
+    el("div", { class: "controls" },
+      el("label", {}, "Log groups (comma-separated)", groups), el("label", {}, "Stream prefix", stream),
+      el("label", {}, "Filter pattern", filter), start, pause, clear, el("label", {}, "Search", search)),
+    el("div", { class: "status" }, state, eps, shown, matches, pausedCount, sampled),
+    rows);
+
+  const t = {
+    rows, pending: [], paused: false, queued: [], dropped: 0, received: 0, search: "", abort: null,
+    stick: true, frame: 0, sampledUntil: 0,
+  };
+  tail = t;
+  rows.addEventListener("scroll", () => {
+    // Scrolled up to read: stop following the bottom until scrolled back down.
+    t.stick = rows.scrollHeight - rows.scrollTop - rows.clientHeight < 30;
+  });
+  const tick = setInterval(() => {
+    eps.textContent = `${t.received} events/s`;
+    t.received = 0;
+    sampled.hidden = Date.now() > t.sampledUntil;
+  }, 1000);
+  t.stopTicking = () => clearInterval(tick);
+
+  function render() {
+    t.frame = 0;
+    if (t.paused || !t.pending.length) return;
+    const fragment = document.createDocumentFragment();
+    for (const e of t.pending.splice(0)) fragment.append(row(e, t.search));
+    rows.append(fragment);
+    while (rows.childElementCount > MAX_ROWS) rows.firstElementChild.remove();
+    shown.textContent = `${rows.childElementCount} shown`;
+    if (t.search) countMatches();
+    if (t.stick) rows.scrollTop = rows.scrollHeight;
+  }
+  t.add = (events) => {
+    t.received += events.length;
+    if (t.paused) {
+      t.queued.push(...events);
+      if (t.queued.length > MAX_PAUSED) t.dropped += t.queued.splice(0, t.queued.length - MAX_PAUSED).length;
+      pausedCount.hidden = false;
+      pausedCount.textContent = `${t.queued.length} new while paused` + (t.dropped ? ` (${t.dropped} oldest dropped)` : "");
+      return;
+    }
+    t.pending.push(...events);
+    if (!t.frame) t.frame = requestAnimationFrame(render);
+  };
+  function countMatches() {
+    matches.textContent = t.search ? `${rows.querySelectorAll("mark").length} matches` : "";
+  }
+
+  pause.addEventListener("click", () => {
+    t.paused = !t.paused;
+    pause.textContent = t.paused ? "Resume" : "Pause";
+    state.textContent = t.paused ? "paused" : "live";
+    if (!t.paused) {
+      // Everything that arrived while paused, in order.
+      t.pending.push(...t.queued.splice(0));
+      t.dropped = 0;
+      pausedCount.hidden = true;
+      render();
+    }
+  });
+  clear.addEventListener("click", () => { rows.replaceChildren(); shown.textContent = "0 shown"; countMatches(); });
+  let debounce;
+  search.addEventListener("input", () => {
+    clearTimeout(debounce);
+    debounce = setTimeout(() => {
+      t.search = search.value;
+      for (const r of rows.children) highlight(r.querySelector(".message"), r.dataset.message, t.search);
+      countMatches();
+    }, 120);
+  });
+  start.addEventListener("click", () => {
+    if (t.abort) { stopTail(false); start.textContent = "Start"; pause.setAttribute("disabled", ""); return; }
+    const query = new URLSearchParams();
+    for (const g of groups.value.split(",").map((s) => s.trim()).filter(Boolean)) query.append("group", g);
+    if (stream.value.trim()) query.set("stream", stream.value.trim());
+    if (filter.value.trim()) query.set("filter", filter.value.trim());
+    history.replaceState(null, "", `#/tail?groups=${encodeURIComponent(groups.value)}` +
+      (stream.value ? `&stream=${encodeURIComponent(stream.value)}` : "") + (filter.value ? `&filter=${encodeURIComponent(filter.value)}` : ""));
+    view.querySelector("#error")?.remove();
+    start.textContent = "Stop";
+    pause.removeAttribute("disabled");
+    follow(t, query, state, () => { start.textContent = "Start"; pause.setAttribute("disabled", ""); });
+  });
+  if (params.get("groups")) start.click();
+}
+
+function row(e, search) {
+  const multi = e.logGroupIdentifier && tail && tail.multiGroup;
+  const message = el("span", { class: "message" });
+  highlight(message, e.message, search);
+  const r = el("div", { class: `row ${level(e.message) ? "level-" + level(e.message) : ""}` },
+    el("span", { class: "time" }, time(e.timestamp)),
+    el("span", { class: "source" }, (multi ? e.logGroupIdentifier.replace(/^\d+:/, "") + " " : "") + e.logStreamName),
+    message);
+  r.dataset.message = e.message;
+  return r;
+}
+
+// Shows `text` in `node`, with every case-insensitive occurrence of `search` marked.
+function highlight(node, text, search) {
+  if (!search) { node.textContent = text; return; }
+  node.replaceChildren();
+  const lower = text.toLowerCase(), needle = search.toLowerCase();
+  let at = 0;
+  for (let i = lower.indexOf(needle); i >= 0; i = lower.indexOf(needle, i + needle.length)) {
+    node.append(text.slice(at, i), el("mark", {}, text.slice(i, i + needle.length)));
+    at = i + needle.length;
+  }
+  node.append(text.slice(at));
+}
+
+// Reads the live tail's Server-Sent Events until stopped or ended.
+async function follow(t, query, state, ended) {
+  const abort = new AbortController();
+  t.abort = abort;
+  t.multiGroup = query.getAll("group").length > 1;
+  try {
+    const r = await fetch(`/live-tail?${query}`, { signal: abort.signal });
+    if (!r.ok) {
+      const data = await r.json().catch(() => ({}));
+      throw new Error(`${data.__type || r.status}: ${data.message || ""}`);
+    }
+    state.textContent = t.paused ? "paused" : "live";
+    const reader = r.body.pipeThrough(new TextDecoderStream()).getReader();
+    let buffer = "";
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      buffer += value;
+      let end;
+      while ((end = buffer.indexOf("\n\n")) >= 0) {
+        const block = buffer.slice(0, end);
+        buffer = buffer.slice(end + 2);
+        const name = /^event: (.*)$/m.exec(block)?.[1];
+        const data = JSON.parse(/^data: (.*)$/m.exec(block)?.[1] || "{}");
+        if (name === "sessionUpdate") {
+          if (data.sessionMetadata?.sampled) t.sampledUntil = Date.now() + 5000;
+          if (data.sessionResults.length) t.add(data.sessionResults);
+        } else if (name !== "sessionStart") {
+          throw new Error(`${name}: ${data.message || ""}`);
+        }
+      }
+    }
+  } catch (e) {
+    if (e.name !== "AbortError") showError(e);
+  } finally {
+    if (t.abort === abort) t.abort = null;
+    state.textContent = "stopped";
+    ended();
+  }
+}
+
+function stopTail(leaving = true) {
+  if (!tail) return;
+  tail.abort?.abort();
+  tail.abort = null;
+  if (leaving) { tail.stopTicking?.(); tail = null; }
+}
+
+// ------------------------------------------------------------------ routing
+
+function route() {
+  const hash = location.hash || "#/groups";
+  const [path, query] = hash.slice(1).split("?");
+  for (const a of document.querySelectorAll("[data-nav]")) a.classList.toggle("active", path.startsWith(`/${a.dataset.nav}`));
+  if (path === "/tail") return tailPage(new URLSearchParams(query || ""));
+  stopTail();
+  const group = /^\/groups\/(.+)$/.exec(path);
+  if (group) return streamsPage(decodeURIComponent(group[1]));
+  return groupsPage();
+}
+
+window.addEventListener("hashchange", route);
+route();
