@@ -141,3 +141,20 @@ def test_live_tail_server_sent_events_work_with_curl(server, logs):
     finally:
         proc.kill()
         proc.wait(10)
+
+
+def test_console_keeps_tailing_through_unusual_messages(server, logs, page):
+    logs.create_log_group(logGroupName="/console/odd")
+    logs.create_log_stream(logGroupName="/console/odd", logStreamName="s")
+    page.goto(f"{server.endpoint}/console#/tail?groups=/console/odd")
+    expect(page.locator("#tail-state")).to_have_text("live")
+    # U+2028 is a line end to JavaScript but not to Server-Sent Events; regex characters in a
+    # search are searched for as text.
+    put(logs, "/console/odd", "s", ["before\u2028after (x) <b>not bold</b>", "next line"])
+    rows = page.locator("#rows .row")
+    expect(rows).to_have_count(2)
+    expect(rows.nth(0)).to_contain_text("<b>not bold</b>")
+    page.fill("#tail-search", "(x")
+    expect(page.locator("#rows mark")).to_have_count(1)
+    put(logs, "/console/odd", "s", ["still live"])
+    expect(rows).to_have_count(3)

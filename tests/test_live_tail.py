@@ -114,12 +114,14 @@ def test_boto3_live_tail_streams_filters_samples_and_beats(logs, tail_client):
     got, _ = errors.updates_until(1)
     assert [e["message"] for e in got] == ["ERROR payment failed"]
 
-    # A burst of 1,200 events in one put: 500 of them, in order, and the update says it sampled.
+    # A burst of 1,200 events in one put: a sample of 500 from all of it, in order, and the update
+    # says it sampled.
     put(logs, "/tail/app", "web-2", [f"burst {i:04d}" for i in range(1200)])
     got, sampled = everything.updates_until(500)
     assert sampled and len(got) == 500
-    assert got[0]["message"] == "burst 0000"
-    assert [e["message"] for e in got] == sorted(e["message"] for e in got)
+    messages = [e["message"] for e in got]
+    assert messages == sorted(messages) and len(set(messages)) == 500
+    assert messages[0] < "burst 0100" and messages[-1] > "burst 1100", (messages[0], messages[-1])
 
     # Nothing put: heartbeats (empty updates) keep coming about once a second.
     t0 = time.time()
@@ -266,3 +268,25 @@ def test_prefixed_host_names_get_the_event_stream_bytes(server, logs):
         assert h2[":event-type"] == "sessionUpdate"
         assert [e["message"] for e in p2["sessionResults"]] == [f"via {prefix}"]
         conn.close()
+
+
+def test_stopping_the_server_ends_sessions_with_an_exception(tmp_path):
+    server = Server(tmp_path / "data").start()
+    try:
+        logs = server.client()
+        make_group(logs, "/tail/stop")
+        tail = Tail(server.client(inject_host_prefix=False), logGroupIdentifiers=["/tail/stop"])
+        assert "sessionStart" in tail.next()
+        t0 = time.time()
+        assert server.stop() == 0
+        # The session ended with CloudWatch's in-stream exception; the stop did not wait for it.
+        assert time.time() - t0 < 5
+        while True:
+            event = tail.next(timeout=5)
+            assert event is not None, "the stream ended without an exception"
+            if "error" in event:
+                break
+        assert isinstance(event["error"], EventStreamError)
+        assert event["error"].response["Error"]["Code"] == "SessionStreamingException"
+    finally:
+        server.kill9()

@@ -3,8 +3,8 @@
 //!
 //! The seam: the live session starts first, so every event applied after that moment reaches it;
 //! the scrollback is read next and holds every event applied before. Events applied in between
-//! are in both: the scrollback's recent events (by ingestion time) are counted by content, and
-//! the live copies of those are skipped, exactly as many times as the scrollback showed them.
+//! are in both: the scrollback's events are counted by content, and the live copies of those
+//! are skipped, exactly as many times as the scrollback showed them.
 
 use anyhow::{Context, Result};
 use logwell_client::{Client, TailMessage};
@@ -126,7 +126,7 @@ async fn scrollback(client: &Client, group: &str, opts: &TailOptions) -> Result<
     let mut token: Option<String> = None;
     loop {
         let request = FilterLogEventsRequest {
-            log_group_name: Some(group.to_string()),
+            log_group_identifier: Some(group.to_string()),
             log_stream_name_prefix: opts.stream_prefix.clone(),
             start_time: Some(opts.since_ms),
             filter_pattern: opts.filter.clone(),
@@ -138,7 +138,7 @@ async fn scrollback(client: &Client, group: &str, opts: &TailOptions) -> Result<
             .await
             .with_context(|| format!("reading {group}"))?;
         out.extend(page.events.into_iter().map(|e| Event {
-            group: group.to_string(),
+            group: identifier_group(group).to_string(),
             stream: e.log_stream_name,
             timestamp: e.timestamp,
             ingestion_time: e.ingestion_time,
@@ -182,33 +182,49 @@ pub async fn tail(client: &Client, opts: TailOptions) -> Result<()> {
             Some(TailMessage::Start(_)) => {}
             other => anyhow::bail!("the live tail did not start: {other:?}"),
         }
-        Some(session)
+        // Read the session while the scrollback is fetched, so that the server never sees a
+        // reader that fell behind (it would sample). A session sends at most 500 events a
+        // second, so what waits here stays small.
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            loop {
+                let m = session.next().await;
+                let end = !matches!(m, Ok(Some(_)));
+                if tx.send(m).is_err() || end {
+                    return;
+                }
+            }
+        });
+        Some(rx)
     } else {
         None
     };
-    let started_ms = logwell_model::now_millis();
     let mut events = Vec::new();
     for g in &opts.groups {
         events.extend(scrollback(client, g, &opts).await?);
     }
     events.sort_by_key(|e| e.timestamp);
-    // What the live session may show again: events ingested around its start or later.
-    let mut shown: HashMap<Event, usize> = HashMap::new();
     for e in &events {
-        if e.ingestion_time >= started_ms - 5_000 {
-            *shown.entry(e.clone()).or_default() += 1;
-        }
         printer.print(e)?;
     }
     printer.out.flush()?;
-    let Some(mut session) = live.take() else {
+    let Some(mut live) = live.take() else {
         return Ok(());
     };
+    // What the live session may show again: the scrollback's events, counted by content (the
+    // session started before the scrollback was read; identical events count separately).
+    let mut shown: HashMap<Event, usize> = HashMap::new();
+    for e in events {
+        *shown.entry(e).or_default() += 1;
+    }
     let ctrl_c = tokio::signal::ctrl_c();
     tokio::pin!(ctrl_c);
     loop {
         let message = tokio::select! {
-            m = session.next() => m?,
+            m = live.recv() => match m {
+                Some(m) => m?,
+                None => return Ok(()),
+            },
             _ = &mut ctrl_c => return Ok(()),
         };
         let update = match message {

@@ -6,15 +6,20 @@ const view = document.getElementById("view");
 
 // ------------------------------------------------------------------ API
 
+// An AWS error answer (`__type`, `message`) as an Error.
+async function failure(r) {
+  const data = await r.json().catch(() => ({}));
+  return new Error(`${data.__type || r.status}: ${data.message || ""}`);
+}
+
 async function api(operation, body) {
   const r = await fetch("/", {
     method: "POST",
     headers: { "X-Amz-Target": `Logs_20140328.${operation}`, "Content-Type": "application/x-amz-json-1.1" },
     body: JSON.stringify(body || {}),
   });
-  const data = await r.json().catch(() => ({}));
-  if (!r.ok) throw new Error(`${data.__type || r.status}: ${data.message || ""}`);
-  return data;
+  if (!r.ok) throw await failure(r);
+  return r.json();
 }
 
 async function pages(operation, body, key) {
@@ -49,12 +54,15 @@ function showError(e) {
   view.append(el("div", { class: "error-box", id: "error" }, e.message || String(e)));
 }
 
-// The level a line is coloured by: the first level word in its first 200 characters.
+// The level a line is coloured by: the first level word (letters between non-letters) in its first
+// 200 characters, as `logwell tail` colours it.
+const LEVELS = { ERROR: "error", ERR: "error", FATAL: "error", CRITICAL: "error", PANIC: "error", SEVERE: "error",
+  WARN: "warn", WARNING: "warn", DEBUG: "debug", TRACE: "debug" };
 function level(message) {
-  const m = /\b(ERROR|ERR|FATAL|CRITICAL|PANIC|SEVERE|WARN|WARNING|DEBUG|TRACE)\b/i.exec(message.slice(0, 200));
-  if (!m) return "";
-  const w = m[1].toUpperCase();
-  return w.startsWith("WARN") ? "warn" : w === "DEBUG" || w === "TRACE" ? "debug" : "error";
+  for (const word of message.slice(0, 200).toUpperCase().split(/[^A-Z]+/)) {
+    if (LEVELS[word]) return LEVELS[word];
+  }
+  return "";
 }
 
 // ------------------------------------------------------------------ pages
@@ -214,11 +222,11 @@ function row(e, search) {
 function highlight(node, text, search) {
   if (!search) { node.textContent = text; return; }
   node.replaceChildren();
-  const lower = text.toLowerCase(), needle = search.toLowerCase();
+  const pattern = new RegExp(search.replace(/[.*+?^${}()|[\]\\]/g, "\\$&"), "gi");
   let at = 0;
-  for (let i = lower.indexOf(needle); i >= 0; i = lower.indexOf(needle, i + needle.length)) {
-    node.append(text.slice(at, i), el("mark", {}, text.slice(i, i + needle.length)));
-    at = i + needle.length;
+  for (const m of text.matchAll(pattern)) {
+    node.append(text.slice(at, m.index), el("mark", {}, m[0]));
+    at = m.index + m[0].length;
   }
   node.append(text.slice(at));
 }
@@ -230,10 +238,7 @@ async function follow(t, query, state, ended) {
   t.multiGroup = query.getAll("group").length > 1;
   try {
     const r = await fetch(`/live-tail?${query}`, { signal: abort.signal });
-    if (!r.ok) {
-      const data = await r.json().catch(() => ({}));
-      throw new Error(`${data.__type || r.status}: ${data.message || ""}`);
-    }
+    if (!r.ok) throw await failure(r);
     state.textContent = t.paused ? "paused" : "live";
     const reader = r.body.pipeThrough(new TextDecoderStream()).getReader();
     let buffer = "";
@@ -245,8 +250,11 @@ async function follow(t, query, state, ended) {
       while ((end = buffer.indexOf("\n\n")) >= 0) {
         const block = buffer.slice(0, end);
         buffer = buffer.slice(end + 2);
-        const name = /^event: (.*)$/m.exec(block)?.[1];
-        const data = JSON.parse(/^data: (.*)$/m.exec(block)?.[1] || "{}");
+        // Lines end only at LF here: JSON text may hold U+2028/U+2029, which a regex's `$` takes
+        // for line ends.
+        const lines = block.split("\n");
+        const name = lines.find((l) => l.startsWith("event: "))?.slice(7);
+        const data = JSON.parse(lines.filter((l) => l.startsWith("data: ")).map((l) => l.slice(6)).join("\n") || "{}");
         if (name === "sessionUpdate") {
           if (data.sessionMetadata?.sampled) t.sampledUntil = Date.now() + 5000;
           if (data.sessionResults.length) t.add(data.sessionResults);

@@ -7,11 +7,13 @@
 use crate::transport::{event_stream_response, stream_frame, FrameKind};
 use crate::App;
 use axum::response::Response;
+use bytes::Bytes;
 use futures::StreamExt;
 use logwell_model::api::Empty;
 use logwell_model::api_tail::StartLiveTailRequest;
 use logwell_model::ApiError;
 use logwell_tail::{Next, Session};
+use std::time::Duration;
 
 pub(crate) fn start(app: &App, request: StartLiveTailRequest) -> Result<Response, ApiError> {
     let session = app.tails.start(request)?;
@@ -20,10 +22,6 @@ pub(crate) fn start(app: &App, request: StartLiveTailRequest) -> Result<Response
         stream_frame(FrameKind::Event, "sessionStart", &session.start),
     ];
     let updates = messages(session, |kind, name, payload| {
-        let kind = match kind {
-            Kind::Event => FrameKind::Event,
-            Kind::Exception => FrameKind::Exception,
-        };
         stream_frame(kind, name, payload)
     });
     Ok(event_stream_response(
@@ -31,50 +29,60 @@ pub(crate) fn start(app: &App, request: StartLiveTailRequest) -> Result<Response
     ))
 }
 
-enum Kind {
-    Event,
-    Exception,
-}
+/// How long a client may stop reading (without closing) before its session ends.
+const STALLED: Duration = Duration::from_secs(30);
 
-/// A session's messages after `sessionStart`, each framed by `frame(kind, name, payload)`.
+/// A session's messages after `sessionStart`, each framed by `frame(kind, name, payload)`. The
+/// session runs in a task of its own: it ends at once when the client goes away, and when the
+/// client stops reading for [`STALLED`], so neither holds a session's place.
 fn messages(
-    session: Session,
-    frame: fn(Kind, &str, &serde_json::Value) -> bytes::Bytes,
-) -> impl futures::Stream<Item = bytes::Bytes> {
-    futures::stream::unfold(Some(session), move |session| async move {
-        let mut session = session?;
-        let exception = |name: &str, message: &str| {
-            frame(
-                Kind::Exception,
-                name,
-                &serde_json::json!({ "message": message }),
-            )
-        };
-        Some(match session.next().await {
-            Next::Update(u) => (
+    mut session: Session,
+    frame: fn(FrameKind, &str, &serde_json::Value) -> Bytes,
+) -> impl futures::Stream<Item = Bytes> {
+    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(4);
+    tokio::spawn(async move {
+        loop {
+            let next = tokio::select! {
+                n = session.next() => n,
+                _ = tx.closed() => return,
+            };
+            let exception = |name: &str, message: &str| {
                 frame(
-                    Kind::Event,
-                    "sessionUpdate",
-                    &serde_json::to_value(&u).expect("updates serialise"),
+                    FrameKind::Exception,
+                    name,
+                    &serde_json::json!({ "message": message }),
+                )
+            };
+            let (bytes, last) = match next {
+                Next::Update(u) => (
+                    frame(
+                        FrameKind::Event,
+                        "sessionUpdate",
+                        &serde_json::to_value(&u).expect("updates serialise"),
+                    ),
+                    false,
                 ),
-                Some(session),
-            ),
-            Next::Timeout => (
-                exception(
-                    "SessionTimeoutException",
-                    "The Live Tail session reached its maximum duration.",
+                Next::Timeout => (
+                    exception(
+                        "SessionTimeoutException",
+                        "The Live Tail session reached its maximum duration.",
+                    ),
+                    true,
                 ),
-                None,
-            ),
-            Next::Closed => (
-                exception(
-                    "SessionStreamingException",
-                    "The Live Tail session ended: the server is shutting down.",
+                Next::Closed => (
+                    exception(
+                        "SessionStreamingException",
+                        "The Live Tail session ended: the server is shutting down.",
+                    ),
+                    true,
                 ),
-                None,
-            ),
-        })
-    })
+            };
+            if tx.send_timeout(bytes, STALLED).await.is_err() || last {
+                return;
+            }
+        }
+    });
+    futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|b| (b, rx)) })
 }
 
 /// `GET /live-tail?group=A&group=B&stream=PREFIX&filter=PATTERN`: the same session as
@@ -103,7 +111,7 @@ pub(crate) fn server_sent_events(app: &App, query: &str) -> Result<Response, Api
     }
     let session = app.tails.start(request)?;
     let start = sse_event(
-        Kind::Event,
+        FrameKind::Event,
         "sessionStart",
         &serde_json::to_value(&session.start).expect("sessionStart serialises"),
     );
@@ -113,7 +121,7 @@ pub(crate) fn server_sent_events(app: &App, query: &str) -> Result<Response, Api
     ))
 }
 
-fn sse_event(_: Kind, name: &str, payload: &serde_json::Value) -> bytes::Bytes {
+fn sse_event(_: FrameKind, name: &str, payload: &serde_json::Value) -> Bytes {
     // JSON has no raw newlines, so one `data:` line holds it.
     format!("event: {name}\ndata: {payload}\n\n").into()
 }

@@ -1,8 +1,9 @@
 //! The tap on the ingest path: each event batch, once durable and applied, is offered to the live
 //! consumers of its log group (tail sessions now; metric filters and subscriptions next).
 //!
-//! As Loki's tailer does, ingest never waits for a consumer: each has a bounded queue, and a
-//! batch that does not fit is dropped for that consumer and counted, so it can say it was sampled.
+//! As Loki's tailer does, ingest never waits for a consumer: each has a queue bounded in batches
+//! and in bytes, and a batch that does not fit is dropped for that consumer and counted, so it can
+//! say it was sampled.
 //! A batch is copied once (its WAL record bytes) and shared by every consumer that wants it;
 //! with no consumers the tap costs one atomic load per batch.
 
@@ -75,6 +76,11 @@ impl TapBatch {
         self.events.is_empty()
     }
 
+    /// About what the batch holds in memory.
+    pub fn bytes(&self) -> usize {
+        self.text.len() + self.events.len() * 16 + self.group.len() + self.stream.len() + 64
+    }
+
     /// Event `i`'s timestamp and message.
     pub fn event(&self, i: usize) -> (i64, &str) {
         let start = match i {
@@ -102,6 +108,9 @@ struct Consumer {
     tx: mpsc::Sender<Arc<TapBatch>>,
     /// Events dropped because the queue was full, since the consumer last looked.
     dropped: AtomicU64,
+    /// Bytes of the batches in its queue, and the most it may hold.
+    queued_bytes: AtomicUsize,
+    max_bytes: usize,
 }
 
 /// The live consumers of ingested events.
@@ -114,14 +123,21 @@ pub struct Tap {
 
 impl Tap {
     /// Registers a consumer of the batches `wants(group, stream)` accepts, queueing at most
-    /// `queue` batches for it. Dropping the subscription unregisters it.
-    pub fn subscribe(self: &Arc<Self>, wants: Wants, queue: usize) -> TapSubscription {
+    /// `queue` batches and `max_bytes` of them for it. Dropping the subscription unregisters it.
+    pub fn subscribe(
+        self: &Arc<Self>,
+        wants: Wants,
+        queue: usize,
+        max_bytes: usize,
+    ) -> TapSubscription {
         let (tx, rx) = mpsc::channel(queue.max(1));
         let consumer = Arc::new(Consumer {
             id: self.next_id.fetch_add(1, Ordering::Relaxed),
             wants,
             tx,
             dropped: AtomicU64::new(0),
+            queued_bytes: AtomicUsize::new(0),
+            max_bytes,
         });
         let mut all = self.consumers.write().unwrap();
         all.push(consumer.clone());
@@ -149,7 +165,12 @@ impl Tap {
                 continue;
             }
             let b = batch.get_or_insert_with(|| Arc::new(TapBatch::new(lsn, events)));
-            if c.tx.try_send(b.clone()).is_err() {
+            let size = b.bytes();
+            let queued = c.queued_bytes.fetch_add(size, Ordering::AcqRel);
+            // One batch always fits an empty queue, whatever its size.
+            let fits = queued == 0 || queued + size <= c.max_bytes;
+            if !fits || c.tx.try_send(b.clone()).is_err() {
+                c.queued_bytes.fetch_sub(size, Ordering::AcqRel);
                 c.dropped
                     .fetch_add(events.events.len() as u64, Ordering::Relaxed);
             }
@@ -173,12 +194,20 @@ pub struct TapSubscription {
 impl TapSubscription {
     /// The next batch, waiting for one.
     pub async fn recv(&mut self) -> Option<Arc<TapBatch>> {
-        self.rx.recv().await
+        let b = self.rx.recv().await?;
+        self.consumer
+            .queued_bytes
+            .fetch_sub(b.bytes(), Ordering::AcqRel);
+        Some(b)
     }
 
     /// The next batch if one is queued.
     pub fn try_recv(&mut self) -> Option<Arc<TapBatch>> {
-        self.rx.try_recv().ok()
+        let b = self.rx.try_recv().ok()?;
+        self.consumer
+            .queued_bytes
+            .fetch_sub(b.bytes(), Ordering::AcqRel);
+        Some(b)
     }
 
     /// Events dropped for this consumer since the last call (its queue was full).
@@ -210,8 +239,8 @@ mod tests {
         let tap = Arc::new(Tap::default());
         // No consumer: nothing is built.
         publish(&tap, 1, "/a", 1);
-        let mut a = tap.subscribe(Box::new(|g, _| g == "/a"), 2);
-        let mut b = tap.subscribe(Box::new(|g, _| g == "/b"), 2);
+        let mut a = tap.subscribe(Box::new(|g, _| g == "/a"), 2, 1 << 20);
+        let mut b = tap.subscribe(Box::new(|g, _| g == "/b"), 2, 1 << 20);
         assert_eq!(tap.consumers(), 2);
         for lsn in 2..6 {
             publish(&tap, lsn, "/a", 3);
@@ -229,5 +258,15 @@ mod tests {
         assert!(b.try_recv().is_none());
         drop(a);
         assert_eq!(tap.consumers(), 1);
+        // A queue bounded in bytes: the first batch always fits, the next only within the bound.
+        let mut c = tap.subscribe(Box::new(|_, _| true), 100, 1);
+        for lsn in 10..13 {
+            publish(&tap, lsn, "/c", 2);
+        }
+        assert_eq!(c.try_recv().unwrap().lsn(), 10);
+        assert!(c.try_recv().is_none());
+        assert_eq!(c.take_dropped(), 4);
+        publish(&tap, 13, "/c", 2);
+        assert_eq!(c.try_recv().unwrap().lsn(), 13);
     }
 }

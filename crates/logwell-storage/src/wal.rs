@@ -302,11 +302,16 @@ pub fn replay(dir: &Path, after: u64, mode: ReplayMode) -> io::Result<Replayed> 
 /// longer applies (its stream was deleted first), which its append then reports.
 pub type ApplyFn = Box<dyn FnMut(u64, &[u8]) -> bool + Send>;
 
+/// Sees each applied record once its append has been answered (live consumers: the tap), so
+/// what it does never delays an acknowledgement.
+pub type AckedFn = Box<dyn FnMut(u64, &[u8]) + Send>;
+
 /// The error an append gets when its record was durable but did not apply.
 pub const NOT_APPLIED: &str = "record did not apply";
 
 struct Writer {
     apply: ApplyFn,
+    acked: Option<AckedFn>,
     dir: PathBuf,
     file: Option<File>,
     len: u64,
@@ -434,14 +439,24 @@ impl Writer {
         }
         match self.commit(payloads) {
             Ok(first) => {
+                let mut applied = Vec::with_capacity(payloads.len());
                 for (i, (p, w)) in payloads.iter().zip(waiters.drain(..)).enumerate() {
                     let lsn = first + i as u64;
-                    let result = if (self.apply)(lsn, p) {
+                    let ok = (self.apply)(lsn, p);
+                    applied.push(ok);
+                    let result = if ok {
                         Ok(lsn)
                     } else {
                         Err(io::Error::other(NOT_APPLIED))
                     };
                     let _ = w.send(result);
+                }
+                if let Some(acked) = &mut self.acked {
+                    for (i, p) in payloads.iter().enumerate() {
+                        if applied[i] {
+                            acked(first + i as u64, p);
+                        }
+                    }
                 }
             }
             Err(e) => {
@@ -459,10 +474,21 @@ impl Wal {
     /// Opens the log for appending; the first record written gets `next_lsn`. Every durable
     /// record goes through `apply`, in LSN order, before its append returns.
     pub fn open(dir: &Path, next_lsn: u64, apply: ApplyFn) -> io::Result<Wal> {
+        Wal::open_observed(dir, next_lsn, apply, None)
+    }
+
+    /// [`Wal::open`], with `acked` seeing each applied record after its append was answered.
+    pub fn open_observed(
+        dir: &Path,
+        next_lsn: u64,
+        apply: ApplyFn,
+        acked: Option<AckedFn>,
+    ) -> io::Result<Wal> {
         fs::create_dir_all(dir)?;
         let last_lsn = Arc::new(AtomicU64::new(next_lsn.saturating_sub(1)));
         let mut writer = Writer {
             apply,
+            acked,
             dir: dir.to_path_buf(),
             file: None,
             len: 0,
@@ -704,6 +730,7 @@ mod tests {
     fn writer(dir: &Path, next_lsn: u64) -> Writer {
         let mut w = Writer {
             apply: noop(),
+            acked: None,
             dir: dir.to_path_buf(),
             file: None,
             len: 0,

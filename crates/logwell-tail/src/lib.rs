@@ -34,10 +34,14 @@ pub struct TailConfig {
     pub coalesce: Duration,
     /// An empty update after this long without one.
     pub heartbeat: Duration,
+    /// The span `max_events_per_update` applies to (CloudWatch: a second).
+    pub rate_window: Duration,
     /// A session's lifetime (CloudWatch: 3 hours).
     pub max_duration: Duration,
-    /// Batches queued for a session before the tap drops them for it.
+    /// Batches queued for a session before the tap drops them for it ...
     pub queue_batches: usize,
+    /// ... and the bytes they may hold.
+    pub queue_bytes: usize,
 }
 
 impl Default for TailConfig {
@@ -47,8 +51,10 @@ impl Default for TailConfig {
             max_events_per_update: 500,
             coalesce: Duration::from_millis(5),
             heartbeat: Duration::from_secs(1),
+            rate_window: Duration::from_secs(1),
             max_duration: Duration::from_secs(3 * 3600),
-            queue_batches: 256,
+            queue_batches: 1024,
+            queue_bytes: 16 << 20,
         }
     }
 }
@@ -185,6 +191,7 @@ impl Tails {
                 wanted.0.iter().any(|g| g == group) && wanted.1.wants(stream)
             }),
             self.config.queue_batches,
+            self.config.queue_bytes,
         );
         let now = Instant::now();
         Ok(Session {
@@ -292,7 +299,7 @@ impl Session {
                 continue;
             }
             let now = Instant::now();
-            if now >= self.window_start + self.config.heartbeat {
+            if now >= self.window_start + self.config.rate_window {
                 self.window_start = now;
                 self.sent_in_window = 0;
             }
@@ -304,9 +311,13 @@ impl Session {
             loop {
                 if self.sent_in_window + self.sample.seen() as usize > budget {
                     held = true;
-                    until = until.max(self.window_start + self.config.heartbeat);
+                    until = until.max(self.window_start + self.config.rate_window);
                 }
-                match tokio::time::timeout_at(until, self.tap.recv()).await {
+                let received = tokio::select! {
+                    r = tokio::time::timeout_at(until.min(self.deadline), self.tap.recv()) => r,
+                    _ = self.closing.changed() => return Next::Closed,
+                };
+                match received {
                     Ok(Some(batch)) => self.offer(&batch),
                     _ => break,
                 }

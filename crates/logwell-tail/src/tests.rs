@@ -124,6 +124,7 @@ async fn bursts_are_sampled_slow_readers_flagged_and_idle_sessions_beat() {
     let engine = engine(dir.path()).await;
     let config = TailConfig {
         heartbeat: Duration::from_millis(100),
+        rate_window: Duration::from_millis(100),
         queue_batches: 2,
         ..Default::default()
     };
@@ -230,7 +231,7 @@ async fn a_flood_is_sent_as_one_sampled_update_per_second() {
     let engine = engine(dir.path()).await;
     // A "second" of 200 ms and a budget of 50 events in it.
     let config = TailConfig {
-        heartbeat: Duration::from_millis(200),
+        rate_window: Duration::from_millis(200),
         max_events_per_update: 50,
         ..Default::default()
     };

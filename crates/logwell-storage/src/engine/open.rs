@@ -205,27 +205,28 @@ impl Engine {
         let applier = state.clone();
         let tap = Arc::new(Tap::default());
         let publisher = tap.clone();
-        let wal = Wal::open(
+        let wal = Wal::open_observed(
             &wal_dir,
             next_lsn,
             Box::new(move |lsn, payload| {
-                let applied = applier
+                applier
                     .write()
                     .unwrap()
                     .apply_record(lsn, payload)
                     .unwrap_or_else(|| {
                         tracing::error!(lsn, "WAL record this version cannot apply");
                         false
-                    });
-                // Live consumers see a batch once it is durable and applied (in LSN order:
-                // this thread applies every record).
-                if applied && publisher.consumers() > 0 {
+                    })
+            }),
+            // Live consumers see a batch once it is durable, applied and acknowledged, in LSN
+            // order (this thread applies every record).
+            Some(Box::new(move |lsn, payload| {
+                if publisher.consumers() > 0 {
                     if let Some(Record::Events(b)) = record::decode(payload) {
                         publisher.publish(lsn, &b);
                     }
                 }
-                applied
-            }),
+            })),
         )?;
         let (shutdown, _) = watch::channel(false);
         let inner = Arc::new(Inner {
