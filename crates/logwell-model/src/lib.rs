@@ -5,6 +5,7 @@
 
 pub mod api;
 pub mod api_queries;
+pub mod api_subscriptions;
 pub mod api_tail;
 pub mod error;
 pub mod validate;

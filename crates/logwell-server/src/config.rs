@@ -15,6 +15,8 @@ pub struct ServerConfig {
     pub storage: StorageConfig,
     pub query: QuerySettings,
     pub limits: Limits,
+    /// `[delivery]`: where subscription destinations lead (`[delivery.lambda]`: ARN = URL).
+    pub delivery: logwell_delivery::DeliveryConfig,
 }
 
 /// `[limits]`: what the server holds at once, so memory stays bounded under any load. Requests
@@ -85,6 +87,7 @@ impl Default for ServerConfig {
             storage: StorageConfig::default(),
             query: QuerySettings::default(),
             limits: Limits::default(),
+            delivery: Default::default(),
         }
     }
 }

@@ -8,6 +8,7 @@ pub mod operations;
 mod ops;
 pub mod queries;
 mod settings;
+mod subscriptions;
 pub mod tokens;
 mod transport;
 
@@ -62,6 +63,7 @@ pub struct App {
     pub account_id: String,
     pub queries: Arc<queries::Queries>,
     pub tails: logwell_tail::Tails,
+    pub delivery: Arc<logwell_delivery::Delivery>,
     pub limits: RequestLimits,
 }
 
@@ -111,8 +113,14 @@ impl App {
                 ..Default::default()
             },
         );
+        let delivery = logwell_delivery::Delivery::start(
+            engine.clone(),
+            config.account_id.clone(),
+            config.delivery.clone(),
+        );
         Ok(Arc::new(App {
             tails,
+            delivery,
             engine,
             region: config.region.clone(),
             account_id: config.account_id.clone(),
@@ -257,6 +265,7 @@ pub async fn serve(
     // Live tails end; in-flight requests finish (bounded by the body timeout); idle
     // connections close.
     stopping.tails.close();
+    stopping.delivery.close();
     let drain = header_timeout.max(Duration::from_secs(5)) * 2;
     if tokio::time::timeout(drain, graceful.shutdown())
         .await

@@ -158,6 +158,17 @@ pub static OPERATIONS: &[Operation] = &[
     op!("UntagLogGroup", LogGroup, ops::untag_log_group),
     op!("ListTagsLogGroup", LogGroup, ops::list_tags_log_group),
     op!("TestMetricFilter", Account, ops::test_metric_filter),
+    op!("PutSubscriptionFilter", LogGroup, crate::subscriptions::put),
+    op!(
+        "DescribeSubscriptionFilters",
+        LogGroup,
+        crate::subscriptions::describe
+    ),
+    op!(
+        "DeleteSubscriptionFilter",
+        LogGroup,
+        crate::subscriptions::delete
+    ),
     Operation {
         name: "StartLiveTail",
         action: "logs:StartLiveTail",

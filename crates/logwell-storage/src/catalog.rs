@@ -33,6 +33,26 @@ pub struct GroupMeta {
     /// Deleted streams: events of the stream with `seq` below the value are gone.
     #[serde(default)]
     pub deleted_streams: BTreeMap<String, i64>,
+    /// Subscription filters, by name (at most [`MAX_SUBSCRIPTION_FILTERS`]).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub subscriptions: BTreeMap<String, SubscriptionFilter>,
+}
+
+/// Subscription filters a log group may have (CloudWatch's quota).
+pub const MAX_SUBSCRIPTION_FILTERS: usize = 2;
+
+/// A subscription filter: which events go where, and how far delivery has come.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct SubscriptionFilter {
+    pub filter_pattern: String,
+    pub destination_arn: String,
+    #[serde(default)]
+    pub role_arn: Option<String>,
+    pub distribution: String,
+    pub creation_time: i64,
+    /// Every matching event with a smaller or equal `seq` has been delivered.
+    #[serde(default)]
+    pub delivered_seq: i64,
 }
 
 impl GroupMeta {
@@ -84,6 +104,28 @@ impl Metadata {
             MetaChange::PutRetention { group, .. } | MetaChange::Untag { group, .. } => {
                 self.group(group)?;
             }
+            MetaChange::PutSubscriptionFilter { group, name, .. } => {
+                let g = self.group(group)?;
+                if !g.subscriptions.contains_key(name)
+                    && g.subscriptions.len() >= MAX_SUBSCRIPTION_FILTERS
+                {
+                    return Err(ApiError::new(
+                        logwell_model::ErrorKind::LimitExceeded,
+                        "Resource limit exceeded.",
+                    ));
+                }
+            }
+            MetaChange::DeleteSubscriptionFilter { group, name } => {
+                if !self.group(group)?.subscriptions.contains_key(name) {
+                    return Err(ApiError::new(
+                        logwell_model::ErrorKind::ResourceNotFound,
+                        "The specified subscription filter does not exist.",
+                    ));
+                }
+            }
+            MetaChange::AdvanceSubscription { group, .. } => {
+                self.group(group)?;
+            }
             MetaChange::Tag { group, tags } => {
                 let g = self.group(group)?;
                 let total = g
@@ -127,6 +169,7 @@ impl Metadata {
                     tags,
                     streams: BTreeMap::new(),
                     deleted_streams: BTreeMap::new(),
+                    subscriptions: BTreeMap::new(),
                 });
             }
             MetaChange::DeleteGroup { name } => {
@@ -167,6 +210,43 @@ impl Metadata {
                     for k in keys {
                         g.tags.remove(&k);
                     }
+                }
+            }
+            MetaChange::PutSubscriptionFilter {
+                group,
+                name,
+                mut filter,
+            } => {
+                if let Some(g) = self.groups.get_mut(&group) {
+                    let count = g.subscriptions.len();
+                    match g.subscriptions.get_mut(&name) {
+                        // A changed filter goes on from where delivery is.
+                        Some(existing) => {
+                            filter.delivered_seq = existing.delivered_seq;
+                            filter.creation_time = existing.creation_time;
+                            *existing = filter;
+                        }
+                        // A new one delivers the events that follow it.
+                        None if count < MAX_SUBSCRIPTION_FILTERS => {
+                            filter.delivered_seq = (lsn << SEQ_INDEX_BITS) as i64;
+                            g.subscriptions.insert(name, filter);
+                        }
+                        None => {}
+                    }
+                }
+            }
+            MetaChange::DeleteSubscriptionFilter { group, name } => {
+                if let Some(g) = self.groups.get_mut(&group) {
+                    g.subscriptions.remove(&name);
+                }
+            }
+            MetaChange::AdvanceSubscription { group, name, seq } => {
+                if let Some(s) = self
+                    .groups
+                    .get_mut(&group)
+                    .and_then(|g| g.subscriptions.get_mut(&name))
+                {
+                    s.delivered_seq = s.delivered_seq.max(seq);
                 }
             }
         }

@@ -43,6 +43,22 @@ pub enum MetaChange {
         group: String,
         keys: Vec<String>,
     },
+    /// Creates or replaces a subscription filter (a new one starts after this record).
+    PutSubscriptionFilter {
+        group: String,
+        name: String,
+        filter: crate::catalog::SubscriptionFilter,
+    },
+    DeleteSubscriptionFilter {
+        group: String,
+        name: String,
+    },
+    /// A subscription delivered every matching event up to `seq`.
+    AdvanceSubscription {
+        group: String,
+        name: String,
+        seq: i64,
+    },
 }
 
 /// A batch of events for one stream, borrowed from the WAL record that holds it.

@@ -36,6 +36,7 @@ use tokio::sync::{watch, Notify};
 mod flush;
 mod open;
 mod scan;
+mod subscriptions;
 
 pub use open::OpenOptions;
 use open::*;
