@@ -62,3 +62,18 @@ def test_live_tail_benchmark_reports_latency_and_ingest():
     for r in rows:
         seen, expected = re.search(r"(\d+) of (\d+)", r).groups()
         assert seen == expected and int(seen) > 0, out.stdout
+
+
+def test_delivery_benchmark_reports_throughput_lag_and_backlog():
+    bench = str(Path(logwell_bin()).with_name("delivery-bench"))
+    if not Path(bench).exists():
+        pytest.fail(f"delivery benchmark not built: {bench}")
+    out = subprocess.run(
+        [bench, "--seconds", "1", "--clients", "2", "--batch", "200", "--outage", "1", "--logwell", logwell_bin()],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert re.search(r"sustained ingest, no subscription: \d+ events/s", out.stdout), out.stdout
+    assert re.search(r"\| delivered to the Lambda-style HTTP receiver \| \d+ events in [\d.]+ s: \d+ events/s \|", out.stdout), out.stdout
+    assert re.search(r"\| lag, acknowledgement to receipt, during ingest \| p50 [\d.]+ ms", out.stdout), out.stdout
+    assert re.search(r"\| backlog after a 1 s outage \| \d+ events drained", out.stdout), out.stdout

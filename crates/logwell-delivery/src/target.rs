@@ -31,7 +31,7 @@ impl Default for DeliveryConfig {
     fn default() -> Self {
         DeliveryConfig {
             lambda: BTreeMap::new(),
-            batch_events: 10_000,
+            batch_events: 100_000,
             message_bytes: 1 << 20,
             request_timeout_secs: 30.0,
             backoff_min_ms: 100,

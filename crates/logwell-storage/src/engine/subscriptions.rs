@@ -88,14 +88,21 @@ impl Engine {
         let lo = snap.cutoff.unwrap_or(i64::MIN);
         let mut rows: Vec<EventRow> = Vec::new();
         let mut threshold: Option<i64> = None;
-        let mut take = |b: &RecordBatch, rows: &mut Vec<EventRow>| {
+        let mut take = |b: &RecordBatch, rows: &mut Vec<EventRow>, in_seq_order: bool| {
             let streams = b.column(0).as_dictionary::<Int32Type>();
             let names = streams.values().as_string::<i32>();
             let ts = b.column(1).as_primitive::<Int64Type>();
             let ing = b.column(2).as_primitive::<Int64Type>();
             let seq = b.column(3).as_primitive::<Int64Type>();
             let msg = b.column(4).as_string::<i32>();
-            for i in 0..b.num_rows() {
+            // Buffered batches are in applied (seq) order: start at the first row after the
+            // cursor. Segments are sorted otherwise and are read whole.
+            let start = if in_seq_order {
+                seq.values().partition_point(|s| *s <= after)
+            } else {
+                0
+            };
+            for i in start..b.num_rows() {
                 let s = seq.value(i);
                 if s <= after || ts.value(i) < lo {
                     continue;
@@ -127,7 +134,7 @@ impl Engine {
             }
         };
         for b in &snap.buffered {
-            take(b, &mut rows);
+            take(b, &mut rows, true);
         }
         let mut segments: Vec<_> = snap
             .segments
@@ -150,7 +157,7 @@ impl Engine {
             .map_err(|e| unavailable("segment decode", e))?
             .map_err(|e| unavailable("cannot decode a segment", e))?;
             for b in &batches {
-                take(b, &mut rows);
+                take(b, &mut rows, false);
             }
         }
         rows.sort_unstable_by_key(|r| r.seq);

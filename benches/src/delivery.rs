@@ -1,0 +1,252 @@
+//! Subscription delivery benchmark: starts a `logwell serve` process (default config plus a
+//! `[delivery.lambda]` mapping to a receiver in this process), keeps it under sustained ingest,
+//! and prints:
+//!
+//! - the ingest rate with no subscription and with one that matches every event;
+//! - delivery throughput (events per second reaching the receiver) and the lag from a probe
+//!   event's acknowledgement to its arrival at the receiver (p50, p99, max);
+//! - the catch-up rate: the receiver refuses deliveries for a while during ingest, then the time
+//!   to drain the backlog (read back from storage) is reported.
+//!
+//! Run: `cargo build --release -p logwell-benches -p logwell-cli && target/release/delivery-bench`.
+
+#[path = "common.rs"]
+mod common;
+
+use anyhow::{bail, Result};
+use axum::routing::post;
+use base64::Engine as _;
+use clap::Parser;
+use common::{create, fresh_data_dir, logwell_bin, machine, now_ms, put_body, ServerProc};
+use serde_json::json;
+use std::collections::HashMap;
+use std::io::Read;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+#[derive(Parser)]
+struct Args {
+    /// Seconds of ingest per measurement.
+    #[arg(long, default_value_t = 10.0)]
+    seconds: f64,
+    /// Concurrent PutLogEvents clients.
+    #[arg(long, default_value_t = 4)]
+    clients: usize,
+    /// Events per PutLogEvents call.
+    #[arg(long, default_value_t = 1000)]
+    batch: usize,
+    /// Seconds the receiver refuses deliveries, to build a backlog.
+    #[arg(long, default_value_t = 5.0)]
+    outage: f64,
+    #[arg(long)]
+    logwell: Option<PathBuf>,
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+}
+
+const GROUP: &str = "/bench/delivery";
+const ARN: &str = "arn:aws:lambda:us-east-1:000000000000:function:bench";
+
+/// What the receiver saw.
+#[derive(Default)]
+struct Received {
+    events: AtomicU64,
+    failing: AtomicBool,
+    /// Probe number -> arrival.
+    probes: Mutex<HashMap<usize, Instant>>,
+}
+
+async fn receive(received: Arc<Received>, body: String) -> axum::http::StatusCode {
+    if received.failing.load(Ordering::Relaxed) {
+        return axum::http::StatusCode::INTERNAL_SERVER_ERROR;
+    }
+    let now = Instant::now();
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+    let data = v["awslogs"]["data"].as_str().unwrap_or_default();
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(data)
+        .unwrap_or_default();
+    let mut text = String::new();
+    let _ = flate2::read::GzDecoder::new(&bytes[..]).read_to_string(&mut text);
+    let m: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+    let events = m["logEvents"].as_array().cloned().unwrap_or_default();
+    received
+        .events
+        .fetch_add(events.len() as u64, Ordering::Relaxed);
+    let mut probes = received.probes.lock().unwrap();
+    for e in events {
+        if let Some(n) = e["message"].as_str().and_then(|m| m.strip_prefix("probe ")) {
+            if let Ok(n) = n.parse() {
+                probes.entry(n).or_insert(now);
+            }
+        }
+    }
+    axum::http::StatusCode::OK
+}
+
+async fn flood(server: &ServerProc, args: &Args, until: Instant) -> Result<usize> {
+    let tasks = (0..args.clients).map(|c| {
+        let stream = format!("flood-{c}");
+        async move {
+            let mut n = 0usize;
+            while Instant::now() < until {
+                let t = now_ms();
+                let events: Vec<(i64, String)> = (0..args.batch)
+                    .map(|i| {
+                        (
+                            t,
+                            format!(
+                                r#"{{"level":"INFO","client":{c},"n":{},"msg":"GET /orders 200"}}"#,
+                                n + i
+                            ),
+                        )
+                    })
+                    .collect();
+                server
+                    .call("PutLogEvents", put_body(GROUP, &stream, &events))
+                    .await?;
+                n += args.batch;
+            }
+            Ok::<_, anyhow::Error>(n)
+        }
+    });
+    let mut total = 0;
+    for r in futures::future::join_all(tasks).await {
+        total += r?;
+    }
+    Ok(total)
+}
+
+fn summary(mut v: Vec<f64>) -> String {
+    if v.is_empty() {
+        return "no samples".into();
+    }
+    v.sort_by(|a, b| a.total_cmp(b));
+    let at = |q: f64| v[((v.len() - 1) as f64 * q).round() as usize];
+    format!(
+        "p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        at(0.5),
+        at(0.99),
+        v[v.len() - 1]
+    )
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let args = Args::parse();
+    let bin = logwell_bin(&args.logwell)?;
+    let received = Arc::new(Received::default());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}/", listener.local_addr()?);
+    let app = axum::Router::new().route(
+        "/",
+        post({
+            let received = received.clone();
+            move |body: String| receive(received.clone(), body)
+        }),
+    );
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let (data_dir, config) = fresh_data_dir(
+        &args.data_dir,
+        "logwell-delivery-bench",
+        &format!("[delivery.lambda]\n\"{ARN}\" = \"{url}\"\n"),
+    )?;
+    println!("logwell subscription delivery benchmark");
+    println!("machine: {}", machine());
+    let server = ServerProc::start(&bin, &data_dir, &config)?;
+    let mut streams: Vec<String> = (0..args.clients).map(|c| format!("flood-{c}")).collect();
+    streams.push("probe".into());
+    create(&server, GROUP, &streams).await?;
+    let run = Duration::from_secs_f64(args.seconds);
+
+    flood(&server, &args, Instant::now() + run).await?; // warm-up
+    let base = flood(&server, &args, Instant::now() + run).await? as f64 / args.seconds;
+    println!(
+        "\nsustained ingest, no subscription: {base:.0} events/s ({} clients, {}-event batches)",
+        args.clients, args.batch
+    );
+
+    server
+        .call(
+            "PutSubscriptionFilter",
+            json!({"logGroupName": GROUP, "filterName": "all", "filterPattern": "", "destinationArn": ARN}).to_string(),
+        )
+        .await?;
+    let before = received.events.load(Ordering::Relaxed);
+    let until = Instant::now() + run;
+    let probes = async {
+        let mut sent = Vec::new();
+        let mut n = 0usize;
+        while Instant::now() < until {
+            server
+                .call(
+                    "PutLogEvents",
+                    put_body(GROUP, "probe", &[(now_ms(), format!("probe {n}"))]),
+                )
+                .await?;
+            sent.push((n, Instant::now()));
+            n += 1;
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Ok::<_, anyhow::Error>(sent)
+    };
+    let (put, sent) = tokio::join!(flood(&server, &args, until), probes);
+    let (put, sent) = (put? as f64 / args.seconds, sent?);
+    // Wait for the deliveries to catch up with what was put.
+    let target = put as u64 * args.seconds as u64 + sent.len() as u64;
+    let drain_start = Instant::now();
+    while received.events.load(Ordering::Relaxed) - before < target {
+        if drain_start.elapsed() > Duration::from_secs(120) {
+            bail!("delivery did not catch up within 2 minutes");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let delivered = received.events.load(Ordering::Relaxed) - before;
+    let wall = args.seconds + drain_start.elapsed().as_secs_f64();
+    let lags: Vec<f64> = {
+        let probes = received.probes.lock().unwrap();
+        sent.iter()
+            .filter_map(|(n, acked)| {
+                probes
+                    .get(n)
+                    .map(|at| at.saturating_duration_since(*acked).as_secs_f64() * 1e3)
+            })
+            .collect()
+    };
+    println!("\n| measure | figure |\n|---|---|");
+    println!(
+        "| ingest with a subscription matching every event | {put:.0} events/s ({:+.1}% vs none) |",
+        (put / base - 1.0) * 100.0
+    );
+    println!("| delivered to the Lambda-style HTTP receiver | {delivered} events in {wall:.1} s: {:.0} events/s |", delivered as f64 / wall);
+    println!(
+        "| lag, acknowledgement to receipt, during ingest | {} ({} probes) |",
+        summary(lags),
+        sent.len()
+    );
+
+    // An outage: the receiver refuses everything while events are put, then comes back.
+    received.failing.store(true, Ordering::Relaxed);
+    let before = received.events.load(Ordering::Relaxed);
+    let backlog = flood(
+        &server,
+        &args,
+        Instant::now() + Duration::from_secs_f64(args.outage),
+    )
+    .await? as u64;
+    received.failing.store(false, Ordering::Relaxed);
+    let t0 = Instant::now();
+    while received.events.load(Ordering::Relaxed) - before < backlog {
+        if t0.elapsed() > Duration::from_secs(300) {
+            bail!("the backlog did not drain within 5 minutes");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let drain = t0.elapsed().as_secs_f64();
+    println!("| backlog after a {:.0} s outage | {backlog} events drained in {drain:.1} s: {:.0} events/s |", args.outage, backlog as f64 / drain);
+    server.stop()?;
+    let _ = std::fs::remove_dir_all(&data_dir);
+    Ok(())
+}
