@@ -212,3 +212,59 @@ pub fn fresh_data_dir(
     std::fs::write(&config_path, config)?;
     Ok((data_dir, config_path))
 }
+
+/// Puts JSON events from `clients` concurrent tasks (stream `flood-<client>` of `group`), `batch`
+/// events a call, as fast as they are answered until `until`; returns the events put.
+pub async fn flood(
+    server: &ServerProc,
+    group: &str,
+    clients: usize,
+    batch: usize,
+    until: Instant,
+) -> Result<usize> {
+    let tasks = (0..clients).map(|c| {
+        let stream = format!("flood-{c}");
+        async move {
+            let mut n = 0usize;
+            while Instant::now() < until {
+                let t = now_ms();
+                let events: Vec<(i64, String)> = (0..batch)
+                    .map(|i| {
+                        (
+                            t,
+                            format!(
+                                r#"{{"level":"INFO","client":{c},"n":{},"msg":"GET /orders 200"}}"#,
+                                n + i
+                            ),
+                        )
+                    })
+                    .collect();
+                server
+                    .call("PutLogEvents", put_body(group, &stream, &events))
+                    .await?;
+                n += batch;
+            }
+            Ok::<_, anyhow::Error>(n)
+        }
+    });
+    let mut total = 0;
+    for r in futures::future::join_all(tasks).await {
+        total += r?;
+    }
+    Ok(total)
+}
+
+/// Latencies in milliseconds as `p50 .. ms, p99 .. ms, max .. ms`.
+pub fn latency_summary(mut v: Vec<f64>) -> String {
+    if v.is_empty() {
+        return "no samples".into();
+    }
+    v.sort_by(|a, b| a.total_cmp(b));
+    let at = |q: f64| v[((v.len() - 1) as f64 * q).round() as usize];
+    format!(
+        "p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        at(0.5),
+        at(0.99),
+        v[v.len() - 1]
+    )
+}

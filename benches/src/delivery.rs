@@ -17,7 +17,10 @@ use anyhow::{bail, Result};
 use axum::routing::post;
 use base64::Engine as _;
 use clap::Parser;
-use common::{create, fresh_data_dir, logwell_bin, machine, now_ms, put_body, ServerProc};
+use common::{
+    create, flood, fresh_data_dir, latency_summary, logwell_bin, machine, now_ms, put_body,
+    ServerProc,
+};
 use serde_json::json;
 use std::collections::HashMap;
 use std::io::Read;
@@ -86,53 +89,6 @@ async fn receive(received: Arc<Received>, body: String) -> axum::http::StatusCod
     axum::http::StatusCode::OK
 }
 
-async fn flood(server: &ServerProc, args: &Args, until: Instant) -> Result<usize> {
-    let tasks = (0..args.clients).map(|c| {
-        let stream = format!("flood-{c}");
-        async move {
-            let mut n = 0usize;
-            while Instant::now() < until {
-                let t = now_ms();
-                let events: Vec<(i64, String)> = (0..args.batch)
-                    .map(|i| {
-                        (
-                            t,
-                            format!(
-                                r#"{{"level":"INFO","client":{c},"n":{},"msg":"GET /orders 200"}}"#,
-                                n + i
-                            ),
-                        )
-                    })
-                    .collect();
-                server
-                    .call("PutLogEvents", put_body(GROUP, &stream, &events))
-                    .await?;
-                n += args.batch;
-            }
-            Ok::<_, anyhow::Error>(n)
-        }
-    });
-    let mut total = 0;
-    for r in futures::future::join_all(tasks).await {
-        total += r?;
-    }
-    Ok(total)
-}
-
-fn summary(mut v: Vec<f64>) -> String {
-    if v.is_empty() {
-        return "no samples".into();
-    }
-    v.sort_by(|a, b| a.total_cmp(b));
-    let at = |q: f64| v[((v.len() - 1) as f64 * q).round() as usize];
-    format!(
-        "p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
-        at(0.5),
-        at(0.99),
-        v[v.len() - 1]
-    )
-}
-
 #[tokio::main]
 async fn main() -> Result<()> {
     let args = Args::parse();
@@ -161,8 +117,23 @@ async fn main() -> Result<()> {
     create(&server, GROUP, &streams).await?;
     let run = Duration::from_secs_f64(args.seconds);
 
-    flood(&server, &args, Instant::now() + run).await?; // warm-up
-    let base = flood(&server, &args, Instant::now() + run).await? as f64 / args.seconds;
+    flood(
+        &server,
+        GROUP,
+        args.clients,
+        args.batch,
+        Instant::now() + run,
+    )
+    .await?; // warm-up
+    let base = flood(
+        &server,
+        GROUP,
+        args.clients,
+        args.batch,
+        Instant::now() + run,
+    )
+    .await? as f64
+        / args.seconds;
     println!(
         "\nsustained ingest, no subscription: {base:.0} events/s ({} clients, {}-event batches)",
         args.clients, args.batch
@@ -192,7 +163,10 @@ async fn main() -> Result<()> {
         }
         Ok::<_, anyhow::Error>(sent)
     };
-    let (put, sent) = tokio::join!(flood(&server, &args, until), probes);
+    let (put, sent) = tokio::join!(
+        flood(&server, GROUP, args.clients, args.batch, until),
+        probes
+    );
     let (put, sent) = (put? as f64 / args.seconds, sent?);
     // Wait for the deliveries to catch up with what was put.
     let target = put as u64 * args.seconds as u64 + sent.len() as u64;
@@ -223,7 +197,7 @@ async fn main() -> Result<()> {
     println!("| delivered to the Lambda-style HTTP receiver | {delivered} events in {wall:.1} s: {:.0} events/s |", delivered as f64 / wall);
     println!(
         "| lag, acknowledgement to receipt, during ingest | {} ({} probes) |",
-        summary(lags),
+        latency_summary(lags),
         sent.len()
     );
 
@@ -232,7 +206,9 @@ async fn main() -> Result<()> {
     let before = received.events.load(Ordering::Relaxed);
     let backlog = flood(
         &server,
-        &args,
+        GROUP,
+        args.clients,
+        args.batch,
         Instant::now() + Duration::from_secs_f64(args.outage),
     )
     .await? as u64;

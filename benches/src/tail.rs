@@ -16,7 +16,10 @@ mod common;
 
 use anyhow::{bail, Result};
 use clap::Parser;
-use common::{create, fresh_data_dir, logwell_bin, machine, now_ms, put_body, ServerProc};
+use common::{
+    create, flood, fresh_data_dir, latency_summary, logwell_bin, machine, now_ms, put_body,
+    ServerProc,
+};
 use logwell_client::{Client, TailMessage};
 use logwell_model::api_tail::StartLiveTailRequest;
 use std::collections::HashMap;
@@ -50,57 +53,6 @@ struct Args {
 
 const GROUP: &str = "/bench/tail";
 
-/// Puts flood batches from `clients` tasks until `until`; returns the events put.
-async fn flood(server: &ServerProc, args: &Args, until: Instant) -> Result<usize> {
-    let tasks = (0..args.clients).map(|c| {
-        let stream = format!("flood-{c}");
-        async move {
-            let mut n = 0usize;
-            let mut round = 0usize;
-            while Instant::now() < until {
-                let t = now_ms();
-                let events: Vec<(i64, String)> = (0..args.batch)
-                    .map(|i| {
-                        (
-                            t,
-                            format!(
-                                r#"{{"level":"INFO","client":{c},"n":{},"msg":"GET /orders 200"}}"#,
-                                round * args.batch + i
-                            ),
-                        )
-                    })
-                    .collect();
-                server
-                    .call("PutLogEvents", put_body(GROUP, &stream, &events))
-                    .await?;
-                n += args.batch;
-                round += 1;
-            }
-            Ok::<_, anyhow::Error>(n)
-        }
-    });
-    let mut total = 0;
-    for r in futures::future::join_all(tasks).await {
-        total += r?;
-    }
-    Ok(total)
-}
-
-/// Latencies in milliseconds: p50, p99, max.
-fn summary(mut v: Vec<f64>) -> String {
-    if v.is_empty() {
-        return "no samples".into();
-    }
-    v.sort_by(|a, b| a.total_cmp(b));
-    let at = |q: f64| v[((v.len() - 1) as f64 * q).round() as usize];
-    format!(
-        "p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
-        at(0.5),
-        at(0.99),
-        v[v.len() - 1]
-    )
-}
-
 #[tokio::main]
 async fn main() -> Result<()> {
     let args = Args::parse();
@@ -120,8 +72,22 @@ async fn main() -> Result<()> {
 
     let run = Duration::from_secs_f64(args.seconds);
     // The rate without sessions, measured first (after a warm-up as long as a measurement).
-    flood(&server, &args, Instant::now() + run).await?;
-    let base = flood(&server, &args, Instant::now() + run).await?;
+    flood(
+        &server,
+        GROUP,
+        args.clients,
+        args.batch,
+        Instant::now() + run,
+    )
+    .await?;
+    let base = flood(
+        &server,
+        GROUP,
+        args.clients,
+        args.batch,
+        Instant::now() + run,
+    )
+    .await?;
     let base_rate = base as f64 / args.seconds;
     println!(
         "\nsustained ingest, no session: {base_rate:.0} events/s ({} clients, {}-event batches)",
@@ -177,7 +143,10 @@ async fn main() -> Result<()> {
             }
             Ok::<_, anyhow::Error>(sent)
         };
-        let (put, sent) = tokio::join!(flood(&server, &args, until), probes);
+        let (put, sent) = tokio::join!(
+            flood(&server, GROUP, args.clients, args.batch, until),
+            probes
+        );
         let (put, sent) = (put?, sent?);
         // Let the last probes arrive, then close the sessions.
         tokio::time::sleep(Duration::from_millis(500)).await;
@@ -200,8 +169,8 @@ async fn main() -> Result<()> {
         let rate = put as f64 / args.seconds;
         println!(
             "| {count} | {} | {} | {seen} of {expected} | {rate:.0} | {:+.1}% |",
-            summary(from_ack),
-            summary(from_send),
+            latency_summary(from_ack),
+            latency_summary(from_send),
             (rate / base_rate - 1.0) * 100.0
         );
         if seen == 0 {
