@@ -205,16 +205,12 @@ struct Run {
 impl Run {
     async fn run(mut self) {
         let (group, name) = self.key.clone();
-        // Woken by the tap when the group gets events; the batches themselves are read from
-        // storage, in order, from the cursor.
-        let mut wake = self.engine.tap().subscribe(
-            Box::new({
-                let group = group.clone();
-                move |g, _| g == group
-            }),
-            1,
-            1,
-        );
+        // Woken by the tap when the group gets events (nothing is copied for it); the batches
+        // themselves are read from storage, in order, from the cursor.
+        let wake = self.engine.tap().signal(Box::new({
+            let group = group.clone();
+            move |g, _| g == group
+        }));
         let mut backoff = self.config.backoff_min();
         loop {
             if *self.stop.borrow() {
@@ -235,7 +231,7 @@ impl Run {
             };
             let Some(last) = rows.last().map(|r| r.seq) else {
                 tokio::select! {
-                    _ = wake.recv() => {}
+                    _ = wake.notified() => {}
                     _ = tokio::time::sleep(Duration::from_secs(1)) => {}
                     _ = self.stop.changed() => return,
                 }

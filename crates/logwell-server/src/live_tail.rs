@@ -4,7 +4,7 @@
 //! session times out, the server stops or the client goes away (which drops the session and frees
 //! its place).
 
-use crate::transport::{event_stream_response, stream_frame, FrameKind};
+use crate::transport::{event_stream_response, json_frame, stream_frame, FrameKind};
 use crate::App;
 use axum::response::Response;
 use bytes::Bytes;
@@ -21,9 +21,7 @@ pub(crate) fn start(app: &App, request: StartLiveTailRequest) -> Result<Response
         stream_frame(FrameKind::Event, "initial-response", &Empty {}),
         stream_frame(FrameKind::Event, "sessionStart", &session.start),
     ];
-    let updates = messages(session, |kind, name, payload| {
-        stream_frame(kind, name, payload)
-    });
+    let updates = messages(session, json_frame);
     Ok(event_stream_response(
         futures::stream::iter(opening).chain(updates),
     ))
@@ -32,12 +30,12 @@ pub(crate) fn start(app: &App, request: StartLiveTailRequest) -> Result<Response
 /// How long a client may stop reading (without closing) before its session ends.
 const STALLED: Duration = Duration::from_secs(30);
 
-/// A session's messages after `sessionStart`, each framed by `frame(kind, name, payload)`. The
+/// A session's messages after `sessionStart`, each framed by `frame(kind, name, json)`. The
 /// session runs in a task of its own: it ends at once when the client goes away, and when the
 /// client stops reading for [`STALLED`], so neither holds a session's place.
 fn messages(
     mut session: Session,
-    frame: fn(FrameKind, &str, &serde_json::Value) -> Bytes,
+    frame: fn(FrameKind, &str, Vec<u8>) -> Bytes,
 ) -> impl futures::Stream<Item = Bytes> {
     let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(4);
     tokio::spawn(async move {
@@ -50,7 +48,9 @@ fn messages(
                 frame(
                     FrameKind::Exception,
                     name,
-                    &serde_json::json!({ "message": message }),
+                    serde_json::json!({ "message": message })
+                        .to_string()
+                        .into_bytes(),
                 )
             };
             let (bytes, last) = match next {
@@ -58,7 +58,7 @@ fn messages(
                     frame(
                         FrameKind::Event,
                         "sessionUpdate",
-                        &serde_json::to_value(&u).expect("updates serialise"),
+                        serde_json::to_vec(&u).expect("updates serialise"),
                     ),
                     false,
                 ),
@@ -113,7 +113,7 @@ pub(crate) fn server_sent_events(app: &App, query: &str) -> Result<Response, Api
     let start = sse_event(
         FrameKind::Event,
         "sessionStart",
-        &serde_json::to_value(&session.start).expect("sessionStart serialises"),
+        serde_json::to_vec(&session.start).expect("sessionStart serialises"),
     );
     let updates = messages(session, sse_event);
     Ok(crate::transport::server_sent_events_response(
@@ -121,7 +121,10 @@ pub(crate) fn server_sent_events(app: &App, query: &str) -> Result<Response, Api
     ))
 }
 
-fn sse_event(_: FrameKind, name: &str, payload: &serde_json::Value) -> Bytes {
+fn sse_event(_: FrameKind, name: &str, json: Vec<u8>) -> Bytes {
     // JSON has no raw newlines, so one `data:` line holds it.
-    format!("event: {name}\ndata: {payload}\n\n").into()
+    let mut out = format!("event: {name}\ndata: ").into_bytes();
+    out.extend_from_slice(&json);
+    out.extend_from_slice(b"\n\n");
+    out.into()
 }

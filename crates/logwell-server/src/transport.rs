@@ -85,8 +85,16 @@ pub(crate) const EVENT_STREAM_CT: &str = "application/vnd.amazon.eventstream";
 /// One event-stream message: an `event` of `event_type` (or, with `exception`, an exception of
 /// that type) carrying `payload` as JSON.
 pub(crate) fn stream_frame<T: Serialize>(kind: FrameKind, name: &str, payload: &T) -> bytes::Bytes {
+    json_frame(
+        kind,
+        name,
+        serde_json::to_vec(payload).expect("event serialises"),
+    )
+}
+
+/// [`stream_frame`] of a payload already serialised to JSON.
+pub(crate) fn json_frame(kind: FrameKind, name: &str, json: Vec<u8>) -> bytes::Bytes {
     use aws_smithy_types::event_stream::{Header, HeaderValue as H, Message};
-    let json = serde_json::to_vec(payload).expect("event serialises");
     let (message_type, type_header) = match kind {
         FrameKind::Event => ("event", ":event-type"),
         FrameKind::Exception => ("exception", ":exception-type"),

@@ -101,10 +101,22 @@ impl TapBatch {
 /// woken for batches it would turn away.
 pub type Wants = Box<dyn Fn(&str, &str) -> bool + Send + Sync>;
 
-/// A consumer's registration: the batches it wants, its queue and what it missed.
+/// A consumer's registration: the batches it wants and how it takes them.
 struct Consumer {
     id: u64,
     wants: Wants,
+    sink: Sink,
+}
+
+enum Sink {
+    /// The batches themselves, queued.
+    Batches(Queue),
+    /// Only word that a wanted batch was applied (the consumer reads storage itself): no copy.
+    Signal(Arc<tokio::sync::Notify>),
+}
+
+/// A consumer's queue and what it missed.
+struct Queue {
     tx: mpsc::Sender<Arc<TapBatch>>,
     /// Events dropped because the queue was full, since the consumer last looked.
     dropped: AtomicU64,
@@ -131,22 +143,44 @@ impl Tap {
         max_bytes: usize,
     ) -> TapSubscription {
         let (tx, rx) = mpsc::channel(queue.max(1));
-        let consumer = Arc::new(Consumer {
-            id: self.next_id.fetch_add(1, Ordering::Relaxed),
+        let consumer = self.register(
             wants,
-            tx,
-            dropped: AtomicU64::new(0),
-            queued_bytes: AtomicUsize::new(0),
-            max_bytes,
-        });
-        let mut all = self.consumers.write().unwrap();
-        all.push(consumer.clone());
-        self.count.store(all.len(), Ordering::Release);
+            Sink::Batches(Queue {
+                tx,
+                dropped: AtomicU64::new(0),
+                queued_bytes: AtomicUsize::new(0),
+                max_bytes,
+            }),
+        );
         TapSubscription {
             rx,
             consumer,
             tap: self.clone(),
         }
+    }
+
+    /// Registers a consumer that is only told when a batch `wants` accepts was applied, without
+    /// the batch being copied for it. Dropping the signal unregisters it.
+    pub fn signal(self: &Arc<Self>, wants: Wants) -> TapSignal {
+        let notify = Arc::new(tokio::sync::Notify::new());
+        let consumer = self.register(wants, Sink::Signal(notify.clone()));
+        TapSignal {
+            notify,
+            id: consumer.id,
+            tap: self.clone(),
+        }
+    }
+
+    fn register(&self, wants: Wants, sink: Sink) -> Arc<Consumer> {
+        let consumer = Arc::new(Consumer {
+            id: self.next_id.fetch_add(1, Ordering::Relaxed),
+            wants,
+            sink,
+        });
+        let mut all = self.consumers.write().unwrap();
+        all.push(consumer.clone());
+        self.count.store(all.len(), Ordering::Release);
+        consumer
     }
 
     /// How many consumers are registered.
@@ -164,6 +198,13 @@ impl Tap {
             if !(c.wants)(events.group, events.stream) {
                 continue;
             }
+            let c = match &c.sink {
+                Sink::Signal(n) => {
+                    n.notify_one();
+                    continue;
+                }
+                Sink::Batches(q) => q,
+            };
             let b = batch.get_or_insert_with(|| Arc::new(TapBatch::new(lsn, events)));
             let size = b.bytes();
             let queued = c.queued_bytes.fetch_add(size, Ordering::AcqRel);
@@ -195,7 +236,7 @@ impl TapSubscription {
     /// The next batch, waiting for one.
     pub async fn recv(&mut self) -> Option<Arc<TapBatch>> {
         let b = self.rx.recv().await?;
-        self.consumer
+        self.queue()
             .queued_bytes
             .fetch_sub(b.bytes(), Ordering::AcqRel);
         Some(b)
@@ -204,7 +245,7 @@ impl TapSubscription {
     /// The next batch if one is queued.
     pub fn try_recv(&mut self) -> Option<Arc<TapBatch>> {
         let b = self.rx.try_recv().ok()?;
-        self.consumer
+        self.queue()
             .queued_bytes
             .fetch_sub(b.bytes(), Ordering::AcqRel);
         Some(b)
@@ -212,7 +253,34 @@ impl TapSubscription {
 
     /// Events dropped for this consumer since the last call (its queue was full).
     pub fn take_dropped(&self) -> u64 {
-        self.consumer.dropped.swap(0, Ordering::Relaxed)
+        self.queue().dropped.swap(0, Ordering::Relaxed)
+    }
+
+    fn queue(&self) -> &Queue {
+        match &self.consumer.sink {
+            Sink::Batches(q) => q,
+            Sink::Signal(_) => unreachable!("a subscription has a queue"),
+        }
+    }
+}
+
+/// A consumer that is told when a batch it wants was applied (see [`Tap::signal`]).
+pub struct TapSignal {
+    notify: Arc<tokio::sync::Notify>,
+    id: u64,
+    tap: Arc<Tap>,
+}
+
+impl TapSignal {
+    /// Waits until a wanted batch was applied since the last call (or for the first one).
+    pub async fn notified(&self) {
+        self.notify.notified().await
+    }
+}
+
+impl Drop for TapSignal {
+    fn drop(&mut self) {
+        self.tap.unsubscribe(self.id);
     }
 }
 
