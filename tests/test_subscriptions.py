@@ -112,7 +112,7 @@ def test_subscription_filters_deliver_matching_events_as_a_lambda_receives_them(
                                      destinationArn=ARN)
         # The test message CloudWatch sends when a filter is created.
         control = [m for m in receiver.messages if m["messageType"] == "CONTROL_MESSAGE"]
-        assert len(control) == 1 and control[0]["owner"] == "CloudWatchLogs"
+        assert len(control) == 1 and control[0]["owner"] == "CloudwatchLogs"
         assert control[0]["logEvents"][0]["message"].startswith("CWL CONTROL MESSAGE")
         (f,) = logs.describe_subscription_filters(logGroupName=g)["subscriptionFilters"]
         assert (f["filterName"], f["logGroupName"], f["filterPattern"], f["destinationArn"], f["distribution"]) == \

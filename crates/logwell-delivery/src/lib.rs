@@ -8,11 +8,15 @@
 //! A crash between the two sends a batch again: at least once, never lost. The ingest tap only
 //! wakes a worker when its group gets events.
 
+mod buckets;
+mod firehose;
 mod message;
 mod target;
 
+pub use buckets::{BucketConfig, Buckets};
+pub use firehose::FirehoseConfig;
 pub use message::{control_message, data_messages};
-pub use target::{DeliveryConfig, Target};
+pub use target::{encode, gzip, DeliveryConfig, Target};
 
 use logwell_filter::FilterPattern;
 use logwell_model::ApiError;
@@ -21,6 +25,7 @@ use logwell_storage::Engine;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use target::{Clients, Kind, Sender};
 use tokio::sync::{watch, Notify};
 
 /// Per filter: where delivery stands (for `/metrics` and operators).
@@ -47,7 +52,7 @@ pub struct Delivery {
     engine: Engine,
     owner: String,
     config: DeliveryConfig,
-    http: reqwest::Client,
+    clients: Arc<Clients>,
     workers: Mutex<HashMap<Key, Worker>>,
     progress: Arc<Mutex<HashMap<Key, Progress>>>,
     changed: Notify,
@@ -56,14 +61,17 @@ pub struct Delivery {
 
 impl Delivery {
     /// Starts delivering for the filters the store holds, and for those created later.
-    pub fn start(engine: Engine, owner: String, config: DeliveryConfig) -> Arc<Delivery> {
+    pub fn start(
+        engine: Engine,
+        owner: String,
+        config: DeliveryConfig,
+        storage: logwell_storage::StorageConfig,
+    ) -> Arc<Delivery> {
+        let buckets = Buckets::new(config.buckets.clone(), storage);
         let delivery = Arc::new(Delivery {
             engine,
             owner,
-            http: reqwest::Client::builder()
-                .timeout(config.request_timeout())
-                .build()
-                .expect("an HTTP client builds"),
+            clients: Arc::new(Clients::new(&config, buckets)),
             config,
             workers: Mutex::new(HashMap::new()),
             progress: Arc::new(Mutex::new(HashMap::new())),
@@ -97,13 +105,22 @@ impl Delivery {
     /// unreachable destination is CloudWatch's InvalidParameterException.
     pub async fn check_destination(&self, arn: &str) -> Result<(), ApiError> {
         let target = self.target(arn)?;
-        target
-            .send(&self.http, &control_message(logwell_model::now_millis()))
-            .await
-            .map_err(|e| {
-                tracing::warn!(destination = arn, error = %e, "test message not delivered");
-                unreachable_destination()
-            })
+        let kind = Kind::of(arn);
+        let mut sender = Sender::new(target, "ByLogStream", self.clients.clone());
+        let message = control_message(logwell_model::now_millis(), kind.health_check_text());
+        let sent = match sender.deliver(&message).await {
+            Ok(()) => sender.flush().await,
+            Err(e) => Err(e),
+        };
+        sent.map_err(|e| {
+            tracing::warn!(destination = arn, error = %e, "test message not delivered");
+            kind.unreachable()
+        })
+    }
+
+    /// The buckets Firehose destinations and export tasks write to.
+    pub fn buckets(&self) -> &Buckets {
+        &self.clients.buckets
     }
 
     /// Tells the supervisor that filters changed.
@@ -160,12 +177,11 @@ impl Delivery {
             };
             let run = Run {
                 engine: self.engine.clone(),
-                http: self.http.clone(),
                 owner: self.owner.clone(),
                 config: self.config.clone(),
                 key: key.clone(),
                 cursor: filter.delivered_seq,
-                target,
+                sender: Sender::new(target, &filter.distribution, self.clients.clone()),
                 pattern,
                 progress: self.progress.clone(),
                 stop: self.stop.subscribe(),
@@ -182,21 +198,15 @@ fn same_definition(a: &SubscriptionFilter, b: &SubscriptionFilter) -> bool {
         && a.creation_time == b.creation_time
 }
 
-fn unreachable_destination() -> ApiError {
-    ApiError::invalid(
-        "Could not deliver test message to specified destination. Check if the destination is valid.",
-    )
-}
-
 /// One filter's delivery.
 struct Run {
     engine: Engine,
-    http: reqwest::Client,
     owner: String,
     config: DeliveryConfig,
     key: Key,
+    /// The last event recorded as delivered (durable).
     cursor: i64,
-    target: Target,
+    sender: Sender,
     pattern: FilterPattern,
     progress: Arc<Mutex<HashMap<Key, Progress>>>,
     stop: watch::Receiver<bool>,
@@ -212,13 +222,17 @@ impl Run {
             move |g, _| g == group
         }));
         let mut backoff = self.config.backoff_min();
+        // The last event handed to the sender: ahead of the cursor while a Firehose buffer
+        // holds events not yet written.
+        let mut read = self.cursor;
+        let mut held = Held::default();
         loop {
             if *self.stop.borrow() {
                 return;
             }
             let rows = match self
                 .engine
-                .events_after(&group, self.cursor, self.config.batch_events)
+                .events_after(&group, read, self.config.batch_events)
                 .await
             {
                 Ok(rows) => rows,
@@ -229,14 +243,26 @@ impl Run {
                     continue;
                 }
             };
-            let Some(last) = rows.last().map(|r| r.seq) else {
+            let Some(last) = rows.last() else {
+                if self.sender.should_flush() {
+                    if !self.commit(&mut held, &mut backoff).await {
+                        return;
+                    }
+                    continue;
+                }
+                let wait = self
+                    .sender
+                    .due()
+                    .unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(1))
+                    .min(tokio::time::Instant::now() + Duration::from_secs(1));
                 tokio::select! {
                     _ = wake.notified() => {}
-                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    _ = tokio::time::sleep_until(wait) => {}
                     _ = self.stop.changed() => return,
                 }
                 continue;
             };
+            let (last_seq, last_ingestion) = (last.seq, last.ingestion_time);
             let matching: Vec<_> = rows
                 .iter()
                 .filter(|r| self.pattern.matches(&r.message))
@@ -251,49 +277,101 @@ impl Run {
             for m in &messages {
                 // At least once: a message is retried until the destination takes it.
                 loop {
-                    match self.target.send(&self.http, m).await {
+                    match self.sender.deliver(m).await {
                         Ok(()) => {
                             backoff = self.config.backoff_min();
-                            let mut p = self.progress.lock().unwrap();
-                            let p = p.entry(self.key.clone()).or_default();
-                            p.messages_delivered += 1;
-                            p.events_delivered += m.log_events.len() as u64;
+                            held.messages += 1;
+                            held.events += m.log_events.len() as u64;
                             break;
                         }
                         Err(e) => {
                             tracing::warn!(group, filter = name, error = %e, "delivery failed; retrying");
-                            self.progress
-                                .lock()
-                                .unwrap()
-                                .entry(self.key.clone())
-                                .or_default()
-                                .delivery_errors += 1;
+                            self.count_error();
                             if !self.pause(&mut backoff).await {
                                 return;
                             }
                         }
                     }
                 }
+                // A full buffer is written at once, so it stays bounded; the cursor waits for
+                // the round's end (a round's messages are per stream, not in applied order).
+                if self.sender.should_flush() && !self.flush(&mut backoff).await {
+                    return;
+                }
             }
-            // Then the cursor, durably; until it is recorded, a restart sends these again.
+            read = last_seq;
+            held.seq = last_seq;
+            held.ingestion_time = Some(last_ingestion);
+            // Then the cursor, durably, once the target holds everything up to it; until it is
+            // recorded, a restart sends these again.
+            if (!self.sender.holds() || self.sender.should_flush())
+                && !self.commit(&mut held, &mut backoff).await
+            {
+                return;
+            }
+        }
+    }
+
+    /// Writes what the sender holds, then records the cursor; false when delivery is stopping.
+    async fn commit(&mut self, held: &mut Held, backoff: &mut Duration) -> bool {
+        if !self.flush(backoff).await {
+            return false;
+        }
+        let (group, name) = self.key.clone();
+        if held.seq > self.cursor {
             loop {
-                match self.engine.advance_subscription(&group, &name, last).await {
+                match self
+                    .engine
+                    .advance_subscription(&group, &name, held.seq)
+                    .await
+                {
                     Ok(()) => break,
-                    Err(e) if e.kind == logwell_model::ErrorKind::ResourceNotFound => return,
+                    Err(e) if e.kind == logwell_model::ErrorKind::ResourceNotFound => return false,
                     Err(e) => {
                         tracing::warn!(group, filter = name, error = %e, "cannot record the cursor");
-                        if !self.pause(&mut backoff).await {
-                            return;
+                        if !self.pause(backoff).await {
+                            return false;
                         }
                     }
                 }
             }
-            self.cursor = last;
-            let mut p = self.progress.lock().unwrap();
-            let p = p.entry(self.key.clone()).or_default();
-            p.delivered_seq = last;
-            p.last_ingestion_time = rows.last().map(|r| r.ingestion_time);
+            self.cursor = held.seq;
         }
+        let mut p = self.progress.lock().unwrap();
+        let p = p.entry(self.key.clone()).or_default();
+        p.delivered_seq = self.cursor;
+        p.messages_delivered += held.messages;
+        p.events_delivered += held.events;
+        if held.ingestion_time.is_some() {
+            p.last_ingestion_time = held.ingestion_time;
+        }
+        *held = Held {
+            seq: held.seq,
+            ..Held::default()
+        };
+        true
+    }
+
+    /// Writes what the sender holds, retrying; false when delivery is stopping.
+    async fn flush(&mut self, backoff: &mut Duration) -> bool {
+        while let Err(e) = self.sender.flush().await {
+            let (group, name) = &self.key;
+            tracing::warn!(group, filter = name, error = %e, "delivery failed; retrying");
+            self.count_error();
+            if !self.pause(backoff).await {
+                return false;
+            }
+        }
+        true
+    }
+
+    fn count_error(&self) {
+        self.progress
+            .lock()
+            .unwrap()
+            .entry(self.key.clone())
+            .or_default()
+            .delivery_errors += 1;
     }
 
     /// Waits `backoff` (doubling it up to the maximum); false when delivery is stopping.
@@ -305,4 +383,13 @@ impl Run {
             _ = self.stop.changed() => false,
         }
     }
+}
+
+/// What has been handed to the sender since the cursor was last recorded.
+#[derive(Default)]
+struct Held {
+    seq: i64,
+    ingestion_time: Option<i64>,
+    messages: u64,
+    events: u64,
 }

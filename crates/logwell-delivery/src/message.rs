@@ -4,17 +4,18 @@ use logwell_model::api_subscriptions::{SubscriptionLogEvent, SubscriptionMessage
 use logwell_storage::EventRow;
 
 /// The test message CloudWatch sends a destination when a filter is created.
-pub fn control_message(now_ms: i64) -> SubscriptionMessage {
+pub fn control_message(now_ms: i64, text: &str) -> SubscriptionMessage {
     SubscriptionMessage {
         message_type: "CONTROL_MESSAGE".into(),
-        owner: "CloudWatchLogs".into(),
+        // Spelled as it arrives from CloudWatch (and as Firehose parsers match it).
+        owner: "CloudwatchLogs".into(),
         log_group: String::new(),
         log_stream: String::new(),
         subscription_filters: Vec::new(),
         log_events: vec![SubscriptionLogEvent {
             id: String::new(),
             timestamp: now_ms,
-            message: "CWL CONTROL MESSAGE: Checking health of destination.".into(),
+            message: text.into(),
         }],
     }
 }

@@ -1,12 +1,17 @@
-//! Destinations: what each kind of destination ARN is delivered to, as configured.
+//! Destinations: what each kind of destination ARN is delivered to, as configured, and how a
+//! message reaches it.
 
+use crate::buckets::{BucketConfig, Buckets};
+use crate::firehose::{FirehoseBuffer, FirehoseConfig};
 use base64::Engine as _;
+use bytes::Bytes;
 use flate2::write::GzEncoder;
 use logwell_model::api_subscriptions::SubscriptionMessage;
 use logwell_model::ApiError;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// `[delivery]`: where destination ARNs lead, and how delivery paces itself.
@@ -16,6 +21,17 @@ pub struct DeliveryConfig {
     /// Lambda function ARN -> the URL of an HTTP endpoint that receives what the function would:
     /// `{"awslogs": {"data": "<base64 of gzip of the JSON message>"}}`, POSTed.
     pub lambda: BTreeMap<String, String>,
+    /// Kinesis stream ARN -> `nats://HOST:PORT/SUBJECT`: each record is published with
+    /// JetStream to SUBJECT (which a JetStream stream must capture), its data the gzip-compressed
+    /// JSON message, its partition key in the `Kinesis-Partition-Key` header.
+    pub kinesis: BTreeMap<String, String>,
+    /// Firehose delivery stream ARN -> where and how it writes objects, as Firehose's S3
+    /// delivery does.
+    pub firehose: BTreeMap<String, FirehoseConfig>,
+    /// Bucket name -> where it is. A bucket not listed here is, with an S3 store, the bucket of
+    /// that name on the same S3 service; with the local store, the directory
+    /// `<data_dir>/buckets/NAME`, which must exist.
+    pub buckets: BTreeMap<String, BucketConfig>,
     /// Events read per delivery round.
     pub batch_events: usize,
     /// Largest message, in bytes of event messages (CloudWatch's are up to about 1 MB).
@@ -31,6 +47,9 @@ impl Default for DeliveryConfig {
     fn default() -> Self {
         DeliveryConfig {
             lambda: BTreeMap::new(),
+            kinesis: BTreeMap::new(),
+            firehose: BTreeMap::new(),
+            buckets: BTreeMap::new(),
             batch_events: 100_000,
             message_bytes: 1 << 20,
             request_timeout_secs: 30.0,
@@ -51,14 +70,78 @@ impl DeliveryConfig {
         Duration::from_millis(self.backoff_max_ms.max(self.backoff_min_ms).max(1))
     }
 
-    /// The destination `arn` leads to.
+    /// The destination `arn` leads to, or CloudWatch's error for that kind of destination.
     pub fn target(&self, arn: &str) -> Result<Target, ApiError> {
-        if let Some(url) = self.lambda.get(arn) {
-            return Ok(Target::Lambda { url: url.clone() });
+        let kind = Kind::of(arn);
+        let found = match kind {
+            Kind::Lambda => self
+                .lambda
+                .get(arn)
+                .map(|url| Target::Lambda { url: url.clone() }),
+            Kind::Kinesis => match self.kinesis.get(arn) {
+                Some(url) => {
+                    let (server, subject) = nats_url(url).ok_or_else(|| {
+                        ApiError::invalid(format!("delivery.kinesis: bad URL {url}"))
+                    })?;
+                    Some(Target::Kinesis { server, subject })
+                }
+                None => None,
+            },
+            Kind::Firehose => self.firehose.get(arn).map(|f| Target::Firehose {
+                name: arn.rsplit('/').next().unwrap_or(arn).to_string(),
+                config: f.clone(),
+            }),
+            Kind::Other => None,
+        };
+        found.ok_or_else(|| kind.unreachable())
+    }
+}
+
+/// `nats://HOST:PORT/SUBJECT` -> (`nats://HOST:PORT`, SUBJECT).
+fn nats_url(url: &str) -> Option<(String, String)> {
+    let rest = url.strip_prefix("nats://")?;
+    let (host, subject) = rest.split_once('/')?;
+    (!host.is_empty() && !subject.is_empty())
+        .then(|| (format!("nats://{host}"), subject.to_string()))
+}
+
+/// The kind of destination an ARN names.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Kind {
+    Lambda,
+    Kinesis,
+    Firehose,
+    Other,
+}
+
+impl Kind {
+    pub(crate) fn of(arn: &str) -> Kind {
+        let service = arn.split(':').nth(2).unwrap_or("");
+        match service {
+            "lambda" => Kind::Lambda,
+            "kinesis" => Kind::Kinesis,
+            "firehose" => Kind::Firehose,
+            _ => Kind::Other,
         }
-        Err(ApiError::invalid(
-            "Could not deliver test message to specified destination. Check if the destination is valid.",
-        ))
+    }
+
+    /// CloudWatch's error when the test message cannot be delivered.
+    pub(crate) fn unreachable(self) -> ApiError {
+        ApiError::invalid(match self {
+            Kind::Lambda => "Could not execute the lambda function. Make sure you have given CloudWatch Logs permission to execute your function.",
+            Kind::Kinesis => "Could not deliver test message to specified Kinesis stream. Verify the stream exists ",
+            Kind::Firehose => "Could not deliver test message to specified Firehose stream. Check if the given Firehose stream is in ACTIVE state.",
+            Kind::Other => "Could not deliver test message to specified destination. Check if the destination is valid.",
+        })
+    }
+
+    /// What the test message's text names.
+    pub(crate) fn health_check_text(self) -> &'static str {
+        match self {
+            Kind::Kinesis => "CWL CONTROL MESSAGE: Checking health of destination Kinesis stream.",
+            Kind::Firehose => "CWL CONTROL MESSAGE: Checking health of destination Firehose.",
+            _ => "CWL CONTROL MESSAGE: Checking health of destination.",
+        }
     }
 }
 
@@ -67,19 +150,88 @@ impl DeliveryConfig {
 pub enum Target {
     /// An HTTP endpoint standing in for a Lambda function.
     Lambda { url: String },
+    /// A NATS JetStream subject standing in for a Kinesis data stream.
+    Kinesis { server: String, subject: String },
+    /// Objects in a bucket, as Firehose's S3 delivery writes them.
+    Firehose {
+        name: String,
+        config: FirehoseConfig,
+    },
 }
 
-impl Target {
-    /// Delivers one message; Err (retried by the caller) unless the destination took it.
-    pub async fn send(
-        &self,
-        http: &reqwest::Client,
-        message: &SubscriptionMessage,
-    ) -> Result<(), String> {
-        match self {
+/// Connections shared by every worker: one HTTP client, one NATS connection per server, one
+/// store per bucket.
+pub(crate) struct Clients {
+    pub http: reqwest::Client,
+    nats: tokio::sync::Mutex<HashMap<String, async_nats::jetstream::Context>>,
+    pub buckets: Buckets,
+    timeout: Duration,
+}
+
+impl Clients {
+    pub fn new(config: &DeliveryConfig, buckets: Buckets) -> Clients {
+        Clients {
+            http: reqwest::Client::builder()
+                .timeout(config.request_timeout())
+                .build()
+                .expect("an HTTP client builds"),
+            nats: Default::default(),
+            buckets,
+            timeout: config.request_timeout(),
+        }
+    }
+
+    async fn jetstream(&self, server: &str) -> Result<async_nats::jetstream::Context, String> {
+        let mut conns = self.nats.lock().await;
+        if let Some(c) = conns.get(server) {
+            return Ok(c.clone());
+        }
+        // Connected once; the client reconnects by itself when the server comes back.
+        let client = async_nats::ConnectOptions::new()
+            .connection_timeout(self.timeout)
+            .request_timeout(Some(self.timeout))
+            .connect(server)
+            .await
+            .map_err(|e| format!("{server}: {e}"))?;
+        let js = async_nats::jetstream::new(client);
+        conns.insert(server.to_string(), js.clone());
+        Ok(js)
+    }
+}
+
+/// One worker's way of handing messages to its target. Lambda and Kinesis take each message at
+/// once; Firehose buffers records and writes them as one object when the buffer is full or old
+/// enough, so its worker records its cursor only after that write.
+pub(crate) struct Sender {
+    target: Target,
+    distribution_random: bool,
+    clients: Arc<Clients>,
+    buffer: Option<FirehoseBuffer>,
+}
+
+impl Sender {
+    pub fn new(target: Target, distribution: &str, clients: Arc<Clients>) -> Sender {
+        let buffer = match &target {
+            Target::Firehose { config, .. } => Some(FirehoseBuffer::new(config)),
+            _ => None,
+        };
+        Sender {
+            target,
+            distribution_random: distribution == "Random",
+            clients,
+            buffer,
+        }
+    }
+
+    /// Delivers (or, for Firehose, buffers) one message; Err (retried by the caller) unless the
+    /// destination took it.
+    pub async fn deliver(&mut self, m: &SubscriptionMessage) -> Result<(), String> {
+        match &self.target {
             Target::Lambda { url } => {
-                let body = serde_json::json!({"awslogs": {"data": encode(message)}});
-                let r = http
+                let body = serde_json::json!({"awslogs": {"data": encode(m)}});
+                let r = self
+                    .clients
+                    .http
                     .post(url)
                     .header("content-type", "application/json")
                     .body(body.to_string())
@@ -92,15 +244,94 @@ impl Target {
                     Err(format!("{url} answered {}", r.status()))
                 }
             }
+            Target::Kinesis { server, subject } => {
+                let js = self.clients.jetstream(server).await?;
+                let key = if self.distribution_random || m.log_stream.is_empty() {
+                    uuid::Uuid::new_v4().simple().to_string()
+                } else {
+                    m.log_stream.clone()
+                };
+                let mut headers = async_nats::HeaderMap::new();
+                headers.insert("Kinesis-Partition-Key", key.as_str());
+                if let (Some(first), Some(last)) = (m.log_events.first(), m.log_events.last()) {
+                    if !first.id.is_empty() {
+                        // A batch sent again after a crash is the same message to JetStream's
+                        // duplicate window, which drops it.
+                        let id = format!(
+                            "{}:{}:{}-{}",
+                            m.log_group,
+                            m.subscription_filters.join(","),
+                            first.id,
+                            last.id
+                        );
+                        headers.insert("Nats-Msg-Id", id.as_str());
+                    }
+                }
+                let ack = js
+                    .publish_with_headers(subject.clone(), headers, Bytes::from(gzip(m, 6)))
+                    .await
+                    .map_err(|e| format!("{server}/{subject}: {e}"))?;
+                ack.await.map_err(|e| format!("{server}/{subject}: {e}"))?;
+                Ok(())
+            }
+            Target::Firehose { .. } => {
+                let buffer = self
+                    .buffer
+                    .as_mut()
+                    .expect("a Firehose sender has a buffer");
+                buffer.push(gzip(m, 6));
+                Ok(())
+            }
         }
+    }
+
+    /// Whether messages are held that the target has not written yet.
+    pub fn holds(&self) -> bool {
+        self.buffer.as_ref().is_some_and(|b| !b.is_empty())
+    }
+
+    /// When the held messages must be written (None when nothing is held).
+    pub fn due(&self) -> Option<tokio::time::Instant> {
+        self.buffer.as_ref().and_then(|b| b.due())
+    }
+
+    /// Whether the held messages should be written now (buffer full or old enough).
+    pub fn should_flush(&self) -> bool {
+        self.buffer
+            .as_ref()
+            .is_some_and(|b| b.should_flush(tokio::time::Instant::now()))
+    }
+
+    /// Writes what is held; Err (retried by the caller, the buffer kept) unless it was written.
+    pub async fn flush(&mut self) -> Result<(), String> {
+        let (Target::Firehose { name, config }, Some(buffer)) = (&self.target, &mut self.buffer)
+        else {
+            return Ok(());
+        };
+        let body = buffer.contents();
+        if body.is_empty() {
+            return Ok(());
+        }
+        let store = self.clients.buckets.open(&config.bucket).await?;
+        let key = crate::firehose::object_key(&config.prefix, name, chrono::Utc::now());
+        store
+            .put_durable(&object_store::path::Path::from(key.as_str()), body)
+            .await
+            .map_err(|e| format!("{}/{key}: {e}", config.bucket))?;
+        buffer.clear();
+        Ok(())
     }
 }
 
-/// A message as CloudWatch hands it over: gzip-compressed JSON, base64 for JSON transports.
-pub fn encode(message: &SubscriptionMessage) -> String {
-    let mut gz = GzEncoder::new(Vec::new(), flate2::Compression::fast());
+/// A message gzip-compressed at `level`, as a Kinesis record or Firehose record carries it.
+pub fn gzip(message: &SubscriptionMessage, level: u32) -> Vec<u8> {
+    let mut gz = GzEncoder::new(Vec::new(), flate2::Compression::new(level));
     serde_json::to_writer(&mut gz, message).expect("messages serialise");
     let _ = gz.flush();
-    let bytes = gz.finish().expect("gzip into memory");
-    base64::engine::general_purpose::STANDARD.encode(bytes)
+    gz.finish().expect("gzip into memory")
+}
+
+/// A message as a Lambda function receives it: gzip-compressed JSON, base64-encoded.
+pub fn encode(message: &SubscriptionMessage) -> String {
+    base64::engine::general_purpose::STANDARD.encode(gzip(message, 1))
 }

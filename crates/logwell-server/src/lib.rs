@@ -117,6 +117,7 @@ impl App {
             engine.clone(),
             config.account_id.clone(),
             config.delivery.clone(),
+            config.storage.clone(),
         );
         Ok(Arc::new(App {
             tails,

@@ -1,6 +1,6 @@
 //! The object store segments and the catalog live in: a local directory or S3.
 
-use crate::config::{ObjectStoreConfig, StorageConfig};
+use crate::config::{ObjectStoreConfig, S3Config, StorageConfig};
 use bytes::Bytes;
 use object_store::aws::AmazonS3Builder;
 use object_store::local::LocalFileSystem;
@@ -36,55 +36,66 @@ impl Store {
                     store: "local",
                     source: Box::new(e),
                 })?;
-                let root = root.canonicalize().unwrap_or(root);
-                let fs = LocalFileSystem::new_with_prefix(&root)?;
-                Ok(Store {
-                    inner: Arc::new(fs),
-                    description: format!("local directory {}", root.display()),
-                    local_root: Some(root),
-                })
+                Store::local(&root)
             }
-            ObjectStoreConfig::S3(s3) => {
-                let mut b = AmazonS3Builder::new()
-                    .with_bucket_name(&s3.bucket)
-                    .with_region(&s3.region)
-                    .with_virtual_hosted_style_request(!s3.path_style)
-                    .with_retry(object_store::RetryConfig {
-                        backoff: Default::default(),
-                        max_retries: s3.max_retries,
-                        retry_timeout: std::time::Duration::from_secs_f64(
-                            s3.retry_timeout.max(0.0),
-                        ),
-                    });
-                if let Some(ep) = &s3.endpoint {
-                    b = b
-                        .with_endpoint(ep)
-                        .with_allow_http(ep.starts_with("http://"));
-                }
-                if let Some(k) = &s3.access_key_id {
-                    b = b.with_access_key_id(k);
-                }
-                if let Some(k) = &s3.secret_access_key {
-                    b = b.with_secret_access_key(k);
-                }
-                let s3_store = b.build()?;
-                let description = format!(
-                    "s3://{}/{} at {}",
-                    s3.bucket,
-                    s3.prefix.clone().unwrap_or_default(),
-                    s3.endpoint.clone().unwrap_or_else(|| "AWS".into())
-                );
-                let inner: Arc<dyn ObjectStore> = match &s3.prefix {
-                    Some(p) if !p.is_empty() => Arc::new(PrefixStore::new(s3_store, p.as_str())),
-                    _ => Arc::new(s3_store),
-                };
-                Ok(Store {
-                    inner,
-                    local_root: None,
-                    description,
-                })
-            }
+            ObjectStoreConfig::S3(s3) => Store::s3(s3),
         }
+    }
+
+    /// A store over an existing local directory (objects are fsynced when written).
+    pub fn local(root: &std::path::Path) -> Result<Store, object_store::Error> {
+        let root = root
+            .canonicalize()
+            .map_err(|e| object_store::Error::Generic {
+                store: "local",
+                source: Box::new(e),
+            })?;
+        let fs = LocalFileSystem::new_with_prefix(&root)?;
+        Ok(Store {
+            inner: Arc::new(fs),
+            description: format!("local directory {}", root.display()),
+            local_root: Some(root),
+        })
+    }
+
+    /// A store over an S3 bucket (and key prefix).
+    pub fn s3(s3: &S3Config) -> Result<Store, object_store::Error> {
+        let mut b = AmazonS3Builder::new()
+            .with_bucket_name(&s3.bucket)
+            .with_region(&s3.region)
+            .with_virtual_hosted_style_request(!s3.path_style)
+            .with_retry(object_store::RetryConfig {
+                backoff: Default::default(),
+                max_retries: s3.max_retries,
+                retry_timeout: std::time::Duration::from_secs_f64(s3.retry_timeout.max(0.0)),
+            });
+        if let Some(ep) = &s3.endpoint {
+            b = b
+                .with_endpoint(ep)
+                .with_allow_http(ep.starts_with("http://"));
+        }
+        if let Some(k) = &s3.access_key_id {
+            b = b.with_access_key_id(k);
+        }
+        if let Some(k) = &s3.secret_access_key {
+            b = b.with_secret_access_key(k);
+        }
+        let s3_store = b.build()?;
+        let description = format!(
+            "s3://{}/{} at {}",
+            s3.bucket,
+            s3.prefix.clone().unwrap_or_default(),
+            s3.endpoint.clone().unwrap_or_else(|| "AWS".into())
+        );
+        let inner: Arc<dyn ObjectStore> = match &s3.prefix {
+            Some(p) if !p.is_empty() => Arc::new(PrefixStore::new(s3_store, p.as_str())),
+            _ => Arc::new(s3_store),
+        };
+        Ok(Store {
+            inner,
+            local_root: None,
+            description,
+        })
     }
 
     /// Whether this is the local directory store.
