@@ -8,6 +8,7 @@ use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Read};
 use std::path::PathBuf;
 
+mod export;
 mod tail;
 
 #[derive(Parser)]
@@ -129,6 +130,34 @@ enum Command {
         /// Colour lines by level.
         #[arg(long, value_enum, default_value = "auto")]
         color: tail::Color,
+    },
+    /// Export a time range of a log group to a bucket (CreateExportTask), with a progress bar.
+    Export {
+        #[command(flatten)]
+        client: ClientArgs,
+        group: String,
+        /// Bucket name (see `[delivery.buckets]` in the server's config).
+        #[arg(long)]
+        bucket: String,
+        /// Key prefix in the bucket [default: exportedlogs].
+        #[arg(long)]
+        prefix: Option<String>,
+        /// How far back the range starts: 90s, 15m, 1h, 7d ...
+        #[arg(long, default_value = "1d")]
+        since: String,
+        /// End of the range (RFC 3339); default now.
+        #[arg(long)]
+        until: Option<String>,
+        /// Only streams whose name starts with this.
+        #[arg(long = "stream")]
+        stream_prefix: Option<String>,
+        /// Write Parquet files (whole segments copied where they fit the range) instead of
+        /// CloudWatch's gzip text.
+        #[arg(long)]
+        parquet: bool,
+        /// Start the task and return without waiting for it.
+        #[arg(long)]
+        no_wait: bool,
     },
     /// Print the events of a stream, oldest first.
     Get {
@@ -632,6 +661,35 @@ async fn main() -> Result<()> {
                 },
             )
             .await
+        }
+        Command::Export {
+            client,
+            group,
+            bucket,
+            prefix,
+            since,
+            until,
+            stream_prefix,
+            parquet,
+            no_wait,
+        } => {
+            let to_ms = match until {
+                Some(t) => chrono::DateTime::parse_from_rfc3339(&t)
+                    .with_context(|| format!("bad --until {t:?}"))?
+                    .timestamp_millis(),
+                None => logwell_model::now_millis(),
+            };
+            let request = export::Request {
+                group,
+                from_ms: to_ms - parse_duration(&since)? * 1000,
+                to_ms,
+                bucket,
+                prefix,
+                stream_prefix,
+                parquet,
+                wait: !no_wait,
+            };
+            export::export(&Client::new(&client).0, request).await
         }
         Command::Query {
             client,

@@ -1,5 +1,5 @@
-//! Subscription delivery: each subscription filter's matching events, sent to its destination at
-//! least once, in order per log stream, from a durable cursor.
+//! Logs leaving: each subscription filter's matching events, sent to its destination at least
+//! once, in order per log stream, from a durable cursor; and export tasks to buckets.
 //!
 //! A worker per filter reads the group's events after its cursor in the order they were applied
 //! (buffered batches and segments: a worker that is behind, or restarted, reads what it missed
@@ -9,11 +9,13 @@
 //! wakes a worker when its group gets events.
 
 mod buckets;
+mod export;
 mod firehose;
 mod message;
 mod target;
 
 pub use buckets::{BucketConfig, Buckets};
+pub use export::{Exports, Format as ExportFormat};
 pub use firehose::FirehoseConfig;
 pub use message::{control_message, data_messages};
 pub use target::{encode, gzip, DeliveryConfig, Target};
@@ -67,7 +69,7 @@ impl Delivery {
         config: DeliveryConfig,
         storage: logwell_storage::StorageConfig,
     ) -> Arc<Delivery> {
-        let buckets = Buckets::new(config.buckets.clone(), storage);
+        let buckets = Arc::new(Buckets::new(config.buckets.clone(), storage));
         let delivery = Arc::new(Delivery {
             engine,
             owner,
@@ -119,8 +121,8 @@ impl Delivery {
     }
 
     /// The buckets Firehose destinations and export tasks write to.
-    pub fn buckets(&self) -> &Buckets {
-        &self.clients.buckets
+    pub fn buckets(&self) -> Arc<Buckets> {
+        self.clients.buckets.clone()
     }
 
     /// Tells the supervisor that filters changed.

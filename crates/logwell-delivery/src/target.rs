@@ -34,6 +34,8 @@ pub struct DeliveryConfig {
     pub buckets: BTreeMap<String, BucketConfig>,
     /// Events read per delivery round.
     pub batch_events: usize,
+    /// Export tasks start a new gzip file of a stream after this many bytes of text.
+    pub export_file_bytes: usize,
     /// Largest message, in bytes of event messages (CloudWatch's are up to about 1 MB).
     pub message_bytes: usize,
     /// A destination must answer within this many seconds.
@@ -51,6 +53,7 @@ impl Default for DeliveryConfig {
             firehose: BTreeMap::new(),
             buckets: BTreeMap::new(),
             batch_events: 100_000,
+            export_file_bytes: 64 << 20,
             message_bytes: 1 << 20,
             request_timeout_secs: 30.0,
             backoff_min_ms: 100,
@@ -164,12 +167,12 @@ pub enum Target {
 pub(crate) struct Clients {
     pub http: reqwest::Client,
     nats: tokio::sync::Mutex<HashMap<String, async_nats::jetstream::Context>>,
-    pub buckets: Buckets,
+    pub buckets: Arc<Buckets>,
     timeout: Duration,
 }
 
 impl Clients {
-    pub fn new(config: &DeliveryConfig, buckets: Buckets) -> Clients {
+    pub fn new(config: &DeliveryConfig, buckets: Arc<Buckets>) -> Clients {
         Clients {
             http: reqwest::Client::builder()
                 .timeout(config.request_timeout())

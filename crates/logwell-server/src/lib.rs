@@ -64,6 +64,7 @@ pub struct App {
     pub queries: Arc<queries::Queries>,
     pub tails: logwell_tail::Tails,
     pub delivery: Arc<logwell_delivery::Delivery>,
+    pub exports: Arc<logwell_delivery::Exports>,
     pub limits: RequestLimits,
 }
 
@@ -119,9 +120,17 @@ impl App {
             config.delivery.clone(),
             config.storage.clone(),
         );
+        let exports = logwell_delivery::Exports::start(
+            engine.clone(),
+            delivery.buckets(),
+            config.delivery.export_file_bytes,
+        )
+        .await
+        .map_err(|e| logwell_storage::OpenError::Catalog(format!("export tasks: {e}")))?;
         Ok(Arc::new(App {
             tails,
             delivery,
+            exports,
             engine,
             region: config.region.clone(),
             account_id: config.account_id.clone(),

@@ -169,6 +169,20 @@ pub static OPERATIONS: &[Operation] = &[
         LogGroup,
         crate::subscriptions::delete
     ),
+    op!("CreateExportTask", LogGroup, |app: &SharedApp, r| {
+        let exports = app.exports.clone();
+        async move { exports.create(r).await }
+    }),
+    op!("DescribeExportTasks", Account, |app: &SharedApp, r| {
+        std::future::ready(app.exports.describe(r))
+    }),
+    op!("CancelExportTask", Account, |app: &SharedApp, r| {
+        let exports = app.exports.clone();
+        async move {
+            exports.cancel(r).await?;
+            Ok::<_, ApiError>(logwell_model::api::Empty {})
+        }
+    }),
     Operation {
         name: "StartLiveTail",
         action: "logs:StartLiveTail",
