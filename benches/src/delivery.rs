@@ -6,7 +6,11 @@
 //! - delivery throughput (events per second reaching the receiver) and the lag from a probe
 //!   event's acknowledgement to its arrival at the receiver (p50, p99, max);
 //! - the catch-up rate: the receiver refuses deliveries for a while during ingest, then the time
-//!   to drain the backlog (read back from storage) is reported.
+//!   to drain the backlog (read back from storage) is reported;
+//! - delivery throughput to a Firehose destination (objects in a local bucket) and, when
+//!   `nats-server` is on the PATH, to a Kinesis destination (a JetStream subject), each over the
+//!   same sustained ingest, read from the server's `/metrics`;
+//! - export tasks: MB/s of text (CloudWatch's gzip layout) and of Parquet over the whole group.
 //!
 //! Run: `cargo build --release -p logwell-benches -p logwell-cli && target/release/delivery-bench`.
 
@@ -51,6 +55,96 @@ struct Args {
 
 const GROUP: &str = "/bench/delivery";
 const ARN: &str = "arn:aws:lambda:us-east-1:000000000000:function:bench";
+const FIREHOSE: &str = "arn:aws:firehose:us-east-1:000000000000:deliverystream/bench";
+const KINESIS: &str = "arn:aws:kinesis:us-east-1:000000000000:stream/bench";
+
+/// A nats-server with JetStream, when one is installed.
+struct NatsServer {
+    url: String,
+    child: std::process::Child,
+    _dir: PathBuf,
+}
+
+impl NatsServer {
+    fn start() -> Option<NatsServer> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .ok()?
+            .local_addr()
+            .ok()?
+            .port();
+        let dir = std::env::temp_dir().join(format!("logwell-bench-nats-{}", std::process::id()));
+        let child = ["nats-server", "/usr/sbin/nats-server"]
+            .iter()
+            .find_map(|exe| {
+                std::process::Command::new(exe)
+                    .args([
+                        "-js",
+                        "-sd",
+                        dir.to_str()?,
+                        "-a",
+                        "127.0.0.1",
+                        "-p",
+                        &port.to_string(),
+                    ])
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::null())
+                    .spawn()
+                    .ok()
+            })?;
+        Some(NatsServer {
+            url: format!("nats://127.0.0.1:{port}"),
+            child,
+            _dir: dir,
+        })
+    }
+
+    async fn add_stream(&self) -> Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let client = loop {
+            match async_nats::connect(&self.url).await {
+                Ok(c) => break c,
+                Err(e) if Instant::now() > deadline => bail!("nats-server: {e}"),
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        };
+        async_nats::jetstream::new(client)
+            .get_or_create_stream(async_nats::jetstream::stream::Config {
+                name: "BENCH".into(),
+                subjects: vec!["bench.logs".into()],
+                ..Default::default()
+            })
+            .await?;
+        Ok(())
+    }
+}
+
+impl Drop for NatsServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self._dir);
+    }
+}
+
+/// `logwell_subscription_delivered_events_total` of filter `name`, from `/metrics`.
+async fn delivered_events(server: &ServerProc, name: &str) -> Result<u64> {
+    let text = server
+        .http
+        .get(format!("{}/metrics", server.endpoint))
+        .send()
+        .await?
+        .text()
+        .await?;
+    let needle = format!("filter=\"{name}\"}} ");
+    Ok(text
+        .lines()
+        .filter(|l| l.starts_with("logwell_subscription_delivered_events_total{"))
+        .find_map(|l| {
+            l.split_once(&needle)
+                .and_then(|(_, v)| v.trim().parse::<f64>().ok())
+        })
+        .unwrap_or(0.0) as u64)
+}
 
 /// What the receiver saw.
 #[derive(Default)]
@@ -104,11 +198,19 @@ async fn main() -> Result<()> {
         }),
     );
     tokio::spawn(async move { axum::serve(listener, app).await });
-    let (data_dir, config) = fresh_data_dir(
-        &args.data_dir,
-        "logwell-delivery-bench",
-        &format!("[delivery.lambda]\n\"{ARN}\" = \"{url}\"\n"),
-    )?;
+    let nats = NatsServer::start();
+    let mut extra = format!(
+        "[delivery.lambda]\n\"{ARN}\" = \"{url}\"\n\n[delivery.firehose.\"{FIREHOSE}\"]\nbucket = \"bench\"\nprefix = \"firehose/\"\nbuffer_secs = 1\n"
+    );
+    if let Some(n) = &nats {
+        extra += &format!(
+            "\n[delivery.kinesis]\n\"{KINESIS}\" = \"{}/bench.logs\"\n",
+            n.url
+        );
+        n.add_stream().await?;
+    }
+    let (data_dir, config) = fresh_data_dir(&args.data_dir, "logwell-delivery-bench", &extra)?;
+    std::fs::create_dir_all(data_dir.join("buckets").join("bench"))?;
     println!("logwell subscription delivery benchmark");
     println!("machine: {}", machine());
     let server = ServerProc::start(&bin, &data_dir, &config)?;
@@ -222,6 +324,88 @@ async fn main() -> Result<()> {
     }
     let drain = t0.elapsed().as_secs_f64();
     println!("| backlog after a {:.0} s outage | {backlog} events drained in {drain:.1} s: {:.0} events/s |", args.outage, backlog as f64 / drain);
+
+    // The other destination kinds, one at a time, over the same sustained ingest.
+    server
+        .call(
+            "DeleteSubscriptionFilter",
+            json!({"logGroupName": GROUP, "filterName": "all"}).to_string(),
+        )
+        .await?;
+    let mut targets = vec![(
+        "Firehose (local bucket, objects of 5 MiB or 1 s)",
+        "firehose",
+        FIREHOSE,
+    )];
+    if nats.is_some() {
+        targets.push(("Kinesis (NATS JetStream)", "kinesis", KINESIS));
+    } else {
+        println!("| Kinesis (NATS JetStream) | skipped: no nats-server on the PATH |");
+    }
+    for (label, name, arn) in targets {
+        server
+            .call(
+                "PutSubscriptionFilter",
+                json!({"logGroupName": GROUP, "filterName": name, "filterPattern": "", "destinationArn": arn}).to_string(),
+            )
+            .await?;
+        let start = Instant::now();
+        let put = flood(&server, GROUP, args.clients, args.batch, start + run).await? as u64;
+        let before_drain = Instant::now();
+        loop {
+            let delivered = delivered_events(&server, name).await?;
+            if delivered >= put {
+                let wall = start.elapsed().as_secs_f64();
+                println!("| delivered to {label} during {:.0} s of ingest at {:.0} events/s | {delivered} events in {wall:.1} s: {:.0} events/s |", args.seconds, put as f64 / args.seconds, delivered as f64 / wall);
+                break;
+            }
+            if before_drain.elapsed() > Duration::from_secs(300) {
+                bail!("{label}: delivery did not catch up within 5 minutes");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        server
+            .call(
+                "DeleteSubscriptionFilter",
+                json!({"logGroupName": GROUP, "filterName": name}).to_string(),
+            )
+            .await?;
+    }
+
+    // Export tasks over everything the group holds.
+    for (label, format) in [
+        ("text (gzip, CloudWatch's layout)", "text"),
+        ("Parquet (segments copied)", "parquet"),
+    ] {
+        let start = Instant::now();
+        let created = server
+            .call(
+                "CreateExportTask",
+                json!({"logGroupName": GROUP, "from": 0, "to": now_ms(), "destination": "bench",
+                       "destinationPrefix": format, "logwellFormat": format})
+                .to_string(),
+            )
+            .await?;
+        let id = created["taskId"].as_str().unwrap_or_default().to_string();
+        let task = loop {
+            let t = server
+                .call("DescribeExportTasks", json!({"taskId": id}).to_string())
+                .await?;
+            let t = t["exportTasks"][0].clone();
+            match t["status"]["code"].as_str() {
+                Some("COMPLETED") => break t,
+                Some("FAILED") | Some("CANCELLED") => bail!("export {format}: {}", t["status"]),
+                _ => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        };
+        let secs = start.elapsed().as_secs_f64();
+        let mb = task["logwellProgress"]["bytes"].as_f64().unwrap_or(0.0) / 1e6;
+        let events = task["logwellProgress"]["events"].as_u64().unwrap_or(0);
+        println!(
+            "| export, {label} | {events} events, {mb:.0} MB in {secs:.1} s: {:.0} MB/s |",
+            mb / secs
+        );
+    }
     server.stop()?;
     let _ = std::fs::remove_dir_all(&data_dir);
     Ok(())

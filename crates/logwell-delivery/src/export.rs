@@ -367,6 +367,8 @@ impl Exports {
 
     async fn run(self: Arc<Self>, id: String) {
         let flag = Arc::new(AtomicBool::new(false));
+        // The flag first: a cancel from here on either sees it or leaves PENDING_CANCEL below.
+        *self.cancel.lock().unwrap() = Some((id.clone(), flag.clone()));
         let Some(stored) = self
             .tasks
             .lock()
@@ -384,11 +386,16 @@ impl Exports {
         else {
             return;
         };
-        *self.cancel.lock().unwrap() = Some((id.clone(), flag.clone()));
         let _ = self.save().await;
         let started = Instant::now();
         let result = match self.buckets.open(&stored.task.destination).await {
             Ok(store) => {
+                // A rerun (after a restart) starts clean: what an earlier attempt wrote may
+                // not be what this one writes (segments compacted since, fewer files).
+                let base = format!("{}/{}", stored.task.destination_prefix, id);
+                if let Err(e) = clear(&store, &base).await {
+                    tracing::warn!(task = id, error = %e, "cannot clear an earlier attempt");
+                }
                 let mut run = TaskRun {
                     exports: &self,
                     id: &id,
@@ -597,7 +604,7 @@ impl TaskRun<'_> {
                 .await
                 .map_err(|e| Stop::Failed(e.to_string()))?
                 .map_err(|e| Stop::Failed(format!("cannot decode {}: {e}", seg.path)))?;
-                if let Some(body) = self.filtered(&batches, lo, hi, &accepts, &snap.tombstones)? {
+                for body in self.filtered(&batches, lo, hi, &accepts, &snap.tombstones)? {
                     self.put(format!("{}/part-{part:06}.parquet", self.base), body)
                         .await?;
                     part += 1;
@@ -605,14 +612,16 @@ impl TaskRun<'_> {
             }
             self.step((i + 1) as f64 / total as f64).await?;
         }
-        if let Some(body) = self.filtered(&snap.buffered, lo, hi, &accepts, &snap.tombstones)? {
+        for body in self.filtered(&snap.buffered, lo, hi, &accepts, &snap.tombstones)? {
             self.put(format!("{}/part-{part:06}.parquet", self.base), body)
                 .await?;
+            part += 1;
         }
         Ok(())
     }
 
-    /// The rows of `batches` inside `[lo, hi]`, of accepted and live streams, as one Parquet file.
+    /// The rows of `batches` inside `[lo, hi]`, of accepted and live streams, as Parquet files:
+    /// one per schema (segments differ in the field columns they carry).
     fn filtered(
         &mut self,
         batches: &[RecordBatch],
@@ -620,7 +629,7 @@ impl TaskRun<'_> {
         hi: i64,
         accepts: &dyn Fn(&str) -> bool,
         tombstones: &std::collections::BTreeMap<String, i64>,
-    ) -> Result<Option<Bytes>, Stop> {
+    ) -> Result<Vec<Bytes>, Stop> {
         let mut kept = Vec::new();
         for b in batches {
             let streams = b.column(0).as_dictionary::<Int32Type>();
@@ -649,25 +658,37 @@ impl TaskRun<'_> {
                 kept.push(f);
             }
         }
-        let Some(first) = kept.first() else {
-            return Ok(None);
-        };
-        let props = parquet::file::properties::WriterProperties::builder()
-            .set_compression(parquet::basic::Compression::ZSTD(Default::default()))
-            .build();
-        let mut out = Vec::new();
-        let mut w = parquet::arrow::ArrowWriter::try_new(&mut out, first.schema(), Some(props))
-            .map_err(|e| Stop::Failed(e.to_string()))?;
-        for b in &kept {
-            // Buffered batches and segments of one snapshot can differ in field columns; each
-            // file takes the schema of its first batch, so only batches of that schema share it.
-            if b.schema() == first.schema() {
+        let mut files = Vec::new();
+        while let Some(first) = kept.first() {
+            let schema = first.schema();
+            let (same, rest): (Vec<RecordBatch>, Vec<RecordBatch>) =
+                kept.into_iter().partition(|b| b.schema() == schema);
+            kept = rest;
+            let props = parquet::file::properties::WriterProperties::builder()
+                .set_compression(parquet::basic::Compression::ZSTD(Default::default()))
+                .build();
+            let mut out = Vec::new();
+            let mut w = parquet::arrow::ArrowWriter::try_new(&mut out, schema, Some(props))
+                .map_err(|e| Stop::Failed(e.to_string()))?;
+            for b in &same {
                 w.write(b).map_err(|e| Stop::Failed(e.to_string()))?;
             }
+            w.close().map_err(|e| Stop::Failed(e.to_string()))?;
+            files.push(out.into());
         }
-        w.close().map_err(|e| Stop::Failed(e.to_string()))?;
-        Ok(Some(out.into()))
+        Ok(files)
     }
+}
+
+/// Deletes every object under `prefix/`.
+async fn clear(store: &Store, prefix: &str) -> Result<(), object_store::Error> {
+    use futures::TryStreamExt;
+    let dir = Path::from(prefix);
+    let objects: Vec<_> = store.inner.list(Some(&dir)).try_collect().await?;
+    for o in objects {
+        store.delete(&o.location).await?;
+    }
+    Ok(())
 }
 
 impl Exports {

@@ -9,12 +9,14 @@
 //! wakes a worker when its group gets events.
 
 mod buckets;
+mod destinations;
 mod export;
 mod firehose;
 mod message;
 mod target;
 
 pub use buckets::{BucketConfig, Buckets};
+pub use destinations::{policy_allows, Destinations};
 pub use export::{Exports, Format as ExportFormat};
 pub use firehose::FirehoseConfig;
 pub use message::{control_message, data_messages};
@@ -72,8 +74,8 @@ impl Delivery {
         let buckets = Arc::new(Buckets::new(config.buckets.clone(), storage));
         let delivery = Arc::new(Delivery {
             engine,
+            clients: Arc::new(Clients::new(&config, buckets, owner.clone())),
             owner,
-            clients: Arc::new(Clients::new(&config, buckets)),
             config,
             workers: Mutex::new(HashMap::new()),
             progress: Arc::new(Mutex::new(HashMap::new())),
@@ -108,6 +110,17 @@ impl Delivery {
     pub async fn check_destination(&self, arn: &str) -> Result<(), ApiError> {
         let target = self.target(arn)?;
         let kind = Kind::of(arn);
+        if let Target::Destination { url, name } = &target {
+            // The recipient's answer as it gave it: AccessDeniedException when its policy does
+            // not allow this account, ResourceNotFoundException for no such destination.
+            let message = control_message(logwell_model::now_millis(), kind.health_check_text());
+            return target::deliver_to_destination(&self.clients, url, name, &message)
+                .await
+                .map_err(|e| match e.kind {
+                    logwell_model::ErrorKind::ServiceUnavailable => kind.unreachable(),
+                    _ => e,
+                });
+        }
         let mut sender = Sender::new(target, "ByLogStream", self.clients.clone());
         let message = control_message(logwell_model::now_millis(), kind.health_check_text());
         let sent = match sender.deliver(&message).await {
@@ -118,6 +131,18 @@ impl Delivery {
             tracing::warn!(destination = arn, error = %e, "test message not delivered");
             kind.unreachable()
         })
+    }
+
+    /// This server's destinations (the recipient's end of cross-account subscriptions).
+    pub async fn destinations(&self, region: String) -> Result<Arc<Destinations>, ApiError> {
+        Destinations::start(
+            self.engine.clone(),
+            region,
+            self.owner.clone(),
+            self.config.clone(),
+            self.clients.clone(),
+        )
+        .await
     }
 
     /// The buckets Firehose destinations and export tasks write to.
@@ -197,6 +222,7 @@ impl Delivery {
 fn same_definition(a: &SubscriptionFilter, b: &SubscriptionFilter) -> bool {
     a.filter_pattern == b.filter_pattern
         && a.destination_arn == b.destination_arn
+        && a.distribution == b.distribution
         && a.creation_time == b.creation_time
 }
 

@@ -28,6 +28,10 @@ pub struct DeliveryConfig {
     /// Firehose delivery stream ARN -> where and how it writes objects, as Firehose's S3
     /// delivery does.
     pub firehose: BTreeMap<String, FirehoseConfig>,
+    /// Account id -> the URL of the logwell server holding that account's destinations: a
+    /// subscription to `arn:aws:logs:REGION:ACCOUNT:destination:NAME` delivers there, subject to
+    /// the destination's access policy.
+    pub accounts: BTreeMap<String, String>,
     /// Bucket name -> where it is. A bucket not listed here is, with an S3 store, the bucket of
     /// that name on the same S3 service; with the local store, the directory
     /// `<data_dir>/buckets/NAME`, which must exist.
@@ -51,6 +55,7 @@ impl Default for DeliveryConfig {
             lambda: BTreeMap::new(),
             kinesis: BTreeMap::new(),
             firehose: BTreeMap::new(),
+            accounts: BTreeMap::new(),
             buckets: BTreeMap::new(),
             batch_events: 100_000,
             export_file_bytes: 64 << 20,
@@ -94,6 +99,18 @@ impl DeliveryConfig {
                 name: arn.rsplit('/').next().unwrap_or(arn).to_string(),
                 config: f.clone(),
             }),
+            Kind::Destination => {
+                let mut parts = arn.splitn(6, ':');
+                let account = parts.nth(4).unwrap_or("");
+                let name = arn.rsplit_once(":destination:").map(|(_, n)| n);
+                match (self.accounts.get(account), name) {
+                    (Some(url), Some(name)) if !name.is_empty() => Some(Target::Destination {
+                        url: url.clone(),
+                        name: name.to_string(),
+                    }),
+                    _ => None,
+                }
+            }
             Kind::Other => None,
         };
         found.ok_or_else(|| kind.unreachable())
@@ -114,6 +131,8 @@ pub(crate) enum Kind {
     Lambda,
     Kinesis,
     Firehose,
+    /// A CloudWatch Logs destination (cross-account).
+    Destination,
     Other,
 }
 
@@ -124,6 +143,7 @@ impl Kind {
             "lambda" => Kind::Lambda,
             "kinesis" => Kind::Kinesis,
             "firehose" => Kind::Firehose,
+            "logs" if arn.contains(":destination:") => Kind::Destination,
             _ => Kind::Other,
         }
     }
@@ -134,7 +154,7 @@ impl Kind {
             Kind::Lambda => "Could not execute the lambda function. Make sure you have given CloudWatch Logs permission to execute your function.",
             Kind::Kinesis => "Could not deliver test message to specified Kinesis stream. Verify the stream exists ",
             Kind::Firehose => "Could not deliver test message to specified Firehose stream. Check if the given Firehose stream is in ACTIVE state.",
-            Kind::Other => "Could not deliver test message to specified destination. Check if the destination is valid.",
+            Kind::Destination | Kind::Other => "Could not deliver test message to specified destination. Check if the destination is valid.",
         })
     }
 
@@ -160,19 +180,23 @@ pub enum Target {
         name: String,
         config: FirehoseConfig,
     },
+    /// A destination of the logwell server at `url` (another account's).
+    Destination { url: String, name: String },
 }
 
 /// Connections shared by every worker: one HTTP client, one NATS connection per server, one
 /// store per bucket.
 pub(crate) struct Clients {
     pub http: reqwest::Client,
-    nats: tokio::sync::Mutex<HashMap<String, async_nats::jetstream::Context>>,
+    nats: std::sync::Mutex<HashMap<String, async_nats::jetstream::Context>>,
     pub buckets: Arc<Buckets>,
     timeout: Duration,
+    /// This server's account: the sender named to destinations.
+    pub account: String,
 }
 
 impl Clients {
-    pub fn new(config: &DeliveryConfig, buckets: Arc<Buckets>) -> Clients {
+    pub fn new(config: &DeliveryConfig, buckets: Arc<Buckets>, account: String) -> Clients {
         Clients {
             http: reqwest::Client::builder()
                 .timeout(config.request_timeout())
@@ -181,15 +205,16 @@ impl Clients {
             nats: Default::default(),
             buckets,
             timeout: config.request_timeout(),
+            account,
         }
     }
 
     async fn jetstream(&self, server: &str) -> Result<async_nats::jetstream::Context, String> {
-        let mut conns = self.nats.lock().await;
-        if let Some(c) = conns.get(server) {
+        if let Some(c) = self.nats.lock().unwrap().get(server) {
             return Ok(c.clone());
         }
-        // Connected once; the client reconnects by itself when the server comes back.
+        // Connected once (outside the lock: a server that is down must not hold up the others);
+        // the client reconnects by itself when the server comes back.
         let client = async_nats::ConnectOptions::new()
             .connection_timeout(self.timeout)
             .request_timeout(Some(self.timeout))
@@ -197,8 +222,13 @@ impl Clients {
             .await
             .map_err(|e| format!("{server}: {e}"))?;
         let js = async_nats::jetstream::new(client);
-        conns.insert(server.to_string(), js.clone());
-        Ok(js)
+        Ok(self
+            .nats
+            .lock()
+            .unwrap()
+            .entry(server.to_string())
+            .or_insert(js)
+            .clone())
     }
 }
 
@@ -256,19 +286,22 @@ impl Sender {
                 };
                 let mut headers = async_nats::HeaderMap::new();
                 headers.insert("Kinesis-Partition-Key", key.as_str());
-                if let (Some(first), Some(last)) = (m.log_events.first(), m.log_events.last()) {
-                    if !first.id.is_empty() {
-                        // A batch sent again after a crash is the same message to JetStream's
-                        // duplicate window, which drops it.
-                        let id = format!(
-                            "{}:{}:{}-{}",
-                            m.log_group,
-                            m.subscription_filters.join(","),
-                            first.id,
-                            last.id
-                        );
-                        headers.insert("Nats-Msg-Id", id.as_str());
-                    }
+                if m.log_events.first().is_some_and(|e| !e.id.is_empty()) {
+                    // A batch sent again after a crash is the same message to JetStream's
+                    // duplicate window, which drops it; any other message has another id (its
+                    // events' ids are all in it).
+                    use std::hash::{Hash, Hasher};
+                    let mut h = std::collections::hash_map::DefaultHasher::new();
+                    m.log_events.iter().for_each(|e| e.id.hash(&mut h));
+                    let id = format!(
+                        "{}:{}:{}:{}:{:016x}",
+                        m.log_group,
+                        m.subscription_filters.join(","),
+                        m.log_events[0].id,
+                        m.log_events.len(),
+                        h.finish()
+                    );
+                    headers.insert("Nats-Msg-Id", id.as_str());
                 }
                 let ack = js
                     .publish_with_headers(subject.clone(), headers, Bytes::from(gzip(m, 6)))
@@ -276,6 +309,11 @@ impl Sender {
                     .map_err(|e| format!("{server}/{subject}: {e}"))?;
                 ack.await.map_err(|e| format!("{server}/{subject}: {e}"))?;
                 Ok(())
+            }
+            Target::Destination { url, name } => {
+                deliver_to_destination(&self.clients, url, name, m)
+                    .await
+                    .map_err(|e| format!("{url} destination {name}: {e}"))
             }
             Target::Firehose { .. } => {
                 let buffer = self
@@ -337,4 +375,42 @@ pub fn gzip(message: &SubscriptionMessage, level: u32) -> Vec<u8> {
 /// A message as a Lambda function receives it: gzip-compressed JSON, base64-encoded.
 pub fn encode(message: &SubscriptionMessage) -> String {
     base64::engine::general_purpose::STANDARD.encode(gzip(message, 1))
+}
+
+/// Posts a message to another logwell server's destination; its error as that server gave it
+/// (AccessDeniedException when the destination's policy does not allow this account).
+pub(crate) async fn deliver_to_destination(
+    clients: &Clients,
+    url: &str,
+    name: &str,
+    m: &SubscriptionMessage,
+) -> Result<(), ApiError> {
+    let body = serde_json::json!({
+        "destinationName": name,
+        "sourceAccount": clients.account,
+        "data": encode(m),
+    });
+    let r = clients
+        .http
+        .post(url)
+        .header("content-type", "application/x-amz-json-1.1")
+        .header("x-amz-target", "Logs_20140328.LogwellDeliverToDestination")
+        .body(body.to_string())
+        .send()
+        .await
+        .map_err(|e| ApiError::unavailable(e.to_string()))?;
+    if r.status().is_success() {
+        return Ok(());
+    }
+    let status = r.status();
+    let v: serde_json::Value = r.json().await.unwrap_or_default();
+    let kind = v["__type"]
+        .as_str()
+        .and_then(logwell_model::ErrorKind::from_type_name)
+        .unwrap_or(logwell_model::ErrorKind::ServiceUnavailable);
+    let message = v["message"]
+        .as_str()
+        .or(v["Message"].as_str())
+        .map_or_else(|| format!("answered {status}"), String::from);
+    Err(ApiError::new(kind, message))
 }

@@ -93,6 +93,11 @@ impl Pattern {
         self.extract(message).is_some()
     }
 
+    /// The names of the pattern's fields (`$name` in metric filters).
+    pub fn field_names(&self) -> Vec<&str> {
+        self.fields.iter().map(|f| f.name.as_str()).collect()
+    }
+
     /// The named fields' values (keyed `$name`) when the message matches.
     pub fn extract(&self, message: &str) -> Option<Vec<(String, String)>> {
         let fields = split_fields(message);

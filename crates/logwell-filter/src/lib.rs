@@ -102,6 +102,19 @@ impl FilterPattern {
         }
     }
 
+    /// Whether this is a JSON pattern (`{ ... }`), whose metric values may name any `$.path`.
+    pub fn is_json(&self) -> bool {
+        matches!(&self.kind, Kind::Json(_))
+    }
+
+    /// The fields a space-delimited pattern names (None for other kinds).
+    pub fn delimited_fields(&self) -> Option<Vec<&str>> {
+        match &self.kind {
+            Kind::Delimited(p) => Some(p.field_names()),
+            _ => None,
+        }
+    }
+
     /// True when the pattern matches every message.
     pub fn matches_all(&self) -> bool {
         matches!(&self.kind, Kind::Terms(t) if t.is_empty())

@@ -19,6 +19,7 @@ pub enum ErrorKind {
     SerializationException,
     MissingAction,
     TooManyTags,
+    AccessDenied,
 }
 
 impl ErrorKind {
@@ -39,7 +40,31 @@ impl ErrorKind {
             ErrorKind::SerializationException => "SerializationException",
             ErrorKind::MissingAction => "MissingAction",
             ErrorKind::TooManyTags => "TooManyTagsException",
+            ErrorKind::AccessDenied => "AccessDeniedException",
         }
+    }
+
+    /// The kind a `__type` names (the part after a `#`, if any), for errors another server sent.
+    pub fn from_type_name(name: &str) -> Option<ErrorKind> {
+        const ALL: [ErrorKind; 15] = [
+            ErrorKind::ResourceNotFound,
+            ErrorKind::ResourceAlreadyExists,
+            ErrorKind::InvalidParameter,
+            ErrorKind::LimitExceeded,
+            ErrorKind::OperationAborted,
+            ErrorKind::ServiceUnavailable,
+            ErrorKind::Throttling,
+            ErrorKind::Validation,
+            ErrorKind::MalformedQuery,
+            ErrorKind::InvalidOperation,
+            ErrorKind::UnknownOperation,
+            ErrorKind::SerializationException,
+            ErrorKind::MissingAction,
+            ErrorKind::TooManyTags,
+            ErrorKind::AccessDenied,
+        ];
+        let name = name.rsplit('#').next().unwrap_or(name);
+        ALL.into_iter().find(|k| k.type_name() == name)
     }
 
     /// HTTP status: 400 for client errors, 500/503 for faults.

@@ -4,7 +4,9 @@
 //! enforces the same rules on replay) and the CLI (which speaks the API as a client).
 
 pub mod api;
+pub mod api_destinations;
 pub mod api_export;
+pub mod api_metric_filters;
 pub mod api_queries;
 pub mod api_subscriptions;
 pub mod api_tail;

@@ -9,6 +9,7 @@ mod ops;
 pub mod queries;
 mod settings;
 mod subscriptions;
+pub mod telemetry;
 pub mod tokens;
 mod transport;
 
@@ -65,6 +66,9 @@ pub struct App {
     pub tails: logwell_tail::Tails,
     pub delivery: Arc<logwell_delivery::Delivery>,
     pub exports: Arc<logwell_delivery::Exports>,
+    pub metric_filters: Arc<logwell_metrics::MetricFilters>,
+    pub destinations: Arc<logwell_delivery::Destinations>,
+    pub telemetry: Arc<telemetry::Telemetry>,
     pub limits: RequestLimits,
 }
 
@@ -82,6 +86,7 @@ impl App {
         options: logwell_storage::OpenOptions,
     ) -> Result<SharedApp, logwell_storage::OpenError> {
         let engine = Engine::open_with(config.storage.clone(), options).await?;
+        let telemetry = Arc::new(telemetry::Telemetry::default());
         let querier = logwell_query::Querier::new(
             engine.clone(),
             logwell_query::QueryConfig {
@@ -102,6 +107,7 @@ impl App {
                     queries: config.limits.max_kept_queries,
                     bytes: config.limits.max_kept_result_bytes,
                 },
+                telemetry.clone(),
             )
             .await
             .map_err(|e| logwell_storage::OpenError::Catalog(format!("settings: {e}")))?,
@@ -127,7 +133,17 @@ impl App {
         )
         .await
         .map_err(|e| logwell_storage::OpenError::Catalog(format!("export tasks: {e}")))?;
+        let destinations = delivery
+            .destinations(config.region.clone())
+            .await
+            .map_err(|e| logwell_storage::OpenError::Catalog(format!("destinations: {e}")))?;
+        let metric_filters = logwell_metrics::MetricFilters::start(engine.clone())
+            .await
+            .map_err(|e| logwell_storage::OpenError::Catalog(format!("metric filters: {e}")))?;
         Ok(Arc::new(App {
+            destinations,
+            metric_filters,
+            telemetry,
             tails,
             delivery,
             exports,
@@ -146,6 +162,7 @@ pub fn router(app: SharedApp) -> Router {
         .route("/", any(handle))
         .route("/health", get(|| async { "ok" }))
         .route("/live-tail", get(live_tail_sse))
+        .route("/metrics", get(telemetry::metrics))
         .merge(logwell_console::routes())
         .with_state(app)
 }
@@ -210,6 +227,11 @@ async fn handle(State(app): State<SharedApp>, headers: HeaderMap, body: Body) ->
         .get("x-amz-target")
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
+    let started = std::time::Instant::now();
+    let operation = target
+        .strip_prefix(TARGET_PREFIX)
+        .and_then(operations::find)
+        .map_or("unknown", |op| op.name);
     let result = match target.strip_prefix(TARGET_PREFIX) {
         Some(op) => operations::call(app.clone(), op, body).await,
         None if target.is_empty() => Err(ApiError::new(
@@ -221,6 +243,13 @@ async fn handle(State(app): State<SharedApp>, headers: HeaderMap, body: Body) ->
             format!("Unknown X-Amz-Target '{target}'"),
         )),
     };
+    app.telemetry.request(
+        operation,
+        result
+            .as_ref()
+            .map_or_else(|e| e.kind.type_name(), |_| "ok"),
+        started.elapsed().as_secs_f64(),
+    );
     let response = match result {
         Ok(operations::Output::Json(json)) => json_response(json),
         Ok(operations::Output::Stream(stream)) => stream,

@@ -169,6 +169,42 @@ pub static OPERATIONS: &[Operation] = &[
         LogGroup,
         crate::subscriptions::delete
     ),
+    op!("PutDestination", Account, |app: &SharedApp, r| {
+        let d = app.destinations.clone();
+        async move { d.put(r).await }
+    }),
+    op!("PutDestinationPolicy", Account, |app: &SharedApp, r| {
+        let d = app.destinations.clone();
+        async move { d.put_policy(r).await }
+    }),
+    op!("DescribeDestinations", Account, |app: &SharedApp, r| {
+        std::future::ready(app.destinations.describe(r))
+    }),
+    op!("DeleteDestination", Account, |app: &SharedApp, r| {
+        let d = app.destinations.clone();
+        async move { d.delete(r).await }
+    }),
+    // logwell's own: another logwell server delivering through one of this server's
+    // destinations (the policy decides whether its account may).
+    op!(
+        "LogwellDeliverToDestination",
+        Account,
+        |app: &SharedApp, r| {
+            let d = app.destinations.clone();
+            async move { d.receive(r).await }
+        }
+    ),
+    op!("PutMetricFilter", LogGroup, |app: &SharedApp, r| {
+        let filters = app.metric_filters.clone();
+        async move { filters.put(r).await }
+    }),
+    op!("DescribeMetricFilters", Account, |app: &SharedApp, r| {
+        std::future::ready(app.metric_filters.describe(r))
+    }),
+    op!("DeleteMetricFilter", LogGroup, |app: &SharedApp, r| {
+        let filters = app.metric_filters.clone();
+        async move { filters.delete(r).await }
+    }),
     op!("CreateExportTask", LogGroup, |app: &SharedApp, r| {
         let exports = app.exports.clone();
         async move { exports.create(r).await }

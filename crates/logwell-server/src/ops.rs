@@ -349,6 +349,17 @@ pub(crate) async fn put_log_events(
         .engine
         .put_events(&r.log_group_name, &r.log_stream_name, &r.log_events)
         .await?;
+    if outcome.accepted > 0 {
+        let bytes: usize = r
+            .log_events
+            .iter()
+            .map(|e| e.message.len() + logwell_model::EVENT_OVERHEAD_BYTES)
+            .sum();
+        // Rejected events (too old or too new) are rare: their share of the bytes is estimated.
+        let accepted_bytes = bytes * outcome.accepted / r.log_events.len().max(1);
+        app.telemetry
+            .ingested(outcome.accepted as u64, accepted_bytes as u64);
+    }
     Ok(PutLogEventsResponse {
         // Deprecated and ignored by AWS, but old clients still read it.
         next_sequence_token: Some(format!("{:056}", logwell_model::now_millis())),

@@ -51,6 +51,7 @@ struct Entry {
 
 /// Every query this server has run recently, and the saved definitions.
 pub struct Queries {
+    telemetry: Arc<crate::telemetry::Telemetry>,
     querier: Querier,
     lookups: crate::lookup_tables::LookupTableStore,
     timeout: Duration,
@@ -117,6 +118,7 @@ impl Queries {
         timeout: Duration,
         arn_prefix: &str,
         keep: KeepLimits,
+        telemetry: Arc<crate::telemetry::Telemetry>,
     ) -> Result<Queries, ApiError> {
         let definitions =
             crate::settings::load(querier.engine(), &data_dir, DEFINITIONS_DOCUMENT).await?;
@@ -127,6 +129,7 @@ impl Queries {
         )
         .await?;
         Ok(Queries {
+            telemetry,
             querier,
             lookups,
             timeout,
@@ -252,6 +255,15 @@ impl Queries {
             };
             e.end_time = Some(logwell_model::now_millis());
             e.task = None;
+            let seconds = (e.end_time.unwrap_or(0) - e.create_time).max(0) as f64 / 1000.0;
+            this.telemetry.query(
+                match &outcome {
+                    Ok(Ok(_)) => "Complete",
+                    Ok(Err(_)) => "Failed",
+                    Err(_) => "Timeout",
+                },
+                seconds,
+            );
             match outcome {
                 Ok(Ok(results)) => {
                     e.status = Status::Complete;
@@ -368,6 +380,10 @@ impl Queries {
                 e.status = Status::Cancelled;
                 e.end_time = Some(logwell_model::now_millis());
                 e.result_bytes = result_bytes(&e.partial);
+                self.telemetry.query(
+                    "Cancelled",
+                    (e.end_time.unwrap_or(0) - e.create_time).max(0) as f64 / 1000.0,
+                );
                 Ok(SuccessResponse { success: true })
             }
             _ => Err(ApiError::invalid(format!(

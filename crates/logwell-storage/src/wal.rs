@@ -42,6 +42,7 @@ enum Cmd {
 
 /// Handle to the log; cheap to share.
 pub struct Wal {
+    stats: Arc<WalStats>,
     tx: mpsc::Sender<Cmd>,
     dir: PathBuf,
     last_lsn: Arc<AtomicU64>,
@@ -309,7 +310,17 @@ pub type AckedFn = Box<dyn FnMut(u64, &[u8]) + Send>;
 /// The error an append gets when its record was durable but did not apply.
 pub const NOT_APPLIED: &str = "record did not apply";
 
+/// What the WAL has done since it opened, for metrics: group commits (each one write and one
+/// fsync), their total time, and the bytes they wrote.
+#[derive(Debug, Default)]
+pub struct WalStats {
+    pub commits: AtomicU64,
+    pub commit_nanos: AtomicU64,
+    pub bytes: AtomicU64,
+}
+
 struct Writer {
+    stats: Arc<WalStats>,
     apply: ApplyFn,
     acked: Option<AckedFn>,
     dir: PathBuf,
@@ -362,6 +373,7 @@ impl Writer {
             lsn += 1;
         }
         let file = self.file.as_mut().unwrap();
+        let started = std::time::Instant::now();
         let result = file.write_all(&buf).and_then(|_| {
             // Fault tests: frames written, then the fsync fails.
             fail::fail_point!("wal::fsync", |_| Err(io::Error::other(
@@ -371,6 +383,13 @@ impl Writer {
         });
         match result {
             Ok(()) => {
+                self.stats.commits.fetch_add(1, Ordering::Relaxed);
+                self.stats
+                    .commit_nanos
+                    .fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
+                self.stats
+                    .bytes
+                    .fetch_add(buf.len() as u64, Ordering::Relaxed);
                 self.len += buf.len() as u64;
                 self.next_lsn = lsn;
                 self.last_lsn.store(lsn - 1, Ordering::Release);
@@ -486,7 +505,9 @@ impl Wal {
     ) -> io::Result<Wal> {
         fs::create_dir_all(dir)?;
         let last_lsn = Arc::new(AtomicU64::new(next_lsn.saturating_sub(1)));
+        let stats = Arc::new(WalStats::default());
         let mut writer = Writer {
+            stats: stats.clone(),
             apply,
             acked,
             dir: dir.to_path_buf(),
@@ -501,6 +522,7 @@ impl Wal {
             .name("logwell-wal".into())
             .spawn(move || writer.run(rx))?;
         Ok(Wal {
+            stats,
             tx,
             dir: dir.to_path_buf(),
             last_lsn,
@@ -528,6 +550,11 @@ impl Wal {
             .map_err(|_| io::Error::other("WAL writer stopped"))?;
         rx.await
             .map_err(|_| io::Error::other("WAL writer stopped"))?
+    }
+
+    /// Commits, their time and bytes since the WAL opened.
+    pub fn stats(&self) -> &Arc<WalStats> {
+        &self.stats
     }
 
     /// The LSN of the last durable record.
@@ -729,6 +756,7 @@ mod tests {
     /// A writer over `dir` whose groups the test chooses (one commit, one group).
     fn writer(dir: &Path, next_lsn: u64) -> Writer {
         let mut w = Writer {
+            stats: Default::default(),
             apply: noop(),
             acked: None,
             dir: dir.to_path_buf(),

@@ -24,6 +24,19 @@ impl Engine {
 
     /// Writes everything buffered to segments and publishes them; then drops the covered WAL.
     pub async fn flush(&self) -> Result<(), ApiError> {
+        let started = std::time::Instant::now();
+        let result = self.flush_now().await;
+        if result.is_ok() {
+            use std::sync::atomic::Ordering::Relaxed;
+            self.inner.flushes.fetch_add(1, Relaxed);
+            self.inner
+                .flush_nanos
+                .fetch_add(started.elapsed().as_nanos() as u64, Relaxed);
+        }
+        result
+    }
+
+    async fn flush_now(&self) -> Result<(), ApiError> {
         self.check_writable()?;
         let _one = self.inner.flush_lock.lock().await;
         let (frozen, lsn, meta) = {
@@ -485,6 +498,13 @@ impl Engine {
         s.buffered_bytes = st.buffered_bytes();
         drop(st);
         s.wal_bytes = self.inner.wal.disk_bytes();
+        use std::sync::atomic::Ordering::Relaxed;
+        let wal = self.inner.wal.stats();
+        s.wal_commits = wal.commits.load(Relaxed);
+        s.wal_commit_seconds = wal.commit_nanos.load(Relaxed) as f64 / 1e9;
+        s.wal_written_bytes = wal.bytes.load(Relaxed);
+        s.flushes = self.inner.flushes.load(Relaxed);
+        s.flush_seconds = self.inner.flush_nanos.load(Relaxed) as f64 / 1e9;
         s
     }
 

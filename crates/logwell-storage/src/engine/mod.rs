@@ -149,6 +149,13 @@ pub struct StorageStats {
     pub raw_bytes: u64,
     pub buffered_bytes: u64,
     pub wal_bytes: u64,
+    /// WAL group commits (one write and one fsync each) since start, their time and bytes.
+    pub wal_commits: u64,
+    pub wal_commit_seconds: f64,
+    pub wal_written_bytes: u64,
+    /// Flushes that wrote segments since start, and their time.
+    pub flushes: u64,
+    pub flush_seconds: f64,
 }
 
 struct State {
@@ -161,6 +168,8 @@ struct State {
     /// Segments no longer listed; their files go once a manifest without them is durable.
     pending_delete: Vec<Arc<SegmentMeta>>,
     manifest_dirty: bool,
+    /// The newest WAL record applied (every event up to it is readable).
+    applied_lsn: u64,
 }
 
 impl State {
@@ -199,6 +208,7 @@ impl State {
     /// Applies one durable WAL record: Some(whether it applied), None if the bytes are not a
     /// record this version wrote.
     fn apply_record(&mut self, lsn: u64, payload: &[u8]) -> Option<bool> {
+        self.applied_lsn = self.applied_lsn.max(lsn);
         match record::decode(payload) {
             Some(Record::Meta(change)) => {
                 self.apply_meta(&change, lsn);
@@ -279,6 +289,9 @@ struct Inner {
     /// Live consumers of applied event batches.
     tap: Arc<Tap>,
     flush_lock: tokio::sync::Mutex<()>,
+    /// Flushes done since start, and their total time, for metrics.
+    flushes: AtomicU64,
+    flush_nanos: AtomicU64,
     manifest_version: tokio::sync::Mutex<u64>,
     flush_notify: Notify,
     shutdown: watch::Sender<bool>,
@@ -625,6 +638,13 @@ impl Engine {
     }
 
     // ---------------------------------------------------------------- ingest
+
+    /// The highest seq an applied event can have: events after it are yet to come. A reader
+    /// that starts here (`events_after`) sees only what arrives from now on.
+    pub fn applied_seq(&self) -> i64 {
+        let lsn = self.inner.state.read().unwrap().applied_lsn;
+        (((lsn + 1) << SEQ_INDEX_BITS) - 1) as i64
+    }
 
     /// The tap: live consumers of every event batch once it is durable and applied.
     pub fn tap(&self) -> &Arc<Tap> {

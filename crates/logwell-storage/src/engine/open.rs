@@ -183,6 +183,7 @@ impl Engine {
             mem: HashMap::new(),
             pending_delete: Vec::new(),
             manifest_dirty: false,
+            applied_lsn: manifest.wal_lsn,
         };
         let next_lsn = replayed.next_lsn.max(manifest.wal_lsn + 1);
         let replayed_count = replayed.records.len();
@@ -244,6 +245,8 @@ impl Engine {
             recovery_report: replayed.dropped,
             state,
             tap,
+            flushes: Default::default(),
+            flush_nanos: Default::default(),
             flush_lock: tokio::sync::Mutex::new(()),
             manifest_version: tokio::sync::Mutex::new(newest_version.max(manifest.version)),
             flush_notify: Notify::new(),
