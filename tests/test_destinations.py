@@ -101,6 +101,14 @@ def test_destination_policy_decides_which_accounts_deliver_into_a_central_log_gr
 
         # The recipient goes down while events are put and the sender is killed: nothing is lost.
         recipient.stop()
+        # Meanwhile a backfill: events days apart, which reach the recipient in one message (it
+        # splits them to keep PutLogEvents' 24-hour span).
+        app.create_log_stream(logGroupName="/app", logStreamName="backfill")
+        now = int(time.time() * 1000)
+        backfill = [(now - 3 * 86_400_000 + i, f"old {i}") for i in range(3)] + [(now + i, f"new {i}") for i in range(3)]
+        for part in (backfill[:3], backfill[3:]):
+            app.put_log_events(logGroupName="/app", logStreamName="backfill",
+                               logEvents=[{"timestamp": t, "message": m} for t, m in part])
         for round_ in range(2):
             batch = [f"outage {round_} {i}" for i in range(30)]
             put(app, "/app", "web", batch)
@@ -120,6 +128,9 @@ def test_destination_policy_decides_which_accounts_deliver_into_a_central_log_gr
             assert time.time() < deadline, f"{len(firsts)} of {len(expected)} delivered"
             time.sleep(0.2)
         print(f"destination: {len(expected)} events delivered across accounts, {len(got) - len(firsts)} twice")
+        while list(dict.fromkeys(central_events(central, f"{SENDER}/app/backfill"))) != [m for _, m in backfill]:
+            assert time.time() < deadline, central_events(central, f"{SENDER}/app/backfill")
+            time.sleep(0.1)
         central.delete_destination(destinationName="central")
         assert central.describe_destinations()["destinations"] == []
     finally:

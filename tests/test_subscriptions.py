@@ -132,6 +132,12 @@ def test_subscription_filters_deliver_matching_events_as_a_lambda_receives_them(
         assert all(stored[m] == i for (_, i, m) in events)
         time.sleep(0.5)
         assert len(receiver.events()) == 3  # nothing else: the event before the filter is not sent
+        # /metrics: what was delivered, and no lag once caught up.
+        from test_metrics import scrape
+        m = scrape(server)
+        labels = (("filter", "errors"), ("log_group", g))
+        assert m[("logwell_subscription_delivered_events_total", labels)] == 3
+        assert m[("logwell_subscription_lag_seconds", labels)] == 0
 
         # Bad input, as CloudWatch answers it.
         with pytest.raises(ClientError) as e:

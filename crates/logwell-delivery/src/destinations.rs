@@ -19,6 +19,8 @@ use std::io::Read;
 use std::sync::{Arc, Mutex};
 
 const DOCUMENT: &str = "destinations.json";
+/// The most JSON a delivered message may inflate to.
+const MAX_MESSAGE_JSON_BYTES: u64 = 16 << 20;
 /// PutLogEvents' limit, which deliveries into a log group keep to.
 const MAX_EVENTS_PER_PUT: usize = 10_000;
 
@@ -76,10 +78,15 @@ impl Destinations {
         }))
     }
 
-    async fn save(&self) -> Result<(), ApiError> {
+    /// Saves the definitions; when that fails, puts `before` back (the change was not made).
+    async fn save_or_restore(&self, before: BTreeMap<String, Destination>) -> Result<(), ApiError> {
         let _one_at_a_time = self.saving.lock().await;
         let body = serde_json::to_vec_pretty(&*self.defs.lock().unwrap()).expect("serialises");
-        self.engine.put_document(DOCUMENT, body.into()).await
+        let saved = self.engine.put_document(DOCUMENT, body.into()).await;
+        if saved.is_err() {
+            *self.defs.lock().unwrap() = before;
+        }
+        saved
     }
 
     /// The log group a target ARN names, when it is one of this server's.
@@ -108,6 +115,7 @@ impl Destinations {
                 self.config.target(&r.target_arn)?;
             }
         }
+        let before = self.defs.lock().unwrap().clone();
         let destination = {
             let mut defs = self.defs.lock().unwrap();
             let previous = defs.get(&r.destination_name).cloned();
@@ -125,7 +133,7 @@ impl Destinations {
             defs.insert(r.destination_name, d.clone());
             d
         };
-        self.save().await?;
+        self.save_or_restore(before).await?;
         Ok(PutDestinationResponse { destination })
     }
 
@@ -144,12 +152,13 @@ impl Destinations {
         if policy.get("Statement").is_none() {
             return Err(ApiError::invalid("Access policy has no Statement."));
         }
+        let before = self.defs.lock().unwrap().clone();
         {
             let mut defs = self.defs.lock().unwrap();
             let d = defs.get_mut(&r.destination_name).ok_or_else(not_found)?;
             d.access_policy = Some(r.access_policy);
         }
-        self.save().await?;
+        self.save_or_restore(before).await?;
         Ok(Empty {})
     }
 
@@ -158,7 +167,7 @@ impl Destinations {
         &self,
         r: DescribeDestinationsRequest,
     ) -> Result<DescribeDestinationsResponse, ApiError> {
-        let limit = r.limit.unwrap_or(50).clamp(1, 50) as usize;
+        let limit = logwell_model::validate::describe_limit(r.limit)?;
         let skip: usize = match &r.next_token {
             Some(t) => t.parse().map_err(|_| ApiError::bad_token())?,
             None => 0,
@@ -186,12 +195,13 @@ impl Destinations {
     /// DeleteDestination: senders' deliveries to it fail (and are retried) from then on.
     pub async fn delete(&self, r: DeleteDestinationRequest) -> Result<Empty, ApiError> {
         check_name(&r.destination_name)?;
+        let before = self.defs.lock().unwrap().clone();
         self.defs
             .lock()
             .unwrap()
             .remove(&r.destination_name)
             .ok_or_else(not_found)?;
-        self.save().await?;
+        self.save_or_restore(before).await?;
         Ok(Empty {})
     }
 
@@ -255,16 +265,35 @@ impl Destinations {
             Err(e) if e.kind == ErrorKind::ResourceAlreadyExists => {}
             Err(e) => return Err(e),
         }
-        for chunk in m.log_events.chunks(MAX_EVENTS_PER_PUT) {
-            let mut events: Vec<InputLogEvent> = chunk
-                .iter()
-                .map(|e| InputLogEvent {
-                    timestamp: e.timestamp,
-                    message: Cow::Borrowed(e.message.as_str()),
-                })
-                .collect();
-            events.sort_by_key(|e| e.timestamp);
-            self.engine.put_events(group, &stream, &events).await?;
+        let mut events: Vec<InputLogEvent> = m
+            .log_events
+            .iter()
+            .map(|e| InputLogEvent {
+                timestamp: e.timestamp,
+                message: Cow::Borrowed(e.message.as_str()),
+            })
+            .collect();
+        events.sort_by_key(|e| e.timestamp);
+        // Within PutLogEvents' limits, so a message (of a backfill spanning days, say) always
+        // goes in: at most 10,000 events, 1 MiB and 24 hours per put. Events CloudWatch would
+        // reject (too old) are reported by the put and dropped, as a PutLogEvents caller sees.
+        let mut start = 0;
+        while start < events.len() {
+            let (first_ts, mut bytes, mut end) = (events[start].timestamp, 0, start);
+            while end < events.len()
+                && end - start < MAX_EVENTS_PER_PUT
+                && events[end].timestamp - first_ts < 24 * 3600 * 1000
+                && (end == start
+                    || bytes + events[end].message.len() + logwell_model::EVENT_OVERHEAD_BYTES
+                        <= logwell_model::MAX_BATCH_BYTES)
+            {
+                bytes += events[end].message.len() + logwell_model::EVENT_OVERHEAD_BYTES;
+                end += 1;
+            }
+            self.engine
+                .put_events(group, &stream, &events[start..end])
+                .await?;
+            start = end;
         }
         Ok(Empty {})
     }
@@ -276,9 +305,14 @@ fn decode(data: &str) -> Result<SubscriptionMessage, ApiError> {
         .decode(data)
         .map_err(|e| bad(e.to_string()))?;
     let mut json = String::new();
+    // A message is at most a few MB of JSON; a small body must not inflate without bound.
     flate2::read::GzDecoder::new(&gz[..])
+        .take(MAX_MESSAGE_JSON_BYTES + 1)
         .read_to_string(&mut json)
         .map_err(|e| bad(e.to_string()))?;
+    if json.len() as u64 > MAX_MESSAGE_JSON_BYTES {
+        return Err(bad("larger than 16 MiB".into()));
+    }
     serde_json::from_str(&json).map_err(|e| bad(e.to_string()))
 }
 
@@ -304,15 +338,20 @@ pub fn policy_allows(policy: &str, account: &str, arn: &str) -> bool {
             _ => Vec::new(),
         }
     };
-    let applies = |s: &Value| -> bool {
-        let principals = match s.get("Principal") {
+    let names = |p: Option<&Value>| -> Vec<String> {
+        match p {
             Some(Value::String(p)) => vec![p.clone()],
             Some(p @ Value::Object(_)) => strings(p.get("AWS")),
             _ => Vec::new(),
+        }
+    };
+    let is_account =
+        |p: &String| p == "*" || p == account || *p == format!("arn:aws:iam::{account}:root");
+    let applies = |s: &Value| -> bool {
+        let principal = match s.get("NotPrincipal") {
+            Some(not) => !names(Some(not)).iter().any(is_account),
+            None => names(s.get("Principal")).iter().any(is_account),
         };
-        let principal = principals
-            .iter()
-            .any(|p| p == "*" || p == account || *p == format!("arn:aws:iam::{account}:root"));
         let actions = strings(s.get("Action"));
         let action = actions
             .iter()
@@ -322,8 +361,19 @@ pub fn policy_allows(policy: &str, account: &str, arn: &str) -> bool {
         principal && action && resource
     };
     let effect = |s: &Value, want: &str| s.get("Effect").and_then(Value::as_str) == Some(want);
-    let denied = statements.iter().any(|s| effect(s, "Deny") && applies(s));
-    let allowed = statements.iter().any(|s| effect(s, "Allow") && applies(s));
+    // Conditions (aws:PrincipalOrgID, ...) and NotAction / NotResource are not evaluated here,
+    // so they fail closed: such an Allow grants nothing, such a Deny denies.
+    let unevaluated = |s: &Value| {
+        ["Condition", "NotAction", "NotResource"]
+            .iter()
+            .any(|k| s.get(*k).is_some())
+    };
+    let denied = statements
+        .iter()
+        .any(|s| effect(s, "Deny") && (applies(s) || unevaluated(s)));
+    let allowed = statements
+        .iter()
+        .any(|s| effect(s, "Allow") && !unevaluated(s) && applies(s));
     allowed && !denied
 }
 
@@ -376,6 +426,17 @@ mod tests {
         assert!(policy_allows(everyone_but, "111111111111", ARN));
         assert!(!policy_allows(everyone_but, "333333333333", ARN));
         assert!(!policy_allows("not json", "111111111111", ARN));
+        let org = r#"{"Statement":[{"Effect":"Allow","Principal":"*","Action":"logs:PutSubscriptionFilter",
+            "Resource":"*","Condition":{"StringEquals":{"aws:PrincipalOrgID":["o-abc"]}}}]}"#;
+        assert!(
+            !policy_allows(org, "111111111111", ARN),
+            "an unevaluated condition grants nothing"
+        );
+        let not_principal = r#"{"Statement":[
+            {"Effect":"Allow","Principal":"*","Action":"logs:PutSubscriptionFilter","Resource":"*"},
+            {"Effect":"Deny","NotPrincipal":{"AWS":"111111111111"},"Action":"*","Resource":"*"}]}"#;
+        assert!(policy_allows(not_principal, "111111111111", ARN));
+        assert!(!policy_allows(not_principal, "333333333333", ARN));
     }
 
     #[test]

@@ -41,6 +41,8 @@ pub struct Progress {
     pub delivery_errors: u64,
     /// Ingestion time of the newest delivered event (epoch ms).
     pub last_ingestion_time: Option<i64>,
+    /// The last read found nothing after the cursor and nothing is held: no lag.
+    pub caught_up: bool,
 }
 
 type Key = (String, String);
@@ -271,6 +273,7 @@ impl Run {
                     continue;
                 }
             };
+            self.set_caught_up(rows.is_empty() && !self.sender.holds());
             let Some(last) = rows.last() else {
                 if self.sender.should_flush() {
                     if !self.commit(&mut held, &mut backoff).await {
@@ -391,6 +394,15 @@ impl Run {
             }
         }
         true
+    }
+
+    fn set_caught_up(&self, caught_up: bool) {
+        self.progress
+            .lock()
+            .unwrap()
+            .entry(self.key.clone())
+            .or_default()
+            .caught_up = caught_up;
     }
 
     fn count_error(&self) {

@@ -75,9 +75,9 @@ impl MetricFilters {
                     filters.insert(
                         (def.log_group_name.clone(), def.filter_name.clone()),
                         FilterState {
+                            series: initial_series(&def),
                             def,
                             compiled: Arc::new(c),
-                            series: BTreeMap::new(),
                             dropped: 0,
                         },
                     );
@@ -143,9 +143,9 @@ impl MetricFilters {
             previous = filters.insert(
                 key.clone(),
                 FilterState {
+                    series: initial_series(&def),
                     def,
                     compiled: Arc::new(compiled),
-                    series: BTreeMap::new(),
                     dropped: 0,
                 },
             );
@@ -184,7 +184,7 @@ impl MetricFilters {
                 return Err(ApiError::group_not_found());
             }
         }
-        let limit = r.limit.unwrap_or(50).clamp(1, 50) as usize;
+        let limit = validate::describe_limit(r.limit)?;
         let skip: usize = match &r.next_token {
             Some(t) => t
                 .parse()
@@ -413,6 +413,22 @@ impl MetricFilters {
             );
         }
     }
+}
+
+/// A filter's series when it starts: with a default value (and so no dimensions), its one
+/// series exists at 0 from the start, as CloudWatch reports the default for periods without a
+/// match; otherwise none until a value is extracted.
+fn initial_series(def: &MetricFilter) -> BTreeMap<SeriesKey, Series> {
+    let mut series = BTreeMap::new();
+    if def.metric_transformations[0].default_value.is_some() {
+        series.insert(
+            SeriesKey {
+                dimensions: Vec::new(),
+            },
+            Series::default(),
+        );
+    }
+    series
 }
 
 /// Dimension names as label names that are valid and unique in a sample: cleaned, never

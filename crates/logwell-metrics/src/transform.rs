@@ -58,7 +58,6 @@ enum Segment {
 pub(crate) struct Compiled {
     pattern: FilterPattern,
     value: Source,
-    default: Option<f64>,
     dimensions: Vec<(String, Source)>,
 }
 
@@ -129,13 +128,13 @@ impl Compiled {
         Ok(Compiled {
             pattern,
             value,
-            default: t.default_value,
             dimensions,
         })
     }
 
-    /// The value and dimensions a message contributes: the extracted value when it matches (and
-    /// the value is a number), the default value when it does not match, else nothing.
+    /// The value and dimensions a message contributes: the extracted value when it matches and
+    /// the value is a number, else nothing. (A default value is not added per event: CloudWatch
+    /// reports it for periods without a match; here the series exists from the start at 0.)
     pub fn evaluate(&self, message: &str) -> Option<(f64, Vec<(String, String)>)> {
         let needs_fields =
             !matches!(self.value, Source::Constant(_)) || !self.dimensions.is_empty();
@@ -145,12 +144,12 @@ impl Compiled {
                     Source::Constant(n) => Some((n, Vec::new())),
                     _ => unreachable!(),
                 },
-                false => self.default.map(|d| (d, Vec::new())),
+                false => None,
             };
         }
         let fields = match self.pattern.extract(message) {
             Some(f) => f,
-            None => return self.default.map(|d| (d, Vec::new())),
+            None => return None,
         };
         let json = if self.pattern.is_json() {
             serde_json::from_str::<Value>(message).ok()
@@ -299,7 +298,7 @@ mod tests {
         );
         let c = Compiled::new(&def("ERROR", "1", Some(0.0), &[])).unwrap();
         assert_eq!(c.evaluate("an ERROR here"), Some((1.0, vec![])));
-        assert_eq!(c.evaluate("all fine"), Some((0.0, vec![])));
+        assert_eq!(c.evaluate("all fine"), None);
     }
 
     #[test]

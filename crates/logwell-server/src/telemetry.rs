@@ -231,8 +231,11 @@ fn subscriptions(app: &SharedApp, e: &mut Exposition) {
         // Behind by the ingestion time between the newest event delivered (or the filter's
         // creation) and the newest event of the group.
         let delivered_up_to = p.last_ingestion_time.unwrap_or(f.creation_time);
-        let behind =
-            newest_ingestion(&group).map_or(0, |n| (n - delivered_up_to).max(0)) as f64 / 1000.0;
+        let behind = if p.caught_up {
+            0.0
+        } else {
+            newest_ingestion(&group).map_or(0, |n| (n - delivered_up_to).max(0)) as f64 / 1000.0
+        };
         events.push((group.clone(), name.clone(), p.events_delivered as f64));
         messages.push((group.clone(), name.clone(), p.messages_delivered as f64));
         errors.push((group.clone(), name.clone(), p.delivery_errors as f64));
