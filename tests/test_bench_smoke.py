@@ -79,5 +79,6 @@ def test_delivery_benchmark_reports_throughput_lag_and_backlog():
     assert re.search(r"\| backlog after a 1 s outage \| \d+ events drained", out.stdout), out.stdout
     assert re.search(r"\| delivered to Firehose \(local bucket[^|]*\| \d+ events in [\d.]+ s: \d+ events/s \|", out.stdout), out.stdout
     assert re.search(r"\| delivered to Kinesis \(NATS JetStream\)[^|]*\| \d+ events in", out.stdout), out.stdout
+    assert re.search(r"\| ingest with two metric filters \| \d+ events/s", out.stdout), out.stdout
     for kind in ["text", "Parquet"]:
         assert re.search(rf"\| export, {kind}[^|]*\| [1-9]\d* events, \d+ MB in [\d.]+ s: \d+ MB/s \|", out.stdout), out.stdout

@@ -372,6 +372,33 @@ async fn main() -> Result<()> {
             .await?;
     }
 
+    // Metric filters are evaluated beside ingest: its rate with two of them (a term count, and
+    // a JSON value with a dimension) on the flooded group.
+    for (name, pattern, value, dims) in [
+        ("count", "orders", "1", json!(null)),
+        ("n", "{ $.level = \"INFO\" }", "$.n", json!({"Client": "$.client"})),
+    ] {
+        let mut t = json!({"metricName": name, "metricNamespace": "Bench", "metricValue": value});
+        if !dims.is_null() {
+            t["dimensions"] = dims;
+        }
+        server
+            .call(
+                "PutMetricFilter",
+                json!({"logGroupName": GROUP, "filterName": name, "filterPattern": pattern,
+                       "metricTransformations": [t]})
+                .to_string(),
+            )
+            .await?;
+    }
+    let with_filters = flood(&server, GROUP, args.clients, args.batch, Instant::now() + run).await?
+        as f64
+        / args.seconds;
+    println!(
+        "| ingest with two metric filters | {with_filters:.0} events/s ({:+.1}% vs none) |",
+        (with_filters / base - 1.0) * 100.0
+    );
+
     // Export tasks over everything the group holds.
     for (label, format) in [
         ("text (gzip, CloudWatch's layout)", "text"),

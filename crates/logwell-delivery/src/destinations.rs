@@ -167,25 +167,17 @@ impl Destinations {
         &self,
         r: DescribeDestinationsRequest,
     ) -> Result<DescribeDestinationsResponse, ApiError> {
-        let limit = logwell_model::validate::describe_limit(r.limit)?;
-        let skip: usize = match &r.next_token {
-            Some(t) => t.parse().map_err(|_| ApiError::bad_token())?,
-            None => 0,
-        };
         let prefix = r.destination_name_prefix.unwrap_or_default();
         let defs = self.defs.lock().unwrap();
         let matching: Vec<&Destination> = defs
             .values()
             .filter(|d| d.destination_name.starts_with(&prefix))
             .collect();
-        let destinations: Vec<Destination> = matching
-            .iter()
-            .skip(skip)
-            .take(limit)
-            .map(|d| (*d).clone())
-            .collect();
-        let next_token = (skip + destinations.len() < matching.len())
-            .then(|| (skip + destinations.len()).to_string());
+        let (destinations, next_token) = logwell_model::validate::offset_page(
+            &matching,
+            r.next_token.as_deref(),
+            r.limit,
+        )?;
         Ok(DescribeDestinationsResponse {
             destinations,
             next_token,

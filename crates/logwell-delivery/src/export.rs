@@ -286,16 +286,6 @@ impl Exports {
                 ));
             }
         }
-        let limit = r.limit.unwrap_or(50).clamp(1, 50) as usize;
-        let skip: usize = r
-            .next_token
-            .as_deref()
-            .map(|t| {
-                t.parse()
-                    .map_err(|_| ApiError::invalid("The specified nextToken is invalid."))
-            })
-            .transpose()?
-            .unwrap_or(0);
         let tasks = self.tasks.lock().unwrap();
         let matching: Vec<&ExportTask> = tasks
             .iter()
@@ -304,16 +294,13 @@ impl Exports {
             .filter(|t| r.task_id.as_ref().is_none_or(|id| &t.task_id == id))
             .filter(|t| r.status_code.as_ref().is_none_or(|c| &t.status.code == c))
             .collect();
-        let page: Vec<ExportTask> = matching
-            .iter()
-            .skip(skip)
-            .take(limit)
-            .map(|t| (*t).clone())
-            .collect();
-        let next_token =
-            (skip + page.len() < matching.len()).then(|| (skip + page.len()).to_string());
+        let (export_tasks, next_token) = logwell_model::validate::offset_page(
+            &matching,
+            r.next_token.as_deref(),
+            r.limit,
+        )?;
         Ok(DescribeExportTasksResponse {
-            export_tasks: page,
+            export_tasks,
             next_token,
         })
     }

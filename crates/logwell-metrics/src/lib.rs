@@ -184,13 +184,6 @@ impl MetricFilters {
                 return Err(ApiError::group_not_found());
             }
         }
-        let limit = validate::describe_limit(r.limit)?;
-        let skip: usize = match &r.next_token {
-            Some(t) => t
-                .parse()
-                .map_err(|_| ApiError::invalid("The specified nextToken is invalid."))?,
-            None => 0,
-        };
         let filters = self.filters.read().unwrap();
         let matching: Vec<&MetricFilter> = filters
             .values()
@@ -213,16 +206,10 @@ impl MetricFilters {
                 _ => true,
             })
             .collect();
-        let page: Vec<MetricFilter> = matching
-            .iter()
-            .skip(skip)
-            .take(limit)
-            .map(|d| (*d).clone())
-            .collect();
-        let next_token =
-            (skip + page.len() < matching.len()).then(|| (skip + page.len()).to_string());
+        let (metric_filters, next_token) =
+            validate::offset_page(&matching, r.next_token.as_deref(), r.limit)?;
         Ok(DescribeMetricFiltersResponse {
-            metric_filters: page,
+            metric_filters,
             next_token,
         })
     }

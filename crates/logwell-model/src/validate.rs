@@ -141,6 +141,23 @@ pub fn describe_limit(l: Option<i64>) -> Result<usize, ApiError> {
     limit(l, 50, 50)
 }
 
+/// One page of a Describe* listing that pages by offset: at most `limit` (1-50, AWS's check)
+/// of `matching` from the offset `next_token` carries, and the token of the next page.
+pub fn offset_page<T: Clone>(
+    matching: &[&T],
+    next_token: Option<&str>,
+    limit: Option<i64>,
+) -> Result<(Vec<T>, Option<String>), ApiError> {
+    let limit = describe_limit(limit)?;
+    let skip: usize = match next_token {
+        Some(t) => t.parse().map_err(|_| ApiError::bad_token())?,
+        None => 0,
+    };
+    let page: Vec<T> = matching.iter().skip(skip).take(limit).map(|t| (*t).clone()).collect();
+    let next = skip + page.len();
+    Ok((page, (next < matching.len()).then(|| next.to_string())))
+}
+
 /// PutLogEvents' rules for a whole batch: 1-10,000 non-empty events, each at most 1 MB, the
 /// batch at most 1 MB counting 26 bytes per event, in time order.
 pub fn put_log_events_batch(events: &[InputLogEvent<'_>]) -> Result<(), ApiError> {
