@@ -376,7 +376,12 @@ async fn main() -> Result<()> {
     // a JSON value with a dimension) on the flooded group.
     for (name, pattern, value, dims) in [
         ("count", "orders", "1", json!(null)),
-        ("n", "{ $.level = \"INFO\" }", "$.n", json!({"Client": "$.client"})),
+        (
+            "n",
+            "{ $.level = \"INFO\" }",
+            "$.n",
+            json!({"Client": "$.client"}),
+        ),
     ] {
         let mut t = json!({"metricName": name, "metricNamespace": "Bench", "metricValue": value});
         if !dims.is_null() {
@@ -391,8 +396,14 @@ async fn main() -> Result<()> {
             )
             .await?;
     }
-    let with_filters = flood(&server, GROUP, args.clients, args.batch, Instant::now() + run).await?
-        as f64
+    let with_filters = flood(
+        &server,
+        GROUP,
+        args.clients,
+        args.batch,
+        Instant::now() + run,
+    )
+    .await? as f64
         / args.seconds;
     println!(
         "| ingest with two metric filters | {with_filters:.0} events/s ({:+.1}% vs none) |",

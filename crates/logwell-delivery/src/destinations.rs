@@ -173,11 +173,8 @@ impl Destinations {
             .values()
             .filter(|d| d.destination_name.starts_with(&prefix))
             .collect();
-        let (destinations, next_token) = logwell_model::validate::offset_page(
-            &matching,
-            r.next_token.as_deref(),
-            r.limit,
-        )?;
+        let (destinations, next_token) =
+            logwell_model::validate::offset_page(&matching, r.next_token.as_deref(), r.limit)?;
         Ok(DescribeDestinationsResponse {
             destinations,
             next_token,

@@ -295,11 +295,8 @@ impl Exports {
             .filter(|t| r.task_id.as_ref().is_none_or(|id| &t.task_id == id))
             .filter(|t| r.status_code.as_ref().is_none_or(|c| &t.status.code == c))
             .collect();
-        let (export_tasks, next_token) = logwell_model::validate::offset_page(
-            &matching,
-            r.next_token.as_deref(),
-            r.limit,
-        )?;
+        let (export_tasks, next_token) =
+            logwell_model::validate::offset_page(&matching, r.next_token.as_deref(), r.limit)?;
         Ok(DescribeExportTasksResponse {
             export_tasks,
             next_token,

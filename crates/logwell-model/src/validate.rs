@@ -153,7 +153,12 @@ pub fn offset_page<T: Clone>(
         Some(t) => t.parse().map_err(|_| ApiError::bad_token())?,
         None => 0,
     };
-    let page: Vec<T> = matching.iter().skip(skip).take(limit).map(|t| (*t).clone()).collect();
+    let page: Vec<T> = matching
+        .iter()
+        .skip(skip)
+        .take(limit)
+        .map(|t| (*t).clone())
+        .collect();
     let next = skip + page.len();
     Ok((page, (next < matching.len()).then(|| next.to_string())))
 }
