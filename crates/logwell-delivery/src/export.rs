@@ -564,13 +564,13 @@ impl TaskRun<'_> {
         let total = segments.len() + 1;
         let mut part = 0;
         for (i, seg) in segments.iter().enumerate() {
-            let source = Path::from(seg.path.as_str());
             let name = seg.path.rsplit('/').next().unwrap_or(&seg.path).to_string();
             let bytes = self
                 .exports
-                .engine_store_get(&source)
+                .engine
+                .segment_bytes(seg)
                 .await
-                .map_err(|e| Stop::Failed(format!("cannot read {}: {e}", seg.path)))?;
+                .map_err(|e| Stop::Failed(e.message))?;
             let whole = seg.min_ts >= lo
                 && seg.max_ts <= hi
                 && snap.tombstones.is_empty()
@@ -674,13 +674,6 @@ async fn clear(store: &Store, prefix: &str) -> Result<(), object_store::Error> {
         store.delete(&o.location).await?;
     }
     Ok(())
-}
-
-impl Exports {
-    async fn engine_store_get(&self, path: &Path) -> Result<Bytes, object_store::Error> {
-        use object_store::ObjectStoreExt;
-        self.engine.object_store().get(path).await?.bytes().await
-    }
 }
 
 /// One gzip file of export lines.

@@ -438,15 +438,7 @@ impl Engine {
         };
         let mut batches = Vec::new();
         for seg in &run {
-            let bytes = self
-                .inner
-                .store
-                .get(&ObjPath::from(seg.path.as_str()))
-                .await
-                .map_err(|e| unavailable("cannot read a segment", e))?;
-            let decoded =
-                segment::decode(bytes).map_err(|e| unavailable("cannot decode a segment", e))?;
-            for b in decoded {
+            for b in self.read_segment(seg).await? {
                 batches.push(drop_dead_rows(&b, &tombstones, cutoff));
             }
         }

@@ -818,6 +818,24 @@ impl Engine {
         self.inner.store.inner.clone()
     }
 
+    /// A segment's file as stored (to copy it whole).
+    pub async fn segment_bytes(&self, seg: &SegmentMeta) -> Result<bytes::Bytes, ApiError> {
+        self.inner
+            .store
+            .get(&ObjPath::from(seg.path.as_str()))
+            .await
+            .map_err(|e| unavailable("cannot read a segment", e))
+    }
+
+    /// A whole segment, read and decoded (off the async threads).
+    pub async fn read_segment(&self, seg: &SegmentMeta) -> Result<Vec<RecordBatch>, ApiError> {
+        let bytes = self.segment_bytes(seg).await?;
+        tokio::task::spawn_blocking(move || segment::decode(bytes))
+            .await
+            .map_err(|e| unavailable("segment decode", e))?
+            .map_err(|e| unavailable("cannot decode a segment", e))
+    }
+
     /// Reads events of one group in (timestamp, seq) order: the oldest `limit` that match, or the
     /// newest `limit` when `newest_first` (then returned newest first).
     pub async fn scan(&self, group: &str, scan: &Scan) -> Result<Vec<EventRow>, ApiError> {

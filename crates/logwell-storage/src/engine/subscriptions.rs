@@ -144,19 +144,7 @@ impl Engine {
             .collect();
         segments.sort_by_key(|s| s.max_seq);
         for seg in segments {
-            let bytes = self
-                .inner
-                .store
-                .get(&ObjPath::from(seg.path.as_str()))
-                .await
-                .map_err(|e| unavailable("cannot read a segment", e))?;
-            let batches = tokio::task::spawn_blocking(move || {
-                segment::decode_pruned(bytes, i64::MIN, i64::MAX, |_, _| true)
-            })
-            .await
-            .map_err(|e| unavailable("segment decode", e))?
-            .map_err(|e| unavailable("cannot decode a segment", e))?;
-            for b in &batches {
+            for b in &self.read_segment(&seg).await? {
                 take(b, &mut rows, false);
             }
         }
