@@ -76,6 +76,7 @@ def test_delivery_benchmark_reports_throughput_lag_and_backlog():
     assert re.search(r"sustained ingest, no subscription: \d+ events/s", out.stdout), out.stdout
     assert re.search(r"\| delivered to the Lambda-style HTTP receiver \| \d+ events in [\d.]+ s: \d+ events/s \|", out.stdout), out.stdout
     assert re.search(r"\| lag, acknowledgement to receipt, during ingest \| p50 [\d.]+ ms", out.stdout), out.stdout
+    assert re.search(r"\| lag, acknowledgement to receipt, at a steady \d+ events/s \| p50 [\d.]+ ms.*\([1-9]\d* probes\)", out.stdout), out.stdout
     assert re.search(r"\| backlog after a 1 s outage \| \d+ events drained", out.stdout), out.stdout
     assert re.search(r"\| delivered to Firehose \(local bucket[^|]*\| \d+ events in [\d.]+ s: \d+ events/s \|", out.stdout), out.stdout
     assert re.search(r"\| delivered to Kinesis \(NATS JetStream\)[^|]*\| \d+ events in", out.stdout), out.stdout

@@ -6,6 +6,7 @@ is refused, and a recipient that is down, or a sender killed with SIGKILL, only 
 """
 import json
 import time
+import urllib.request
 
 import pytest
 from botocore.exceptions import ClientError
@@ -39,6 +40,14 @@ def central_events(logs, stream):
         if e.response["Error"]["Code"] == "ResourceNotFoundException":
             return []
         raise
+
+
+def sender_metric(server, family):
+    text = urllib.request.urlopen(f"{server.endpoint}/metrics", timeout=10).read().decode()
+    for line in text.splitlines():
+        if line.startswith(family + "{") and 'log_group="/app"' in line:
+            return float(line.rsplit(" ", 1)[1])
+    return None
 
 
 def test_destination_policy_decides_which_accounts_deliver_into_a_central_log_group(tmp_path):
@@ -133,6 +142,18 @@ def test_destination_policy_decides_which_accounts_deliver_into_a_central_log_gr
             time.sleep(0.1)
         central.delete_destination(destinationName="central")
         assert central.describe_destinations()["destinations"] == []
+        # As in CloudWatch, deleting a destination disables the filters publishing to it: the
+        # sender stops (rather than retrying forever) and says so on /metrics.
+        put(app, "/app", "web", ["after the destination was deleted"])
+        deadline = time.time() + 30
+        while sender_metric(sender, "logwell_subscription_disabled") != 1:
+            assert time.time() < deadline, sender.log()[-2000:]
+            time.sleep(0.1)
+        errors = sender_metric(sender, "logwell_subscription_delivery_errors_total")
+        time.sleep(1)
+        assert sender_metric(sender, "logwell_subscription_delivery_errors_total") == errors, "no more retries"
+        assert "after the destination was deleted" not in central_events(central, stream)
+        assert "subscription filter disabled" in sender.log()
     finally:
         for s in (sender, stranger, recipient):
             s.kill9()

@@ -138,6 +138,21 @@ def test_subscription_filters_deliver_matching_events_as_a_lambda_receives_them(
         labels = (("filter", "errors"), ("log_group", g))
         assert m[("logwell_subscription_delivered_events_total", labels)] == 3
         assert m[("logwell_subscription_lag_seconds", labels)] == 0
+        assert m[("logwell_subscription_lag_events", labels)] == 0
+        # While the destination fails, the lag in events is what is put after the cursor, matching
+        # or not; it returns to 0 once the destination takes them.
+        receiver.failing = True
+        put(logs, g, "a", ["ERROR while down", "INFO while down"])
+        time.sleep(0.5)
+        m = scrape(server)
+        assert m[("logwell_subscription_lag_events", labels)] == 2
+        assert m[("logwell_subscription_delivery_errors_total", labels)] > 0
+        receiver.failing = False
+        receiver.wait_events(4)
+        deadline = time.time() + 10
+        while scrape(server)[("logwell_subscription_lag_events", labels)] != 0:
+            assert time.time() < deadline
+            time.sleep(0.05)
 
         # Bad input, as CloudWatch answers it.
         with pytest.raises(ClientError) as e:

@@ -51,6 +51,8 @@ struct Stored {
 /// Runs export tasks and answers for them.
 pub struct Exports {
     engine: Engine,
+    /// Where tasks run: background threads, below the request path's priority.
+    runtime: tokio::runtime::Handle,
     buckets: Arc<Buckets>,
     /// Bytes of text per gzip file before the next file starts.
     file_bytes: usize,
@@ -88,6 +90,7 @@ impl Exports {
         engine: Engine,
         buckets: Arc<Buckets>,
         file_bytes: usize,
+        runtime: tokio::runtime::Handle,
     ) -> Result<Arc<Exports>, ApiError> {
         let tasks: Vec<Stored> = match engine.get_document(DOCUMENT).await? {
             Some(b) => serde_json::from_slice(&b).map_err(|e| {
@@ -97,6 +100,7 @@ impl Exports {
         };
         let exports = Arc::new(Exports {
             engine,
+            runtime,
             buckets,
             file_bytes: file_bytes.max(1),
             tasks: Mutex::new(tasks),
@@ -123,7 +127,7 @@ impl Exports {
             resume
         };
         for id in resume {
-            tokio::spawn(exports.clone().run(id));
+            exports.runtime.spawn(exports.clone().run(id));
         }
         Ok(exports)
     }
@@ -261,7 +265,7 @@ impl Exports {
                 .retain(|t| t.task.task_id != task_id);
             return Err(e);
         }
-        tokio::spawn(self.clone().run(task_id.clone()));
+        self.runtime.spawn(self.clone().run(task_id.clone()));
         Ok(CreateExportTaskResponse { task_id })
     }
 

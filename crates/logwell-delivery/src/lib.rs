@@ -43,6 +43,10 @@ pub struct Progress {
     pub last_ingestion_time: Option<i64>,
     /// The last read found nothing after the cursor and nothing is held: no lag.
     pub caught_up: bool,
+    /// The filter's destination was deleted (DeleteDestination): delivery stopped, as CloudWatch
+    /// disables the filters that publish to a deleted destination. Putting the filter again
+    /// starts it afresh.
+    pub disabled: bool,
 }
 
 type Key = (String, String);
@@ -56,6 +60,8 @@ struct Worker {
 /// Runs a worker for every subscription filter in the store.
 pub struct Delivery {
     engine: Engine,
+    /// Where workers run: background threads, below the request path's priority.
+    runtime: tokio::runtime::Handle,
     owner: String,
     config: DeliveryConfig,
     clients: Arc<Clients>,
@@ -66,16 +72,19 @@ pub struct Delivery {
 }
 
 impl Delivery {
-    /// Starts delivering for the filters the store holds, and for those created later.
+    /// Starts delivering, on `runtime`, for the filters the store holds, and for those created
+    /// later.
     pub fn start(
         engine: Engine,
         owner: String,
         config: DeliveryConfig,
         storage: logwell_storage::StorageConfig,
+        runtime: tokio::runtime::Handle,
     ) -> Arc<Delivery> {
         let buckets = Arc::new(Buckets::new(config.buckets.clone(), storage));
         let delivery = Arc::new(Delivery {
             engine,
+            runtime: runtime.clone(),
             clients: Arc::new(Clients::new(&config, buckets, owner.clone())),
             owner,
             config,
@@ -85,7 +94,7 @@ impl Delivery {
             stop: watch::channel(false).0,
         });
         let supervisor = delivery.clone();
-        tokio::spawn(async move {
+        runtime.spawn(async move {
             let mut stop = supervisor.stop.subscribe();
             loop {
                 supervisor.reconcile();
@@ -167,25 +176,36 @@ impl Delivery {
         self.progress.lock().unwrap().clone()
     }
 
+    /// The runtime background work runs on (export tasks share it).
+    pub fn runtime(&self) -> tokio::runtime::Handle {
+        self.runtime.clone()
+    }
+
     /// Starts workers for new or changed filters and stops those of deleted ones.
     fn reconcile(&self) {
         let filters = self.engine.all_subscription_filters();
         let mut workers = self.workers.lock().unwrap();
         let wanted: HashMap<Key, SubscriptionFilter> =
             filters.into_iter().map(|(g, n, f)| ((g, n), f)).collect();
+        let mut progress = self.progress.lock().unwrap();
         workers.retain(|key, w| {
-            let keep = wanted
+            let same = wanted
                 .get(key)
-                .is_some_and(|f| same_definition(f, &w.filter) && !w.task.is_finished());
+                .is_some_and(|f| same_definition(f, &w.filter));
+            // A worker that stopped because its destination is gone stays stopped until the
+            // filter is put again.
+            let disabled = progress.get(key).is_some_and(|p| p.disabled);
+            let keep = same && (!w.task.is_finished() || disabled);
             if !keep {
                 w.task.abort();
+                if !same {
+                    progress.remove(key);
+                }
             }
             keep
         });
-        self.progress
-            .lock()
-            .unwrap()
-            .retain(|key, _| wanted.contains_key(key));
+        progress.retain(|key, _| wanted.contains_key(key));
+        drop(progress);
         for (key, filter) in wanted {
             if workers.contains_key(&key) {
                 continue;
@@ -215,7 +235,7 @@ impl Delivery {
                 progress: self.progress.clone(),
                 stop: self.stop.subscribe(),
             };
-            let task = tokio::spawn(run.run());
+            let task = self.runtime.spawn(run.run());
             workers.insert(key, Worker { filter, task });
         }
     }
@@ -256,13 +276,14 @@ impl Run {
         // holds events not yet written.
         let mut read = self.cursor;
         let mut held = Held::default();
+        let mut cache = logwell_storage::SegmentCache::default();
         loop {
             if *self.stop.borrow() {
                 return;
             }
             let rows = match self
                 .engine
-                .events_after(&group, read, self.config.batch_events)
+                .events_after_cached(&group, read, self.config.batch_events, &mut cache)
                 .await
             {
                 Ok(rows) => rows,
@@ -295,14 +316,14 @@ impl Run {
             };
             let (last_seq, last_ingestion) = (last.seq, last.ingestion_time);
             let matching: Vec<_> = rows
-                .iter()
+                .into_iter()
                 .filter(|r| self.pattern.matches(&r.message))
                 .collect();
             let messages = data_messages(
                 &self.owner,
                 &group,
                 &name,
-                &matching,
+                matching,
                 self.config.message_bytes,
             );
             for m in &messages {
@@ -314,6 +335,17 @@ impl Run {
                             held.messages += 1;
                             held.events += m.log_events.len() as u64;
                             break;
+                        }
+                        Err(e) if self.sender.destination_gone() => {
+                            tracing::warn!(group, filter = name, error = %e, "the destination was deleted: subscription filter disabled");
+                            self.count_error();
+                            self.progress
+                                .lock()
+                                .unwrap()
+                                .entry(self.key.clone())
+                                .or_default()
+                                .disabled = true;
+                            return;
                         }
                         Err(e) => {
                             tracing::warn!(group, filter = name, error = %e, "delivery failed; retrying");

@@ -27,12 +27,12 @@ pub fn data_messages(
     owner: &str,
     group: &str,
     filter: &str,
-    events: &[&EventRow],
+    events: Vec<EventRow>,
     max_bytes: usize,
 ) -> Vec<SubscriptionMessage> {
     let mut out: Vec<SubscriptionMessage> = Vec::new();
     // The message being filled for each stream, as an index into `out`, and its size.
-    let mut open: std::collections::HashMap<&str, (usize, usize)> = Default::default();
+    let mut open: std::collections::HashMap<String, (usize, usize)> = Default::default();
     for e in events {
         let size = e.message.len() + 80;
         let slot = match open.get(e.stream.as_str()) {
@@ -50,14 +50,14 @@ pub fn data_messages(
                     subscription_filters: vec![filter.into()],
                     log_events: Vec::new(),
                 });
-                open.insert(&e.stream, (out.len() - 1, 0));
+                open.insert(e.stream.clone(), (out.len() - 1, 0));
                 out.len() - 1
             }
         };
         out[i].log_events.push(SubscriptionLogEvent {
             id: format!("{:056}", e.seq),
             timestamp: e.timestamp,
-            message: e.message.clone(),
+            message: e.message,
         });
         open.get_mut(e.stream.as_str()).expect("just opened").1 += size;
     }
@@ -86,8 +86,7 @@ mod tests {
             row("a", 3, "a2"),
             row("a", 4, &"x".repeat(100)),
         ];
-        let refs: Vec<&EventRow> = rows.iter().collect();
-        let m = data_messages("123", "/g", "f", &refs, 200);
+        let m = data_messages("123", "/g", "f", rows.to_vec(), 200);
         let shape: Vec<(&str, Vec<&str>)> = m
             .iter()
             .map(|m| {

@@ -240,6 +240,8 @@ pub(crate) struct Sender {
     distribution_random: bool,
     clients: Arc<Clients>,
     buffer: Option<FirehoseBuffer>,
+    /// The destination said it no longer exists (DeleteDestination): retrying cannot help.
+    gone: bool,
 }
 
 impl Sender {
@@ -253,7 +255,13 @@ impl Sender {
             distribution_random: distribution == "Random",
             clients,
             buffer,
+            gone: false,
         }
+    }
+
+    /// Whether the last failure was the destination answering that it no longer exists.
+    pub fn destination_gone(&self) -> bool {
+        self.gone
     }
 
     /// Delivers (or, for Firehose, buffers) one message; Err (retried by the caller) unless the
@@ -304,7 +312,7 @@ impl Sender {
                     headers.insert("Nats-Msg-Id", id.as_str());
                 }
                 let ack = js
-                    .publish_with_headers(subject.clone(), headers, Bytes::from(gzip(m, 6)))
+                    .publish_with_headers(subject.clone(), headers, Bytes::from(gzip(m, 1)))
                     .await
                     .map_err(|e| format!("{server}/{subject}: {e}"))?;
                 ack.await.map_err(|e| format!("{server}/{subject}: {e}"))?;
@@ -313,7 +321,10 @@ impl Sender {
             Target::Destination { url, name } => {
                 deliver_to_destination(&self.clients, url, name, m)
                     .await
-                    .map_err(|e| format!("{url} destination {name}: {e}"))
+                    .map_err(|e| {
+                        self.gone = e.kind == logwell_model::ErrorKind::ResourceNotFound;
+                        format!("{url} destination {name}: {e}")
+                    })
             }
             Target::Firehose { .. } => {
                 let buffer = self

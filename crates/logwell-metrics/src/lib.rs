@@ -28,8 +28,10 @@ pub const MAX_FILTERS_PER_GROUP: usize = 100;
 pub const MAX_SERIES_PER_FILTER: usize = 1000;
 /// The longest dimension value kept (CloudWatch's limit).
 const MAX_DIMENSION_VALUE: usize = 1024;
+/// How long a woken worker waits for more events before reading.
+const COALESCE: Duration = Duration::from_millis(100);
 /// Events read per round.
-const BATCH: usize = 10_000;
+const BATCH: usize = 50_000;
 
 type Key = (String, String);
 
@@ -55,13 +57,19 @@ struct FilterState {
 /// Metric filter definitions, their values, and the workers that compute them.
 pub struct MetricFilters {
     engine: Engine,
+    /// Where workers run: background threads, below the request path's priority (values lag a
+    /// flood a little instead of slowing it).
+    runtime: tokio::runtime::Handle,
     filters: RwLock<BTreeMap<Key, FilterState>>,
     workers: Mutex<HashMap<String, tokio::task::JoinHandle<()>>>,
     saving: tokio::sync::Mutex<()>,
 }
 
 impl MetricFilters {
-    pub async fn start(engine: Engine) -> Result<Arc<MetricFilters>, ApiError> {
+    pub async fn start(
+        engine: Engine,
+        runtime: tokio::runtime::Handle,
+    ) -> Result<Arc<MetricFilters>, ApiError> {
         let defs: Vec<MetricFilter> = match engine.get_document(DOCUMENT).await? {
             Some(b) => serde_json::from_slice(&b).map_err(|e| {
                 ApiError::unavailable(format!("settings document {DOCUMENT} is unreadable: {e}"))
@@ -89,6 +97,7 @@ impl MetricFilters {
         }
         let m = Arc::new(MetricFilters {
             engine,
+            runtime,
             filters: RwLock::new(filters),
             workers: Mutex::new(HashMap::new()),
             saving: Default::default(),
@@ -271,7 +280,7 @@ impl MetricFilters {
                 // From now: what was applied before the filter existed is not counted, what is
                 // applied after it returned is.
                 let from = self.engine.applied_seq();
-                let task = tokio::spawn(self.clone().work(g.clone(), from));
+                let task = self.runtime.spawn(self.clone().work(g.clone(), from));
                 workers.insert(g, task);
             }
         }
@@ -284,8 +293,13 @@ impl MetricFilters {
             move |g, _| g == group
         }));
         let mut cursor = from;
+        let mut cache = logwell_storage::SegmentCache::default();
         loop {
-            let rows = match self.engine.events_after(&group, cursor, BATCH).await {
+            let rows = match self
+                .engine
+                .events_after_cached(&group, cursor, BATCH, &mut cache)
+                .await
+            {
                 Ok(rows) => rows,
                 Err(e) if e.kind == ErrorKind::ResourceNotFound => {
                     // The group is gone, and its filters with it.
@@ -304,7 +318,11 @@ impl MetricFilters {
             };
             let Some(last) = rows.last() else {
                 tokio::select! {
-                    _ = wake.notified() => {}
+                    _ = wake.notified() => {
+                        // Values are scraped every few seconds: gathering a moment's events
+                        // into one read keeps this worker from waking for every put.
+                        tokio::time::sleep(COALESCE).await;
+                    }
                     _ = tokio::time::sleep(Duration::from_secs(1)) => {}
                 }
                 continue;

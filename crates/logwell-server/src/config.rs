@@ -39,6 +39,10 @@ pub struct Limits {
     pub max_kept_result_bytes: usize,
     /// Live Tail sessions open at once (CloudWatch's default quota: 15).
     pub max_live_tail_sessions: usize,
+    /// CPU priority (nice, 0-19) of the threads that deliver subscriptions, run export tasks and
+    /// compute metric filters. Above 0, a flood of ingest keeps its pace and they catch up after
+    /// it (their positions are durable); 0 runs them level with requests.
+    pub background_nice: i32,
 }
 
 impl Default for Limits {
@@ -51,6 +55,7 @@ impl Default for Limits {
             max_kept_queries: 1000,
             max_kept_result_bytes: 256 << 20,
             max_live_tail_sessions: 15,
+            background_nice: 10,
         }
     }
 }

@@ -1,6 +1,7 @@
 //! The CloudWatch Logs JSON API (awsJson1_1, `X-Amz-Target: Logs_20140328.<Op>`) over HTTP,
 //! backed by logwell-storage.
 
+mod background;
 pub mod config;
 mod live_tail;
 pub mod lookup_tables;
@@ -120,16 +121,19 @@ impl App {
                 ..Default::default()
             },
         );
+        let background = background::runtime(config.limits.background_nice);
         let delivery = logwell_delivery::Delivery::start(
             engine.clone(),
             config.account_id.clone(),
             config.delivery.clone(),
             config.storage.clone(),
+            background.clone(),
         );
         let exports = logwell_delivery::Exports::start(
             engine.clone(),
             delivery.buckets(),
             config.delivery.export_file_bytes,
+            background.clone(),
         )
         .await
         .map_err(|e| logwell_storage::OpenError::Catalog(format!("export tasks: {e}")))?;
@@ -137,7 +141,7 @@ impl App {
             .destinations(config.region.clone())
             .await
             .map_err(|e| logwell_storage::OpenError::Catalog(format!("destinations: {e}")))?;
-        let metric_filters = logwell_metrics::MetricFilters::start(engine.clone())
+        let metric_filters = logwell_metrics::MetricFilters::start(engine.clone(), background)
             .await
             .map_err(|e| logwell_storage::OpenError::Catalog(format!("metric filters: {e}")))?;
         Ok(Arc::new(App {

@@ -174,6 +174,12 @@ fn render(app: &SharedApp) -> String {
             s.wal_written_bytes as f64,
         ),
         (
+            "logwell_subscription_expired_events_total",
+            Kind::Counter,
+            "Events retention removed before a subscription filter lagging beyond storage.subscription_hold delivered them.",
+            s.undelivered_expired as f64,
+        ),
+        (
             "logwell_live_tail_sessions",
             Kind::Gauge,
             "Live Tail sessions open.",
@@ -223,6 +229,8 @@ fn subscriptions(app: &SharedApp, e: &mut Exposition) {
     let mut messages: Vec<Row> = Vec::new();
     let mut errors: Vec<Row> = Vec::new();
     let mut lag: Vec<Row> = Vec::new();
+    let mut lag_events: Vec<Row> = Vec::new();
+    let mut disabled: Vec<Row> = Vec::new();
     for (group, name, f) in filters {
         let p = progress
             .get(&(group.clone(), name.clone()))
@@ -239,6 +247,13 @@ fn subscriptions(app: &SharedApp, e: &mut Exposition) {
         events.push((group.clone(), name.clone(), p.events_delivered as f64));
         messages.push((group.clone(), name.clone(), p.messages_delivered as f64));
         errors.push((group.clone(), name.clone(), p.delivery_errors as f64));
+        // Events after the durable cursor, matching or not: what a restart would read again.
+        let pending = app
+            .engine
+            .events_pending(&group, f.delivered_seq)
+            .unwrap_or(0);
+        lag_events.push((group.clone(), name.clone(), pending as f64));
+        disabled.push((group.clone(), name.clone(), f64::from(u8::from(p.disabled))));
         lag.push((group, name, behind));
     }
     for (family, kind, help, rows) in [
@@ -246,6 +261,8 @@ fn subscriptions(app: &SharedApp, e: &mut Exposition) {
         ("logwell_subscription_delivered_messages_total", Kind::Counter, "Messages (DATA_MESSAGEs) delivered by each subscription filter since start.", messages),
         ("logwell_subscription_delivery_errors_total", Kind::Counter, "Failed delivery attempts (each retried) by each subscription filter since start.", errors),
         ("logwell_subscription_lag_seconds", Kind::Gauge, "Ingestion time between the newest event a subscription filter delivered and the newest event of its group.", lag),
+        ("logwell_subscription_lag_events", Kind::Gauge, "Events of the group after a subscription filter's recorded position (matching or not; estimated within a partly delivered segment).", lag_events),
+        ("logwell_subscription_disabled", Kind::Gauge, "1 when a subscription filter's destination was deleted and its delivery stopped (put the filter again to restart it).", disabled),
     ] {
         e.family(family, kind, help);
         for (group, filter, v) in rows {

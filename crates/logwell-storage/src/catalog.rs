@@ -60,6 +60,49 @@ impl GroupMeta {
     pub fn retention_cutoff(&self, now_ms: i64) -> Option<i64> {
         self.retention_days.map(|d| now_ms - d as i64 * 86_400_000)
     }
+
+    /// The lowest position every subscription filter has delivered up to: events above it are
+    /// kept past retention (up to the hold, see `Expiry`) until they are delivered.
+    pub fn delivery_floor(&self) -> Option<i64> {
+        self.subscriptions.values().map(|f| f.delivered_seq).min()
+    }
+
+    /// What retention removes now, with events a subscription has not delivered held for up to
+    /// `hold_ms` past retention.
+    pub fn expiry(&self, now_ms: i64, hold_ms: i64) -> Option<Expiry> {
+        let cutoff = self.retention_cutoff(now_ms)?;
+        Some(Expiry {
+            cutoff,
+            floor: self.delivery_floor(),
+            hard_cutoff: cutoff.saturating_sub(hold_ms),
+        })
+    }
+}
+
+/// Retention of one group at one moment.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Expiry {
+    /// Events older than this are past retention...
+    pub cutoff: i64,
+    /// ... and removed, unless a subscription has not delivered them (seq above the floor)...
+    pub floor: Option<i64>,
+    /// ... and they are not older than this either: a subscription lagging that far loses them.
+    pub hard_cutoff: i64,
+}
+
+impl Expiry {
+    /// Whether an event (timestamp, seq) is removed.
+    pub fn expired(&self, ts: i64, seq: i64) -> bool {
+        ts < self.cutoff && (ts < self.hard_cutoff || self.floor.is_none_or(|f| seq <= f))
+    }
+
+    /// Whether a whole segment is removed, and whether it held events no subscription had
+    /// delivered yet (lost to the hold's limit).
+    pub fn segment(&self, s: &SegmentMeta) -> (bool, bool) {
+        let undelivered = self.floor.is_some_and(|f| s.max_seq > f);
+        let expired = s.max_ts < self.cutoff && (s.max_ts < self.hard_cutoff || !undelivered);
+        (expired, expired && undelivered)
+    }
 }
 
 /// Every group, by name.
@@ -263,6 +306,9 @@ pub struct SegmentMeta {
     pub raw_bytes: u64,
     pub min_ts: i64,
     pub max_ts: i64,
+    /// Lowest seq (absent in segments written before it was recorded: read them to know).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_seq: Option<i64>,
     pub max_seq: i64,
     /// Distinct streams, when there are few enough to be worth listing (for pruning).
     #[serde(default)]

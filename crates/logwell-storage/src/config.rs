@@ -88,6 +88,11 @@ pub struct StorageConfig {
     /// Also write field columns at flush: fresh data gets them at once, for about 0.7 µs of
     /// extra flush CPU per JSON event (off: ingest stays cheap, compaction adds them later).
     pub field_columns_at_flush: bool,
+    /// Events past retention that a subscription filter has not delivered yet are kept up to
+    /// this much longer; a subscription lagging further loses them (a warning is logged and
+    /// `/metrics` counts them).
+    #[serde(with = "secs")]
+    pub subscription_hold: Duration,
     /// Segment files no manifest lists are deleted at start-up only once they are this old: a
     /// younger one may belong to a flush of another node that has not published yet.
     #[serde(with = "secs")]
@@ -110,6 +115,7 @@ impl Default for StorageConfig {
             row_group_rows: 256 * 1024,
             field_columns: 32,
             field_columns_at_flush: false,
+            subscription_hold: Duration::from_secs(7 * 86_400),
             orphan_grace: Duration::from_secs(600),
         }
     }

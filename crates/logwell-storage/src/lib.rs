@@ -16,5 +16,5 @@ pub mod wal;
 pub use config::{ObjectStoreConfig, S3Config, StorageConfig};
 pub use engine::{
     Engine, EventKey, EventRow, GroupSnapshot, GroupSummary, NewGroup, OpenError, OpenOptions,
-    PutOutcome, Scan, StorageStats, StreamFilter,
+    PutOutcome, Scan, SegmentCache, StorageStats, StreamFilter,
 };

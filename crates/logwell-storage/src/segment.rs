@@ -32,6 +32,7 @@ pub struct SegmentStats {
     pub rows: u64,
     pub min_ts: i64,
     pub max_ts: i64,
+    pub min_seq: i64,
     pub max_seq: i64,
     /// Sum of message bytes: the raw log volume the segment stands for.
     pub raw_bytes: u64,
@@ -97,6 +98,7 @@ pub fn stats(batches: &[RecordBatch]) -> SegmentStats {
     let mut s = SegmentStats {
         min_ts: i64::MAX,
         max_ts: i64::MIN,
+        min_seq: i64::MAX,
         max_seq: i64::MIN,
         ..Default::default()
     };
@@ -120,13 +122,14 @@ pub fn stats(batches: &[RecordBatch]) -> SegmentStats {
         s.rows += batch.num_rows() as u64;
         s.min_ts = s.min_ts.min(arrow::compute::min(ts).unwrap_or(i64::MAX));
         s.max_ts = s.max_ts.max(arrow::compute::max(ts).unwrap_or(i64::MIN));
+        s.min_seq = s.min_seq.min(arrow::compute::min(seq).unwrap_or(i64::MAX));
         s.max_seq = s.max_seq.max(arrow::compute::max(seq).unwrap_or(i64::MIN));
         s.raw_bytes += (msg.value_offsets()[msg.len()] - msg.value_offsets()[0]) as u64;
     }
     s.streams.sort();
     s.streams.dedup();
     if s.rows == 0 {
-        (s.min_ts, s.max_ts, s.max_seq) = (0, 0, 0);
+        (s.min_ts, s.max_ts, s.min_seq, s.max_seq) = (0, 0, 0, 0);
     }
     s
 }

@@ -170,6 +170,7 @@ impl Engine {
             raw_bytes: stats.raw_bytes,
             min_ts: stats.min_ts,
             max_ts: stats.max_ts,
+            min_seq: Some(stats.min_seq),
             max_seq: stats.max_seq,
             streams: (stats.streams.len() <= MAX_LISTED_STREAMS).then_some(stats.streams),
             level,
@@ -355,22 +356,57 @@ impl Engine {
         Ok(())
     }
 
-    /// Drops whole segments whose newest event is older than the group's retention.
+    /// Drops whole segments whose newest event is older than the group's retention, except
+    /// those holding events a subscription filter has not delivered, which wait up to
+    /// `subscription_hold` longer.
     pub(super) fn enforce_retention(&self) {
         let now = now_millis();
+        let hold = self.inner.config.subscription_hold.as_millis() as i64;
         let mut st = self.inner.state.write().unwrap();
-        let cutoffs: Vec<(u64, i64)> = st
+        let expiries: Vec<(u64, String, Expiry)> = st
             .meta
             .groups
-            .values()
-            .filter_map(|g| g.retention_cutoff(now).map(|c| (g.group_id, c)))
+            .iter()
+            .filter_map(|(name, g)| g.expiry(now, hold).map(|e| (g.group_id, name.clone(), e)))
             .collect();
-        for (gid, cutoff) in cutoffs {
+        for (gid, group, expiry) in expiries {
             let Some(segs) = st.segments.get_mut(&gid) else {
                 continue;
             };
-            let (expired, live): (Vec<_>, Vec<_>) = segs.drain(..).partition(|s| s.max_ts < cutoff);
+            let (mut expired, mut live) = (Vec::new(), Vec::new());
+            let (mut lost, mut held) = (0u64, 0usize);
+            for s in segs.drain(..) {
+                let (gone, undelivered) = expiry.segment(&s);
+                if gone {
+                    if undelivered {
+                        lost += s.rows;
+                    }
+                    expired.push(s);
+                } else {
+                    if s.max_ts < expiry.cutoff {
+                        held += 1;
+                    }
+                    live.push(s);
+                }
+            }
             *segs = live;
+            if held > 0 {
+                tracing::warn!(
+                    group,
+                    segments = held,
+                    "a subscription filter lags behind retention: segments past retention are kept until it delivers them (up to storage.subscription_hold)"
+                );
+            }
+            if lost > 0 {
+                tracing::warn!(
+                    group,
+                    events = lost,
+                    "a subscription filter lags beyond storage.subscription_hold: events it had not delivered were removed by retention"
+                );
+                self.inner
+                    .undelivered_expired
+                    .fetch_add(lost, Ordering::Relaxed);
+            }
             if !expired.is_empty() {
                 tracing::info!(
                     group_id = gid,
@@ -426,20 +462,23 @@ impl Engine {
                         g.group_id,
                         run,
                         g.deleted_streams.clone(),
-                        g.retention_cutoff(now_millis()),
+                        g.expiry(
+                            now_millis(),
+                            self.inner.config.subscription_hold.as_millis() as i64,
+                        ),
                     ));
                     break;
                 }
             }
             pick
         };
-        let Some((gid, run, tombstones, cutoff)) = pick else {
+        let Some((gid, run, tombstones, expiry)) = pick else {
             return Ok(false);
         };
         let mut batches = Vec::new();
         for seg in &run {
             for b in self.read_segment(seg).await? {
-                batches.push(drop_dead_rows(&b, &tombstones, cutoff));
+                batches.push(drop_dead_rows(&b, &tombstones, expiry));
             }
         }
         let level = run.iter().map(|s| s.level).max().unwrap_or(0) + 1;
@@ -496,6 +535,7 @@ impl Engine {
         s.wal_commit_seconds = wal.commit_nanos.load(Relaxed) as f64 / 1e9;
         s.wal_written_bytes = wal.bytes.load(Relaxed);
         s.flushes = self.inner.flushes.load(Relaxed);
+        s.undelivered_expired = self.inner.undelivered_expired.load(Relaxed);
         s.flush_seconds = self.inner.flush_nanos.load(Relaxed) as f64 / 1e9;
         s
     }
@@ -546,13 +586,13 @@ pub(super) fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (y, m, d)
 }
 
-/// Removes rows of deleted streams and rows past retention.
+/// Removes rows of deleted streams and rows retention removes.
 pub(super) fn drop_dead_rows(
     b: &RecordBatch,
     tombstones: &BTreeMap<String, i64>,
-    cutoff: Option<i64>,
+    expiry: Option<Expiry>,
 ) -> RecordBatch {
-    if tombstones.is_empty() && cutoff.is_none() {
+    if tombstones.is_empty() && expiry.is_none() {
         return b.clone();
     }
     let streams = b.column(0).as_dictionary::<Int32Type>();
@@ -562,10 +602,13 @@ pub(super) fn drop_dead_rows(
         .collect();
     let ts = b.column(1).as_primitive::<Int64Type>();
     let seq = b.column(3).as_primitive::<Int64Type>();
-    let cutoff = cutoff.unwrap_or(i64::MIN);
     let keep: BooleanArray = (0..b.num_rows())
         .map(|i| {
-            Some(seq.value(i) >= floors[streams.keys().value(i) as usize] && ts.value(i) >= cutoff)
+            let s = seq.value(i);
+            Some(
+                s >= floors[streams.keys().value(i) as usize]
+                    && !expiry.is_some_and(|e| e.expired(ts.value(i), s)),
+            )
         })
         .collect();
     arrow::compute::filter_record_batch(b, &keep).expect("filter matches batch length")

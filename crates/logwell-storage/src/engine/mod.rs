@@ -10,8 +10,8 @@
 //! exclusively, so WAL order and apply order agree for everything that does not commute.
 
 use crate::catalog::{
-    manifest_path, parse_manifest_version, GroupMeta, Manifest, Metadata, SegmentMeta, StreamMeta,
-    MANIFEST_DIR, MAX_LISTED_STREAMS,
+    manifest_path, parse_manifest_version, Expiry, GroupMeta, Manifest, Metadata, SegmentMeta,
+    StreamMeta, MANIFEST_DIR, MAX_LISTED_STREAMS,
 };
 use crate::config::StorageConfig;
 use crate::lock::{DataDirLock, Lease, LeaseError, LEASE_RENEW, LEASE_TTL};
@@ -41,6 +41,7 @@ mod subscriptions;
 pub use open::OpenOptions;
 use open::*;
 use scan::*;
+pub use subscriptions::SegmentCache;
 
 /// A group as listings show it.
 #[derive(Debug, Clone, PartialEq)]
@@ -156,6 +157,8 @@ pub struct StorageStats {
     /// Flushes that wrote segments since start, and their time.
     pub flushes: u64,
     pub flush_seconds: f64,
+    /// Events removed by retention before a lagging subscription filter delivered them.
+    pub undelivered_expired: u64,
 }
 
 struct State {
@@ -291,6 +294,7 @@ struct Inner {
     flush_lock: tokio::sync::Mutex<()>,
     /// Flushes done since start, and their total time, for metrics.
     flushes: AtomicU64,
+    undelivered_expired: AtomicU64,
     flush_nanos: AtomicU64,
     manifest_version: tokio::sync::Mutex<u64>,
     flush_notify: Notify,

@@ -246,6 +246,7 @@ impl Engine {
             state,
             tap,
             flushes: Default::default(),
+            undelivered_expired: Default::default(),
             flush_nanos: Default::default(),
             flush_lock: tokio::sync::Mutex::new(()),
             manifest_version: tokio::sync::Mutex::new(newest_version.max(manifest.version)),
