@@ -54,6 +54,10 @@ enum Command {
         /// dropped, and checkpoint so the damage is gone (start-up refuses without this).
         #[arg(long)]
         recover: bool,
+        /// Serve a non-loopback address without credentials: anyone who reaches the port can
+        /// read and delete every log group. Without this, start-up refuses.
+        #[arg(long)]
+        insecure_no_auth: bool,
     },
     /// List log groups.
     Groups {
@@ -400,6 +404,7 @@ async fn serve(
     region: Option<String>,
     account_id: Option<String>,
     recover: bool,
+    insecure_no_auth: bool,
 ) -> Result<()> {
     let mut cfg = match &config {
         Some(path) => {
@@ -436,6 +441,24 @@ async fn serve(
     let listener = tokio::net::TcpListener::bind(&cfg.listen)
         .await
         .with_context(|| format!("listening on {}", cfg.listen))?;
+    let local = listener.local_addr()?;
+    if app.auth.verifies() {
+        tracing::info!("requests must be signed (SigV4) with a configured credential");
+    } else if local.ip().is_loopback() {
+        tracing::warn!(
+            listen = %local,
+            "no credentials configured: requests are not authenticated (loopback only); configure [auth] to require SigV4 signatures"
+        );
+    } else if insecure_no_auth {
+        tracing::warn!(
+            listen = %local,
+            "--insecure-no-auth: requests are NOT authenticated on a non-loopback address; anyone who reaches it can read and delete every log group"
+        );
+    } else {
+        anyhow::bail!(
+            "refusing to serve {local} without credentials: configure [auth] credentials_file (or [[auth.credentials]]) so requests are verified, listen on a loopback address, or pass --insecure-no-auth"
+        );
+    }
     tracing::info!(
         listen = %listener.local_addr()?,
         data_dir = %cfg.storage.data_dir.display(),
@@ -586,7 +609,19 @@ async fn main() -> Result<()> {
             region,
             account_id,
             recover,
-        } => serve(data_dir, listen, config, region, account_id, recover).await,
+            insecure_no_auth,
+        } => {
+            serve(
+                data_dir,
+                listen,
+                config,
+                region,
+                account_id,
+                recover,
+                insecure_no_auth,
+            )
+            .await
+        }
         Command::Groups { client, prefix } => {
             let c = Client::new(&client);
             let mut body = json!({});

@@ -66,10 +66,12 @@ pub struct Client {
 
 impl Client {
     pub fn new(settings: Settings) -> Client {
-        Client {
-            settings,
-            http: reqwest::Client::new(),
-        }
+        Client::with_http(settings, reqwest::Client::new())
+    }
+
+    /// A client sending through `http` (its timeouts and connection pool).
+    pub fn with_http(settings: Settings, http: reqwest::Client) -> Client {
+        Client { settings, http }
     }
 
     /// A client configured from the environment and AWS profile files; `endpoint` (a flag)

@@ -20,7 +20,7 @@ pub use destinations::{policy_allows, Destinations};
 pub use export::{Exports, Format as ExportFormat};
 pub use firehose::FirehoseConfig;
 pub use message::{control_message, data_messages};
-pub use target::{encode, gzip, DeliveryConfig, Target};
+pub use target::{encode, gzip, AccountServer, DeliveryConfig, Target};
 
 use logwell_filter::FilterPattern;
 use logwell_model::ApiError;
@@ -121,11 +121,11 @@ impl Delivery {
     pub async fn check_destination(&self, arn: &str) -> Result<(), ApiError> {
         let target = self.target(arn)?;
         let kind = Kind::of(arn);
-        if let Target::Destination { url, name } = &target {
+        if let Target::Destination { server, name } = &target {
             // The recipient's answer as it gave it: AccessDeniedException when its policy does
             // not allow this account, ResourceNotFoundException for no such destination.
             let message = control_message(logwell_model::now_millis(), kind.health_check_text());
-            return target::deliver_to_destination(&self.clients, url, name, &message)
+            return target::deliver_to_destination(&self.clients, server, name, &message)
                 .await
                 .map_err(|e| match e.kind {
                     logwell_model::ErrorKind::ServiceUnavailable => kind.unreachable(),

@@ -31,7 +31,7 @@ pub struct DeliveryConfig {
     /// Account id -> the URL of the logwell server holding that account's destinations: a
     /// subscription to `arn:aws:logs:REGION:ACCOUNT:destination:NAME` delivers there, subject to
     /// the destination's access policy.
-    pub accounts: BTreeMap<String, String>,
+    pub accounts: BTreeMap<String, AccountServer>,
     /// Bucket name -> where it is. A bucket not listed here is, with an S3 store, the bucket of
     /// that name on the same S3 service; with the local store, the directory
     /// `<data_dir>/buckets/NAME`, which must exist.
@@ -103,9 +103,10 @@ impl DeliveryConfig {
                 let mut parts = arn.splitn(6, ':');
                 let account = parts.nth(4).unwrap_or("");
                 let name = arn.rsplit_once(":destination:").map(|(_, n)| n);
+                let region = arn.split(':').nth(3).unwrap_or_default();
                 match (self.accounts.get(account), name) {
-                    (Some(url), Some(name)) if !name.is_empty() => Some(Target::Destination {
-                        url: url.clone(),
+                    (Some(server), Some(name)) if !name.is_empty() => Some(Target::Destination {
+                        server: server.settings(region),
                         name: name.to_string(),
                     }),
                     _ => None,
@@ -114,6 +115,46 @@ impl DeliveryConfig {
             Kind::Other => None,
         };
         found.ok_or_else(|| kind.unreachable())
+    }
+}
+
+/// `[delivery.accounts]`: the logwell server holding an account's destinations, as its URL or,
+/// when that server verifies signatures, with the access key this server signs deliveries with
+/// (a key of the sending account, which the recipient's credentials list).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum AccountServer {
+    Url(String),
+    Signed {
+        url: String,
+        access_key_id: String,
+        secret_access_key: String,
+    },
+}
+
+impl AccountServer {
+    /// Client settings for a destination in `region`.
+    fn settings(&self, region: &str) -> logwell_client::Settings {
+        let (endpoint, credentials) = match self {
+            AccountServer::Url(url) => (url.clone(), None),
+            AccountServer::Signed {
+                url,
+                access_key_id,
+                secret_access_key,
+            } => (
+                url.clone(),
+                Some(logwell_client::Credentials {
+                    access_key_id: access_key_id.clone(),
+                    secret_access_key: secret_access_key.clone(),
+                    session_token: None,
+                }),
+            ),
+        };
+        logwell_client::Settings {
+            endpoint,
+            region: region.to_string(),
+            credentials,
+        }
     }
 }
 
@@ -181,7 +222,10 @@ pub enum Target {
         config: FirehoseConfig,
     },
     /// A destination of the logwell server at `url` (another account's).
-    Destination { url: String, name: String },
+    Destination {
+        server: logwell_client::Settings,
+        name: String,
+    },
 }
 
 /// Connections shared by every worker: one HTTP client, one NATS connection per server, one
@@ -318,12 +362,12 @@ impl Sender {
                 ack.await.map_err(|e| format!("{server}/{subject}: {e}"))?;
                 Ok(())
             }
-            Target::Destination { url, name } => {
-                deliver_to_destination(&self.clients, url, name, m)
+            Target::Destination { server, name } => {
+                deliver_to_destination(&self.clients, server, name, m)
                     .await
                     .map_err(|e| {
                         self.gone = e.kind == logwell_model::ErrorKind::ResourceNotFound;
-                        format!("{url} destination {name}: {e}")
+                        format!("{} destination {name}: {e}", server.endpoint)
                     })
             }
             Target::Firehose { .. } => {
@@ -392,7 +436,7 @@ pub fn encode(message: &SubscriptionMessage) -> String {
 /// (AccessDeniedException when the destination's policy does not allow this account).
 pub(crate) async fn deliver_to_destination(
     clients: &Clients,
-    url: &str,
+    server: &logwell_client::Settings,
     name: &str,
     m: &SubscriptionMessage,
 ) -> Result<(), ApiError> {
@@ -401,27 +445,26 @@ pub(crate) async fn deliver_to_destination(
         "sourceAccount": clients.account,
         "data": encode(m),
     });
-    let r = clients
-        .http
-        .post(url)
-        .header("content-type", "application/x-amz-json-1.1")
-        .header("x-amz-target", "Logs_20140328.LogwellDeliverToDestination")
-        .body(body.to_string())
-        .send()
+    let client = logwell_client::Client::with_http(server.clone(), clients.http.clone());
+    match client
+        .call::<_, serde_json::Value>("LogwellDeliverToDestination", &body)
         .await
-        .map_err(|e| ApiError::unavailable(e.to_string()))?;
-    if r.status().is_success() {
-        return Ok(());
+    {
+        Ok(_) => Ok(()),
+        Err(logwell_client::ClientError::Api {
+            type_name,
+            message,
+            status,
+        }) => {
+            let kind = logwell_model::ErrorKind::from_type_name(&type_name)
+                .unwrap_or(logwell_model::ErrorKind::ServiceUnavailable);
+            let message = if message.is_empty() {
+                format!("answered {status}")
+            } else {
+                message
+            };
+            Err(ApiError::new(kind, message))
+        }
+        Err(e) => Err(ApiError::unavailable(e.to_string())),
     }
-    let status = r.status();
-    let v: serde_json::Value = r.json().await.unwrap_or_default();
-    let kind = v["__type"]
-        .as_str()
-        .and_then(logwell_model::ErrorKind::from_type_name)
-        .unwrap_or(logwell_model::ErrorKind::ServiceUnavailable);
-    let message = v["message"]
-        .as_str()
-        .or(v["Message"].as_str())
-        .map_or_else(|| format!("answered {status}"), String::from);
-    Err(ApiError::new(kind, message))
 }

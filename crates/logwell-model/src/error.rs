@@ -20,59 +20,115 @@ pub enum ErrorKind {
     MissingAction,
     TooManyTags,
     AccessDenied,
+    /// An access key id no credential has.
+    UnrecognizedClient,
+    /// A signature that does not match, or one outside the clock-skew window.
+    InvalidSignature,
+    /// An Authorization header missing one of its parts.
+    IncompleteSignature,
+    /// No Authorization header where one is required.
+    MissingAuthenticationToken,
+    /// Temporary credentials past their expiry.
+    ExpiredToken,
 }
 
+/// Every kind with its `__type` and HTTP status: the one place they are declared.
+const KINDS: [(ErrorKind, &str, u16); 20] = [
+    (
+        ErrorKind::ResourceNotFound,
+        "ResourceNotFoundException",
+        400,
+    ),
+    (
+        ErrorKind::ResourceAlreadyExists,
+        "ResourceAlreadyExistsException",
+        400,
+    ),
+    (
+        ErrorKind::InvalidParameter,
+        "InvalidParameterException",
+        400,
+    ),
+    (ErrorKind::LimitExceeded, "LimitExceededException", 400),
+    (
+        ErrorKind::OperationAborted,
+        "OperationAbortedException",
+        400,
+    ),
+    (
+        ErrorKind::ServiceUnavailable,
+        "ServiceUnavailableException",
+        503,
+    ),
+    (ErrorKind::Throttling, "ThrottlingException", 400),
+    (ErrorKind::Validation, "ValidationException", 400),
+    (ErrorKind::MalformedQuery, "MalformedQueryException", 400),
+    (
+        ErrorKind::InvalidOperation,
+        "InvalidOperationException",
+        400,
+    ),
+    (
+        ErrorKind::UnknownOperation,
+        "UnknownOperationException",
+        400,
+    ),
+    (
+        ErrorKind::SerializationException,
+        "SerializationException",
+        400,
+    ),
+    (ErrorKind::MissingAction, "MissingAction", 400),
+    (ErrorKind::TooManyTags, "TooManyTagsException", 400),
+    (ErrorKind::AccessDenied, "AccessDeniedException", 400),
+    (
+        ErrorKind::UnrecognizedClient,
+        "UnrecognizedClientException",
+        400,
+    ),
+    (
+        ErrorKind::InvalidSignature,
+        "InvalidSignatureException",
+        400,
+    ),
+    (
+        ErrorKind::IncompleteSignature,
+        "IncompleteSignatureException",
+        400,
+    ),
+    (
+        ErrorKind::MissingAuthenticationToken,
+        "MissingAuthenticationTokenException",
+        400,
+    ),
+    (ErrorKind::ExpiredToken, "ExpiredTokenException", 400),
+];
+
 impl ErrorKind {
+    fn entry(self) -> &'static (ErrorKind, &'static str, u16) {
+        KINDS
+            .iter()
+            .find(|(k, _, _)| *k == self)
+            .expect("every kind is in KINDS")
+    }
+
     /// The `__type` string clients match on.
     pub fn type_name(self) -> &'static str {
-        match self {
-            ErrorKind::ResourceNotFound => "ResourceNotFoundException",
-            ErrorKind::ResourceAlreadyExists => "ResourceAlreadyExistsException",
-            ErrorKind::InvalidParameter => "InvalidParameterException",
-            ErrorKind::LimitExceeded => "LimitExceededException",
-            ErrorKind::OperationAborted => "OperationAbortedException",
-            ErrorKind::ServiceUnavailable => "ServiceUnavailableException",
-            ErrorKind::Throttling => "ThrottlingException",
-            ErrorKind::Validation => "ValidationException",
-            ErrorKind::MalformedQuery => "MalformedQueryException",
-            ErrorKind::InvalidOperation => "InvalidOperationException",
-            ErrorKind::UnknownOperation => "UnknownOperationException",
-            ErrorKind::SerializationException => "SerializationException",
-            ErrorKind::MissingAction => "MissingAction",
-            ErrorKind::TooManyTags => "TooManyTagsException",
-            ErrorKind::AccessDenied => "AccessDeniedException",
-        }
+        self.entry().1
     }
 
     /// The kind a `__type` names (the part after a `#`, if any), for errors another server sent.
     pub fn from_type_name(name: &str) -> Option<ErrorKind> {
-        const ALL: [ErrorKind; 15] = [
-            ErrorKind::ResourceNotFound,
-            ErrorKind::ResourceAlreadyExists,
-            ErrorKind::InvalidParameter,
-            ErrorKind::LimitExceeded,
-            ErrorKind::OperationAborted,
-            ErrorKind::ServiceUnavailable,
-            ErrorKind::Throttling,
-            ErrorKind::Validation,
-            ErrorKind::MalformedQuery,
-            ErrorKind::InvalidOperation,
-            ErrorKind::UnknownOperation,
-            ErrorKind::SerializationException,
-            ErrorKind::MissingAction,
-            ErrorKind::TooManyTags,
-            ErrorKind::AccessDenied,
-        ];
         let name = name.rsplit('#').next().unwrap_or(name);
-        ALL.into_iter().find(|k| k.type_name() == name)
+        KINDS
+            .iter()
+            .find(|(_, n, _)| *n == name)
+            .map(|(k, _, _)| *k)
     }
 
-    /// HTTP status: 400 for client errors, 500/503 for faults.
+    /// HTTP status: 400 for client errors, 503 for faults.
     pub fn http_status(self) -> u16 {
-        match self {
-            ErrorKind::ServiceUnavailable => 503,
-            _ => 400,
-        }
+        self.entry().2
     }
 }
 

@@ -284,3 +284,72 @@ async fn rust_sdk_live_tail_receives_events_put_during_the_session() {
         )]
     );
 }
+
+/// With credentials configured, the Rust SDK's signatures verify (its signed header set includes
+/// `content-length` and `x-amz-user-agent`), and a wrong secret or unknown key gets AWS's error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rust_sdk_signatures_are_verified_when_credentials_are_configured() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = logwell_server::ServerConfig::default();
+    cfg.storage.data_dir = dir.path().to_path_buf();
+    cfg.auth.credentials = vec![logwell_auth::Credential {
+        access_key_id: "AKIDEXAMPLE".into(),
+        secret_access_key: "secret".into(),
+        account_id: cfg.account_id.clone(),
+        user: "sdk".into(),
+        session_token: None,
+        expires: None,
+    }];
+    let app = logwell_server::App::open(&cfg).await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(logwell_server::serve(listener, app, std::future::pending()));
+
+    let c = client(&endpoint);
+    c.create_log_group()
+        .log_group_name("/sdk/signed")
+        .send()
+        .await
+        .unwrap();
+    c.create_log_stream()
+        .log_group_name("/sdk/signed")
+        .log_stream_name("s")
+        .send()
+        .await
+        .unwrap();
+    c.put_log_events()
+        .log_group_name("/sdk/signed")
+        .log_stream_name("s")
+        .log_events(
+            InputLogEvent::builder()
+                .timestamp(now_ms())
+                .message("signed")
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let with = |key: &str, secret: &str| {
+        cwl::Client::from_conf(
+            cwl::Config::builder()
+                .behavior_version(BehaviorVersion::latest())
+                .endpoint_url(&endpoint)
+                .region(Region::new("us-east-1"))
+                .credentials_provider(Credentials::new(key, secret, None, None, "static"))
+                .build(),
+        )
+    };
+    for (key, secret, expected) in [
+        ("AKIDEXAMPLE", "not-the-secret", "InvalidSignatureException"),
+        ("AKIDUNKNOWN", "secret", "UnrecognizedClientException"),
+    ] {
+        let err = with(key, secret)
+            .describe_log_groups()
+            .send()
+            .await
+            .unwrap_err();
+        let code = cwl::error::ProvideErrorMetadata::code(&err).map(String::from);
+        assert_eq!(code.as_deref(), Some(expected), "{err:?}");
+    }
+}

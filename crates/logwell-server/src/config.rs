@@ -17,6 +17,9 @@ pub struct ServerConfig {
     pub limits: Limits,
     /// `[delivery]`: where subscription destinations lead (`[delivery.lambda]`: ARN = URL).
     pub delivery: logwell_delivery::DeliveryConfig,
+    /// `[auth]`: the credentials requests are signed with (none: requests are not verified,
+    /// which `logwell serve` allows only on a loopback address or with `--insecure-no-auth`).
+    pub auth: logwell_auth::AuthConfig,
 }
 
 /// `[limits]`: what the server holds at once, so memory stays bounded under any load. Requests
@@ -93,6 +96,7 @@ impl Default for ServerConfig {
             query: QuerySettings::default(),
             limits: Limits::default(),
             delivery: Default::default(),
+            auth: Default::default(),
         }
     }
 }

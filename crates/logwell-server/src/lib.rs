@@ -71,6 +71,8 @@ pub struct App {
     pub destinations: Arc<logwell_delivery::Destinations>,
     pub telemetry: Arc<telemetry::Telemetry>,
     pub limits: RequestLimits,
+    /// Who sends each request (SigV4, when credentials are configured).
+    pub auth: logwell_auth::Authenticator,
 }
 
 pub type SharedApp = Arc<App>;
@@ -144,7 +146,11 @@ impl App {
         let metric_filters = logwell_metrics::MetricFilters::start(engine.clone(), background)
             .await
             .map_err(|e| logwell_storage::OpenError::Catalog(format!("metric filters: {e}")))?;
+        let auth =
+            logwell_auth::Authenticator::new(&config.auth, &config.region, &config.account_id)
+                .map_err(logwell_storage::OpenError::Catalog)?;
         Ok(Arc::new(App {
+            auth,
             destinations,
             metric_filters,
             telemetry,
@@ -166,18 +172,42 @@ pub fn router(app: SharedApp) -> Router {
         .route("/", any(handle))
         .route("/health", get(|| async { "ok" }))
         .route("/live-tail", get(live_tail_sse))
-        .route("/metrics", get(telemetry::metrics))
+        .route("/metrics", get(metrics))
         .merge(logwell_console::routes())
         .with_state(app)
 }
 
 /// `GET /live-tail`: a live tail as Server-Sent Events (see `live_tail::server_sent_events`).
-async fn live_tail_sse(State(app): State<SharedApp>, uri: axum::http::Uri) -> Response {
-    let response = match live_tail::server_sent_events(&app, uri.query().unwrap_or("")) {
+async fn live_tail_sse(
+    State(app): State<SharedApp>,
+    method: axum::http::Method,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+) -> Response {
+    let allowed = authenticate(&app, &method, &uri, &headers, b"")
+        .and_then(|caller| admit(&app, &caller, "StartLiveTail", b""));
+    let response = match allowed
+        .and_then(|()| live_tail::server_sent_events(&app, uri.query().unwrap_or("")))
+    {
         Ok(r) => r,
         Err(e) => error_response(&e),
     };
     with_request_id(response)
+}
+
+/// `GET /metrics`, for callers of this server's account (any caller without credentials).
+async fn metrics(
+    State(app): State<SharedApp>,
+    method: axum::http::Method,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+) -> Response {
+    let allowed = authenticate(&app, &method, &uri, &headers, b"")
+        .and_then(|caller| admit(&app, &caller, "GetMetrics", b""));
+    match allowed {
+        Ok(()) => telemetry::metrics(State(app)).await,
+        Err(e) => with_request_id(error_response(&e)),
+    }
 }
 
 /// Reads a request body within the limits: a permit for its bytes first (ThrottlingException when
@@ -219,7 +249,13 @@ async fn read_body(
     }
 }
 
-async fn handle(State(app): State<SharedApp>, headers: HeaderMap, body: Body) -> Response {
+async fn handle(
+    State(app): State<SharedApp>,
+    method: axum::http::Method,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     let Ok(_request) = app.limits.requests.clone().try_acquire_owned() else {
         return with_request_id(error_response(&throttled()));
     };
@@ -236,13 +272,16 @@ async fn handle(State(app): State<SharedApp>, headers: HeaderMap, body: Body) ->
         .strip_prefix(TARGET_PREFIX)
         .and_then(operations::find)
         .map_or("unknown", |op| op.name);
-    let result = match target.strip_prefix(TARGET_PREFIX) {
-        Some(op) => operations::call(app.clone(), op, body).await,
-        None if target.is_empty() => Err(ApiError::new(
+    let allowed = authenticate(&app, &method, &uri, &headers, &body)
+        .and_then(|caller| admit(&app, &caller, operation, &body));
+    let result = match (allowed, target.strip_prefix(TARGET_PREFIX)) {
+        (Err(e), _) => Err(e),
+        (Ok(()), Some(op)) => operations::call(app.clone(), op, body).await,
+        (Ok(()), None) if target.is_empty() => Err(ApiError::new(
             ErrorKind::UnknownOperation,
             "Missing X-Amz-Target header: expected Logs_20140328.<Operation>",
         )),
-        None => Err(ApiError::new(
+        (Ok(()), None) => Err(ApiError::new(
             ErrorKind::UnknownOperation,
             format!("Unknown X-Amz-Target '{target}'"),
         )),
@@ -265,6 +304,61 @@ async fn handle(State(app): State<SharedApp>, headers: HeaderMap, body: Body) ->
         }
     };
     with_request_id(response)
+}
+
+/// The verified caller of a request (with credentials configured, its SigV4 signature must
+/// verify; without, every request is the server's account).
+fn authenticate(
+    app: &App,
+    method: &axum::http::Method,
+    uri: &axum::http::Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<logwell_auth::Caller, ApiError> {
+    let request = logwell_auth::Request {
+        method: method.as_str(),
+        path: uri.path(),
+        query: uri.query().unwrap_or(""),
+        headers: headers
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.as_str().to_string(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect(),
+        body,
+    };
+    app.auth.authenticate(&request, logwell_model::now_millis())
+}
+
+/// What a caller may call: this server holds one account's resources, so a principal of another
+/// account may only deliver to this account's destinations (whose policies decide), as itself.
+fn admit(
+    app: &App,
+    caller: &logwell_auth::Caller,
+    operation: &str,
+    body: &[u8],
+) -> Result<(), ApiError> {
+    if caller.account_id == app.account_id {
+        return Ok(());
+    }
+    if operation == "LogwellDeliverToDestination" {
+        let source = serde_json::from_slice::<serde_json::Value>(body)
+            .ok()
+            .and_then(|v| v["sourceAccount"].as_str().map(String::from));
+        if source.as_deref() == Some(caller.account_id.as_str()) {
+            return Ok(());
+        }
+    }
+    Err(ApiError::new(
+        ErrorKind::AccessDenied,
+        format!(
+            "User: {} is not authorized to perform: logs:{operation} on this server's resources (they belong to another account)",
+            caller.principal_arn
+        ),
+    ))
 }
 
 /// Runs the API on `listener` until `shutdown` resolves, then flushes the store.

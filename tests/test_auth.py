@@ -1,0 +1,286 @@
+"""SigV4 authentication with real clients: a server given credentials verifies every request's
+signature (boto3, the AWS CLI, and raw botocore-signed GETs for /metrics and /live-tail), answers a
+wrong secret, a tampered body, a skewed clock, an unknown key, a wrong or expired session token
+and a missing signature with AWS's errors, reloads its credentials file without a restart, and keeps
+other accounts' principals away from this account's groups. Without credentials it serves only a
+loopback address unless told --insecure-no-auth.
+"""
+import datetime
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from unittest import mock
+
+import boto3
+import botocore.auth
+import botocore.awsrequest
+import botocore.config
+import botocore.credentials
+import pytest
+from botocore.exceptions import ClientError
+
+from conftest import Server, free_port, logwell_bin
+
+ALICE = ("AKIAALICE0000000000", "alice-secret/with+chars")
+TEMP = ("ASIATEMP00000000000", "temp-secret", "the-session-token")
+EXPIRED = ("ASIAOLD000000000000", "old-secret", "old-token")
+BOB = ("AKIABOB000000000000", "bob-secret")
+
+
+def credentials_toml(*entries):
+    out = []
+    for e in entries:
+        out.append("[[credentials]]\n" + "".join(f'{k} = "{v}"\n' for k, v in e.items()))
+    return "\n".join(out)
+
+
+def entries():
+    return [
+        {"access_key_id": ALICE[0], "secret_access_key": ALICE[1], "account_id": "000000000000", "user": "alice"},
+        {"access_key_id": TEMP[0], "secret_access_key": TEMP[1], "account_id": "000000000000", "user": "ops",
+         "session_token": TEMP[2], "expires": "2099-01-01T00:00:00Z"},
+        {"access_key_id": EXPIRED[0], "secret_access_key": EXPIRED[1], "account_id": "000000000000", "user": "ops",
+         "session_token": EXPIRED[2], "expires": "2020-01-01T00:00:00Z"},
+        {"access_key_id": BOB[0], "secret_access_key": BOB[1], "account_id": "111111111111", "user": "bob"},
+    ]
+
+
+def client(server, key, secret, token=None):
+    return boto3.client(
+        "logs", endpoint_url=server.endpoint, region_name="us-east-1",
+        aws_access_key_id=key, aws_secret_access_key=secret, aws_session_token=token,
+        config=botocore.config.Config(retries={"total_max_attempts": 1}),
+    )
+
+
+def code(call):
+    with pytest.raises(ClientError) as e:
+        call()
+    return e.value.response["Error"]["Code"], e.value.response["Error"]["Message"]
+
+
+def signed_get(server, path, key, secret):
+    """A GET signed as botocore signs any request."""
+    req = botocore.awsrequest.AWSRequest(method="GET", url=f"{server.endpoint}{path}")
+    botocore.auth.SigV4Auth(botocore.credentials.Credentials(key, secret), "logs", "us-east-1").add_auth(req)
+    prepared = req.prepare()
+    return urllib.request.Request(prepared.url, headers=dict(prepared.headers), method="GET")
+
+
+def status_and_type(request):
+    try:
+        with urllib.request.urlopen(request, timeout=10) as r:
+            return r.status, None
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read() or b"{}").get("__type")
+
+
+@pytest.fixture
+def secured(tmp_path):
+    creds = tmp_path / "credentials.toml"
+    creds.write_text(credentials_toml(*entries()))
+    creds.chmod(0o600)
+    server = Server(tmp_path / "data", f'[auth]\ncredentials_file = "{creds}"\n').start()
+    yield server, creds
+    server.kill9()
+
+
+def test_signed_requests_pass_and_bad_signatures_get_awss_errors(secured):
+    server, _ = secured
+    logs = client(server, *ALICE)
+    logs.create_log_group(logGroupName="/auth/app")
+    logs.create_log_stream(logGroupName="/auth/app", logStreamName="s")
+    logs.put_log_events(logGroupName="/auth/app", logStreamName="s",
+                        logEvents=[{"timestamp": int(time.time() * 1000), "message": "hello"}])
+    assert [g["logGroupName"] for g in logs.describe_log_groups()["logGroups"]] == ["/auth/app"]
+    assert "requests must be signed" in server.log()
+
+    assert code(lambda: client(server, ALICE[0], "wrong-secret").describe_log_groups())[0] == "InvalidSignatureException"
+    typ, msg = code(lambda: client(server, "AKIANOBODY000000000", "x").describe_log_groups())
+    assert (typ, msg) == ("UnrecognizedClientException", "The security token included in the request is invalid.")
+
+    # A body changed after signing (a replay with another payload).
+    tampered = client(server, *ALICE)
+
+    def tamper(request, **kwargs):
+        request.body = request.body.replace(b"/auth/app", b"/auth/xxx")
+    tampered.meta.events.register("before-send.logs.DeleteLogGroup", tamper)
+    assert code(lambda: tampered.delete_log_group(logGroupName="/auth/app"))[0] == "InvalidSignatureException"
+
+    # A clock 20 minutes slow, then 20 minutes fast.
+    for minutes, words in [(-20, "Signature expired"), (20, "Signature not yet current")]:
+        skewed = datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None) + datetime.timedelta(minutes=minutes)
+        with mock.patch("botocore.auth.get_current_datetime", return_value=skewed):
+            typ, msg = code(lambda: client(server, *ALICE).describe_log_groups())
+        assert typ == "InvalidSignatureException" and msg.startswith(words), msg
+        assert ALICE[1] not in msg
+
+    # Temporary credentials: the session token must match and be current.
+    assert client(server, *TEMP).describe_log_groups()["logGroups"]
+    assert code(lambda: client(server, TEMP[0], TEMP[1], "another-token").describe_log_groups())[0] == "UnrecognizedClientException"
+    assert code(lambda: client(server, TEMP[0], TEMP[1]).describe_log_groups())[0] == "UnrecognizedClientException"
+    assert code(lambda: client(server, *EXPIRED).describe_log_groups())[0] == "ExpiredTokenException"
+
+    # No signature at all.
+    raw = urllib.request.Request(server.endpoint + "/", data=b"{}", method="POST", headers={
+        "X-Amz-Target": "Logs_20140328.DescribeLogGroups", "Content-Type": "application/x-amz-json-1.1"})
+    assert status_and_type(raw) == (400, "MissingAuthenticationTokenException")
+
+    # Another account's principal sees nothing of this account's groups and changes nothing.
+    bob = client(server, *BOB)
+    for call in [bob.describe_log_groups, lambda: bob.delete_log_group(logGroupName="/auth/app"),
+                 lambda: bob.filter_log_events(logGroupName="/auth/app")]:
+        typ, msg = code(call)
+        assert typ == "AccessDeniedException" and "arn:aws:iam::111111111111:user/bob" in msg
+    assert [g["logGroupName"] for g in logs.describe_log_groups()["logGroups"]] == ["/auth/app"]
+
+    # /metrics and /live-tail want a signature of this account too.
+    assert status_and_type(urllib.request.Request(server.endpoint + "/metrics"))[1] == "MissingAuthenticationTokenException"
+    assert status_and_type(signed_get(server, "/metrics", *ALICE)) == (200, None)
+    assert status_and_type(signed_get(server, "/metrics", ALICE[0], "wrong"))[1] == "InvalidSignatureException"
+    assert status_and_type(signed_get(server, "/live-tail?logGroupIdentifiers=%2Fauth%2Fapp", *BOB))[1] == "AccessDeniedException"
+
+
+def test_the_aws_cli_signs_and_is_refused_with_a_wrong_secret(secured):
+    server, _ = secured
+    aws = str(Path(sys.executable).parent / "aws")
+
+    def cli(secret, *args):
+        env = dict(os.environ, AWS_ACCESS_KEY_ID=ALICE[0], AWS_SECRET_ACCESS_KEY=secret,
+                   AWS_DEFAULT_REGION="us-east-1", AWS_PAGER="")
+        return subprocess.run([aws, "--endpoint-url", server.endpoint, "--output", "json", *args],
+                              capture_output=True, text=True, env=env)
+    ok = cli(ALICE[1], "logs", "create-log-group", "--log-group-name", "/auth/cli")
+    assert ok.returncode == 0, ok.stderr
+    listed = cli(ALICE[1], "logs", "describe-log-groups")
+    assert [g["logGroupName"] for g in json.loads(listed.stdout)["logGroups"]] == ["/auth/cli"]
+    bad = cli("not-the-secret", "logs", "describe-log-groups")
+    assert bad.returncode != 0 and "InvalidSignatureException" in bad.stderr
+
+
+def test_the_credentials_file_reloads_without_a_restart(secured):
+    server, creds = secured
+    carol = ("AKIACAROL0000000000", "carol-secret")
+    assert code(lambda: client(server, *carol).describe_log_groups())[0] == "UnrecognizedClientException"
+    # Carol added, Alice revoked.
+    new = [e for e in entries() if e["access_key_id"] != ALICE[0]] + [
+        {"access_key_id": carol[0], "secret_access_key": carol[1], "account_id": "000000000000", "user": "carol"}]
+    creds.write_text(credentials_toml(*new))
+    deadline = time.time() + 10
+    while True:
+        try:
+            client(server, *carol).describe_log_groups()
+            break
+        except ClientError:
+            assert time.time() < deadline, server.log()
+            time.sleep(0.2)
+    assert code(lambda: client(server, *ALICE).describe_log_groups())[0] == "UnrecognizedClientException"
+    # A broken file keeps the keys that were there.
+    creds.write_text("[[credentials]]\nbroken =")
+    time.sleep(1.5)
+    client(server, *carol).describe_log_groups()
+    assert "credentials file not reloaded" in server.log()
+
+
+def test_without_credentials_only_loopback_is_served_unless_told_otherwise(tmp_path):
+    port = free_port()
+    args = [logwell_bin(), "serve", "--data-dir", str(tmp_path / "open"), "--listen", f"0.0.0.0:{port}"]
+    refused = subprocess.run(args, capture_output=True, text=True, timeout=60)
+    assert refused.returncode != 0
+    assert "refusing to serve" in refused.stderr and "--insecure-no-auth" in refused.stderr
+    proc = subprocess.Popen(args + ["--insecure-no-auth"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.time() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                assert proc.poll() is None and time.time() < deadline
+                time.sleep(0.05)
+    finally:
+        proc.kill()
+        out = proc.communicate(timeout=10)[0].decode()
+    assert "NOT authenticated" in out
+    # On loopback, today's local experience: any client, any keys.
+    server = Server(tmp_path / "loop").start()
+    try:
+        client(server, "anything", "at-all").create_log_group(logGroupName="/open")
+        assert "requests are not authenticated (loopback only)" in server.log()
+    finally:
+        server.kill9()
+
+
+def test_cross_account_delivery_is_signed_and_the_recipient_trusts_only_the_signature(tmp_path):
+    """The recipient verifies signatures; the sender signs its deliveries with a key of its own
+    account that the recipient lists, so a destination policy now rests on who signed, not on
+    what a request says about itself."""
+    central_key = ("AKIACENTRAL00000000", "central-secret")
+    sender_key = ("AKIASENDER000000000", "sender-secret")
+    stranger_key = ("AKIASTRANGER0000000", "stranger-secret")
+    creds = tmp_path / "recipient-credentials.toml"
+    creds.write_text(credentials_toml(
+        {"access_key_id": central_key[0], "secret_access_key": central_key[1], "account_id": "222222222222", "user": "admin"},
+        {"access_key_id": sender_key[0], "secret_access_key": sender_key[1], "account_id": "111111111111", "user": "logs-delivery"},
+        {"access_key_id": stranger_key[0], "secret_access_key": stranger_key[1], "account_id": "333333333333", "user": "x"},
+    ))
+    recipient = Server(tmp_path / "recipient", f'account_id = "222222222222"\n\n[auth]\ncredentials_file = "{creds}"\n').start()
+    signed_sender = Server(tmp_path / "sender", (
+        'account_id = "111111111111"\n\n[delivery]\nbackoff_min_ms = 20\nbackoff_max_ms = 300\n\n'
+        f'[delivery.accounts."222222222222"]\nurl = "{recipient.endpoint}"\n'
+        f'access_key_id = "{sender_key[0]}"\nsecret_access_key = "{sender_key[1]}"\n')).start()
+    unsigned_sender = Server(tmp_path / "unsigned", (
+        'account_id = "111111111111"\n\n[delivery.accounts]\n'
+        f'"222222222222" = "{recipient.endpoint}"\n')).start()
+    dest_arn = "arn:aws:logs:us-east-1:222222222222:destination:central"
+    try:
+        central = client(recipient, *central_key)
+        central.create_log_group(logGroupName="/central")
+        central.put_destination(destinationName="central", roleArn="arn:aws:iam::222222222222:role/r",
+                                targetArn="arn:aws:logs:us-east-1:222222222222:log-group:/central")
+        central.put_destination_policy(destinationName="central", accessPolicy=json.dumps({
+            "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"AWS": "111111111111"},
+                                                    "Action": "logs:PutSubscriptionFilter", "Resource": dest_arn}]}))
+        for sender in (signed_sender, unsigned_sender):
+            app = sender.client()
+            app.create_log_group(logGroupName="/app")
+            app.create_log_stream(logGroupName="/app", logStreamName="web")
+        # Without a key it lists, the recipient does not know who is asking, and says so.
+        typ, _ = code(lambda: unsigned_sender.client().put_subscription_filter(
+            logGroupName="/app", filterName="ship", filterPattern="", destinationArn=dest_arn))
+        assert typ == "UnrecognizedClientException"
+
+        app = signed_sender.client()
+        app.put_subscription_filter(logGroupName="/app", filterName="ship", filterPattern="", destinationArn=dest_arn)
+        app.put_log_events(logGroupName="/app", logStreamName="web",
+                           logEvents=[{"timestamp": int(time.time() * 1000), "message": f"m{i}"} for i in range(5)])
+        deadline = time.time() + 30
+        while True:
+            try:
+                got = [e["message"] for e in central.get_log_events(
+                    logGroupName="/central", logStreamName="111111111111/app/web", startFromHead=True)["events"]]
+            except ClientError:
+                got = []
+            if got[:5] == [f"m{i}" for i in range(5)]:
+                break
+            assert time.time() < deadline, signed_sender.log()
+            time.sleep(0.2)
+
+        # A stranger's valid signature claiming to be the allowed account is refused.
+        body = json.dumps({"destinationName": "central", "sourceAccount": "111111111111", "data": ""}).encode()
+        req = botocore.awsrequest.AWSRequest(method="POST", url=recipient.endpoint + "/", data=body, headers={
+            "X-Amz-Target": "Logs_20140328.LogwellDeliverToDestination",
+            "Content-Type": "application/x-amz-json-1.1"})
+        botocore.auth.SigV4Auth(botocore.credentials.Credentials(*stranger_key), "logs", "us-east-1").add_auth(req)
+        p = req.prepare()
+        forged = urllib.request.Request(p.url, data=body, headers=dict(p.headers), method="POST")
+        assert status_and_type(forged) == (400, "AccessDeniedException")
+    finally:
+        for s in (recipient, signed_sender, unsigned_sender):
+            s.kill9()
