@@ -284,3 +284,129 @@ def test_cross_account_delivery_is_signed_and_the_recipient_trusts_only_the_sign
     finally:
         for s in (recipient, signed_sender, unsigned_sender):
             s.kill9()
+
+
+def test_identity_policies_decide_every_call_and_reload(tmp_path):
+    """Principals with identity policies get what the policies allow, evaluated on every call
+    with AWS's logic (explicit deny wins, default deny), aws:SourceIp included; AccessDenied says
+    which action on which resource, as AWS does; a changed policy applies without a restart."""
+    admin = ("AKIAADMIN0000000000", "admin-secret")
+    reader = ("AKIAREADER000000000", "reader-secret")
+    writer = ("AKIAWRITER000000000", "writer-secret")
+    local = ("AKIALOCAL0000000000", "local-secret")
+    remote = ("AKIAREMOTE000000000", "remote-secret")
+    read_only = json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": [
+        "logs:Describe*", "logs:Get*", "logs:FilterLogEvents", "logs:StartQuery"], "Resource": "*"}]})
+    app_writer = json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": ["logs:CreateLogStream", "logs:PutLogEvents", "logs:StartQuery"],
+         "Resource": "arn:aws:logs:*:*:log-group:/app/*"},
+        {"Effect": "Deny", "Action": "logs:PutLogEvents", "Resource": "arn:aws:logs:*:*:log-group:/app/frozen:*"}]})
+    from_loopback = json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "logs:*",
+        "Resource": "*", "Condition": {"IpAddress": {"aws:SourceIp": "127.0.0.0/8"}}}]})
+    elsewhere_only = json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": "logs:*", "Resource": "*"},
+        {"Effect": "Deny", "Action": "logs:*", "Resource": "*",
+         "Condition": {"NotIpAddress": {"aws:SourceIp": "10.0.0.0/8"}}}]})
+
+    def entry(key, user, policy=None):
+        e = {"access_key_id": key[0], "secret_access_key": key[1], "account_id": "000000000000", "user": user}
+        if policy:
+            e["policy"] = policy.replace('"', '\\"')
+        return e
+    creds = tmp_path / "credentials.toml"
+
+    def write(reader_policy):
+        creds.write_text(credentials_toml(entry(admin, "admin"), entry(reader, "reader", reader_policy),
+                                          entry(writer, "writer", app_writer), entry(local, "local", from_loopback),
+                                          entry(remote, "remote", elsewhere_only)))
+    write(read_only)
+    server = Server(tmp_path / "data", f'[auth]\ncredentials_file = "{creds}"\n').start()
+    try:
+        root = client(server, *admin)
+        for g in ["/app/web", "/app/frozen", "/db/main"]:
+            root.create_log_group(logGroupName=g)
+            root.create_log_stream(logGroupName=g, logStreamName="s")
+        event = [{"timestamp": int(time.time() * 1000), "message": "x"}]
+
+        r = client(server, *reader)
+        assert len(r.describe_log_groups()["logGroups"]) == 3
+        typ, msg = code(lambda: r.put_log_events(logGroupName="/app/web", logStreamName="s", logEvents=event))
+        assert typ == "AccessDeniedException"
+        assert msg == ("User: arn:aws:iam::000000000000:user/reader is not authorized to perform: logs:PutLogEvents "
+                       "on resource: arn:aws:logs:us-east-1:000000000000:log-group:/app/web:log-stream:s "
+                       "because no identity-based policy allows the logs:PutLogEvents action")
+        assert code(lambda: r.delete_log_group(logGroupName="/db/main"))[0] == "AccessDeniedException"
+
+        w = client(server, *writer)
+        w.put_log_events(logGroupName="/app/web", logStreamName="s", logEvents=event)
+        for g in ["/db/main", "/app/frozen"]:
+            typ, msg = code(lambda: w.put_log_events(logGroupName=g, logStreamName="s", logEvents=event))
+            assert typ == "AccessDeniedException", g
+        assert "with an explicit deny in an identity-based policy" in msg
+        assert code(lambda: w.describe_log_groups())[0] == "AccessDeniedException"
+        # A query is allowed only if every group it reads is.
+        w.start_query(logGroupNames=["/app/web"], startTime=0, endTime=int(time.time()), queryString="fields @message")
+        assert code(lambda: w.start_query(logGroupNames=["/app/web", "/db/main"], startTime=0,
+                                          endTime=int(time.time()), queryString="fields @message"))[0] == "AccessDeniedException"
+
+        # aws:SourceIp is where the request came from (here 127.0.0.1).
+        assert client(server, *local).describe_log_groups()["logGroups"]
+        typ, msg = code(lambda: client(server, *remote).describe_log_groups())
+        assert typ == "AccessDeniedException" and "explicit deny" in msg
+
+        # Nothing was changed by the refused calls.
+        assert [e["message"] for e in root.get_log_events(logGroupName="/app/web", logStreamName="s")["events"]] == ["x"]
+        assert len(root.describe_log_groups()["logGroups"]) == 3
+
+        # The reader's policy grows to allow PutLogEvents: it applies within seconds, no restart.
+        write(read_only.replace('"logs:StartQuery"', '"logs:StartQuery", "logs:PutLogEvents"'))
+        deadline = time.time() + 10
+        while True:
+            try:
+                r.put_log_events(logGroupName="/db/main", logStreamName="s", logEvents=event)
+                break
+            except ClientError:
+                assert time.time() < deadline
+                time.sleep(0.2)
+    finally:
+        server.kill9()
+
+
+def test_resource_policies_let_another_account_write_where_they_say(secured):
+    server, _ = secured
+    root = client(server, *ALICE)
+    bob = client(server, *BOB)
+    root.create_log_group(logGroupName="/shared/in")
+    root.create_log_stream(logGroupName="/shared/in", logStreamName="s")
+    root.create_log_group(logGroupName="/private")
+    root.create_log_stream(logGroupName="/private", logStreamName="s")
+    event = [{"timestamp": int(time.time() * 1000), "message": "from bob"}]
+    assert code(lambda: bob.put_log_events(logGroupName="/shared/in", logStreamName="s", logEvents=event))[0] == "AccessDeniedException"
+
+    doc = {"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::111111111111:root"},
+         "Action": ["logs:CreateLogStream", "logs:PutLogEvents"], "Resource": "arn:aws:logs:us-east-1:000000000000:log-group:/shared/*"}]}
+    put = root.put_resource_policy(policyName="partners", policyDocument=json.dumps(doc))["resourcePolicy"]
+    assert put["policyName"] == "partners" and put["lastUpdatedTime"] > 0
+    (listed,) = root.describe_resource_policies()["resourcePolicies"]
+    assert json.loads(listed["policyDocument"]) == doc
+
+    bob.put_log_events(logGroupName="/shared/in", logStreamName="s", logEvents=event)
+    for call in [lambda: bob.put_log_events(logGroupName="/private", logStreamName="s", logEvents=event),
+                 bob.describe_log_groups, lambda: bob.delete_log_group(logGroupName="/shared/in")]:
+        typ, msg = code(call)
+        assert typ == "AccessDeniedException" and "resource-based policy" in msg, msg
+    assert [e["message"] for e in root.get_log_events(logGroupName="/shared/in", logStreamName="s")["events"]] == ["from bob"]
+
+    # Bad input, as CloudWatch answers it.
+    assert code(lambda: root.put_resource_policy(policyName="bad", policyDocument="{not json"))[0] == "InvalidParameterException"
+    others = json.dumps(doc).replace("111111111111", "999999999999")
+    for i in range(9):
+        root.put_resource_policy(policyName=f"p{i}", policyDocument=others)
+    assert code(lambda: root.put_resource_policy(policyName="eleventh", policyDocument=json.dumps(doc)))[0] == "LimitExceededException"
+    assert code(lambda: root.delete_resource_policy(policyName="nope"))[0] == "ResourceNotFoundException"
+    root.delete_resource_policy(policyName="partners")
+    assert code(lambda: bob.put_log_events(logGroupName="/shared/in", logStreamName="s", logEvents=event))[0] == "AccessDeniedException"
+    # They survive a restart.
+    server.restart()
+    assert len(client(server, *ALICE).describe_resource_policies()["resourcePolicies"]) == 9

@@ -5,7 +5,9 @@ use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
+
+use crate::Policy;
 use std::time::SystemTime;
 
 /// One access key.
@@ -25,6 +27,13 @@ pub struct Credential {
     /// Temporary credentials stop working at this time (RFC 3339).
     #[serde(default)]
     pub expires: Option<String>,
+    /// The principal's identity policy (IAM JSON). None: the account's root, allowed everything
+    /// in its account.
+    #[serde(default)]
+    pub policy: Option<String>,
+    /// `policy`, parsed (by `check`).
+    #[serde(skip)]
+    pub parsed_policy: Option<Arc<Policy>>,
 }
 
 fn default_user() -> String {
@@ -44,8 +53,13 @@ impl Credential {
             .map(|t| t.timestamp_millis())
     }
 
-    /// Refuses a credential that could never verify.
-    pub fn check(&self) -> Result<(), String> {
+    /// Refuses a credential that could never verify, and parses its policy.
+    pub fn check(&mut self) -> Result<(), String> {
+        if let Some(p) = &self.policy {
+            let parsed = Policy::parse(p)
+                .map_err(|e| format!("credential {}: policy: {e}", self.access_key_id))?;
+            self.parsed_policy = Some(Arc::new(parsed));
+        }
         if self.access_key_id.is_empty() || self.secret_access_key.is_empty() {
             return Err("a credential needs access_key_id and secret_access_key".into());
         }
@@ -147,7 +161,7 @@ fn read(path: &Path) -> Result<Read, String> {
     let contents: FileContents =
         toml::from_str(&text).map_err(|e| format!("credentials file {}: {e}", path.display()))?;
     let mut by_key = HashMap::new();
-    for c in contents.credentials {
+    for mut c in contents.credentials {
         c.check()?;
         if by_key.insert(c.access_key_id.clone(), c).is_some() {
             return Err(format!(

@@ -3,9 +3,11 @@
 //! credentials configured, every well-formed request accepted as the server's own account.
 
 mod credentials;
+mod policy;
 mod sigv4;
 
 pub use credentials::{Credential, CredentialsFile};
+pub use policy::{wildcard, Context, Decision, Policy};
 pub use sigv4::{Request, SKEW_MS};
 
 use logwell_model::ApiError;
@@ -30,13 +32,16 @@ impl AuthConfig {
 }
 
 /// The verified caller of a request.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Caller {
     pub account_id: String,
     /// `arn:aws:iam::ACCOUNT:user/NAME`.
     pub principal_arn: String,
     /// None when signatures are not verified.
     pub access_key_id: Option<String>,
+    /// The identity policy every call is checked against (None: everything in its account).
+    pub policy: Option<std::sync::Arc<Policy>>,
+    pub user: String,
 }
 
 enum Mode {
@@ -60,17 +65,15 @@ impl Authenticator {
     /// `account_id` (the caller decides whether that is allowed where it listens).
     pub fn new(config: &AuthConfig, region: &str, account_id: &str) -> Result<Self, String> {
         let mode = if config.has_credentials() {
-            for c in &config.credentials {
+            let mut inline = config.credentials.clone();
+            for c in &mut inline {
                 c.check()?;
             }
             let file = match &config.credentials_file {
                 Some(p) => Some(CredentialsFile::load(p)?),
                 None => None,
             };
-            Mode::Verify {
-                inline: config.credentials.clone(),
-                file,
-            }
+            Mode::Verify { inline, file }
         } else {
             Mode::Open {
                 account_id: account_id.to_string(),
@@ -94,6 +97,8 @@ impl Authenticator {
                 account_id: account_id.clone(),
                 principal_arn: format!("arn:aws:iam::{account_id}:root"),
                 access_key_id: None,
+                policy: None,
+                user: "root".into(),
             }),
             Mode::Verify { inline, file } => {
                 let parsed = sigv4::Authorization::parse(request)?;
@@ -113,7 +118,9 @@ impl Authenticator {
                 Ok(Caller {
                     account_id: credential.account_id.clone(),
                     principal_arn: credential.principal_arn(),
-                    access_key_id: Some(credential.access_key_id),
+                    access_key_id: Some(credential.access_key_id.clone()),
+                    policy: credential.parsed_policy.clone(),
+                    user: credential.user,
                 })
             }
         }
@@ -136,6 +143,8 @@ mod tests {
             user: "alice".into(),
             session_token: token.map(String::from),
             expires: token.map(|_| "2026-11-26T12:00:00Z".into()),
+            policy: None,
+            parsed_policy: None,
         }
     }
 

@@ -305,88 +305,23 @@ fn decode(data: &str) -> Result<SubscriptionMessage, ApiError> {
     serde_json::from_str(&json).map_err(|e| bad(e.to_string()))
 }
 
-/// Whether an access policy lets `account` subscribe to the destination `arn`: an Allow
-/// statement whose principal names the account (an id, `arn:aws:iam::ID:root`, or `*`), whose
-/// action covers `logs:PutSubscriptionFilter`, and whose resource matches; no Deny that does.
+/// Whether an access policy lets `account` subscribe to the destination `arn`: evaluated as a
+/// resource policy (principals named by account id, `arn:aws:iam::ID:root` or `*`; deny wins;
+/// conditions on keys a delivery does not carry, such as `aws:PrincipalOrgID`, grant nothing).
 pub fn policy_allows(policy: &str, account: &str, arn: &str) -> bool {
-    let Ok(policy) = serde_json::from_str::<Value>(policy) else {
+    let Ok(policy) = logwell_auth::Policy::parse(policy) else {
         return false;
     };
-    let statements: Vec<&Value> = match policy.get("Statement") {
-        Some(Value::Array(a)) => a.iter().collect(),
-        Some(s @ Value::Object(_)) => vec![s],
-        _ => return false,
+    let principal_arn = format!("arn:aws:iam::{account}:root");
+    let keys = [("aws:PrincipalAccount", account.to_string())];
+    let ctx = logwell_auth::Context {
+        action: "logs:PutSubscriptionFilter",
+        resource: arn,
+        principal_account: account,
+        principal_arn: &principal_arn,
+        keys: &keys,
     };
-    let strings = |v: Option<&Value>| -> Vec<String> {
-        match v {
-            Some(Value::String(s)) => vec![s.clone()],
-            Some(Value::Array(a)) => a
-                .iter()
-                .filter_map(|x| x.as_str().map(String::from))
-                .collect(),
-            _ => Vec::new(),
-        }
-    };
-    let names = |p: Option<&Value>| -> Vec<String> {
-        match p {
-            Some(Value::String(p)) => vec![p.clone()],
-            Some(p @ Value::Object(_)) => strings(p.get("AWS")),
-            _ => Vec::new(),
-        }
-    };
-    let is_account =
-        |p: &String| p == "*" || p == account || *p == format!("arn:aws:iam::{account}:root");
-    let applies = |s: &Value| -> bool {
-        let principal = match s.get("NotPrincipal") {
-            Some(not) => !names(Some(not)).iter().any(is_account),
-            None => names(s.get("Principal")).iter().any(is_account),
-        };
-        let actions = strings(s.get("Action"));
-        let action = actions
-            .iter()
-            .any(|a| wildcard(&a.to_ascii_lowercase(), "logs:putsubscriptionfilter"));
-        let resources = strings(s.get("Resource"));
-        let resource = resources.is_empty() || resources.iter().any(|r| wildcard(r, arn));
-        principal && action && resource
-    };
-    let effect = |s: &Value, want: &str| s.get("Effect").and_then(Value::as_str) == Some(want);
-    // Conditions (aws:PrincipalOrgID, ...) and NotAction / NotResource are not evaluated here,
-    // so they fail closed: such an Allow grants nothing, such a Deny denies.
-    let unevaluated = |s: &Value| {
-        ["Condition", "NotAction", "NotResource"]
-            .iter()
-            .any(|k| s.get(*k).is_some())
-    };
-    let denied = statements
-        .iter()
-        .any(|s| effect(s, "Deny") && (applies(s) || unevaluated(s)));
-    let allowed = statements
-        .iter()
-        .any(|s| effect(s, "Allow") && !unevaluated(s) && applies(s));
-    allowed && !denied
-}
-
-/// IAM-style matching: `*` any run of characters, `?` one character.
-fn wildcard(pattern: &str, text: &str) -> bool {
-    let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
-    let (mut pi, mut ti, mut star, mut mark) = (0, 0, None, 0);
-    while ti < t.len() {
-        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
-            pi += 1;
-            ti += 1;
-        } else if pi < p.len() && p[pi] == '*' {
-            star = Some(pi);
-            mark = ti;
-            pi += 1;
-        } else if let Some(s) = star {
-            pi = s + 1;
-            mark += 1;
-            ti = mark;
-        } else {
-            return false;
-        }
-    }
-    p[pi..].iter().all(|c| *c == '*')
+    policy.evaluate_for_principal(&ctx) == logwell_auth::Decision::Allow
 }
 
 #[cfg(test)]
@@ -426,13 +361,5 @@ mod tests {
             {"Effect":"Deny","NotPrincipal":{"AWS":"111111111111"},"Action":"*","Resource":"*"}]}"#;
         assert!(policy_allows(not_principal, "111111111111", ARN));
         assert!(!policy_allows(not_principal, "333333333333", ARN));
-    }
-
-    #[test]
-    fn wildcards_match_as_iam_does() {
-        assert!(wildcard("logs:put*", "logs:putsubscriptionfilter"));
-        assert!(wildcard("a?c*", "abcdef"));
-        assert!(!wildcard("a?c", "abcd"));
-        assert!(wildcard("*", ""));
     }
 }

@@ -7,6 +7,7 @@ pub mod api;
 pub mod api_destinations;
 pub mod api_export;
 pub mod api_metric_filters;
+pub mod api_policies;
 pub mod api_queries;
 pub mod api_subscriptions;
 pub mod api_tail;

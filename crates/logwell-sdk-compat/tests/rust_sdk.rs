@@ -299,6 +299,8 @@ async fn rust_sdk_signatures_are_verified_when_credentials_are_configured() {
         user: "sdk".into(),
         session_token: None,
         expires: None,
+        policy: None,
+        parsed_policy: None,
     }];
     let app = logwell_server::App::open(&cfg).await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

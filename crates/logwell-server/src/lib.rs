@@ -1,6 +1,7 @@
 //! The CloudWatch Logs JSON API (awsJson1_1, `X-Amz-Target: Logs_20140328.<Op>`) over HTTP,
 //! backed by logwell-storage.
 
+mod authorize;
 mod background;
 pub mod config;
 mod live_tail;
@@ -8,6 +9,7 @@ pub mod lookup_tables;
 pub mod operations;
 mod ops;
 pub mod queries;
+pub mod resource_policies;
 mod settings;
 mod subscriptions;
 pub mod telemetry;
@@ -73,6 +75,7 @@ pub struct App {
     pub limits: RequestLimits,
     /// Who sends each request (SigV4, when credentials are configured).
     pub auth: logwell_auth::Authenticator,
+    pub resource_policies: Arc<resource_policies::ResourcePolicies>,
 }
 
 pub type SharedApp = Arc<App>;
@@ -149,8 +152,16 @@ impl App {
         let auth =
             logwell_auth::Authenticator::new(&config.auth, &config.region, &config.account_id)
                 .map_err(logwell_storage::OpenError::Catalog)?;
+        let resource_policies = Arc::new(
+            resource_policies::ResourcePolicies::open(engine.clone(), &config.storage.data_dir)
+                .await
+                .map_err(|e| {
+                    logwell_storage::OpenError::Catalog(format!("resource policies: {e}"))
+                })?,
+        );
         Ok(Arc::new(App {
             auth,
+            resource_policies,
             destinations,
             metric_filters,
             telemetry,
@@ -182,10 +193,11 @@ async fn live_tail_sse(
     State(app): State<SharedApp>,
     method: axum::http::Method,
     uri: axum::http::Uri,
+    extensions: axum::http::Extensions,
     headers: HeaderMap,
 ) -> Response {
     let allowed = authenticate(&app, &method, &uri, &headers, b"")
-        .and_then(|caller| admit(&app, &caller, "StartLiveTail", b""));
+        .and_then(|caller| admit(&app, &caller, "StartLiveTail", b"", source_ip(&extensions)));
     let response = match allowed
         .and_then(|()| live_tail::server_sent_events(&app, uri.query().unwrap_or("")))
     {
@@ -200,10 +212,12 @@ async fn metrics(
     State(app): State<SharedApp>,
     method: axum::http::Method,
     uri: axum::http::Uri,
+    extensions: axum::http::Extensions,
     headers: HeaderMap,
 ) -> Response {
+    // logwell's own action: `logs:GetMetrics` (no AWS operation reads /metrics).
     let allowed = authenticate(&app, &method, &uri, &headers, b"")
-        .and_then(|caller| admit(&app, &caller, "GetMetrics", b""));
+        .and_then(|caller| admit(&app, &caller, "GetMetrics", b"", source_ip(&extensions)));
     match allowed {
         Ok(()) => telemetry::metrics(State(app)).await,
         Err(e) => with_request_id(error_response(&e)),
@@ -253,6 +267,7 @@ async fn handle(
     State(app): State<SharedApp>,
     method: axum::http::Method,
     uri: axum::http::Uri,
+    extensions: axum::http::Extensions,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
@@ -273,7 +288,7 @@ async fn handle(
         .and_then(operations::find)
         .map_or("unknown", |op| op.name);
     let allowed = authenticate(&app, &method, &uri, &headers, &body)
-        .and_then(|caller| admit(&app, &caller, operation, &body));
+        .and_then(|caller| admit(&app, &caller, operation, &body, source_ip(&extensions)));
     let result = match (allowed, target.strip_prefix(TARGET_PREFIX)) {
         (Err(e), _) => Err(e),
         (Ok(()), Some(op)) => operations::call(app.clone(), op, body).await,
@@ -333,18 +348,29 @@ fn authenticate(
     app.auth.authenticate(&request, logwell_model::now_millis())
 }
 
-/// What a caller may call: this server holds one account's resources, so a principal of another
-/// account may only deliver to this account's destinations (whose policies decide), as itself.
+/// The address a request came from (set per connection by `serve`).
+fn source_ip(extensions: &axum::http::Extensions) -> Option<std::net::IpAddr> {
+    extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip())
+}
+
+/// What a caller may call. This server holds one account's resources: a principal of this
+/// account may do what its identity policy (none: everything) or a resource policy allows; a
+/// principal of another account, what a resource policy allows, and deliver to this account's
+/// destinations (whose own policies decide) as itself. An explicit deny anywhere wins.
 fn admit(
     app: &App,
     caller: &logwell_auth::Caller,
     operation: &str,
     body: &[u8],
+    source_ip: Option<std::net::IpAddr>,
 ) -> Result<(), ApiError> {
-    if caller.account_id == app.account_id {
+    let home = caller.account_id == app.account_id;
+    if home && caller.policy.is_none() && app.resource_policies.is_empty() {
         return Ok(());
     }
-    if operation == "LogwellDeliverToDestination" {
+    if !home && operation == "LogwellDeliverToDestination" {
         let source = serde_json::from_slice::<serde_json::Value>(body)
             .ok()
             .and_then(|v| v["sourceAccount"].as_str().map(String::from));
@@ -352,13 +378,7 @@ fn admit(
             return Ok(());
         }
     }
-    Err(ApiError::new(
-        ErrorKind::AccessDenied,
-        format!(
-            "User: {} is not authorized to perform: logs:{operation} on this server's resources (they belong to another account)",
-            caller.principal_arn
-        ),
-    ))
+    authorize::check(app, caller, home, operation, body, source_ip)
 }
 
 /// Runs the API on `listener` until `shutdown` resolves, then flushes the store.
@@ -380,7 +400,7 @@ pub async fn serve(
         .max_buf_size(64 << 10);
     tokio::pin!(shutdown);
     loop {
-        let (stream, _) = tokio::select! {
+        let (stream, remote) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(a) => a,
                 Err(e) => {
@@ -393,7 +413,17 @@ pub async fn serve(
             _ = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
-        let conn = http.serve_connection(hyper_util::rt::TokioIo::new(stream), service.clone());
+        // Each request carries the address it came from (aws:SourceIp in policies).
+        let per_connection = {
+            let service = service.clone();
+            hyper::service::service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
+                request
+                    .extensions_mut()
+                    .insert(axum::extract::ConnectInfo(remote));
+                hyper::service::Service::call(&service, request)
+            })
+        };
+        let conn = http.serve_connection(hyper_util::rt::TokioIo::new(stream), per_connection);
         let conn = graceful.watch(conn);
         tokio::spawn(async move {
             let _ = conn.await;

@@ -194,6 +194,17 @@ pub static OPERATIONS: &[Operation] = &[
             async move { d.receive(r).await }
         }
     ),
+    op!("PutResourcePolicy", Account, |app: &SharedApp, r| {
+        let p = app.resource_policies.clone();
+        async move { p.put(r).await }
+    }),
+    op!("DescribeResourcePolicies", Account, |app: &SharedApp, r| {
+        std::future::ready(app.resource_policies.describe(r))
+    }),
+    op!("DeleteResourcePolicy", Account, |app: &SharedApp, r| {
+        let p = app.resource_policies.clone();
+        async move { p.delete(r).await }
+    }),
     op!("PutMetricFilter", LogGroup, |app: &SharedApp, r| {
         let filters = app.metric_filters.clone();
         async move { filters.put(r).await }
