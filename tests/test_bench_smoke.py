@@ -83,3 +83,15 @@ def test_delivery_benchmark_reports_throughput_lag_and_backlog():
     assert re.search(r"\| ingest with two metric filters \| \d+ events/s", out.stdout), out.stdout
     for kind in ["text", "Parquet"]:
         assert re.search(rf"\| export, {kind}[^|]*\| [1-9]\d* events, \d+ MB in [\d.]+ s: \d+ MB/s \|", out.stdout), out.stdout
+
+
+def test_auth_benchmark_reports_the_cost_of_verifying_signatures():
+    bench = str(Path(logwell_bin()).with_name("auth-bench"))
+    if not Path(bench).exists():
+        pytest.fail(f"auth benchmark not built: {bench}")
+    out = subprocess.run([bench, "--seconds", "1", "--clients", "2", "--batch", "200", "--logwell", logwell_bin()],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert re.search(r"\| no credentials \(signatures not checked\) \| \d+ events/s \| [\d.]+ µs \|", out.stdout), out.stdout
+    for what in ["SigV4 verified", r"SigV4 verified \+ identity policy"]:
+        assert re.search(rf"\| {what} \| \d+ events/s \([+-][\d.]+%\) \| [\d.]+ µs \([+-][\d.]+%\) \|", out.stdout), out.stdout

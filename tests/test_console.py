@@ -158,3 +158,49 @@ def test_console_keeps_tailing_through_unusual_messages(server, logs, page):
     expect(page.locator("#rows mark")).to_have_count(1)
     put(logs, "/console/odd", "s", ["still live"])
     expect(rows).to_have_count(3)
+
+
+def test_console_signs_in_and_signs_every_request_on_a_server_with_credentials(tmp_path, page):
+    """With credentials on the server, the console asks for keys (kept in the tab), signs its API
+    calls and live tail with SigV4 in the browser, and shows AWS's error for a wrong secret."""
+    import boto3
+    import botocore.config
+    from conftest import Server
+    creds = tmp_path / "credentials.toml"
+    creds.write_text('[[credentials]]\naccess_key_id = "AKIACONSOLE00000000"\nsecret_access_key = "console/secret+1"\n'
+                     'account_id = "000000000000"\nuser = "viewer"\n')
+    server = Server(tmp_path / "data", f'[auth]\ncredentials_file = "{creds}"\n').start()
+    try:
+        logs = boto3.client("logs", endpoint_url=server.endpoint, region_name="us-east-1",
+                            aws_access_key_id="AKIACONSOLE00000000", aws_secret_access_key="console/secret+1",
+                            config=botocore.config.Config(retries={"total_max_attempts": 1}))
+        logs.create_log_group(logGroupName="/signed/app")
+        logs.create_log_stream(logGroupName="/signed/app", logStreamName="web")
+
+        page.goto(f"{server.endpoint}/console")
+        expect(page.locator("#signin")).to_be_visible()
+        expect(page.locator("#error")).to_contain_text("MissingAuthenticationTokenException")
+
+        page.fill("#signin-key", "AKIACONSOLE00000000")
+        page.fill("#signin-secret", "not the secret")
+        page.click("#signin-submit")
+        expect(page.locator("#error")).to_contain_text("InvalidSignatureException")
+
+        page.fill("#signin-key", "AKIACONSOLE00000000")
+        page.fill("#signin-secret", "console/secret+1")
+        page.click("#signin-submit")
+        expect(page.locator("#groups")).to_contain_text("/signed/app")
+        expect(page.locator("#signed-in-as")).to_have_text("AKIACONSOLE00000000")
+
+        # The live tail is a signed GET with a query string.
+        page.goto(f"{server.endpoint}/console#/tail?groups=%2Fsigned%2Fapp")
+        expect(page.locator("#tail-state")).to_have_text("live")
+        put(logs, "/signed/app", "web", ["ERROR signed tail works"])
+        expect(page.locator("#rows .row")).to_have_count(1)
+        expect(page.locator("#rows .row").nth(0)).to_contain_text("signed tail works")
+
+        page.click("#signout")
+        page.goto(f"{server.endpoint}/console#/groups")
+        expect(page.locator("#signin")).to_be_visible()
+    finally:
+        server.kill9()

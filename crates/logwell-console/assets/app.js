@@ -2,6 +2,8 @@
 // call the CloudWatch Logs API on this server (POST /, X-Amz-Target) and follow a live tail
 // through GET /live-tail (Server-Sent Events read with fetch, so errors keep their message).
 
+import { canSign, credentials, sign, signIn, signOut } from "./sigv4.js";
+
 const view = document.getElementById("view");
 
 // ------------------------------------------------------------------ API
@@ -12,13 +14,32 @@ async function failure(r) {
   return new Error(`${data.__type || r.status}: ${data.message || ""}`);
 }
 
+// Errors that mean "sign in (again)".
+const AUTH_ERRORS = ["MissingAuthenticationTokenException", "UnrecognizedClientException",
+  "InvalidSignatureException", "ExpiredTokenException", "IncompleteSignatureException"];
+
+// A fetch of this server, signed when the tab has credentials; an authentication error sends
+// the page to the sign-in form with AWS's message.
+async function call(method, path, query, headers, body, signal) {
+  const c = credentials();
+  if (c && canSign()) headers = await sign(method, path, query, headers, body, c);
+  const url = query && [...query].length ? `${path}?${query}` : path;
+  const r = await fetch(url, { method, headers, body: body || undefined, signal });
+  if (!r.ok) {
+    const e = await failure(r);
+    if (AUTH_ERRORS.some((t) => e.message.startsWith(t))) {
+      sessionStorage.setItem("logwell-signin-reason", e.message);
+      location.hash = "#/signin";
+    }
+    throw e;
+  }
+  return r;
+}
+
 async function api(operation, body) {
-  const r = await fetch("/", {
-    method: "POST",
-    headers: { "X-Amz-Target": `Logs_20140328.${operation}`, "Content-Type": "application/x-amz-json-1.1" },
-    body: JSON.stringify(body || {}),
-  });
-  if (!r.ok) throw await failure(r);
+  const r = await call("POST", "/", null,
+    { "X-Amz-Target": `Logs_20140328.${operation}`, "Content-Type": "application/x-amz-json-1.1" },
+    JSON.stringify(body || {}));
   return r.json();
 }
 
@@ -237,8 +258,7 @@ async function follow(t, query, state, ended) {
   t.abort = abort;
   t.multiGroup = query.getAll("group").length > 1;
   try {
-    const r = await fetch(`/live-tail?${query}`, { signal: abort.signal });
-    if (!r.ok) throw await failure(r);
+    const r = await call("GET", "/live-tail", query, {}, "", abort.signal);
     state.textContent = t.paused ? "paused" : "live";
     const reader = r.body.pipeThrough(new TextDecoderStream()).getReader();
     let buffer = "";
@@ -279,6 +299,43 @@ function stopTail(leaving = true) {
   if (leaving) { tail.stopTicking?.(); tail = null; }
 }
 
+// ------------------------------------------------------------------ sign-in
+
+// A server with credentials wants every request signed: the console signs with keys given here
+// (kept in this tab only). Without credentials on the server, no sign-in is needed.
+function signInPage() {
+  const reason = sessionStorage.getItem("logwell-signin-reason");
+  sessionStorage.removeItem("logwell-signin-reason");
+  const c = credentials() || {};
+  const key = el("input", { id: "signin-key", placeholder: "AKIA...", value: c.accessKeyId || "", autocomplete: "username" });
+  const secret = el("input", { id: "signin-secret", type: "password", autocomplete: "current-password" });
+  const token = el("input", { id: "signin-token", placeholder: "only for temporary credentials" });
+  const region = el("input", { id: "signin-region", value: c.region || "us-east-1" });
+  const form = el("form", { id: "signin", onsubmit: (ev) => {
+    ev.preventDefault();
+    signIn({ accessKeyId: key.value.trim(), secretAccessKey: secret.value, sessionToken: token.value.trim() || null,
+      region: region.value.trim() || "us-east-1" });
+    showUser();
+    location.hash = "#/groups";
+  } },
+  el("label", {}, "Access key id ", key), el("label", {}, "Secret access key ", secret),
+  el("label", {}, "Session token ", token), el("label", {}, "Region ", region),
+  el("button", { id: "signin-submit", type: "submit" }, "Sign in"));
+  view.replaceChildren(el("h1", {}, "Sign in"), form);
+  if (!canSign()) view.append(el("div", { class: "error-box" }, "This browser cannot sign requests here: open the console over HTTPS or on localhost."));
+  if (reason) view.append(el("div", { class: "error-box", id: "error" }, reason));
+}
+
+// The header's sign-in state.
+function showUser() {
+  const c = credentials();
+  const slot = document.getElementById("user");
+  slot.replaceChildren(c
+    ? el("span", {}, el("span", { id: "signed-in-as" }, c.accessKeyId), " ",
+      el("a", { href: "#/signin", id: "signout", onclick: () => { signOut(); showUser(); } }, "Sign out"))
+    : el("a", { href: "#/signin", id: "signin-link" }, "Sign in"));
+}
+
 // ------------------------------------------------------------------ routing
 
 function route() {
@@ -287,10 +344,12 @@ function route() {
   for (const a of document.querySelectorAll("[data-nav]")) a.classList.toggle("active", path.startsWith(`/${a.dataset.nav}`));
   if (path === "/tail") return tailPage(new URLSearchParams(query || ""));
   stopTail();
+  if (path === "/signin") return signInPage();
   const group = /^\/groups\/(.+)$/.exec(path);
   if (group) return streamsPage(decodeURIComponent(group[1]));
   return groupsPage();
 }
 
 window.addEventListener("hashchange", route);
+showUser();
 route();

@@ -27,6 +27,11 @@ static ASSETS: &[Asset] = &[
         body: include_str!("../assets/app.js"),
     },
     Asset {
+        path: "/console/sigv4.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_str!("../assets/sigv4.js"),
+    },
+    Asset {
         path: "/console/app.css",
         content_type: "text/css; charset=utf-8",
         body: include_str!("../assets/app.css"),

@@ -7,10 +7,39 @@ use crate::App;
 use logwell_auth::{Caller, Context, Decision};
 use logwell_model::{ApiError, ErrorKind};
 
+/// The members of a request that name resources (`Resource::arns` reads these); the rest of
+/// the body (a PutLogEvents' events) is skipped without being kept.
+#[derive(serde::Deserialize, Default)]
+#[serde(rename_all = "camelCase", default)]
+struct Naming {
+    log_group_name: Option<serde_json::Value>,
+    log_group_identifier: Option<serde_json::Value>,
+    log_stream_name: Option<serde_json::Value>,
+    log_group_names: Option<serde_json::Value>,
+    log_group_identifiers: Option<serde_json::Value>,
+    resource_arn: Option<serde_json::Value>,
+    lookup_table_arn: Option<serde_json::Value>,
+    lookup_table_name: Option<serde_json::Value>,
+}
+
 /// The ARNs a request acts on, as the operation table declares them (`*` for calls that name
 /// none, and for operations the table does not know).
 fn resources(app: &App, operation: &str, body: &[u8]) -> Vec<String> {
-    let request: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
+    let n: Naming = serde_json::from_slice(body).unwrap_or_default();
+    let request: serde_json::Map<String, serde_json::Value> = [
+        ("logGroupName", n.log_group_name),
+        ("logGroupIdentifier", n.log_group_identifier),
+        ("logStreamName", n.log_stream_name),
+        ("logGroupNames", n.log_group_names),
+        ("logGroupIdentifiers", n.log_group_identifiers),
+        ("resourceArn", n.resource_arn),
+        ("lookupTableArn", n.lookup_table_arn),
+        ("lookupTableName", n.lookup_table_name),
+    ]
+    .into_iter()
+    .filter_map(|(k, v)| v.map(|v| (k.to_string(), v)))
+    .collect();
+    let request = serde_json::Value::Object(request);
     let arns = crate::operations::find(operation)
         .map(|op| op.resource.arns(&request, &app.region, &app.account_id))
         .unwrap_or_default();
