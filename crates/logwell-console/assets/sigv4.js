@@ -1,6 +1,6 @@
 // SigV4 signing in the browser (WebCrypto), as the AWS SDKs sign: the console's credentials live
 // in this tab's sessionStorage only, and every request to this server carries a signature of them.
-// WebCrypto exists only in secure contexts (HTTPS, or http://localhost).
+// WebCrypto exists only in secure contexts (HTTPS, or plain HTTP to localhost).
 
 const enc = new TextEncoder();
 const hex = (buf) => [...new Uint8Array(buf)].map((b) => b.toString(16).padStart(2, "0")).join("");

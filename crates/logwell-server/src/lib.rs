@@ -188,18 +188,43 @@ pub fn router(app: SharedApp) -> Router {
         .with_state(app)
 }
 
-/// `GET /live-tail`: a live tail as Server-Sent Events (see `live_tail::server_sent_events`).
-async fn live_tail_sse(
-    State(app): State<SharedApp>,
+/// A GET request's parts that authentication and authorization read.
+struct GetRequest {
     method: axum::http::Method,
     uri: axum::http::Uri,
     extensions: axum::http::Extensions,
     headers: HeaderMap,
-) -> Response {
-    let allowed = authenticate(&app, &method, &uri, &headers, b"")
-        .and_then(|caller| admit(&app, &caller, "StartLiveTail", b"", source_ip(&extensions)));
-    let response = match allowed
-        .and_then(|()| live_tail::server_sent_events(&app, uri.query().unwrap_or("")))
+}
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for GetRequest {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(GetRequest {
+            method: parts.method.clone(),
+            uri: parts.uri.clone(),
+            extensions: parts.extensions.clone(),
+            headers: parts.headers.clone(),
+        })
+    }
+}
+
+impl GetRequest {
+    /// Whether the (signed, when credentials are configured) caller may do `operation`.
+    fn admit(&self, app: &App, operation: &str) -> Result<(), ApiError> {
+        let caller = authenticate(app, &self.method, &self.uri, &self.headers, b"")?;
+        admit(app, &caller, operation, b"", source_ip(&self.extensions))
+    }
+}
+
+/// `GET /live-tail`: a live tail as Server-Sent Events (see `live_tail::server_sent_events`).
+async fn live_tail_sse(State(app): State<SharedApp>, request: GetRequest) -> Response {
+    let response = match request
+        .admit(&app, "StartLiveTail")
+        .and_then(|()| live_tail::server_sent_events(&app, request.uri.query().unwrap_or("")))
     {
         Ok(r) => r,
         Err(e) => error_response(&e),
@@ -207,18 +232,10 @@ async fn live_tail_sse(
     with_request_id(response)
 }
 
-/// `GET /metrics`, for callers of this server's account (any caller without credentials).
-async fn metrics(
-    State(app): State<SharedApp>,
-    method: axum::http::Method,
-    uri: axum::http::Uri,
-    extensions: axum::http::Extensions,
-    headers: HeaderMap,
-) -> Response {
-    // logwell's own action: `logs:GetMetrics` (no AWS operation reads /metrics).
-    let allowed = authenticate(&app, &method, &uri, &headers, b"")
-        .and_then(|caller| admit(&app, &caller, "GetMetrics", b"", source_ip(&extensions)));
-    match allowed {
+/// `GET /metrics`, for callers of this server's account (any caller without credentials); its
+/// action is logwell's own `logs:GetMetrics` (no AWS operation reads it).
+async fn metrics(State(app): State<SharedApp>, request: GetRequest) -> Response {
+    match request.admit(&app, "GetMetrics") {
         Ok(()) => telemetry::metrics(State(app)).await,
         Err(e) => with_request_id(error_response(&e)),
     }

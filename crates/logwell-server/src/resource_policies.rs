@@ -97,13 +97,7 @@ impl ResourcePolicies {
         &self,
         r: DescribeResourcePoliciesRequest,
     ) -> Result<DescribeResourcePoliciesResponse, ApiError> {
-        let all: Vec<ResourcePolicy> = self
-            .policies
-            .read()
-            .unwrap()
-            .iter()
-            .map(|(p, _)| p.clone())
-            .collect();
+        let all = self.documents();
         let refs: Vec<&ResourcePolicy> = all.iter().collect();
         let (resource_policies, next_token) =
             validate::offset_page(&refs, r.next_token.as_deref(), r.limit)?;
@@ -132,6 +126,16 @@ impl ResourcePolicies {
         Ok(Empty {})
     }
 
+    /// The policies as PutResourcePolicy stored them.
+    fn documents(&self) -> Vec<ResourcePolicy> {
+        self.policies
+            .read()
+            .unwrap()
+            .iter()
+            .map(|(p, _)| p.clone())
+            .collect()
+    }
+
     pub fn is_empty(&self) -> bool {
         self.policies.read().unwrap().is_empty()
     }
@@ -155,14 +159,7 @@ impl ResourcePolicies {
         &self,
         before: Vec<(ResourcePolicy, Arc<Policy>)>,
     ) -> Result<(), ApiError> {
-        let docs: Vec<ResourcePolicy> = self
-            .policies
-            .read()
-            .unwrap()
-            .iter()
-            .map(|(p, _)| p.clone())
-            .collect();
-        if let Err(e) = settings::save(&self.engine, DOCUMENT, &docs).await {
+        if let Err(e) = settings::save(&self.engine, DOCUMENT, &self.documents()).await {
             *self.policies.write().unwrap() = before;
             return Err(e);
         }
