@@ -410,3 +410,34 @@ def test_resource_policies_let_another_account_write_where_they_say(secured):
     # They survive a restart.
     server.restart()
     assert len(client(server, *ALICE).describe_resource_policies()["resourcePolicies"]) == 9
+
+
+def test_every_call_is_in_the_audit_log_group_and_insights_reads_it(secured):
+    server, _ = secured
+    alice = client(server, *ALICE)
+    alice.create_log_group(logGroupName="/audited")
+    code(lambda: client(server, *BOB).delete_log_group(logGroupName="/audited"))
+    code(lambda: client(server, ALICE[0], "wrong").describe_log_groups())
+    deadline = time.time() + 20
+    while True:
+        try:
+            events = [json.loads(e["message"]) for e in alice.filter_log_events(logGroupName="/logwell/audit")["events"]]
+        except ClientError:
+            events = []
+        actions = {(e["action"], e["principal"], e["errorCode"]) for e in events}
+        if {("logs:CreateLogGroup", "arn:aws:iam::000000000000:user/alice", None),
+            ("logs:DeleteLogGroup", "arn:aws:iam::111111111111:user/bob", "AccessDeniedException"),
+            ("logs:DescribeLogGroups", None, "InvalidSignatureException")} <= actions:
+            break
+        assert time.time() < deadline, actions
+        time.sleep(0.3)
+    created = next(e for e in events if e["action"] == "logs:CreateLogGroup")
+    assert created["sourceIp"] == "127.0.0.1" and created["accessKeyId"] == ALICE[0] and created["requestId"]
+    assert created["accountId"] == "000000000000" and created["result"] == "ok"
+    # Insights reads it like any other group.
+    q = alice.start_query(logGroupName="/logwell/audit", startTime=int(time.time()) - 600, endTime=int(time.time()) + 60,
+                          queryString="stats count(*) as n by errorCode")["queryId"]
+    while (r := alice.get_query_results(queryId=q))["status"] in ("Scheduled", "Running"):
+        time.sleep(0.1)
+    by_code = {dict((f["field"], f["value"]) for f in row).get("errorCode", ""): row for row in r["results"]}
+    assert "AccessDeniedException" in by_code and "InvalidSignatureException" in by_code, r["results"]

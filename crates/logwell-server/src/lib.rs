@@ -1,6 +1,7 @@
 //! The CloudWatch Logs JSON API (awsJson1_1, `X-Amz-Target: Logs_20140328.<Op>`) over HTTP,
 //! backed by logwell-storage.
 
+mod audit;
 mod authorize;
 mod background;
 pub mod config;
@@ -76,6 +77,8 @@ pub struct App {
     /// Who sends each request (SigV4, when credentials are configured).
     pub auth: logwell_auth::Authenticator,
     pub resource_policies: Arc<resource_policies::ResourcePolicies>,
+    /// The audit trail (written only when signatures are verified).
+    pub audit: audit::Audit,
 }
 
 pub type SharedApp = Arc<App>;
@@ -146,9 +149,10 @@ impl App {
             .destinations(config.region.clone())
             .await
             .map_err(|e| logwell_storage::OpenError::Catalog(format!("destinations: {e}")))?;
-        let metric_filters = logwell_metrics::MetricFilters::start(engine.clone(), background)
-            .await
-            .map_err(|e| logwell_storage::OpenError::Catalog(format!("metric filters: {e}")))?;
+        let metric_filters =
+            logwell_metrics::MetricFilters::start(engine.clone(), background.clone())
+                .await
+                .map_err(|e| logwell_storage::OpenError::Catalog(format!("metric filters: {e}")))?;
         let auth =
             logwell_auth::Authenticator::new(&config.auth, &config.region, &config.account_id)
                 .map_err(logwell_storage::OpenError::Catalog)?;
@@ -159,7 +163,9 @@ impl App {
                     logwell_storage::OpenError::Catalog(format!("resource policies: {e}"))
                 })?,
         );
+        let audit = audit::Audit::start(engine.clone(), &background);
         Ok(Arc::new(App {
+            audit,
             auth,
             resource_policies,
             destinations,
@@ -304,7 +310,9 @@ async fn handle(
         .strip_prefix(TARGET_PREFIX)
         .and_then(operations::find)
         .map_or("unknown", |op| op.name);
-    let allowed = authenticate(&app, &method, &uri, &headers, &body)
+    let caller = authenticate(&app, &method, &uri, &headers, &body);
+    let allowed = caller
+        .clone()
         .and_then(|caller| admit(&app, &caller, operation, &body, source_ip(&extensions)));
     let result = match (allowed, target.strip_prefix(TARGET_PREFIX)) {
         (Err(e), _) => Err(e),
@@ -335,7 +343,21 @@ async fn handle(
             error_response(&e)
         }
     };
-    with_request_id(response)
+    let response = with_request_id(response);
+    if app.auth.verifies() {
+        let caller = caller.ok();
+        let header = |name: &str| response.headers().get(name).and_then(|v| v.to_str().ok());
+        app.audit.record(audit::Entry {
+            account_id: caller.as_ref().map(|c| c.account_id.as_str()),
+            principal: caller.as_ref().map(|c| c.principal_arn.as_str()),
+            access_key_id: caller.as_ref().and_then(|c| c.access_key_id.as_deref()),
+            action: &format!("logs:{operation}"),
+            source_ip: source_ip(&extensions),
+            error: header("x-amzn-errortype"),
+            request_id: header("x-amzn-requestid").unwrap_or_default(),
+        });
+    }
+    response
 }
 
 /// The verified caller of a request (with credentials configured, its SigV4 signature must

@@ -180,6 +180,12 @@ fn render(app: &SharedApp) -> String {
             s.undelivered_expired as f64,
         ),
         (
+            "logwell_audit_dropped_events_total",
+            Kind::Counter,
+            "Audit events dropped because the audit queue was full.",
+            app.audit.dropped.load(std::sync::atomic::Ordering::Relaxed) as f64,
+        ),
+        (
             "logwell_live_tail_sessions",
             Kind::Gauge,
             "Live Tail sessions open.",
