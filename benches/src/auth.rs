@@ -11,7 +11,7 @@ mod common;
 
 use anyhow::Result;
 use clap::Parser;
-use common::{fresh_data_dir, logwell_bin, machine, now_ms, ServerProc};
+use common::{app_events, fresh_data_dir, logwell_bin, machine, ServerProc};
 use serde_json::{json, Value};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -46,9 +46,9 @@ async fn flood(
         async move {
             let mut n = 0usize;
             while Instant::now() < until {
-                let t = now_ms();
-                let events: Vec<Value> = (0..batch)
-                    .map(|i| json!({"timestamp": t, "message": format!(r#"{{"level":"INFO","client":{c},"n":{},"msg":"GET /orders 200"}}"#, n + i)}))
+                let events: Vec<Value> = app_events(c, n, batch)
+                    .into_iter()
+                    .map(|(t, m)| json!({"timestamp": t, "message": m}))
                     .collect();
                 let body = json!({"logGroupName": GROUP, "logStreamName": format!("s-{c}"), "logEvents": events});
                 client.call::<_, Value>("PutLogEvents", &body).await?;

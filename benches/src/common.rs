@@ -227,18 +227,7 @@ pub async fn flood(
         async move {
             let mut n = 0usize;
             while Instant::now() < until {
-                let t = now_ms();
-                let events: Vec<(i64, String)> = (0..batch)
-                    .map(|i| {
-                        (
-                            t,
-                            format!(
-                                r#"{{"level":"INFO","client":{c},"n":{},"msg":"GET /orders 200"}}"#,
-                                n + i
-                            ),
-                        )
-                    })
-                    .collect();
+                let events = app_events(c, n, batch);
                 server
                     .call("PutLogEvents", put_body(group, &stream, &events))
                     .await?;
@@ -252,6 +241,22 @@ pub async fn flood(
         total += r?;
     }
     Ok(total)
+}
+
+/// `batch` generated JSON application events of client `c`, numbered from `n`, stamped now.
+pub fn app_events(c: usize, n: usize, batch: usize) -> Vec<(i64, String)> {
+    let t = now_ms();
+    (0..batch)
+        .map(|i| {
+            (
+                t,
+                format!(
+                    r#"{{"level":"INFO","client":{c},"n":{},"msg":"GET /orders 200"}}"#,
+                    n + i
+                ),
+            )
+        })
+        .collect()
 }
 
 /// Latencies in milliseconds as `p50 .. ms, p99 .. ms, max .. ms`.

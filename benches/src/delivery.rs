@@ -22,8 +22,8 @@ use axum::routing::post;
 use base64::Engine as _;
 use clap::Parser;
 use common::{
-    create, flood, fresh_data_dir, latency_summary, logwell_bin, machine, now_ms, put_body,
-    ServerProc,
+    app_events, create, flood, fresh_data_dir, latency_summary, logwell_bin, machine, now_ms,
+    put_body, ServerProc,
 };
 use serde_json::json;
 use std::collections::HashMap;
@@ -172,18 +172,7 @@ async fn paced(
     let mut next = Instant::now();
     let mut n = 0usize;
     while Instant::now() < until {
-        let t = now_ms();
-        let events: Vec<(i64, String)> = (0..batch)
-            .map(|i| {
-                (
-                    t,
-                    format!(
-                        r#"{{"level":"INFO","client":9,"n":{},"msg":"GET /orders 200"}}"#,
-                        n + i
-                    ),
-                )
-            })
-            .collect();
+        let events = app_events(9, n, batch);
         server
             .call("PutLogEvents", put_body(group, "flood-0", &events))
             .await?;

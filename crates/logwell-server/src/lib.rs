@@ -373,15 +373,20 @@ fn authenticate(
         method: method.as_str(),
         path: uri.path(),
         query: uri.query().unwrap_or(""),
-        headers: headers
-            .iter()
-            .map(|(k, v)| {
-                (
-                    k.as_str().to_string(),
-                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                )
-            })
-            .collect(),
+        // Copied only when they are read: without credentials nothing is verified.
+        headers: if app.auth.verifies() {
+            headers
+                .iter()
+                .map(|(k, v)| {
+                    (
+                        k.as_str().to_string(),
+                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                    )
+                })
+                .collect()
+        } else {
+            Vec::new()
+        },
         body,
     };
     app.auth.authenticate(&request, logwell_model::now_millis())
