@@ -35,10 +35,11 @@ def free_port() -> int:
 class Server:
     """A logwell server process that can be stopped, killed and restarted on the same data."""
 
-    def __init__(self, data_dir: Path, config_text: str = "", port: int | None = None):
+    def __init__(self, data_dir: Path, config_text: str = "", port: int | None = None, args: tuple = ()):
         self.data_dir = Path(data_dir)
         self.port = port or free_port()
         self.endpoint = f"http://127.0.0.1:{self.port}"
+        self.args = list(args)
         self.config_path = self.data_dir.parent / f"{self.data_dir.name}.toml"
         self.config_path.write_text(config_text)
         self.log_path = self.data_dir.parent / f"{self.data_dir.name}.log"
@@ -48,7 +49,7 @@ class Server:
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
             [logwell_bin(), "serve", "--data-dir", str(self.data_dir), "--listen", f"127.0.0.1:{self.port}",
-             "--config", str(self.config_path)],
+             "--config", str(self.config_path), *self.args],
             stdout=log, stderr=log,
         )
         deadline = time.time() + timeout

@@ -78,7 +78,8 @@ async fn measure(args: &Args, label: &str, config: &str) -> Result<(f64, f64)> {
             secret_access_key: SECRET.into(),
             session_token: None,
         }),
-    });
+        ca_bundle: None,
+    })?;
     client
         .call::<_, Value>("CreateLogGroup", &json!({"logGroupName": GROUP}))
         .await?;

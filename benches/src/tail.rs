@@ -68,7 +68,7 @@ async fn main() -> Result<()> {
     let mut streams: Vec<String> = (0..args.clients).map(|c| format!("flood-{c}")).collect();
     streams.push("probe".into());
     create(&server, GROUP, &streams).await?;
-    let client = Client::from_env(Some(&server.endpoint));
+    let client = Client::from_env(Some(&server.endpoint))?;
 
     let run = Duration::from_secs_f64(args.seconds);
     // The rate without sessions, measured first (after a warm-up as long as a measurement).

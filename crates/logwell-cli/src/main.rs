@@ -29,6 +29,10 @@ struct ClientArgs {
     /// credentials come from the usual AWS variables and profile files.
     #[arg(long, env = "LOGWELL_ENDPOINT", global = true)]
     endpoint: Option<String>,
+    /// PEM certificates to trust besides the system's, for an HTTPS endpoint with a
+    /// self-signed certificate [default: AWS_CA_BUNDLE, the profile's ca_bundle].
+    #[arg(long, global = true)]
+    ca_bundle: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -58,6 +62,13 @@ enum Command {
         /// read and delete every log group. Without this, start-up refuses.
         #[arg(long)]
         insecure_no_auth: bool,
+        /// Serve HTTPS with this certificate chain (PEM); needs --tls-key. Same as [tls]
+        /// cert_file.
+        #[arg(long, requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// The certificate's private key (PEM). Same as [tls] key_file.
+        #[arg(long, requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
     },
     /// List log groups.
     Groups {
@@ -370,8 +381,12 @@ async fn query(
 struct Client(logwell_client::Client);
 
 impl Client {
-    fn new(args: &ClientArgs) -> Client {
-        Client(logwell_client::Client::from_env(args.endpoint.as_deref()))
+    fn new(args: &ClientArgs) -> Result<Client> {
+        let mut settings = logwell_client::Settings::from_env(args.endpoint.as_deref());
+        if let Some(ca) = &args.ca_bundle {
+            settings.ca_bundle = Some(ca.clone());
+        }
+        Ok(Client(logwell_client::Client::new(settings)?))
     }
 
     async fn call(&self, op: &str, body: &Value) -> Result<Value> {
@@ -405,6 +420,7 @@ async fn serve(
     account_id: Option<String>,
     recover: bool,
     insecure_no_auth: bool,
+    tls: logwell_server::tls::TlsConfig,
 ) -> Result<()> {
     let mut cfg = match &config {
         Some(path) => {
@@ -426,6 +442,11 @@ async fn serve(
     if let Some(a) = account_id {
         cfg.account_id = a;
     }
+    if tls.cert_file.is_some() {
+        cfg.tls = tls;
+    }
+    let tls = logwell_server::tls::acceptor(&cfg.tls)?;
+    cfg.delivery.check().map_err(anyhow::Error::msg)?;
     let app = App::open_with(&cfg, logwell_server::OpenOptions { recover })
         .await
         .context("opening storage")?;
@@ -461,11 +482,12 @@ async fn serve(
     }
     tracing::info!(
         listen = %listener.local_addr()?,
+        scheme = if tls.is_some() { "https" } else { "http" },
         data_dir = %cfg.storage.data_dir.display(),
         store = app.engine.store_description(),
         "logwell is serving the CloudWatch Logs API"
     );
-    logwell_server::serve(listener, app, shutdown_signal()).await?;
+    logwell_server::serve_with(listener, app, tls, shutdown_signal()).await?;
     tracing::info!("stopped cleanly");
     Ok(())
 }
@@ -610,6 +632,8 @@ async fn main() -> Result<()> {
             account_id,
             recover,
             insecure_no_auth,
+            tls_cert,
+            tls_key,
         } => {
             serve(
                 data_dir,
@@ -619,11 +643,15 @@ async fn main() -> Result<()> {
                 account_id,
                 recover,
                 insecure_no_auth,
+                logwell_server::tls::TlsConfig {
+                    cert_file: tls_cert,
+                    key_file: tls_key,
+                },
             )
             .await
         }
         Command::Groups { client, prefix } => {
-            let c = Client::new(&client);
+            let c = Client::new(&client)?;
             let mut body = json!({});
             if let Some(p) = prefix {
                 body["logGroupNamePrefix"] = json!(p);
@@ -644,7 +672,7 @@ async fn main() -> Result<()> {
             .await
         }
         Command::Streams { client, group } => {
-            let c = Client::new(&client);
+            let c = Client::new(&client)?;
             c.paginate(
                 "DescribeLogStreams",
                 json!({"logGroupName": group}),
@@ -665,13 +693,13 @@ async fn main() -> Result<()> {
             stream,
             file,
             create,
-        } => put(&Client::new(&client), &group, &stream, file, create).await,
+        } => put(&Client::new(&client)?, &group, &stream, file, create).await,
         Command::Get {
             client,
             group,
             stream,
             limit,
-        } => get(&Client::new(&client), &group, &stream, limit).await,
+        } => get(&Client::new(&client)?, &group, &stream, limit).await,
         Command::Tail {
             client,
             groups,
@@ -684,7 +712,7 @@ async fn main() -> Result<()> {
         } => {
             let since_ms = logwell_model::now_millis() - parse_duration(&since)? * 1000;
             tail::tail(
-                &Client::new(&client).0,
+                &Client::new(&client)?.0,
                 tail::TailOptions {
                     groups,
                     since_ms,
@@ -724,7 +752,7 @@ async fn main() -> Result<()> {
                 parquet,
                 wait: !no_wait,
             };
-            export::export(&Client::new(&client).0, request).await
+            export::export(&Client::new(&client)?.0, request).await
         }
         Command::Query {
             client,
@@ -737,7 +765,7 @@ async fn main() -> Result<()> {
             query: text,
         } => {
             query(
-                &Client::new(&client),
+                &Client::new(&client)?,
                 groups,
                 &since,
                 until,

@@ -3,7 +3,8 @@
 //! `AWS_REGION`, `AWS_DEFAULT_REGION` or the profile; credentials from `AWS_ACCESS_KEY_ID` /
 //! `AWS_SECRET_ACCESS_KEY` / `AWS_SESSION_TOKEN`, else the profile (`AWS_PROFILE`, default
 //! `default`) in `~/.aws/credentials` (`AWS_SHARED_CREDENTIALS_FILE`) and `~/.aws/config`
-//! (`AWS_CONFIG_FILE`).
+//! (`AWS_CONFIG_FILE`); an extra CA bundle (for a self-signed HTTPS endpoint) from
+//! `AWS_CA_BUNDLE` or the profile's `ca_bundle`.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -37,6 +38,9 @@ pub struct Settings {
     /// None when nothing configures credentials: requests are then signed with a placeholder
     /// key, which a logwell on a loopback address without configured credentials accepts.
     pub credentials: Option<Credentials>,
+    /// PEM certificates trusted besides the system's (`AWS_CA_BUNDLE`, the profile's
+    /// `ca_bundle`, the CLI's `--ca-bundle`).
+    pub ca_bundle: Option<PathBuf>,
 }
 
 impl Settings {
@@ -99,10 +103,14 @@ impl Settings {
                 _ => None,
             },
         };
+        let ca_bundle = env("AWS_CA_BUNDLE")
+            .or_else(|| config_file.get("ca_bundle").cloned())
+            .map(PathBuf::from);
         Settings {
             endpoint,
             region,
             credentials,
+            ca_bundle,
         }
     }
 }

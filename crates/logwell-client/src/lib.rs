@@ -45,6 +45,8 @@ pub enum ClientError {
     Decode(String),
     #[error("cannot sign the request: {0}")]
     Sign(String),
+    #[error("cannot use the CA bundle {path}: {reason}")]
+    CaBundle { path: String, reason: String },
 }
 
 impl ClientError {
@@ -57,6 +59,30 @@ impl ClientError {
     }
 }
 
+/// An HTTP client builder that trusts the system's certificates and, when given, the PEM
+/// certificates in `ca_bundle` (a self-signed logwell, say).
+pub fn http_builder(
+    ca_bundle: Option<&std::path::Path>,
+) -> Result<reqwest::ClientBuilder, ClientError> {
+    let builder = reqwest::Client::builder();
+    let Some(path) = ca_bundle else {
+        return Ok(builder);
+    };
+    let fail = |reason: String| ClientError::CaBundle {
+        path: path.display().to_string(),
+        reason,
+    };
+    let pem = std::fs::read(path).map_err(|e| fail(e.to_string()))?;
+    let certificates =
+        reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| fail(e.to_string()))?;
+    if certificates.is_empty() {
+        return Err(fail("no PEM certificate in it".into()));
+    }
+    Ok(certificates
+        .into_iter()
+        .fold(builder, |b, c| b.add_root_certificate(c)))
+}
+
 /// A CloudWatch Logs client.
 #[derive(Clone)]
 pub struct Client {
@@ -65,8 +91,15 @@ pub struct Client {
 }
 
 impl Client {
-    pub fn new(settings: Settings) -> Client {
-        Client::with_http(settings, reqwest::Client::new())
+    /// A client for `settings`; fails only when its CA bundle cannot be read.
+    pub fn new(settings: Settings) -> Result<Client, ClientError> {
+        let http = http_builder(settings.ca_bundle.as_deref())?
+            .build()
+            .map_err(|e| ClientError::CaBundle {
+                path: format!("{:?}", settings.ca_bundle),
+                reason: e.to_string(),
+            })?;
+        Ok(Client::with_http(settings, http))
     }
 
     /// A client sending through `http` (its timeouts and connection pool).
@@ -76,7 +109,7 @@ impl Client {
 
     /// A client configured from the environment and AWS profile files; `endpoint` (a flag)
     /// wins over them.
-    pub fn from_env(endpoint: Option<&str>) -> Client {
+    pub fn from_env(endpoint: Option<&str>) -> Result<Client, ClientError> {
         Client::new(Settings::from_env(endpoint))
     }
 
@@ -331,7 +364,9 @@ mod tests {
                 secret_access_key: "secret".into(),
                 session_token: Some("token".into()),
             }),
-        });
+            ca_bundle: None,
+        })
+        .unwrap();
         let headers = vec![("x-amz-target".to_string(), "Logs_20140328.X".to_string())];
         let signed = client
             .signature("http://127.0.0.1:4566", &headers, b"{}")

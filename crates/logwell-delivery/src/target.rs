@@ -47,6 +47,9 @@ pub struct DeliveryConfig {
     /// Retry waits start here and double up to the maximum (milliseconds).
     pub backoff_min_ms: u64,
     pub backoff_max_ms: u64,
+    /// PEM certificates trusted besides the system's for HTTPS targets (Lambda URLs, other
+    /// accounts' servers with self-signed certificates).
+    pub ca_bundle: Option<std::path::PathBuf>,
 }
 
 impl Default for DeliveryConfig {
@@ -63,11 +66,19 @@ impl Default for DeliveryConfig {
             request_timeout_secs: 30.0,
             backoff_min_ms: 100,
             backoff_max_ms: 30_000,
+            ca_bundle: None,
         }
     }
 }
 
 impl DeliveryConfig {
+    /// Fails when `ca_bundle` names a file that holds no usable certificate.
+    pub fn check(&self) -> Result<(), String> {
+        logwell_client::http_builder(self.ca_bundle.as_deref())
+            .map(|_| ())
+            .map_err(|e| format!("[delivery] {e}"))
+    }
+
     pub(crate) fn request_timeout(&self) -> Duration {
         Duration::from_secs_f64(self.request_timeout_secs.max(0.001))
     }
@@ -154,8 +165,23 @@ impl AccountServer {
             endpoint,
             region: region.to_string(),
             credentials,
+            // The shared HTTP client carries `[delivery] ca_bundle`.
+            ca_bundle: None,
         }
     }
+}
+
+/// The HTTP client deliveries share. A CA bundle that cannot be read is reported (start-up
+/// checks it first with [`DeliveryConfig::check`]) and the system's roots are used alone.
+fn http_client(config: &DeliveryConfig) -> reqwest::Client {
+    let builder = logwell_client::http_builder(config.ca_bundle.as_deref()).unwrap_or_else(|e| {
+        tracing::error!(error = %e, "[delivery] ca_bundle");
+        reqwest::Client::builder()
+    });
+    builder
+        .timeout(config.request_timeout())
+        .build()
+        .expect("an HTTP client builds")
 }
 
 /// `nats://HOST:PORT/SUBJECT` -> (`nats://HOST:PORT`, SUBJECT).
@@ -242,10 +268,7 @@ pub(crate) struct Clients {
 impl Clients {
     pub fn new(config: &DeliveryConfig, buckets: Arc<Buckets>, account: String) -> Clients {
         Clients {
-            http: reqwest::Client::builder()
-                .timeout(config.request_timeout())
-                .build()
-                .expect("an HTTP client builds"),
+            http: http_client(config),
             nats: Default::default(),
             buckets,
             timeout: config.request_timeout(),

@@ -20,6 +20,8 @@ pub struct ServerConfig {
     /// `[auth]`: the credentials requests are signed with (none: requests are not verified,
     /// which `logwell serve` allows only on a loopback address or with `--insecure-no-auth`).
     pub auth: logwell_auth::AuthConfig,
+    /// `[tls]`: a certificate and key make the server speak HTTPS.
+    pub tls: crate::tls::TlsConfig,
 }
 
 /// `[limits]`: what the server holds at once, so memory stays bounded under any load. Requests
@@ -97,6 +99,7 @@ impl Default for ServerConfig {
             limits: Limits::default(),
             delivery: Default::default(),
             auth: Default::default(),
+            tls: Default::default(),
         }
     }
 }

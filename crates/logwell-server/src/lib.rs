@@ -14,6 +14,7 @@ pub mod resource_policies;
 mod settings;
 mod subscriptions;
 pub mod telemetry;
+pub mod tls;
 pub mod tokens;
 mod transport;
 
@@ -431,6 +432,16 @@ pub async fn serve(
     app: SharedApp,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    serve_with(listener, app, None, shutdown).await
+}
+
+/// [`serve`], speaking TLS on every connection when given an acceptor ([`tls::acceptor`]).
+pub async fn serve_with(
+    listener: tokio::net::TcpListener,
+    app: SharedApp,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     let engine = app.engine.clone();
     let stopping = app.clone();
     let header_timeout = app.limits.header_timeout;
@@ -467,11 +478,36 @@ pub async fn serve(
                 hyper::service::Service::call(&service, request)
             })
         };
-        let conn = http.serve_connection(hyper_util::rt::TokioIo::new(stream), per_connection);
-        let conn = graceful.watch(conn);
-        tokio::spawn(async move {
-            let _ = conn.await;
-        });
+        let http = http.clone();
+        let watcher = graceful.watcher();
+        match tls.clone() {
+            None => {
+                let conn =
+                    http.serve_connection(hyper_util::rt::TokioIo::new(stream), per_connection);
+                let conn = watcher.watch(conn);
+                tokio::spawn(async move {
+                    let _ = conn.await;
+                });
+            }
+            Some(acceptor) => {
+                tokio::spawn(async move {
+                    // The handshake gets the time a request's headers get: a peer that opens a
+                    // connection and says nothing cannot hold it.
+                    let stream =
+                        match tokio::time::timeout(header_timeout, acceptor.accept(stream)).await {
+                            Ok(Ok(s)) => s,
+                            Ok(Err(e)) => {
+                                tracing::debug!(%remote, error = %e, "TLS handshake failed");
+                                return;
+                            }
+                            Err(_) => return,
+                        };
+                    let conn =
+                        http.serve_connection(hyper_util::rt::TokioIo::new(stream), per_connection);
+                    let _ = watcher.watch(conn).await;
+                });
+            }
+        }
     }
     // Live tails end; in-flight requests finish (bounded by the body timeout); idle
     // connections close.
