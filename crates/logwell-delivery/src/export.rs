@@ -493,6 +493,15 @@ impl TaskRun<'_> {
             .map(|(name, _)| name)
             .collect();
         let span = (t.to - t.from + 1) as f64;
+        // A protected group exports masked text.
+        let protection = match self
+            .exports
+            .engine
+            .data_protection_policy(&t.log_group_name)
+        {
+            Ok(Some(p)) => logwell_dataprotection::Protection::of(Some(&p.document), false),
+            _ => logwell_dataprotection::Protection::Clear,
+        };
         for (i, stream) in streams.iter().enumerate() {
             let mut file = TextFile::new(self.exports.file_bytes);
             let mut index = 0;
@@ -514,7 +523,7 @@ impl TaskRun<'_> {
                     )
                     .await?;
                 for r in &rows {
-                    file.line(r.timestamp, &r.message);
+                    file.line(r.timestamp, &protection.mask(&r.message));
                     self.progress.events += 1;
                     self.progress.bytes += r.message.len() as u64 + 25;
                     if file.full() {

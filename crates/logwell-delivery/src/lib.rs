@@ -315,8 +315,17 @@ impl Run {
                 continue;
             };
             let (last_seq, last_ingestion) = (last.seq, last.ingestion_time);
+            // A protected group's events leave masked; the pattern sees what is sent.
+            let protection = match self.engine.data_protection_policy(&group) {
+                Ok(Some(p)) => logwell_dataprotection::Protection::of(Some(&p.document), false),
+                _ => logwell_dataprotection::Protection::Clear,
+            };
             let matching: Vec<_> = rows
                 .into_iter()
+                .map(|mut r| {
+                    protection.mask_string(&mut r.message);
+                    r
+                })
                 .filter(|r| self.pattern.matches(&r.message))
                 .collect();
             let messages = data_messages(

@@ -328,6 +328,19 @@ impl MetricFilters {
                 continue;
             };
             cursor = last.seq;
+            // Metric filters see what every other reader sees: a protected group's text masked.
+            let rows = match self.engine.data_protection_policy(&group) {
+                Ok(Some(p)) => {
+                    let protection =
+                        logwell_dataprotection::Protection::of(Some(&p.document), false);
+                    let mut rows = rows;
+                    for r in &mut rows {
+                        protection.mask_string(&mut r.message);
+                    }
+                    rows
+                }
+                _ => rows,
+            };
             let compiled: Vec<(Key, Arc<Compiled>)> = self
                 .filters
                 .read()

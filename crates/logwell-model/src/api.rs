@@ -75,6 +75,9 @@ pub struct LogGroup {
     pub log_group_arn: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deletion_protection_enabled: Option<bool>,
+    /// `ACTIVATED` while a data protection policy masks the group's events.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_protection_status: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize, Serialize)]
@@ -195,6 +198,9 @@ pub struct GetLogEventsRequest {
     pub limit: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub start_from_head: Option<bool>,
+    /// Show text a data protection policy masks (needs logs:Unmask).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unmask: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize, Serialize, Clone, PartialEq, Eq)]
@@ -238,6 +244,9 @@ pub struct FilterLogEventsRequest {
     pub start_from_head: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub interleaved: Option<bool>,
+    /// Show text a data protection policy masks (needs logs:Unmask).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unmask: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize, Serialize, Clone, PartialEq, Eq)]

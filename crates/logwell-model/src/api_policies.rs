@@ -1,4 +1,5 @@
-//! Resource policies (PutResourcePolicy and friends): requests and responses.
+//! Resource policies (PutResourcePolicy and friends) and data protection policies
+//! (PutDataProtectionPolicy and friends): requests and responses.
 
 use serde::{Deserialize, Serialize};
 
@@ -42,4 +43,30 @@ pub struct DescribeResourcePoliciesResponse {
 #[serde(rename_all = "camelCase")]
 pub struct DeleteResourcePolicyRequest {
     pub policy_name: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize, Serialize, Clone)]
+#[serde(rename_all = "camelCase")]
+pub struct PutDataProtectionPolicyRequest {
+    pub log_group_identifier: Option<String>,
+    pub policy_document: Option<String>,
+}
+
+/// PutDataProtectionPolicy's and GetDataProtectionPolicy's answer.
+#[derive(Debug, Default, Deserialize, Serialize, Clone, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct DataProtectionPolicyResponse {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_group_identifier: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub policy_document: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_updated_time: Option<i64>,
+}
+
+/// GetDataProtectionPolicy's and DeleteDataProtectionPolicy's request.
+#[derive(Debug, Default, Deserialize, Serialize, Clone)]
+#[serde(rename_all = "camelCase")]
+pub struct DataProtectionPolicyRequest {
+    pub log_group_identifier: Option<String>,
 }

@@ -42,6 +42,8 @@ pub struct DescribeQueriesRequest {
 #[serde(rename_all = "camelCase", default)]
 pub struct GetLogRecordRequest {
     pub log_record_pointer: Option<String>,
+    /// Show text a data protection policy masks (needs logs:Unmask).
+    pub unmask: Option<bool>,
 }
 
 #[derive(Debug, Deserialize, Serialize, Default)]

@@ -184,12 +184,14 @@ fn key_before(t: i64, s: i64) -> Expr {
 impl Querier {
     /// The events of `group` that `scan` selects, in key order (newest first when asked), as
     /// `Engine::scan` returns them, keeping only events that `pattern` (its text and the
-    /// pattern parsed from it) matches.
+    /// pattern parsed from it) matches. A group's data protection policy masks the messages
+    /// before the pattern sees them, unless `unmask` (the caller may).
     pub async fn filter_events(
         &self,
         group: &str,
         scan: &Scan,
         pattern: Option<(&str, &FilterPattern)>,
+        unmask: bool,
     ) -> Result<Vec<EventRow>, QueryError> {
         let mut lo = scan.start.unwrap_or(i64::MIN);
         let mut hi = scan.end.map_or(i64::MAX, |e| e.saturating_sub(1));
@@ -199,7 +201,10 @@ impl Querier {
         if let Some((t, _)) = scan.before {
             hi = hi.min(t);
         }
-        let snap = self.engine.snapshot(group, lo, hi)?;
+        let mut snap = self.engine.snapshot(group, lo, hi)?;
+        if unmask {
+            snap.data_protection = None;
+        }
         lo = lo.max(snap.cutoff.unwrap_or(i64::MIN));
         if lo > hi || scan.limit == 0 {
             return Ok(Vec::new());
@@ -229,6 +234,8 @@ impl Querier {
         // Field columns every segment stores (elsewhere they would be extracted from the message,
         // parsing it twice).
         let stored: Vec<String> = match snap.segments.split_first() {
+            // Stored field columns hold unmasked values: a masked read extracts from the text.
+            _ if snap.data_protection.is_some() => Vec::new(),
             Some((first, rest)) => first
                 .fields
                 .iter()

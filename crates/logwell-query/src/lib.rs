@@ -283,11 +283,19 @@ impl Querier {
         hi: i64,
         counters: &Arc<QueryCounters>,
         with_fields: bool,
+        unmask: bool,
     ) -> Result<LogicalPlan, QueryError> {
         let snaps = groups
             .iter()
-            .map(|g| self.engine.snapshot(g, lo, hi))
-            .collect::<Result<Vec<_>, _>>()?;
+            .map(|g| {
+                let mut snap = self.engine.snapshot(g, lo, hi)?;
+                // Allowed to unmask (the server checked logs:Unmask): read as stored.
+                if unmask {
+                    snap.data_protection = None;
+                }
+                Ok(snap)
+            })
+            .collect::<Result<Vec<_>, logwell_model::ApiError>>()?;
         let mut fields: Vec<String> = Vec::new();
         if with_fields {
             for s in snaps.iter().flat_map(|s| s.segments.iter()) {
@@ -333,12 +341,17 @@ impl Querier {
                         chars(e.end_offset),
                     ))
                 })?;
+                let unmask = query
+                    .commands
+                    .iter()
+                    .any(|c| matches!(c, logwell_insights::Command::Unmask(_)));
                 let events = QueryEvents {
                     querier: self,
                     groups: req.groups.clone(),
                     range: (req.start_ms, req.end_ms),
                     counters: counters.clone(),
                     now_ms,
+                    unmask,
                 };
                 let source = match query.commands.first() {
                     Some(logwell_insights::Command::Source(src)) => Some(src),
@@ -351,7 +364,7 @@ impl Querier {
                     ));
                 }
                 let (groups, range) = events.resolve(source, None)?;
-                let base = self.groups_plan(&groups, range.0, range.1, &counters, true)?;
+                let base = self.groups_plan(&groups, range.0, range.1, &counters, true, unmask)?;
                 let compiled = compile::compile(
                     &query,
                     base,
@@ -437,7 +450,8 @@ impl Querier {
     }
 
     /// The event an `@ptr` points at, with its system fields and discovered JSON fields.
-    pub async fn get_log_record(&self, ptr: &str) -> Result<Row, QueryError> {
+    /// `unmask`: the caller may see what the group's data protection policy masks.
+    pub async fn get_log_record(&self, ptr: &str, unmask: bool) -> Result<Row, QueryError> {
         let Some((group, ts, seq)) = decode_ptr(ptr) else {
             return Err(QueryError::Invalid(
                 "The log record pointer is not valid".into(),
@@ -453,12 +467,18 @@ impl Querier {
             limit: usize::MAX,
         };
         let rows = self.engine.scan(&group, &scan).await?;
-        let Some(ev) = rows.into_iter().find(|r| r.seq == seq) else {
+        let Some(mut ev) = rows.into_iter().find(|r| r.seq == seq) else {
             return Err(QueryError::Api(ApiError::new(
                 logwell_model::ErrorKind::ResourceNotFound,
                 "The log record does not exist",
             )));
         };
+        let document = self.engine.data_protection_policy(&group)?;
+        logwell_dataprotection::Protection::of(
+            document.as_ref().map(|p| p.document.as_str()),
+            unmask,
+        )
+        .mask_string(&mut ev.message);
         let mut row: Row = vec![
             ("@ingestionTime".into(), ev.ingestion_time.to_string()),
             (
@@ -619,6 +639,8 @@ struct QueryEvents<'a> {
     range: (i64, i64),
     counters: Arc<QueryCounters>,
     now_ms: i64,
+    /// The query has the `unmask` command (the server checked logs:Unmask).
+    unmask: bool,
 }
 
 impl QueryEvents<'_> {
@@ -661,7 +683,7 @@ impl compile::Events for QueryEvents<'_> {
     ) -> Result<LogicalPlan, QueryError> {
         let (groups, r) = self.resolve(source, range)?;
         self.querier
-            .groups_plan(&groups, r.0, r.1, &self.counters, true)
+            .groups_plan(&groups, r.0, r.1, &self.counters, true, self.unmask)
     }
 
     fn lookup(&self, table: &str) -> Result<LogicalPlan, QueryError> {
@@ -779,7 +801,14 @@ impl SchemaProvider for SqlTables {
         }
         let plan = self
             .querier
-            .groups_plan(&groups, self.range.0, self.range.1, &self.counters, false)
+            .groups_plan(
+                &groups,
+                self.range.0,
+                self.range.1,
+                &self.counters,
+                false,
+                false,
+            )
             .map_err(|e| DataFusionError::External(Box::new(e)))?;
         // The internal sequence column stays hidden from SQL.
         let visible: Vec<_> = plan

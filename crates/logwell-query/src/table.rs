@@ -5,6 +5,10 @@
 //! that some segment of the query stores as a column. Segments that hold every such column the
 //! query reads are scanned directly; the others (older segments, the memtable) compute the
 //! columns from the message with the same extraction, so every row gets the same value either way.
+//!
+//! A group with a data protection policy is read masked: the message is masked as it is read,
+//! stored field columns (which hold the original values) are not used, and no filter on the
+//! message or a field reaches the files, so every filter, parse and extraction sees masked text.
 
 use crate::udf::JsonFields;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
@@ -44,6 +48,8 @@ pub struct GroupTable {
     /// that their tables union).
     fields: Vec<String>,
     schema: SchemaRef,
+    /// The group's policy, unless the read was allowed to unmask.
+    protection: logwell_dataprotection::Protection,
 }
 
 /// The event columns every segment and memtable batch has.
@@ -63,12 +69,105 @@ impl GroupTable {
                 .iter()
                 .map(|f| Field::new(field_column(f), DataType::Utf8, true)),
         );
+        // A snapshot whose policy was lifted (an allowed unmask) has none here.
+        let protection =
+            logwell_dataprotection::Protection::of(snapshot.data_protection.as_deref(), false);
         GroupTable {
             snapshot,
             range,
             fields,
             schema: Arc::new(Schema::new(all)),
+            protection,
         }
+    }
+
+    /// `input` with its message (if it has one) masked by `masker`; other columns as they are.
+    fn masked(
+        &self,
+        state: &dyn Session,
+        input: Arc<dyn ExecutionPlan>,
+        masker: &Arc<logwell_dataprotection::Masker>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let schema = input.schema();
+        let df = DFSchema::try_from(schema.as_ref().clone())?;
+        let mask = crate::udf::Mask::udf(masker.clone());
+        let mut exprs: Vec<(Arc<dyn PhysicalExpr>, String)> = Vec::new();
+        for f in schema.fields() {
+            let e = if f.name() == columns::MESSAGE {
+                mask.call(vec![col(columns::MESSAGE)])
+            } else {
+                col(f.name())
+            };
+            exprs.push((state.create_physical_expr(e, &df)?, f.name().clone()));
+        }
+        Ok(Arc::new(ProjectionExec::try_new(exprs, input)?))
+    }
+
+    /// The scan of a masked group: every source reads event columns, masks the message, then
+    /// extracts the fields wanted from the masked text. Only filters on the other event columns
+    /// (time, stream, sequence) prune the files.
+    fn scan_masked(
+        &self,
+        state: &dyn Session,
+        projection: &[usize],
+        filters: &[Expr],
+        limit: Option<usize>,
+        masker: &Arc<logwell_dataprotection::Masker>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let base = event_schema().fields().len();
+        let wanted = projection.iter().any(|i| *i >= base);
+        let mut read: Vec<usize> = projection.iter().copied().filter(|i| *i < base).collect();
+        let message = event_schema().index_of(columns::MESSAGE)?;
+        if wanted && !read.contains(&message) {
+            read.push(message);
+        }
+        let safe: Vec<Expr> = filters
+            .iter()
+            .filter(|f| {
+                f.column_refs().iter().all(|c| {
+                    c.name() != columns::MESSAGE && event_schema().index_of(c.name()).is_ok()
+                })
+            })
+            .cloned()
+            .collect();
+        let mut sources: Vec<Arc<dyn ExecutionPlan>> = Vec::new();
+        let segments: Vec<&Arc<SegmentMeta>> = self.snapshot.segments.iter().collect();
+        if !segments.is_empty() {
+            sources.push(self.parquet(
+                state,
+                &segments,
+                event_schema(),
+                read.clone(),
+                &safe,
+                limit,
+            )?);
+        }
+        if !self.snapshot.buffered.is_empty() || sources.is_empty() {
+            let parts: Vec<Vec<_>> = self
+                .snapshot
+                .buffered
+                .iter()
+                .map(|b| vec![b.clone()])
+                .collect();
+            let parts = if parts.is_empty() {
+                vec![vec![]]
+            } else {
+                parts
+            };
+            let mem = MemorySourceConfig::try_new(&parts, event_schema(), Some(read.clone()))?
+                .with_limit(limit);
+            sources.push(DataSourceExec::from_data_source(mem));
+        }
+        let mut inputs = Vec::new();
+        for source in sources {
+            let masked = self.masked(state, source, masker)?;
+            inputs.push(if wanted {
+                self.extract_fields(state, masked, projection)?
+            } else {
+                masked
+            });
+        }
+        UnionExec::try_new(inputs)
     }
 
     /// A scan of `segments` whose file schema is `schema`, reading columns `projection`.
@@ -190,6 +289,9 @@ impl TableProvider for GroupTable {
             Some(p) => p.clone(),
             None => (0..self.schema.fields().len()).collect(),
         };
+        if let logwell_dataprotection::Protection::Masked(masker) = &self.protection {
+            return self.scan_masked(state, &projection, filters, limit, masker);
+        }
         let base = event_schema().fields().len();
         let wanted: Vec<&String> = projection
             .iter()

@@ -99,7 +99,7 @@ async fn datafusion_filter_matches_the_engine_scan() {
                     for _ in 0..3 {
                         let want = reference(&engine, "/g", &scan, &pattern).await;
                         let got = querier
-                            .filter_events("/g", &scan, Some((text, &pattern)))
+                            .filter_events("/g", &scan, Some((text, &pattern)), false)
                             .await
                             .unwrap();
                         assert_eq!(got, want, "pattern {text:?}, {streams:?}, newest_first {newest_first}, limit {limit}");
@@ -190,7 +190,7 @@ async fn json_numbers_match_however_they_are_written() {
         };
         let pattern = FilterPattern::parse(text).unwrap();
         let got = querier
-            .filter_events("/n", &scan, Some((text, &pattern)))
+            .filter_events("/n", &scan, Some((text, &pattern)), false)
             .await
             .unwrap();
         let want_rows = reference(&engine, "/n", &scan, &pattern).await;

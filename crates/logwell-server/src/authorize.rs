@@ -61,7 +61,21 @@ pub(crate) fn check(
     body: &[u8],
     source_ip: Option<std::net::IpAddr>,
 ) -> Result<(), ApiError> {
-    let action = format!("logs:{operation}");
+    check_action(app, caller, home, operation, operation, body, source_ip)
+}
+
+/// [`check`] of `logs:<action>` on the resources `operation` names (`logs:Unmask` on the groups
+/// a read asks to unmask).
+pub(crate) fn check_action(
+    app: &App,
+    caller: &Caller,
+    home: bool,
+    action: &str,
+    operation: &str,
+    body: &[u8],
+    source_ip: Option<std::net::IpAddr>,
+) -> Result<(), ApiError> {
+    let action = format!("logs:{action}");
     let mut keys = vec![
         ("aws:PrincipalAccount", caller.account_id.clone()),
         ("aws:PrincipalArn", caller.principal_arn.clone()),

@@ -5,6 +5,7 @@ mod audit;
 mod authorize;
 mod background;
 pub mod config;
+mod data_protection;
 mod live_tail;
 pub mod lookup_tables;
 pub mod operations;
@@ -423,7 +424,12 @@ fn admit(
             return Ok(());
         }
     }
-    authorize::check(app, caller, home, operation, body, source_ip)
+    authorize::check(app, caller, home, operation, body, source_ip)?;
+    // Seeing what a data protection policy masks is an action of its own.
+    if data_protection::asks_to_unmask(operation, body) {
+        authorize::check_action(app, caller, home, "Unmask", operation, body, source_ip)?;
+    }
+    Ok(())
 }
 
 /// Runs the API on `listener` until `shutdown` resolves, then flushes the store.

@@ -205,6 +205,21 @@ pub static OPERATIONS: &[Operation] = &[
         let p = app.resource_policies.clone();
         async move { p.delete(r).await }
     }),
+    op!(
+        "PutDataProtectionPolicy",
+        LogGroup,
+        crate::data_protection::put
+    ),
+    op!(
+        "GetDataProtectionPolicy",
+        LogGroup,
+        crate::data_protection::get
+    ),
+    op!(
+        "DeleteDataProtectionPolicy",
+        LogGroup,
+        crate::data_protection::delete
+    ),
     op!("PutMetricFilter", LogGroup, |app: &SharedApp, r| {
         let filters = app.metric_filters.clone();
         async move { filters.put(r).await }

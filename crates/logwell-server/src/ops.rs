@@ -239,6 +239,7 @@ pub(crate) async fn describe_log_groups(
                 kms_key_id: g.kms_key_id,
                 log_group_class: Some(g.class),
                 deletion_protection_enabled: Some(g.deletion_protection),
+                data_protection_status: g.data_protection.then(|| "ACTIVATED".to_string()),
             }
         });
     }
@@ -359,6 +360,7 @@ pub(crate) async fn put_log_events(
         let accepted_bytes = bytes * outcome.accepted / r.log_events.len().max(1);
         app.telemetry
             .ingested(outcome.accepted as u64, accepted_bytes as u64);
+        crate::data_protection::audit(app, &r.log_group_name, &r.log_events);
     }
     Ok(PutLogEventsResponse {
         // Deprecated and ignored by AWS, but old clients still read it.
@@ -411,6 +413,12 @@ pub(crate) async fn get_log_events(
     }
     // Rows come nearest-first; the byte cap keeps the nearest.
     let mut rows = app.engine.scan(&g, &scan).await?;
+    let protection = crate::data_protection::protection(app, &g, r.unmask == Some(true));
+    if protection.is_masked() {
+        for row in &mut rows {
+            protection.mask_string(&mut row.message);
+        }
+    }
     cap_bytes(&mut rows, |e| e.message.len());
     if scan.newest_first {
         rows.reverse();
@@ -508,7 +516,12 @@ pub(crate) async fn filter_log_events(
     let mut rows = app
         .queries
         .querier()
-        .filter_events(&g, &scan, r.filter_pattern.as_deref().zip(pattern.as_ref()))
+        .filter_events(
+            &g,
+            &scan,
+            r.filter_pattern.as_deref().zip(pattern.as_ref()),
+            r.unmask == Some(true),
+        )
         .await
         .map_err(crate::queries::to_api)?;
     let more = rows.len() > limit;

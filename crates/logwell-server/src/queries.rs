@@ -439,7 +439,11 @@ impl Queries {
         r: GetLogRecordRequest,
     ) -> Result<GetLogRecordResponse, ApiError> {
         let ptr = required(r.log_record_pointer, "logRecordPointer")?;
-        let row = self.querier.get_log_record(&ptr).await.map_err(to_api)?;
+        let row = self
+            .querier
+            .get_log_record(&ptr, r.unmask == Some(true))
+            .await
+            .map_err(to_api)?;
         Ok(GetLogRecordResponse {
             log_record: row.into_iter().collect(),
         })

@@ -33,6 +33,8 @@ pub struct Telemetry {
     queries: Mutex<BTreeMap<&'static str, Timed>>,
     ingested_events: AtomicU64,
     ingested_bytes: AtomicU64,
+    /// (log group, data identifier) -> events in which a data protection policy found it.
+    findings: Mutex<BTreeMap<(String, String), u64>>,
 }
 
 impl Telemetry {
@@ -59,6 +61,16 @@ impl Telemetry {
     pub fn ingested(&self, events: u64, bytes: u64) {
         self.ingested_events.fetch_add(events, Relaxed);
         self.ingested_bytes.fetch_add(bytes, Relaxed);
+    }
+
+    /// `events` put to `group` held text its data protection policy's `identifier` names.
+    pub fn findings(&self, group: &str, identifier: &str, events: u64) {
+        *self
+            .findings
+            .lock()
+            .unwrap()
+            .entry((group.to_string(), identifier.to_string()))
+            .or_default() += events;
     }
 }
 
@@ -95,6 +107,18 @@ fn render(app: &SharedApp) -> String {
         &[],
         t.ingested_bytes.load(Relaxed) as f64,
     );
+    e.family(
+        "logwell_data_protection_findings_total",
+        Kind::Counter,
+        "Events put to a group with a data protection policy that held text of a data identifier (the policy's Audit statement).",
+    );
+    for ((group, identifier), n) in t.findings.lock().unwrap().iter() {
+        e.sample(
+            "logwell_data_protection_findings_total",
+            &[("log_group", group), ("data_identifier", identifier)],
+            *n as f64,
+        );
+    }
     e.family(
         "logwell_request_duration_seconds",
         Kind::Summary,

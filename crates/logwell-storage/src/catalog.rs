@@ -36,6 +36,16 @@ pub struct GroupMeta {
     /// Subscription filters, by name (at most [`MAX_SUBSCRIPTION_FILTERS`]).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub subscriptions: BTreeMap<String, SubscriptionFilter>,
+    /// The data protection policy: its document, as put, and when.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_protection: Option<DataProtectionPolicy>,
+}
+
+/// A group's data protection policy (what every read masks).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct DataProtectionPolicy {
+    pub document: String,
+    pub last_updated: i64,
 }
 
 /// Subscription filters a log group may have (CloudWatch's quota).
@@ -144,8 +154,18 @@ impl Metadata {
                     return Err(ApiError::stream_not_found());
                 }
             }
-            MetaChange::PutRetention { group, .. } | MetaChange::Untag { group, .. } => {
+            MetaChange::PutRetention { group, .. }
+            | MetaChange::Untag { group, .. }
+            | MetaChange::PutDataProtectionPolicy { group, .. } => {
                 self.group(group)?;
+            }
+            MetaChange::DeleteDataProtectionPolicy { group } => {
+                if self.group(group)?.data_protection.is_none() {
+                    return Err(ApiError::new(
+                        logwell_model::ErrorKind::ResourceNotFound,
+                        "The specified data protection policy does not exist.",
+                    ));
+                }
             }
             MetaChange::PutSubscriptionFilter { group, name, .. } => {
                 let g = self.group(group)?;
@@ -213,6 +233,7 @@ impl Metadata {
                     streams: BTreeMap::new(),
                     deleted_streams: BTreeMap::new(),
                     subscriptions: BTreeMap::new(),
+                    data_protection: None,
                 });
             }
             MetaChange::DeleteGroup { name } => {
@@ -236,6 +257,23 @@ impl Metadata {
                         g.deleted_streams
                             .insert(stream, (lsn << SEQ_INDEX_BITS) as i64);
                     }
+                }
+            }
+            MetaChange::PutDataProtectionPolicy {
+                group,
+                document,
+                last_updated,
+            } => {
+                if let Some(g) = self.groups.get_mut(&group) {
+                    g.data_protection = Some(DataProtectionPolicy {
+                        document,
+                        last_updated,
+                    });
+                }
+            }
+            MetaChange::DeleteDataProtectionPolicy { group } => {
+                if let Some(g) = self.groups.get_mut(&group) {
+                    g.data_protection = None;
                 }
             }
             MetaChange::PutRetention { group, days } => {

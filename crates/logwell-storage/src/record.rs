@@ -53,6 +53,14 @@ pub enum MetaChange {
         group: String,
         name: String,
     },
+    PutDataProtectionPolicy {
+        group: String,
+        document: String,
+        last_updated: i64,
+    },
+    DeleteDataProtectionPolicy {
+        group: String,
+    },
     /// A subscription delivered every matching event up to `seq`.
     AdvanceSubscription {
         group: String,

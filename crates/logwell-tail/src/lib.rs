@@ -218,6 +218,7 @@ impl Tails {
             matched: Vec::new(),
             closing: self.closing.subscribe(),
             _permit: permit,
+            engine: self.engine.clone(),
         })
     }
 }
@@ -269,6 +270,8 @@ pub struct Session {
     matched: Vec<usize>,
     closing: tokio::sync::watch::Receiver<bool>,
     _permit: OwnedSemaphorePermit,
+    /// Where each batch's group's data protection policy is read (masked before matching).
+    engine: Engine,
 }
 
 impl Session {
@@ -340,12 +343,23 @@ impl Session {
         let Some(identifier) = self.identifiers.get(batch.group()) else {
             return;
         };
+        // A protected group's events are masked before the pattern or the client sees them.
+        let protection = match self.engine.data_protection_policy(batch.group()) {
+            Ok(Some(p)) => logwell_dataprotection::Protection::of(Some(&p.document), false),
+            _ => logwell_dataprotection::Protection::Clear,
+        };
+        let masked: Option<Vec<String>> = protection.is_masked().then(|| {
+            (0..batch.len())
+                .map(|i| protection.mask(batch.event(i).1).into_owned())
+                .collect()
+        });
+        let text = |i: usize| masked.as_ref().map_or(batch.event(i).1, |m| m[i].as_str());
         let make = |i: usize| {
-            let (timestamp, message) = batch.event(i);
+            let (timestamp, _) = batch.event(i);
             LiveTailSessionLogEvent {
                 log_stream_name: batch.stream().to_string(),
                 log_group_identifier: identifier.clone(),
-                message: message.to_string(),
+                message: text(i).to_string(),
                 timestamp,
                 ingestion_time: batch.ingestion_time(),
             }
@@ -355,7 +369,7 @@ impl Session {
             Some(p) => {
                 self.matched.clear();
                 self.matched
-                    .extend((0..batch.len()).filter(|&i| p.matches(batch.event(i).1)));
+                    .extend((0..batch.len()).filter(|&i| p.matches(text(i))));
                 let matched = &self.matched;
                 self.sample.offer(matched.len(), |k| make(matched[k]));
             }

@@ -8,6 +8,7 @@
 mod counters;
 mod histogram;
 mod json;
+mod mask;
 mod parse;
 mod pattern;
 mod text;
@@ -16,6 +17,7 @@ mod time;
 pub use counters::*;
 pub use histogram::*;
 pub use json::*;
+pub use mask::*;
 pub use parse::*;
 pub use pattern::*;
 pub use text::*;

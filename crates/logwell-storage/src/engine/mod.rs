@@ -52,6 +52,8 @@ pub struct GroupSummary {
     pub kms_key_id: Option<String>,
     pub class: String,
     pub deletion_protection: bool,
+    /// Whether a data protection policy masks the group's events.
+    pub data_protection: bool,
     /// Bytes in segments plus bytes buffered for the group.
     pub stored_bytes: u64,
 }
@@ -568,6 +570,38 @@ impl Engine {
         .await
     }
 
+    /// Sets (or replaces) a group's data protection policy; the document was checked by the
+    /// caller.
+    pub async fn put_data_protection_policy(
+        &self,
+        group: &str,
+        document: String,
+        last_updated: i64,
+    ) -> Result<(), ApiError> {
+        self.change(MetaChange::PutDataProtectionPolicy {
+            group: group.into(),
+            document,
+            last_updated,
+        })
+        .await
+    }
+
+    pub async fn delete_data_protection_policy(&self, group: &str) -> Result<(), ApiError> {
+        self.change(MetaChange::DeleteDataProtectionPolicy {
+            group: group.into(),
+        })
+        .await
+    }
+
+    /// A group's data protection policy, if it has one.
+    pub fn data_protection_policy(
+        &self,
+        group: &str,
+    ) -> Result<Option<crate::catalog::DataProtectionPolicy>, ApiError> {
+        let st = self.inner.state.read().unwrap();
+        Ok(st.meta.group(group)?.data_protection.clone())
+    }
+
     pub async fn tag_group(
         &self,
         group: &str,
@@ -613,6 +647,7 @@ impl Engine {
                 kms_key_id: g.kms_key_id.clone(),
                 class: g.class.clone(),
                 deletion_protection: g.deletion_protection,
+                data_protection: g.data_protection.is_some(),
                 stored_bytes: st.group_stored_bytes(g),
             })
             .collect()
@@ -749,6 +784,7 @@ impl Engine {
             buffered,
             tombstones: g.deleted_streams.clone(),
             cutoff: g.retention_cutoff(now_millis()),
+            data_protection: g.data_protection.as_ref().map(|p| p.document.clone()),
         })
     }
 
@@ -951,6 +987,8 @@ pub struct GroupSnapshot {
     pub tombstones: BTreeMap<String, i64>,
     /// Events older than this (epoch ms) are past retention.
     pub cutoff: Option<i64>,
+    /// The group's data protection policy document: reads mask what it names.
+    pub data_protection: Option<String>,
 }
 
 #[cfg(test)]
