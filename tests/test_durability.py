@@ -123,8 +123,10 @@ def s3_server(tmp_path):
     proc.wait()
 
 
-def s3_config(endpoint: str) -> str:
-    return FAST_CONFIG + f"""
+def s3_config(endpoint: str, keyring=None) -> str:
+    # Nodes that take over one another's store share a keyring (as they would share a KMS key).
+    shared = f'keyring = "{keyring}"\n' if keyring else ""
+    return FAST_CONFIG + shared + f"""
 [storage.object_store]
 kind = "s3"
 bucket = "logwell-test"
@@ -212,7 +214,7 @@ def test_s3_store_ingest_restart_read_and_sigkill(tmp_path, s3_server):
 def test_wiping_local_wal_after_clean_stop_keeps_everything_on_s3(tmp_path, s3_server):
     """After a clean stop everything is in S3: a fresh node with an empty disk serves it all."""
     endpoint, _ = s3_server
-    first = Server(tmp_path / "node1", s3_config(endpoint)).start()
+    first = Server(tmp_path / "node1", s3_config(endpoint, tmp_path / "keyring")).start()
     c = first.client()
     c.create_log_group(logGroupName="/moved")
     c.create_log_stream(logGroupName="/moved", logStreamName="s")
@@ -223,7 +225,7 @@ def test_wiping_local_wal_after_clean_stop_keeps_everything_on_s3(tmp_path, s3_s
     c.put_query_definition(name="saved", queryString="fields @message | limit 5")
     c.create_lookup_table(lookupTableName="owners", tableBody="line,owner\nline 7,ann\n")
     assert first.stop() == 0
-    second = Server(tmp_path / "node2", s3_config(endpoint)).start()
+    second = Server(tmp_path / "node2", s3_config(endpoint, tmp_path / "keyring")).start()
     try:
         c2 = second.client()
         got = []

@@ -13,7 +13,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_events_per_minute_notebook_counts_what_was_ingested(tmp_path):
-    server = Server(tmp_path / "data").start()
+    # The notebook reads segments with DuckDB alone: plain Parquet.
+    server = Server(tmp_path / "data", "[storage]\nencrypt = false\n").start()
     c = server.client()
     c.create_log_group(logGroupName="/nb/app")
     minute = 60_000

@@ -61,11 +61,11 @@ def test_second_server_on_the_same_data_dir_refuses(tmp_path):
 
 def test_second_node_on_the_same_bucket_prefix_refuses_until_the_first_stops(tmp_path, s3_server):
     endpoint, _ = s3_server
-    first = Server(tmp_path / "node1", s3_config(endpoint)).start()
+    first = Server(tmp_path / "node1", s3_config(endpoint, tmp_path / "keyring")).start()
     try:
         ws = start_writers(first)
         time.sleep(2.5)  # flushes have published manifests and segments meanwhile
-        node2 = Server(tmp_path / "node2", s3_config(endpoint))
+        node2 = Server(tmp_path / "node2", s3_config(endpoint, tmp_path / "keyring"))
         second = second_serve(node2.data_dir, node2.config_path)
         assert second.returncode != 0
         assert "in use by another logwell" in second.stderr and f"pid {first.proc.pid}" in second.stderr, \

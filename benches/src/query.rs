@@ -327,7 +327,8 @@ async fn main() -> Result<()> {
         &args.data_dir,
         "logwell-query-bench",
         &format!(
-            "[storage]\nflush_age = 3600\nmaintenance_interval = 3600\nfield_columns = {}\nfield_columns_at_flush = true\n",
+            // Plain segments: DuckDB reads the very files logwell wrote.
+            "[storage]\nflush_age = 3600\nmaintenance_interval = 3600\nfield_columns = {}\nfield_columns_at_flush = true\nencrypt = false\n",
             args.field_columns
         ),
     )?;

@@ -70,6 +70,16 @@ enum Command {
         #[arg(long, requires = "tls_cert")]
         tls_key: Option<PathBuf>,
     },
+    /// Add a new master key to the data directory's keyring and wrap every log group's data
+    /// key with it (data is not rewritten). Run with the server stopped.
+    RotateKeys {
+        /// The data directory (its keyring and catalog).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// The server's TOML configuration (for an S3 store).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
     /// List log groups.
     Groups {
         #[command(flatten)]
@@ -649,6 +659,29 @@ async fn main() -> Result<()> {
                 },
             )
             .await
+        }
+        Command::RotateKeys { data_dir, config } => {
+            let mut cfg = match &config {
+                Some(path) => ServerConfig::from_toml(
+                    &std::fs::read_to_string(path)
+                        .with_context(|| format!("reading {}", path.display()))?,
+                )
+                .with_context(|| format!("parsing {}", path.display()))?,
+                None => ServerConfig::default(),
+            };
+            if let Some(d) = data_dir {
+                cfg.storage.data_dir = d;
+            }
+            let engine = logwell_storage::Engine::open(cfg.storage.clone())
+                .await
+                .context("opening storage (is the server still running?)")?;
+            let n = engine.rotate_master_key().await?;
+            engine
+                .shutdown()
+                .await
+                .map_err(|e| anyhow::anyhow!("final flush failed: {e}"))?;
+            println!("rotated the master key; {n} data keys wrapped again");
+            Ok(())
         }
         Command::Groups { client, prefix } => {
             let c = Client::new(&client)?;

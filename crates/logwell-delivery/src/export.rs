@@ -584,7 +584,14 @@ impl TaskRun<'_> {
                 .segment_bytes(seg)
                 .await
                 .map_err(|e| Stop::Failed(e.message))?;
-            let whole = seg.min_ts >= lo
+            // An encrypted segment is decoded and written plain: the bucket's reader has no key.
+            let key = self
+                .exports
+                .engine
+                .segment_key(seg)
+                .map_err(|e| Stop::Failed(e.message))?;
+            let whole = key.is_none()
+                && seg.min_ts >= lo
                 && seg.max_ts <= hi
                 && snap.tombstones.is_empty()
                 && seg
@@ -597,7 +604,9 @@ impl TaskRun<'_> {
                 self.put(format!("{}/{name}", self.base), bytes).await?;
             } else {
                 let batches = tokio::task::spawn_blocking(move || {
-                    logwell_storage::segment::decode_pruned(bytes, lo, hi, |_, _| true)
+                    logwell_storage::segment::decode_pruned(bytes, key.as_ref(), lo, hi, |_, _| {
+                        true
+                    })
                 })
                 .await
                 .map_err(|e| Stop::Failed(e.to_string()))?

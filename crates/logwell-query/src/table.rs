@@ -34,6 +34,39 @@ use logwell_storage::segment::field_column;
 use logwell_storage::GroupSnapshot;
 use std::sync::Arc;
 
+/// Decrypts a group's encrypted segments with its data key (plain ones, written before the group
+/// had one, are read as they are).
+#[derive(Debug)]
+struct SegmentKeys {
+    key: logwell_storage::keys::DataKey,
+    encrypted: std::collections::HashSet<String>,
+}
+
+#[async_trait]
+impl datafusion::execution::parquet_encryption::EncryptionFactory for SegmentKeys {
+    async fn get_file_encryption_properties(
+        &self,
+        _config: &datafusion::common::config::EncryptionFactoryOptions,
+        _schema: &SchemaRef,
+        _file_path: &object_store::path::Path,
+    ) -> Result<Option<Arc<datafusion::parquet::encryption::encrypt::FileEncryptionProperties>>>
+    {
+        Ok(None)
+    }
+
+    async fn get_file_decryption_properties(
+        &self,
+        _config: &datafusion::common::config::EncryptionFactoryOptions,
+        file_path: &object_store::path::Path,
+    ) -> Result<Option<Arc<datafusion::parquet::encryption::decrypt::FileDecryptionProperties>>>
+    {
+        Ok(self
+            .encrypted
+            .contains(file_path.as_ref())
+            .then(|| self.key.decryption()))
+    }
+}
+
 /// The URL the engine's object store is registered under in every query context.
 pub const STORE_URL: &str = "logwell://store";
 
@@ -182,6 +215,17 @@ impl GroupTable {
     ) -> Result<Arc<dyn ExecutionPlan>> {
         let mut source = ParquetSource::new(schema.clone())
             .with_table_parquet_options(state.table_options().parquet.clone());
+        if let Some(key) = &self.snapshot.data_key {
+            let encrypted = segments
+                .iter()
+                .filter(|s| s.encrypted)
+                .map(|s| s.path.clone())
+                .collect();
+            source = source.with_encryption_factory(Arc::new(SegmentKeys {
+                key: key.clone(),
+                encrypted,
+            }));
+        }
         // The time range always prunes; the caller filters rows exactly above the scan.
         let ts = col(columns::TIMESTAMP);
         let range = ts

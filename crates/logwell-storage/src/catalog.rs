@@ -39,6 +39,10 @@ pub struct GroupMeta {
     /// The data protection policy: its document, as put, and when.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data_protection: Option<DataProtectionPolicy>,
+    /// The data key its segments are encrypted with, wrapped by the keyring's master key
+    /// (none: the group was created without encryption).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_key: Option<String>,
 }
 
 /// A group's data protection policy (what every read masks).
@@ -189,6 +193,7 @@ impl Metadata {
             MetaChange::AdvanceSubscription { group, .. } => {
                 self.group(group)?;
             }
+            MetaChange::SetDataKeys { .. } => {}
             MetaChange::Tag { group, tags } => {
                 let g = self.group(group)?;
                 let total = g
@@ -220,6 +225,7 @@ impl Metadata {
                 class,
                 tags,
                 deletion_protection,
+                data_key,
             } => {
                 self.next_group_id = self.next_group_id.max(group_id + 1);
                 self.groups.entry(name).or_insert(GroupMeta {
@@ -234,6 +240,7 @@ impl Metadata {
                     deleted_streams: BTreeMap::new(),
                     subscriptions: BTreeMap::new(),
                     data_protection: None,
+                    data_key,
                 });
             }
             MetaChange::DeleteGroup { name } => {
@@ -274,6 +281,13 @@ impl Metadata {
             MetaChange::DeleteDataProtectionPolicy { group } => {
                 if let Some(g) = self.groups.get_mut(&group) {
                     g.data_protection = None;
+                }
+            }
+            MetaChange::SetDataKeys { keys } => {
+                for (group, key) in keys {
+                    if let Some(g) = self.groups.get_mut(&group) {
+                        g.data_key = Some(key);
+                    }
                 }
             }
             MetaChange::PutRetention { group, days } => {
@@ -357,6 +371,9 @@ pub struct SegmentMeta {
     /// Discovered fields the file also holds as `field:<path>` columns (sorted).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub fields: Vec<String>,
+    /// Encrypted with its group's data key (Parquet modular encryption).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub encrypted: bool,
 }
 
 /// Streams listed in segment metadata for pruning, up to this many.
@@ -403,6 +420,7 @@ mod tests {
             class: "STANDARD".into(),
             tags: BTreeMap::new(),
             deletion_protection: false,
+            data_key: None,
         }
     }
 

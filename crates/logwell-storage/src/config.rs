@@ -88,6 +88,13 @@ pub struct StorageConfig {
     /// Also write field columns at flush: fresh data gets them at once, for about 0.7 µs of
     /// extra flush CPU per JSON event (off: ingest stays cheap, compaction adds them later).
     pub field_columns_at_flush: bool,
+    /// Encrypt new log groups' segments with a data key of their own, wrapped by the master key
+    /// in `<data_dir>/keyring` (created on first start, mode 0600). Losing the keyring loses the
+    /// data. Off: new groups are stored in plain Parquet (existing encrypted ones stay readable).
+    pub encrypt: bool,
+    /// Where the keyring is (default `<data_dir>/keyring`). Nodes that take over an S3 store
+    /// from one another need the same keyring, like a KMS key they share.
+    pub keyring: Option<PathBuf>,
     /// Events past retention that a subscription filter has not delivered yet are kept up to
     /// this much longer; a subscription lagging further loses them (a warning is logged and
     /// `/metrics` counts them).
@@ -97,6 +104,15 @@ pub struct StorageConfig {
     /// younger one may belong to a flush of another node that has not published yet.
     #[serde(with = "secs")]
     pub orphan_grace: Duration,
+}
+
+impl StorageConfig {
+    /// The keyring file: `keyring`, else `<data_dir>/keyring`.
+    pub fn keyring_path(&self) -> PathBuf {
+        self.keyring
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join(crate::keys::KEYRING_FILE))
+    }
 }
 
 impl Default for StorageConfig {
@@ -115,6 +131,8 @@ impl Default for StorageConfig {
             row_group_rows: 256 * 1024,
             field_columns: 32,
             field_columns_at_flush: false,
+            encrypt: true,
+            keyring: None,
             subscription_hold: Duration::from_secs(7 * 86_400),
             orphan_grace: Duration::from_secs(600),
         }

@@ -18,6 +18,13 @@ pub enum MetaChange {
         class: String,
         tags: BTreeMap<String, String>,
         deletion_protection: bool,
+        /// The group's data key, wrapped by the keyring's master key.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        data_key: Option<String>,
+    },
+    /// Data keys wrapped again (by a new master key): group -> wrapped key.
+    SetDataKeys {
+        keys: BTreeMap<String, String>,
     },
     DeleteGroup {
         name: String,

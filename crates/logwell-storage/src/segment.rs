@@ -194,6 +194,7 @@ pub fn encode(
     zstd_level: i32,
     row_group_rows: usize,
     choice: &ColumnChoice,
+    key: Option<&crate::keys::DataKey>,
 ) -> parquet::errors::Result<(Bytes, Vec<String>, SegmentStats)> {
     let stats = stats(batches);
     let order = sort_order(batches)?;
@@ -217,7 +218,13 @@ pub fn encode(
             .map(|f| Field::new(field_column(f), DataType::Utf8, true)),
     );
     let schema = Arc::new(Schema::new(schema_fields));
-    let props = writer_properties(zstd_level, row_group_rows, &fields);
+    let mut props = writer_properties(zstd_level, row_group_rows, &fields);
+    if let Some(key) = key {
+        props = props
+            .into_builder()
+            .with_file_encryption_properties(key.encryption())
+            .build();
+    }
     let mut out = Vec::with_capacity(stats.raw_bytes as usize / 8);
     let mut w = ArrowWriter::try_new(&mut out, schema.clone(), Some(props))?;
     let inputs: Vec<&RecordBatch> = batches.iter().collect();
@@ -237,8 +244,11 @@ pub fn encode(
 }
 
 /// Decodes a whole segment file.
-pub fn decode(bytes: Bytes) -> parquet::errors::Result<Vec<RecordBatch>> {
-    decode_pruned(bytes, i64::MIN, i64::MAX, |_, _| true)
+pub fn decode(
+    bytes: Bytes,
+    key: Option<&crate::keys::DataKey>,
+) -> parquet::errors::Result<Vec<RecordBatch>> {
+    decode_pruned(bytes, key, i64::MIN, i64::MAX, |_, _| true)
 }
 
 /// Decodes the row groups of a segment that may hold events with timestamps in `[lo, hi]` and a
@@ -246,12 +256,17 @@ pub fn decode(bytes: Bytes) -> parquet::errors::Result<Vec<RecordBatch>> {
 /// Row-group statistics decide; the file is sorted by stream, so a stream sits in few row groups.
 pub fn decode_pruned(
     bytes: Bytes,
+    key: Option<&crate::keys::DataKey>,
     lo: i64,
     hi: i64,
     streams: impl Fn(&str, &str) -> bool,
 ) -> parquet::errors::Result<Vec<RecordBatch>> {
     use parquet::file::statistics::Statistics;
-    let builder = ParquetRecordBatchReaderBuilder::try_new(bytes)?;
+    let mut options = parquet::arrow::arrow_reader::ArrowReaderOptions::new();
+    if let Some(key) = key {
+        options = options.with_file_decryption_properties(key.decryption());
+    }
+    let builder = ParquetRecordBatchReaderBuilder::try_new_with_options(bytes, options)?;
     let keep: Vec<usize> = builder
         .metadata()
         .row_groups()
@@ -312,7 +327,8 @@ mod tests {
                 .rev()
                 .map(|(i, v)| (10 + i as i64, v.as_str())),
         );
-        let (file, fields, s) = encode(&m.freeze(), 3, 1024, &ColumnChoice::default()).unwrap();
+        let (file, fields, s) =
+            encode(&m.freeze(), 3, 1024, &ColumnChoice::default(), None).unwrap();
         assert_eq!(
             (s.rows, s.min_ts, s.max_ts, s.max_seq),
             (3 + n as u64, 1, 9 + n as i64, 300 + n as i64 - 1)
@@ -323,7 +339,7 @@ mod tests {
             vec!["a".to_string(), "b".to_string(), "c".to_string()]
         );
         assert!(fields.is_empty(), "no JSON, no field columns");
-        let back = decode(file).unwrap();
+        let back = decode(file, None).unwrap();
         let msgs: Vec<String> = back
             .iter()
             .flat_map(|b| {
@@ -340,6 +356,34 @@ mod tests {
     }
 
     #[test]
+    fn encrypted_segments_need_their_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let ring =
+            crate::keys::Keyring::open_or_create(&dir.path().join(crate::keys::KEYRING_FILE))
+                .unwrap();
+        let (key, _) = ring.new_data_key().unwrap();
+        let (other, _) = ring.new_data_key().unwrap();
+        let mut m = GroupMemtable::default();
+        let secret = "user=alice password=hunter2 {\"level\":\"ERROR\"}";
+        m.append("web-1", 5, 100, [(1i64, secret), (2, secret)].into_iter());
+        let choice = ColumnChoice {
+            max_columns: 4,
+            ..Default::default()
+        };
+        let (file, _, _) = encode(&m.freeze(), 3, 1024, &choice, Some(&key)).unwrap();
+        let text = String::from_utf8_lossy(&file);
+        for plain in ["alice", "hunter2", "web-1", "ERROR", "message", "timestamp"] {
+            assert!(!text.contains(plain), "{plain} is readable in the file");
+        }
+        let back = decode(file.clone(), Some(&key)).unwrap();
+        let rows: usize = back.iter().map(|b| b.num_rows()).sum();
+        assert_eq!(rows, 2);
+        assert_eq!(back[0].column(4).as_string::<i32>().value(0), secret);
+        assert!(decode(file.clone(), None).is_err(), "read without a key");
+        assert!(decode(file, Some(&other)).is_err(), "read with another key");
+    }
+
+    #[test]
     fn row_group_statistics_prune_by_stream_and_time() {
         let mut m = GroupMemtable::default();
         for (i, stream) in ["a", "b", "c", "d"].iter().enumerate() {
@@ -352,9 +396,9 @@ mod tests {
             );
         }
         // Two rows per row group: one stream each.
-        let (file, _, _) = encode(&m.freeze(), 3, 2, &ColumnChoice::default()).unwrap();
+        let (file, _, _) = encode(&m.freeze(), 3, 2, &ColumnChoice::default(), None).unwrap();
         let rows = |lo, hi, f: &dyn Fn(&str, &str) -> bool| -> usize {
-            decode_pruned(file.clone(), lo, hi, f)
+            decode_pruned(file.clone(), None, lo, hi, f)
                 .unwrap()
                 .iter()
                 .map(|b| b.num_rows())

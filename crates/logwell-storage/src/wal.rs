@@ -320,6 +320,8 @@ pub struct WalStats {
 }
 
 struct Writer {
+    /// Seals each frame's payload (encryption at rest); None writes them plain.
+    cipher: Option<Arc<crate::keys::WalCipher>>,
     stats: Arc<WalStats>,
     apply: ApplyFn,
     acked: Option<AckedFn>,
@@ -359,6 +361,14 @@ impl Writer {
         let group_first = self.next_lsn.to_le_bytes();
         let group_last = (self.next_lsn + payloads.len() as u64 - 1).to_le_bytes();
         for p in payloads {
+            let sealed;
+            let p = match &self.cipher {
+                Some(c) => {
+                    sealed = c.seal(lsn, p)?;
+                    &sealed
+                }
+                None => p,
+            };
             let lsn_bytes = lsn.to_le_bytes();
             let mut crc = crc32c::crc32c(&lsn_bytes);
             for part in [&group_first[..], &group_last[..], p] {
@@ -503,10 +513,23 @@ impl Wal {
         apply: ApplyFn,
         acked: Option<AckedFn>,
     ) -> io::Result<Wal> {
+        Wal::open_sealed(dir, next_lsn, apply, acked, None)
+    }
+
+    /// [`Wal::open_observed`], sealing every frame's payload with `cipher` (replay hands sealed
+    /// payloads back as they are: open them with the same cipher).
+    pub fn open_sealed(
+        dir: &Path,
+        next_lsn: u64,
+        apply: ApplyFn,
+        acked: Option<AckedFn>,
+        cipher: Option<Arc<crate::keys::WalCipher>>,
+    ) -> io::Result<Wal> {
         fs::create_dir_all(dir)?;
         let last_lsn = Arc::new(AtomicU64::new(next_lsn.saturating_sub(1)));
         let stats = Arc::new(WalStats::default());
         let mut writer = Writer {
+            cipher,
             stats: stats.clone(),
             apply,
             acked,
@@ -756,6 +779,7 @@ mod tests {
     /// A writer over `dir` whose groups the test chooses (one commit, one group).
     fn writer(dir: &Path, next_lsn: u64) -> Writer {
         let mut w = Writer {
+            cipher: None,
             stats: Default::default(),
             apply: noop(),
             acked: None,

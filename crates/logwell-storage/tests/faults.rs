@@ -222,6 +222,12 @@ fn wal_files(dir: &Path) -> Vec<std::path::PathBuf> {
 async fn a_corrupt_wal_record_stops_start_up_and_recover_salvages_the_rest() {
     let scenario = FailScenario::setup();
     let dir = tempfile::tempdir().unwrap();
+    // Plain frames, so the test can find a record's text to damage (a sealed frame's damage
+    // is caught the same way: by its checksum).
+    let config = |p: &Path| StorageConfig {
+        encrypt: false,
+        ..config(p)
+    };
     let e = Engine::open(config(dir.path())).await.unwrap();
     setup(&e, "/g", &["s"]).await;
     let first = put(&e, "a", 3).await;
@@ -371,4 +377,34 @@ async fn a_hanging_object_store_delays_the_flush_but_not_ingest_or_reads() {
     let e = Engine::open(config(dir.path())).await.unwrap();
     assert_eq!(counts(&e, "/g").await, expect_once(&acked));
     scenario.teardown();
+}
+
+#[tokio::test]
+async fn the_wal_holds_no_plaintext_and_a_sealed_frame_cannot_be_moved() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = Engine::open(config(dir.path())).await.unwrap();
+    setup(&e, "/g", &["s"]).await;
+    let acked = put(&e, "secret-text", 3).await;
+    e.crash();
+    let wal = wal_files(dir.path()).pop().unwrap();
+    let bytes = std::fs::read(&wal).unwrap();
+    assert!(
+        !bytes.windows(11).any(|w| w == b"secret-text"),
+        "the WAL holds the events' text"
+    );
+    // Replayed with the keyring: everything is back.
+    let e = Engine::open(config(dir.path())).await.unwrap();
+    assert_eq!(counts(&e, "/g").await, expect_once(&acked));
+    e.crash();
+    // Without it: start-up refuses (no new keyring is made over encrypted data).
+    std::fs::rename(dir.path().join("keyring"), dir.path().join("keyring.away")).unwrap();
+    let err = Engine::open(config(dir.path()))
+        .await
+        .err()
+        .expect("refuses");
+    assert!(err.to_string().contains("decrypted"), "{err}");
+    assert!(
+        !dir.path().join("keyring").exists(),
+        "no stray keyring is left"
+    );
 }

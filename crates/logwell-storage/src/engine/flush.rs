@@ -149,8 +149,10 @@ impl Engine {
             max_columns: columns,
             ..Default::default()
         };
+        let key = self.group_key(group_id)?;
+        let encrypted = key.is_some();
         let (bytes, fields, stats) = tokio::task::spawn_blocking(move || {
-            segment::encode(&batches, zstd_level, row_group_rows, &choice)
+            segment::encode(&batches, zstd_level, row_group_rows, &choice, key.as_ref())
         })
         .await
         .map_err(|e| unavailable("segment encode", e))?
@@ -176,6 +178,7 @@ impl Engine {
             level,
             created_ms: now_millis(),
             fields,
+            encrypted,
         }))
     }
 

@@ -291,6 +291,8 @@ struct Inner {
     recovery_report: Vec<String>,
     /// Shared with the WAL writer thread, which applies durable records in LSN order.
     state: Arc<RwLock<State>>,
+    /// The master keys that wrap groups' data keys (None: encryption off and no keyring yet).
+    keyring: Option<RwLock<crate::keys::Keyring>>,
     /// Live consumers of applied event batches.
     tap: Arc<Tap>,
     flush_lock: tokio::sync::Mutex<()>,
@@ -523,6 +525,16 @@ impl Engine {
                 .next_group_id
                 .load(Ordering::Acquire)
                 .max(st.meta.next_group_id);
+            let data_key = match (&self.inner.keyring, self.inner.config.encrypt) {
+                (Some(ring), true) => Some(
+                    ring.read()
+                        .unwrap()
+                        .new_data_key()
+                        .map_err(|e| unavailable("cannot make a data key", e))?
+                        .1,
+                ),
+                _ => None,
+            };
             let change = MetaChange::CreateGroup {
                 name: g.name,
                 group_id: id,
@@ -531,6 +543,7 @@ impl Engine {
                 class: g.class.unwrap_or_else(|| "STANDARD".into()),
                 tags: g.tags,
                 deletion_protection: g.deletion_protection,
+                data_key,
             };
             st.meta.check(&change)?;
             // Taken now, whatever becomes of the append: a failed create never frees its id.
@@ -785,6 +798,7 @@ impl Engine {
             tombstones: g.deleted_streams.clone(),
             cutoff: g.retention_cutoff(now_millis()),
             data_protection: g.data_protection.as_ref().map(|p| p.document.clone()),
+            data_key: self.unwrap_key(g.data_key.as_deref())?,
         })
     }
 
@@ -867,10 +881,88 @@ impl Engine {
             .map_err(|e| unavailable("cannot read a segment", e))
     }
 
+    /// The data key of group `group_id`, if the group has one.
+    pub fn group_key(&self, group_id: u64) -> Result<Option<crate::keys::DataKey>, ApiError> {
+        let wrapped = {
+            let st = self.inner.state.read().unwrap();
+            st.meta
+                .groups
+                .values()
+                .find(|g| g.group_id == group_id)
+                .and_then(|g| g.data_key.clone())
+        };
+        self.unwrap_key(wrapped.as_deref())
+    }
+
+    fn unwrap_key(&self, wrapped: Option<&str>) -> Result<Option<crate::keys::DataKey>, ApiError> {
+        let Some(wrapped) = wrapped else {
+            return Ok(None);
+        };
+        let Some(ring) = &self.inner.keyring else {
+            return Err(unavailable(
+                "the log group is encrypted",
+                "no keyring in the data directory",
+            ));
+        };
+        ring.read()
+            .unwrap()
+            .unwrap(wrapped)
+            .map(Some)
+            .map_err(|e| unavailable("the log group's data key is unavailable", e))
+    }
+
+    /// The key a segment was encrypted with (None for a plain one).
+    pub fn segment_key(&self, seg: &SegmentMeta) -> Result<Option<crate::keys::DataKey>, ApiError> {
+        if !seg.encrypted {
+            return Ok(None);
+        }
+        match self.group_key(seg.group_id)? {
+            Some(k) => Ok(Some(k)),
+            None => Err(unavailable(
+                "an encrypted segment",
+                "its log group has no data key",
+            )),
+        }
+    }
+
+    /// Adds a new master key to the keyring and wraps every group's data key with it, so the
+    /// old master key is no longer needed for new wraps (data is not rewritten). Returns the
+    /// number of data keys wrapped again.
+    pub async fn rotate_master_key(&self) -> Result<usize, ApiError> {
+        let Some(ring) = &self.inner.keyring else {
+            return Err(ApiError::invalid(
+                "encryption is off and there is no keyring",
+            ));
+        };
+        let keys = {
+            let mut ring = ring.write().unwrap();
+            ring.rotate()
+                .map_err(|e| unavailable("cannot rotate the keyring", e))?;
+            let st = self.inner.state.read().unwrap();
+            let mut keys = BTreeMap::new();
+            for (name, g) in &st.meta.groups {
+                if let Some(w) = &g.data_key {
+                    let key = ring
+                        .unwrap(w)
+                        .map_err(|e| unavailable("cannot unwrap a data key", e))?;
+                    let again = ring
+                        .wrap(&key)
+                        .map_err(|e| unavailable("cannot wrap a data key", e))?;
+                    keys.insert(name.clone(), again);
+                }
+            }
+            keys
+        };
+        let n = keys.len();
+        self.change(MetaChange::SetDataKeys { keys }).await?;
+        Ok(n)
+    }
+
     /// A whole segment, read and decoded (off the async threads).
     pub async fn read_segment(&self, seg: &SegmentMeta) -> Result<Vec<RecordBatch>, ApiError> {
+        let key = self.segment_key(seg)?;
         let bytes = self.segment_bytes(seg).await?;
-        tokio::task::spawn_blocking(move || segment::decode(bytes))
+        tokio::task::spawn_blocking(move || segment::decode(bytes, key.as_ref()))
             .await
             .map_err(|e| unavailable("segment decode", e))?
             .map_err(|e| unavailable("cannot decode a segment", e))
@@ -937,7 +1029,11 @@ impl Engine {
         }
         let store = self.inner.store.clone();
         let filter_streams = scan.streams.clone();
-        let mut reads = futures::stream::iter(wanted.into_iter().map(|seg| {
+        let keys: Vec<_> = wanted
+            .iter()
+            .map(|seg| self.segment_key(seg))
+            .collect::<Result<_, _>>()?;
+        let mut reads = futures::stream::iter(wanted.into_iter().zip(keys).map(|(seg, key)| {
             let store = store.clone();
             let filter_streams = filter_streams.clone();
             async move {
@@ -947,7 +1043,9 @@ impl Engine {
                     .map_err(|e| unavailable("cannot read a segment", e))?;
                 let filter = filter_streams.clone();
                 let batches = tokio::task::spawn_blocking(move || {
-                    segment::decode_pruned(bytes, lo, hi, |min, max| filter.may_overlap(min, max))
+                    segment::decode_pruned(bytes, key.as_ref(), lo, hi, |min, max| {
+                        filter.may_overlap(min, max)
+                    })
                 })
                 .await
                 .map_err(|e| unavailable("segment decode", e))?
@@ -989,6 +1087,8 @@ pub struct GroupSnapshot {
     pub cutoff: Option<i64>,
     /// The group's data protection policy document: reads mask what it names.
     pub data_protection: Option<String>,
+    /// The key of its encrypted segments (`SegmentMeta::encrypted`).
+    pub data_key: Option<crate::keys::DataKey>,
 }
 
 #[cfg(test)]

@@ -106,6 +106,17 @@ impl Engine {
         if staged > 0 {
             tracing::info!(files = staged, "removed staging files left by a crash");
         }
+        // The keyring is made on first start with encryption on, and read whenever it exists
+        // (groups encrypted earlier stay readable with encryption turned off).
+        let keyring_path = config.keyring_path();
+        let keyring = if config.encrypt || keyring_path.exists() {
+            Some(RwLock::new(
+                crate::keys::Keyring::open_or_create(&keyring_path)
+                    .map_err(|e| OpenError::Catalog(e.to_string()))?,
+            ))
+        } else {
+            None
+        };
         let node = crate::lock::node_id(&config.data_dir)?;
         let wal_dir = config.data_dir.join("wal");
         let cache = config.data_dir.join(CATALOG_CACHE);
@@ -164,6 +175,22 @@ impl Engine {
                 std::fs::remove_file(path)?;
             }
         }
+        // A keyring made just now cannot open what an earlier one encrypted: refuse rather
+        // than start with groups nobody can read.
+        if keyring.as_ref().is_some_and(|k| k.read().unwrap().created)
+            && manifest
+                .metadata
+                .groups
+                .values()
+                .any(|g| g.data_key.is_some())
+        {
+            let path = keyring_path.clone();
+            let _ = std::fs::remove_file(&path);
+            return Err(OpenError::Catalog(format!(
+                "the catalog holds encrypted log groups but {} is missing: restore the keyring the data was written with",
+                path.display()
+            )));
+        }
         let replayed = wal::replay(&wal_dir, manifest.wal_lsn, mode)?;
         for d in &replayed.dropped {
             tracing::warn!("recover: dropped {d}");
@@ -187,7 +214,32 @@ impl Engine {
         };
         let next_lsn = replayed.next_lsn.max(manifest.wal_lsn + 1);
         let replayed_count = replayed.records.len();
+        // Sealed frames open with the keyring's keys; frames written plain (before encryption,
+        // or with it off) read as they are.
+        let cipher = keyring
+            .as_ref()
+            .map(|k| Arc::new(k.read().unwrap().wal_cipher()));
+        let c_created = keyring.as_ref().is_some_and(|k| k.read().unwrap().created);
         for (lsn, payload) in replayed.records {
+            let payload = if crate::keys::WalCipher::is_sealed(&payload) {
+                let c = cipher.as_ref().ok_or_else(|| {
+                    OpenError::Catalog(format!(
+                        "WAL record {lsn} is encrypted and the data directory has no keyring"
+                    ))
+                })?;
+                c.open(lsn, &payload).map_err(|e| {
+                    // A keyring made by this start cannot be the one the WAL was sealed with.
+                    if c_created {
+                        let _ = std::fs::remove_file(&keyring_path);
+                    }
+                    OpenError::Catalog(format!(
+                        "WAL record {lsn} cannot be decrypted ({e}); is {} the keyring it was written with?",
+                        keyring_path.display()
+                    ))
+                })?
+            } else {
+                payload
+            };
             if state.apply_record(lsn, &payload).is_none() {
                 return Err(OpenError::Catalog(format!(
                     "WAL record {lsn} has an unknown format"
@@ -206,7 +258,8 @@ impl Engine {
         let applier = state.clone();
         let tap = Arc::new(Tap::default());
         let publisher = tap.clone();
-        let wal = Wal::open_observed(
+        let sealer = if config.encrypt { cipher } else { None };
+        let wal = Wal::open_sealed(
             &wal_dir,
             next_lsn,
             Box::new(move |lsn, payload| {
@@ -228,6 +281,7 @@ impl Engine {
                     }
                 }
             })),
+            sealer,
         )?;
         let (shutdown, _) = watch::channel(false);
         let inner = Arc::new(Inner {
@@ -244,6 +298,7 @@ impl Engine {
             node,
             recovery_report: replayed.dropped,
             state,
+            keyring,
             tap,
             flushes: Default::default(),
             undelivered_expired: Default::default(),
