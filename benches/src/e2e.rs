@@ -43,6 +43,10 @@ struct Args {
     /// Where to keep the server's data (default: a new temporary directory).
     #[arg(long)]
     data_dir: Option<PathBuf>,
+    /// Store plain Parquet and WAL (`[storage] encrypt = false`), to measure what encryption
+    /// at rest costs against the default.
+    #[arg(long)]
+    no_encrypt: bool,
 }
 
 /// A ~130-byte JSON application log line.
@@ -100,7 +104,10 @@ async fn main() -> Result<()> {
     let (data_dir, config) = fresh_data_dir(
         &args.data_dir,
         "logwell-bench",
-        "[storage]\nflush_age = 3600\nmaintenance_interval = 1\n",
+        &format!(
+            "[storage]\nflush_age = 3600\nmaintenance_interval = 1\nencrypt = {}\n",
+            !args.no_encrypt
+        ),
     )?;
     let store = data_dir.join("store");
 

@@ -114,6 +114,27 @@ impl GroupTable {
         }
     }
 
+    /// A scan of the buffered batches (one partition each; one empty one when there are none)
+    /// reading the event columns `projection`.
+    fn memtable(
+        &self,
+        projection: &[usize],
+        limit: Option<usize>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let mut parts: Vec<Vec<_>> = self
+            .snapshot
+            .buffered
+            .iter()
+            .map(|b| vec![b.clone()])
+            .collect();
+        if parts.is_empty() {
+            parts.push(vec![]);
+        }
+        let mem = MemorySourceConfig::try_new(&parts, event_schema(), Some(projection.to_vec()))?
+            .with_limit(limit);
+        Ok(DataSourceExec::from_data_source(mem))
+    }
+
     /// `input` with its message (if it has one) masked by `masker`; other columns as they are.
     fn masked(
         &self,
@@ -176,20 +197,7 @@ impl GroupTable {
             )?);
         }
         if !self.snapshot.buffered.is_empty() || sources.is_empty() {
-            let parts: Vec<Vec<_>> = self
-                .snapshot
-                .buffered
-                .iter()
-                .map(|b| vec![b.clone()])
-                .collect();
-            let parts = if parts.is_empty() {
-                vec![vec![]]
-            } else {
-                parts
-            };
-            let mem = MemorySourceConfig::try_new(&parts, event_schema(), Some(read.clone()))?
-                .with_limit(limit);
-            sources.push(DataSourceExec::from_data_source(mem));
+            sources.push(self.memtable(&read, limit)?);
         }
         let mut inputs = Vec::new();
         for source in sources {
@@ -377,29 +385,12 @@ impl TableProvider for GroupTable {
             inputs.push(self.extract_fields(state, scan, &projection)?);
         }
         if !self.snapshot.buffered.is_empty() || inputs.is_empty() {
-            let parts: Vec<Vec<_>> = self
-                .snapshot
-                .buffered
-                .iter()
-                .map(|b| vec![b.clone()])
-                .collect();
-            let parts = if parts.is_empty() {
-                vec![vec![]]
-            } else {
-                parts
-            };
             let source_projection = if wanted.is_empty() {
                 &projection
             } else {
                 &read
             };
-            let mem = MemorySourceConfig::try_new(
-                &parts,
-                event_schema(),
-                Some(source_projection.clone()),
-            )?
-            .with_limit(limit);
-            let mem = DataSourceExec::from_data_source(mem);
+            let mem = self.memtable(source_projection, limit)?;
             inputs.push(if wanted.is_empty() {
                 mem
             } else {
