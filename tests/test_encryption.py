@@ -136,5 +136,19 @@ def test_encrypt_false_writes_plain_parquet(tmp_path):
         rows = duckdb.sql(f"SELECT message FROM read_parquet('{segments(data)[0]}')").fetchall()
         assert rows == [("visible text",)]
         assert not (data / "keyring").exists()
+
+        # Encryption turned on later: the existing group gets a data key; its new segments and
+        # WAL are encrypted, the old plain segment still reads.
+        server.stop()
+        plain = set(segments(data))
+        server = Server(data, FAST).start()
+        logs = server.client()
+        put(logs, "/plain", "s", ["secret later"])
+        wait_for(lambda: set(segments(data)) - plain, what="a new segment")
+        for path, content in all_bytes(data).items():
+            assert b"secret later" not in content, path
+        with pytest.raises(duckdb.Error):
+            duckdb.sql(f"SELECT * FROM read_parquet('{(set(segments(data)) - plain).pop()}')").fetchall()
+        assert read_all(logs, "/plain", "s") == ["visible text", "secret later"]
     finally:
         server.kill9()

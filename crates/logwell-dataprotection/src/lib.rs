@@ -351,6 +351,15 @@ impl Protection {
         }
     }
 
+    /// The protection from a lookup of the group's stored document: a failed lookup (the group
+    /// went away between reading its events and this) masks everything rather than nothing.
+    pub fn of_lookup<E>(lookup: Result<Option<String>, E>, unmask: bool) -> Protection {
+        match lookup {
+            Ok(document) => Protection::of(document.as_deref(), unmask),
+            Err(_) => Protection::Masked(Arc::new(mask_everything())),
+        }
+    }
+
     pub fn is_masked(&self) -> bool {
         matches!(self, Protection::Masked(_))
     }

@@ -443,6 +443,17 @@ struct TaskRun<'a> {
 }
 
 impl TaskRun<'_> {
+    /// How the group's events leave: masked by its data protection policy, if it has one.
+    fn protection(&self, group: &str) -> logwell_dataprotection::Protection {
+        logwell_dataprotection::Protection::of_lookup(
+            self.exports
+                .engine
+                .data_protection_policy(group)
+                .map(|p| p.map(|p| p.document)),
+            false,
+        )
+    }
+
     async fn put(&mut self, key: String, body: Bytes) -> Result<(), Stop> {
         if self.cancel.load(Ordering::Relaxed) {
             return Err(Stop::Cancelled);
@@ -494,14 +505,7 @@ impl TaskRun<'_> {
             .collect();
         let span = (t.to - t.from + 1) as f64;
         // A protected group exports masked text.
-        let protection = match self
-            .exports
-            .engine
-            .data_protection_policy(&t.log_group_name)
-        {
-            Ok(Some(p)) => logwell_dataprotection::Protection::of(Some(&p.document), false),
-            _ => logwell_dataprotection::Protection::Clear,
-        };
+        let protection = self.protection(&t.log_group_name);
         for (i, stream) in streams.iter().enumerate() {
             let mut file = TextFile::new(self.exports.file_bytes);
             let mut index = 0;
@@ -576,6 +580,9 @@ impl TaskRun<'_> {
             .collect();
         let total = segments.len() + 1;
         let mut part = 0;
+        // A protected group's files carry the masked message and none of the stored field
+        // columns (they hold the original values).
+        let protection = self.protection(&t.log_group_name);
         for (i, seg) in segments.iter().enumerate() {
             let name = seg.path.rsplit('/').next().unwrap_or(&seg.path).to_string();
             let bytes = self
@@ -591,6 +598,7 @@ impl TaskRun<'_> {
                 .segment_key(seg)
                 .map_err(|e| Stop::Failed(e.message))?;
             let whole = key.is_none()
+                && !protection.is_masked()
                 && seg.min_ts >= lo
                 && seg.max_ts <= hi
                 && snap.tombstones.is_empty()
@@ -611,6 +619,7 @@ impl TaskRun<'_> {
                 .await
                 .map_err(|e| Stop::Failed(e.to_string()))?
                 .map_err(|e| Stop::Failed(format!("cannot decode {}: {e}", seg.path)))?;
+                let batches = masked(batches, &protection)?;
                 for body in self.filtered(&batches, lo, hi, &accepts, &snap.tombstones)? {
                     self.put(format!("{}/part-{part:06}.parquet", self.base), body)
                         .await?;
@@ -619,7 +628,8 @@ impl TaskRun<'_> {
             }
             self.step((i + 1) as f64 / total as f64).await?;
         }
-        for body in self.filtered(&snap.buffered, lo, hi, &accepts, &snap.tombstones)? {
+        let buffered = masked(snap.buffered.clone(), &protection)?;
+        for body in self.filtered(&buffered, lo, hi, &accepts, &snap.tombstones)? {
             self.put(format!("{}/part-{part:06}.parquet", self.base), body)
                 .await?;
             part += 1;
@@ -699,6 +709,33 @@ async fn clear(store: &Store, prefix: &str) -> Result<(), object_store::Error> {
 }
 
 /// One gzip file of export lines.
+/// `batches` with the message masked and only the event columns kept, when `protection` masks.
+fn masked(
+    batches: Vec<RecordBatch>,
+    protection: &logwell_dataprotection::Protection,
+) -> Result<Vec<RecordBatch>, Stop> {
+    if !protection.is_masked() {
+        return Ok(batches);
+    }
+    let schema = logwell_storage::memtable::event_schema();
+    let message = schema
+        .index_of(logwell_storage::memtable::col::MESSAGE)
+        .expect("the event schema has a message");
+    batches
+        .iter()
+        .map(|b| {
+            let texts = b.column(message).as_string::<i32>();
+            let masked: arrow::array::StringArray = texts
+                .iter()
+                .map(|t| t.map(|t| protection.mask(t)))
+                .collect();
+            let mut columns: Vec<_> = b.columns()[..schema.fields().len()].to_vec();
+            columns[message] = Arc::new(masked);
+            RecordBatch::try_new(schema.clone(), columns).map_err(|e| Stop::Failed(e.to_string()))
+        })
+        .collect()
+}
+
 struct TextFile {
     gz: GzEncoder<Vec<u8>>,
     raw: usize,

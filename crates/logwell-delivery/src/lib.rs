@@ -316,10 +316,12 @@ impl Run {
             };
             let (last_seq, last_ingestion) = (last.seq, last.ingestion_time);
             // A protected group's events leave masked; the pattern sees what is sent.
-            let protection = match self.engine.data_protection_policy(&group) {
-                Ok(Some(p)) => logwell_dataprotection::Protection::of(Some(&p.document), false),
-                _ => logwell_dataprotection::Protection::Clear,
-            };
+            let protection = logwell_dataprotection::Protection::of_lookup(
+                self.engine
+                    .data_protection_policy(&group)
+                    .map(|p| p.map(|p| p.document)),
+                false,
+            );
             let matching: Vec<_> = rows
                 .into_iter()
                 .map(|mut r| {

@@ -329,18 +329,18 @@ impl MetricFilters {
             };
             cursor = last.seq;
             // Metric filters see what every other reader sees: a protected group's text masked.
-            let rows = match self.engine.data_protection_policy(&group) {
-                Ok(Some(p)) => {
-                    let protection =
-                        logwell_dataprotection::Protection::of(Some(&p.document), false);
-                    let mut rows = rows;
-                    for r in &mut rows {
-                        protection.mask_string(&mut r.message);
-                    }
-                    rows
+            let protection = logwell_dataprotection::Protection::of_lookup(
+                self.engine
+                    .data_protection_policy(&group)
+                    .map(|p| p.map(|p| p.document)),
+                false,
+            );
+            let mut rows = rows;
+            if protection.is_masked() {
+                for r in &mut rows {
+                    protection.mask_string(&mut r.message);
                 }
-                _ => rows,
-            };
+            }
             let compiled: Vec<(Key, Arc<Compiled>)> = self
                 .filters
                 .read()

@@ -24,7 +24,7 @@ struct Naming {
 
 /// The ARNs a request acts on, as the operation table declares them (`*` for calls that name
 /// none, and for operations the table does not know).
-fn resources(app: &App, operation: &str, body: &[u8]) -> Vec<String> {
+pub(crate) fn resources(app: &App, operation: &str, body: &[u8]) -> Vec<String> {
     let n: Naming = serde_json::from_slice(body).unwrap_or_default();
     let request: serde_json::Map<String, serde_json::Value> = [
         ("logGroupName", n.log_group_name),
@@ -61,18 +61,24 @@ pub(crate) fn check(
     body: &[u8],
     source_ip: Option<std::net::IpAddr>,
 ) -> Result<(), ApiError> {
-    check_action(app, caller, home, operation, operation, body, source_ip)
+    check_action(
+        app,
+        caller,
+        home,
+        operation,
+        resources(app, operation, body),
+        source_ip,
+    )
 }
 
-/// [`check`] of `logs:<action>` on the resources `operation` names (`logs:Unmask` on the groups
-/// a read asks to unmask).
+/// [`check`] of `logs:<action>` on `resources` (`logs:Unmask` on the groups a read asks to
+/// unmask).
 pub(crate) fn check_action(
     app: &App,
     caller: &Caller,
     home: bool,
     action: &str,
-    operation: &str,
-    body: &[u8],
+    resources: Vec<String>,
     source_ip: Option<std::net::IpAddr>,
 ) -> Result<(), ApiError> {
     let action = format!("logs:{action}");
@@ -84,7 +90,7 @@ pub(crate) fn check_action(
     if let Some(ip) = source_ip {
         keys.push(("aws:SourceIp", ip.to_string()));
     }
-    for resource in resources(app, operation, body) {
+    for resource in resources {
         let ctx = Context {
             action: &action,
             resource: &resource,

@@ -66,33 +66,71 @@ pub(crate) async fn delete(
 /// How a read of `group` shows its events: masked by its policy unless `unmask` (which the
 /// caller was allowed when the request was admitted).
 pub(crate) fn protection(app: &App, group: &str, unmask: bool) -> Protection {
-    match app.engine.data_protection_policy(group) {
-        Ok(Some(p)) => Protection::of(Some(&p.document), unmask),
-        _ => Protection::Clear,
-    }
+    Protection::of_lookup(
+        app.engine
+            .data_protection_policy(group)
+            .map(|p| p.map(|p| p.document)),
+        unmask,
+    )
 }
 
-/// Whether a request asks to see masked text: `unmask: true` on GetLogEvents, FilterLogEvents
-/// and GetLogRecord, the `unmask` command in a query.
-pub(crate) fn asks_to_unmask(operation: &str, body: &[u8]) -> bool {
-    #[derive(serde::Deserialize, Default)]
-    #[serde(rename_all = "camelCase", default)]
-    struct Unmask {
-        unmask: Option<bool>,
-        query_string: Option<String>,
+/// Whether a request asks to see masked text, and on which resources `logs:Unmask` must then be
+/// allowed: `unmask` on GetLogEvents and FilterLogEvents (the group they name), on GetLogRecord
+/// (the group of its pointer), the `unmask` command in a query (its groups; every group, `*`,
+/// when a SOURCE command picks them). Anything that cannot be read counts as asking, on `*`:
+/// the handler reads the body its own way, and a request must not slip past the check.
+pub(crate) fn unmask_resources(app: &App, operation: &str, body: &[u8]) -> Option<Vec<String>> {
+    if !matches!(
+        operation,
+        "GetLogEvents" | "FilterLogEvents" | "GetLogRecord" | "StartQuery"
+    ) {
+        return None;
     }
-    let wanted = || serde_json::from_slice::<Unmask>(body).unwrap_or_default();
+    let everything = || Some(vec!["*".to_string()]);
+    let Ok(v) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return everything();
+    };
+    let asks = |key: &str| {
+        !matches!(
+            v.get(key),
+            None | Some(serde_json::Value::Null) | Some(serde_json::Value::Bool(false))
+        )
+    };
     match operation {
-        "GetLogEvents" | "FilterLogEvents" | "GetLogRecord" => wanted().unmask == Some(true),
-        "StartQuery" => wanted()
-            .query_string
-            .and_then(|q| logwell_insights::parse(&q).ok())
-            .is_some_and(|q| {
-                q.commands
-                    .iter()
-                    .any(|c| matches!(c, logwell_insights::Command::Unmask(_)))
-            }),
-        _ => false,
+        "GetLogEvents" | "FilterLogEvents" => {
+            asks("unmask").then(|| crate::authorize::resources(app, operation, body))
+        }
+        "GetLogRecord" => asks("unmask").then(|| {
+            let group = v["logRecordPointer"]
+                .as_str()
+                .and_then(logwell_query::decode_ptr)
+                .map(|(g, _, _)| g);
+            match group {
+                Some(g) => vec![logwell_model::log_group_arn_bare(
+                    &app.region,
+                    &app.account_id,
+                    &g,
+                )],
+                None => vec!["*".to_string()],
+            }
+        }),
+        _ => {
+            let Some(text) = v["queryString"].as_str() else {
+                return everything();
+            };
+            let Ok(query) = logwell_insights::parse(text) else {
+                // SQL, or a query StartQuery will refuse: it has no unmask command.
+                return None;
+            };
+            let has = |f: fn(&logwell_insights::Command) -> bool| query.commands.iter().any(f);
+            if !has(|c| matches!(c, logwell_insights::Command::Unmask(_))) {
+                None
+            } else if has(|c| matches!(c, logwell_insights::Command::Source(_))) {
+                everything()
+            } else {
+                Some(crate::authorize::resources(app, operation, body))
+            }
+        }
     }
 }
 

@@ -426,8 +426,8 @@ fn admit(
     }
     authorize::check(app, caller, home, operation, body, source_ip)?;
     // Seeing what a data protection policy masks is an action of its own.
-    if data_protection::asks_to_unmask(operation, body) {
-        authorize::check_action(app, caller, home, "Unmask", operation, body, source_ip)?;
+    if let Some(resources) = data_protection::unmask_resources(app, operation, body) {
+        authorize::check_action(app, caller, home, "Unmask", resources, source_ip)?;
     }
     Ok(())
 }

@@ -171,6 +171,7 @@ impl Keyring {
         let _ = std::fs::remove_file(&tmp);
         write_private(&tmp, &format!("{old}{line}")).map_err(|e| fail(e.to_string()))?;
         std::fs::rename(&tmp, &self.path).map_err(|e| fail(e.to_string()))?;
+        sync_parent(&self.path).map_err(|e| fail(e.to_string()))?;
         *self = Keyring::open_or_create(&self.path.clone())?;
         Ok(())
     }
@@ -255,21 +256,14 @@ impl Keyring {
 
     /// Seals and opens WAL frames with keys derived from the master keys (the current one seals).
     pub fn wal_cipher(&self) -> WalCipher {
-        let derive = |bytes: &[u8; 32]| {
-            let prk = ring::hkdf::Salt::new(ring::hkdf::HKDF_SHA256, b"logwell write-ahead log")
-                .extract(bytes);
-            let okm = prk
-                .expand(&[b"wal frame key v1"], &AES_256_GCM)
-                .expect("an AES-256 key length");
-            LessSafeKey::new(UnboundKey::from(okm))
-        };
+        let rng = SystemRandom::new();
+        let (id, bytes) = self.raw.last().expect("a keyring holds a key").clone();
+        let sealing = Sealing::new(&rng, id, bytes);
         WalCipher {
-            keys: self
-                .raw
-                .iter()
-                .map(|(id, bytes)| (id.clone(), derive(bytes)))
-                .collect(),
-            rng: SystemRandom::new(),
+            masters: self.raw.clone(),
+            sealing: Mutex::new(sealing),
+            opening: Mutex::default(),
+            rng,
         }
     }
 
@@ -281,14 +275,58 @@ impl Keyring {
 }
 
 /// What a sealed WAL payload starts with (a plain one starts with its record tag, 1 or 2).
-const SEALED_MAGIC: &[u8; 4] = b"LWE1";
+const SEALED_MAGIC: &[u8; 4] = b"LWE2";
+/// Bytes of the salt a WAL frame key is derived with.
+const SALT_LEN: usize = 16;
+/// Frames sealed under one derived key before a new salt is drawn: far below the 2^32 random
+/// 96-bit nonces AES-GCM allows per key.
+const FRAMES_PER_KEY: u64 = 1 << 30;
 
-/// Seals WAL payloads: `LWE1 | id length u8 | master key id | nonce (12) | ciphertext and tag`,
-/// with a random nonce per frame and the frame's LSN as associated data, so a frame cannot be
-/// read, changed or moved to another position without the keyring.
+/// A WAL frame key: HKDF of a master key with a salt.
+fn frame_key(master: &[u8; 32], salt: &[u8; SALT_LEN]) -> LessSafeKey {
+    let prk =
+        ring::hkdf::Salt::new(ring::hkdf::HKDF_SHA256, b"logwell write-ahead log").extract(master);
+    let info: [&[u8]; 2] = [b"wal frame key v2", salt];
+    let okm = prk
+        .expand(&info, &AES_256_GCM)
+        .expect("an AES-256 key length");
+    LessSafeKey::new(UnboundKey::from(okm))
+}
+
+/// The key frames are sealed with now: a fresh salt each start and every [`FRAMES_PER_KEY`].
+struct Sealing {
+    id: String,
+    master: [u8; 32],
+    salt: [u8; SALT_LEN],
+    key: LessSafeKey,
+    sealed: u64,
+}
+
+impl Sealing {
+    fn new(rng: &SystemRandom, id: String, master: [u8; 32]) -> Sealing {
+        let mut salt = [0u8; SALT_LEN];
+        rng.fill(&mut salt).expect("the system has randomness");
+        let key = frame_key(&master, &salt);
+        Sealing {
+            id,
+            master,
+            salt,
+            key,
+            sealed: 0,
+        }
+    }
+}
+
+/// Seals WAL payloads: `LWE2 | id length u8 | master key id | salt (16) | nonce (12) |
+/// ciphertext and tag`. The key is derived from the master key and the salt; the nonce is
+/// random; the frame's LSN is the associated data, so a frame cannot be read, changed or moved
+/// to another position without the keyring.
 pub struct WalCipher {
-    /// (master key id, derived WAL key), the current one last.
-    keys: Vec<(String, LessSafeKey)>,
+    /// (id, bytes) of every master key, the current one last.
+    masters: Vec<(String, [u8; 32])>,
+    sealing: Mutex<Sealing>,
+    /// Keys derived for opening, by (master id, salt).
+    opening: Mutex<HashMap<(String, [u8; SALT_LEN]), Arc<LessSafeKey>>>,
     rng: SystemRandom,
 }
 
@@ -298,19 +336,26 @@ impl WalCipher {
     }
 
     pub fn seal(&self, lsn: u64, payload: &[u8]) -> std::io::Result<Vec<u8>> {
-        let (id, key) = self.keys.last().expect("a keyring holds a key");
+        let mut sealing = self.sealing.lock().unwrap();
+        if sealing.sealed >= FRAMES_PER_KEY {
+            *sealing = Sealing::new(&self.rng, sealing.id.clone(), sealing.master);
+        }
+        sealing.sealed += 1;
         let mut nonce = [0u8; NONCE_LEN];
         self.rng
             .fill(&mut nonce)
             .map_err(|_| std::io::Error::other("no randomness"))?;
-        let mut out = Vec::with_capacity(payload.len() + 4 + 1 + id.len() + NONCE_LEN + 16);
+        let id = sealing.id.as_bytes();
+        let mut out = Vec::with_capacity(payload.len() + 5 + id.len() + SALT_LEN + NONCE_LEN + 16);
         out.extend_from_slice(SEALED_MAGIC);
         out.push(id.len() as u8);
-        out.extend_from_slice(id.as_bytes());
+        out.extend_from_slice(id);
+        out.extend_from_slice(&sealing.salt);
         out.extend_from_slice(&nonce);
         let start = out.len();
         out.extend_from_slice(payload);
-        let tag = key
+        let tag = sealing
+            .key
             .seal_in_place_separate_tag(
                 Nonce::assume_unique_for_key(nonce),
                 Aad::from(lsn.to_le_bytes()),
@@ -327,16 +372,29 @@ impl WalCipher {
             .strip_prefix(SEALED_MAGIC)
             .ok_or_else(|| bad("not a sealed WAL frame"))?;
         let (&n, rest) = rest.split_first().ok_or_else(|| bad("truncated"))?;
-        if rest.len() < n as usize + NONCE_LEN + 16 {
+        if rest.len() < n as usize + SALT_LEN + NONCE_LEN + 16 {
             return Err(bad("truncated sealed WAL frame"));
         }
         let (id, rest) = rest.split_at(n as usize);
+        let (salt, rest) = rest.split_at(SALT_LEN);
         let (nonce, body) = rest.split_at(NONCE_LEN);
-        let (_, key) = self
-            .keys
-            .iter()
-            .find(|(i, _)| i.as_bytes() == id)
-            .ok_or_else(|| bad("the WAL frame's master key is not in the keyring"))?;
+        let id = std::str::from_utf8(id).map_err(|_| bad("bad master key id"))?;
+        let salt: [u8; SALT_LEN] = salt.try_into().expect("SALT_LEN bytes");
+        let key = {
+            let mut opening = self.opening.lock().unwrap();
+            match opening.get(&(id.to_string(), salt)) {
+                Some(k) => k.clone(),
+                None => {
+                    let (_, master) =
+                        self.masters.iter().find(|(i, _)| i == id).ok_or_else(|| {
+                            bad("the WAL frame's master key is not in the keyring")
+                        })?;
+                    let k = Arc::new(frame_key(master, &salt));
+                    opening.insert((id.to_string(), salt), k.clone());
+                    k
+                }
+            }
+        };
         let mut body = body.to_vec();
         let plain = key
             .open_in_place(
@@ -360,13 +418,41 @@ fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
         .mode(0o600)
         .open(path)?;
     f.write_all(text.as_bytes())?;
-    f.sync_all()
+    f.sync_all()?;
+    sync_parent(path)
+}
+
+/// Makes a file's creation or rename durable: a lost keyring entry loses the data.
+fn sync_parent(path: &Path) -> std::io::Result<()> {
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
+    std::fs::File::open(dir.unwrap_or(Path::new(".")))?.sync_all()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn wal_frames_open_only_with_their_lsn_and_keyring() {
+        let dir = tempfile::tempdir().unwrap();
+        let ring = Keyring::open_or_create(&dir.path().join(KEYRING_FILE)).unwrap();
+        let sealer = ring.wal_cipher();
+        let frame = sealer.seal(7, b"\x02payload text").unwrap();
+        assert!(WalCipher::is_sealed(&frame));
+        assert!(!frame.windows(7).any(|w| w == b"payload"));
+        // Another process (another salt) opens it; the same frame under another LSN does not.
+        let reader = Keyring::open_or_create(&dir.path().join(KEYRING_FILE))
+            .unwrap()
+            .wal_cipher();
+        assert_eq!(reader.open(7, &frame).unwrap(), b"\x02payload text");
+        assert!(reader.open(8, &frame).is_err());
+        let mut tampered = frame.clone();
+        *tampered.last_mut().unwrap() ^= 1;
+        assert!(reader.open(7, &tampered).is_err());
+        // Two seals of the same payload differ (random nonce).
+        assert_ne!(sealer.seal(7, b"x").unwrap(), sealer.seal(7, b"x").unwrap());
+    }
 
     #[test]
     fn keys_wrap_unwrap_survive_reopen_and_rotation() {

@@ -344,10 +344,12 @@ impl Session {
             return;
         };
         // A protected group's events are masked before the pattern or the client sees them.
-        let protection = match self.engine.data_protection_policy(batch.group()) {
-            Ok(Some(p)) => logwell_dataprotection::Protection::of(Some(&p.document), false),
-            _ => logwell_dataprotection::Protection::Clear,
-        };
+        let protection = logwell_dataprotection::Protection::of_lookup(
+            self.engine
+                .data_protection_policy(batch.group())
+                .map(|p| p.map(|p| p.document)),
+            false,
+        );
         let masked: Option<Vec<String>> = protection.is_masked().then(|| {
             (0..batch.len())
                 .map(|i| protection.mask(batch.event(i).1).into_owned())

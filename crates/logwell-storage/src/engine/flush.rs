@@ -149,7 +149,11 @@ impl Engine {
             max_columns: columns,
             ..Default::default()
         };
-        let key = self.group_key(group_id)?;
+        // A group deleted since its events were frozen gets no segment (its data is gone): one
+        // written now could not know its key, and must not be written plain.
+        let Some(key) = self.live_group_key(group_id)? else {
+            return Ok(None);
+        };
         let encrypted = key.is_some();
         let (bytes, fields, stats) = tokio::task::spawn_blocking(move || {
             segment::encode(&batches, zstd_level, row_group_rows, &choice, key.as_ref())

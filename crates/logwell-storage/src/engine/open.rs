@@ -106,17 +106,7 @@ impl Engine {
         if staged > 0 {
             tracing::info!(files = staged, "removed staging files left by a crash");
         }
-        // The keyring is made on first start with encryption on, and read whenever it exists
-        // (groups encrypted earlier stay readable with encryption turned off).
         let keyring_path = config.keyring_path();
-        let keyring = if config.encrypt || keyring_path.exists() {
-            Some(RwLock::new(
-                crate::keys::Keyring::open_or_create(&keyring_path)
-                    .map_err(|e| OpenError::Catalog(e.to_string()))?,
-            ))
-        } else {
-            None
-        };
         let node = crate::lock::node_id(&config.data_dir)?;
         let wal_dir = config.data_dir.join("wal");
         let cache = config.data_dir.join(CATALOG_CACHE);
@@ -175,6 +165,17 @@ impl Engine {
                 std::fs::remove_file(path)?;
             }
         }
+        // The keyring is made on first start with encryption on, and read whenever it exists
+        // (groups encrypted earlier stay readable with encryption turned off). It is opened
+        // only now, past every other reason to refuse, so a refused start leaves none behind.
+        let keyring = if config.encrypt || keyring_path.exists() {
+            Some(RwLock::new(
+                crate::keys::Keyring::open_or_create(&keyring_path)
+                    .map_err(|e| OpenError::Catalog(e.to_string()))?,
+            ))
+        } else {
+            None
+        };
         // A keyring made just now cannot open what an earlier one encrypted: refuse rather
         // than start with groups nobody can read.
         if keyring.as_ref().is_some_and(|k| k.read().unwrap().created)
@@ -246,6 +247,32 @@ impl Engine {
                 )));
             }
         }
+        // Every encrypted group's data key must open with this keyring: a wrong or stale
+        // keyring (a copy from before a rotation, another node's) is refused at start, not
+        // found out by every flush failing.
+        for (name, g) in &state.meta.groups {
+            let Some(wrapped) = &g.data_key else {
+                continue;
+            };
+            let opened = match &keyring {
+                Some(k) => k
+                    .read()
+                    .unwrap()
+                    .unwrap(wrapped)
+                    .map(|_| ())
+                    .map_err(|e| e.to_string()),
+                None => Err("there is no keyring".to_string()),
+            };
+            if let Err(e) = opened {
+                if c_created {
+                    let _ = std::fs::remove_file(&keyring_path);
+                }
+                return Err(OpenError::Catalog(format!(
+                    "log group {name} is encrypted and its data key does not open with {} ({e}): restore the keyring the data was written with",
+                    keyring_path.display()
+                )));
+            }
+        }
         tracing::info!(
             store = %store.description,
             manifest = manifest.version,
@@ -310,6 +337,7 @@ impl Engine {
             tasks: Mutex::new(Vec::new()),
         });
         let engine = Engine { inner };
+        engine.ensure_data_keys().await;
         if !awaiting_store {
             // Without the lease, the catalog may be stale: another node's files look unlisted.
             engine.remove_orphans().await;
