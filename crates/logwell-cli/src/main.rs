@@ -457,9 +457,15 @@ async fn serve(
     }
     let tls = logwell_server::tls::acceptor(&cfg.tls)?;
     cfg.delivery.check().map_err(anyhow::Error::msg)?;
-    let app = App::open_with(&cfg, logwell_server::OpenOptions { recover })
-        .await
-        .context("opening storage")?;
+    let app = App::open_with(
+        &cfg,
+        logwell_server::OpenOptions {
+            recover,
+            ..Default::default()
+        },
+    )
+    .await
+    .context("opening storage")?;
     if recover {
         let dropped = app.engine.recovery_report();
         if dropped.is_empty() {

@@ -70,3 +70,20 @@ pub struct DataProtectionPolicyResponse {
 pub struct DataProtectionPolicyRequest {
     pub log_group_identifier: Option<String>,
 }
+
+/// AssociateKmsKey: `kmsKeyId` and either `logGroupName` or `resourceIdentifier`.
+#[derive(Debug, Default, Deserialize, Serialize, Clone)]
+#[serde(rename_all = "camelCase")]
+pub struct AssociateKmsKeyRequest {
+    pub log_group_name: Option<String>,
+    pub resource_identifier: Option<String>,
+    pub kms_key_id: Option<String>,
+}
+
+/// DisassociateKmsKey: `logGroupName` or `resourceIdentifier`.
+#[derive(Debug, Default, Deserialize, Serialize, Clone)]
+#[serde(rename_all = "camelCase")]
+pub struct DisassociateKmsKeyRequest {
+    pub log_group_name: Option<String>,
+    pub resource_identifier: Option<String>,
+}

@@ -30,10 +30,18 @@ pub enum ErrorKind {
     MissingAuthenticationToken,
     /// Temporary credentials past their expiry.
     ExpiredToken,
+    /// A group's KMS key is disabled (KMS's own error, passed on).
+    KmsDisabled,
+    /// A group's KMS key is pending deletion or otherwise not in a usable state.
+    KmsInvalidState,
+    /// A group's KMS key does not exist.
+    KmsNotFound,
+    /// The KMS holding a group's key cannot be reached.
+    KmsUnavailable,
 }
 
 /// Every kind with its `__type` and HTTP status: the one place they are declared.
-const KINDS: [(ErrorKind, &str, u16); 20] = [
+const KINDS: [(ErrorKind, &str, u16); 24] = [
     (
         ErrorKind::ResourceNotFound,
         "ResourceNotFoundException",
@@ -102,6 +110,10 @@ const KINDS: [(ErrorKind, &str, u16); 20] = [
         400,
     ),
     (ErrorKind::ExpiredToken, "ExpiredTokenException", 400),
+    (ErrorKind::KmsDisabled, "DisabledException", 400),
+    (ErrorKind::KmsInvalidState, "KMSInvalidStateException", 400),
+    (ErrorKind::KmsNotFound, "NotFoundException", 400),
+    (ErrorKind::KmsUnavailable, "KeyUnavailableException", 500),
 ];
 
 impl ErrorKind {

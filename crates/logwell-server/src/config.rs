@@ -22,6 +22,8 @@ pub struct ServerConfig {
     pub auth: logwell_auth::AuthConfig,
     /// `[tls]`: a certificate and key make the server speak HTTPS.
     pub tls: crate::tls::TlsConfig,
+    /// `[kms]`: the KMS that wraps the data keys of groups with a `kmsKeyId`.
+    pub kms: logwell_kms::KmsConfig,
 }
 
 /// `[limits]`: what the server holds at once, so memory stays bounded under any load. Requests
@@ -100,6 +102,7 @@ impl Default for ServerConfig {
             delivery: Default::default(),
             auth: Default::default(),
             tls: Default::default(),
+            kms: Default::default(),
         }
     }
 }

@@ -6,6 +6,7 @@ mod authorize;
 mod background;
 pub mod config;
 mod data_protection;
+mod kms_keys;
 mod live_tail;
 pub mod lookup_tables;
 pub mod operations;
@@ -96,6 +97,11 @@ impl App {
         config: &ServerConfig,
         options: logwell_storage::OpenOptions,
     ) -> Result<SharedApp, logwell_storage::OpenError> {
+        let mut options = options;
+        if options.key_service.is_none() {
+            options.key_service = logwell_kms::service(&config.kms, &config.region)
+                .map_err(logwell_storage::OpenError::Catalog)?;
+        }
         let engine = Engine::open_with(config.storage.clone(), options).await?;
         let telemetry = Arc::new(telemetry::Telemetry::default());
         let querier = logwell_query::Querier::new(

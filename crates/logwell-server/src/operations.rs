@@ -49,7 +49,10 @@ impl Resource {
         };
         match self {
             Resource::LogGroup => {
-                let Some(id) = text("logGroupName").or(text("logGroupIdentifier")) else {
+                let Some(id) = text("logGroupName")
+                    .or(text("logGroupIdentifier"))
+                    .or(text("resourceIdentifier"))
+                else {
                     return Vec::new();
                 };
                 let arn = group(id);
@@ -219,6 +222,12 @@ pub static OPERATIONS: &[Operation] = &[
         "DeleteDataProtectionPolicy",
         LogGroup,
         crate::data_protection::delete
+    ),
+    op!("AssociateKmsKey", LogGroup, crate::kms_keys::associate),
+    op!(
+        "DisassociateKmsKey",
+        LogGroup,
+        crate::kms_keys::disassociate
     ),
     op!("PutMetricFilter", LogGroup, |app: &SharedApp, r| {
         let filters = app.metric_filters.clone();

@@ -133,13 +133,7 @@ pub(crate) async fn create_log_group(
 ) -> Result<Empty, ApiError> {
     validate::new_log_group_name(&r.log_group_name)?;
     if let Some(k) = &r.kms_key_id {
-        if k.len() > 256 {
-            return Err(ApiError::constraint(
-                k,
-                "kmsKeyId",
-                "have length less than or equal to 256",
-            ));
-        }
+        crate::kms_keys::check_key_id(k)?;
     }
     if let Some(t) = &r.tags {
         validate::tags(t)?;
@@ -153,10 +147,20 @@ pub(crate) async fn create_log_group(
             ));
         }
     }
+    // A group whose creation fails after its key is wrapped leaves only a ciphertext behind.
+    let data_key = match &r.kms_key_id {
+        Some(k) if !app.engine.group_exists(&r.log_group_name) => {
+            let arn =
+                logwell_model::log_group_arn_bare(&app.region, &app.account_id, &r.log_group_name);
+            Some(app.engine.new_kms_data_key(k, &arn).await?)
+        }
+        _ => None,
+    };
     app.engine
         .create_group(NewGroup {
             name: r.log_group_name,
             kms_key_id: r.kms_key_id,
+            data_key,
             class: r.log_group_class,
             tags: r.tags.unwrap_or_default(),
             deletion_protection: r.deletion_protection_enabled.unwrap_or(false),

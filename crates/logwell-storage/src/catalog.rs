@@ -194,6 +194,16 @@ impl Metadata {
                 self.group(group)?;
             }
             MetaChange::SetDataKeys { .. } => {}
+            MetaChange::SetKmsKey {
+                group, previous, ..
+            } => {
+                if self.group(group)?.data_key != *previous {
+                    return Err(ApiError::new(
+                        logwell_model::ErrorKind::OperationAborted,
+                        "The log group's key changed meanwhile; retry the request.",
+                    ));
+                }
+            }
             MetaChange::Tag { group, tags } => {
                 let g = self.group(group)?;
                 let total = g
@@ -287,6 +297,20 @@ impl Metadata {
                 for (group, key) in keys {
                     if let Some(g) = self.groups.get_mut(&group) {
                         g.data_key = Some(key);
+                    }
+                }
+            }
+            MetaChange::SetKmsKey {
+                group,
+                kms_key_id,
+                data_key,
+                previous,
+            } => {
+                if let Some(g) = self.groups.get_mut(&group) {
+                    // Replayed in WAL order after a successful check; a stale one changes nothing.
+                    if g.data_key == previous {
+                        g.kms_key_id = kms_key_id;
+                        g.data_key = data_key;
                     }
                 }
             }

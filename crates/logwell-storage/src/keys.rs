@@ -51,6 +51,26 @@ impl DataKey {
             .expect("a 256-bit footer key is valid")
     }
 
+    /// A fresh random key.
+    pub fn random() -> Result<DataKey, KeyError> {
+        let mut key = [0u8; 32];
+        SystemRandom::new()
+            .fill(&mut key)
+            .map_err(|_| KeyError::Unwrap("no randomness".into()))?;
+        Ok(DataKey(Arc::new(key)))
+    }
+
+    /// The key of 32 raw bytes (what a KMS Decrypt returns).
+    pub fn from_bytes(bytes: &[u8]) -> Option<DataKey> {
+        let key: [u8; 32] = bytes.try_into().ok()?;
+        Some(DataKey(Arc::new(key)))
+    }
+
+    /// The raw key (what a KMS Encrypt wraps).
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0[..]
+    }
+
     /// The key in hex (tests compare it with what is on disk).
     pub fn to_hex(&self) -> String {
         self.0.iter().map(|b| format!("{b:02x}")).collect()
@@ -89,11 +109,11 @@ impl std::fmt::Debug for Keyring {
     }
 }
 
-fn hex(bytes: &[u8]) -> String {
+pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn unhex(text: &str) -> Option<Vec<u8>> {
+pub(crate) fn unhex(text: &str) -> Option<Vec<u8>> {
     if !text.len().is_multiple_of(2) {
         return None;
     }

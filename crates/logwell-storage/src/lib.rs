@@ -6,6 +6,7 @@ pub mod catalog;
 pub mod config;
 pub mod engine;
 pub mod keys;
+pub mod kms;
 pub mod lock;
 pub mod memtable;
 pub mod record;

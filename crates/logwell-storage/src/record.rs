@@ -26,6 +26,14 @@ pub enum MetaChange {
     SetDataKeys {
         keys: BTreeMap<String, String>,
     },
+    /// A KMS key associated with a group (or taken away), and its data key wrapped again;
+    /// applied only if the group's wrapped key is still `previous`.
+    SetKmsKey {
+        group: String,
+        kms_key_id: Option<String>,
+        data_key: Option<String>,
+        previous: Option<String>,
+    },
     DeleteGroup {
         name: String,
     },

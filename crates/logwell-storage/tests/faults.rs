@@ -249,9 +249,15 @@ async fn a_corrupt_wal_record_stops_start_up_and_recover_salvages_the_rest() {
         msg.contains("corrupt at offset") && msg.contains("--recover"),
         "{msg}"
     );
-    let e = Engine::open_with(config(dir.path()), OpenOptions { recover: true })
-        .await
-        .unwrap();
+    let e = Engine::open_with(
+        config(dir.path()),
+        OpenOptions {
+            recover: true,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
     assert_eq!(e.recovery_report().len(), 1, "{:?}", e.recovery_report());
     let mut want = first.clone();
     want.extend(last.clone());

@@ -151,7 +151,7 @@ impl Engine {
         };
         // A group deleted since its events were frozen gets no segment (its data is gone): one
         // written now could not know its key, and must not be written plain.
-        let Some(key) = self.live_group_key(group_id)? else {
+        let Some(key) = self.live_group_key(group_id, true)? else {
             return Ok(None);
         };
         let encrypted = key.is_some();

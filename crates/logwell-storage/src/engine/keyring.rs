@@ -1,18 +1,54 @@
 //! The engine's side of encryption at rest: each group's data key, unwrapped from the catalog
-//! with the keyring; keys for groups made without one; master key rotation.
+//! with the keyring or the group's KMS key; keys for groups made without one; master key
+//! rotation; associating a KMS key with a group and taking it away.
 
 use super::*;
+use crate::kms::{self, KmsError};
+use logwell_model::ErrorKind;
+
+/// The API error for a group whose KMS key cannot be used: KMS's own error, passed on.
+pub(super) fn kms_refusal(wrapped: &str, e: KmsError) -> ApiError {
+    let kind = match e.code.as_str() {
+        "DisabledException" => ErrorKind::KmsDisabled,
+        "KMSInvalidStateException" => ErrorKind::KmsInvalidState,
+        "NotFoundException" => ErrorKind::KmsNotFound,
+        "AccessDeniedException" | "IncorrectKeyException" | "InvalidCiphertextException" => {
+            ErrorKind::AccessDenied
+        }
+        _ => ErrorKind::KmsUnavailable,
+    };
+    let arn = kms::key_arn(wrapped).unwrap_or("?");
+    ApiError::new(
+        kind,
+        format!("The log group's KMS key {arn} cannot be used: {e}"),
+    )
+}
+
+/// The API error for a KMS key that cannot wrap a group's data key (CreateLogGroup,
+/// AssociateKmsKey), as AWS words it.
+fn kms_not_allowed(kind: ErrorKind, group_arn: &str, e: &KmsError) -> ApiError {
+    if e.code.is_empty() {
+        return ApiError::unavailable(format!("{e}"));
+    }
+    ApiError::new(
+        kind,
+        format!("The specified KMS key does not exist or is not allowed to be used with Arn '{group_arn}' ({e})"),
+    )
+}
 
 impl Engine {
     /// The data key of group `group_id`, if the group has one.
     pub fn group_key(&self, group_id: u64) -> Result<Option<crate::keys::DataKey>, ApiError> {
-        Ok(self.live_group_key(group_id)?.flatten())
+        Ok(self.live_group_key(group_id, false)?.flatten())
     }
 
-    /// None when no live group has id `group_id`; else its data key, if it has one.
+    /// None when no live group has id `group_id`; else its data key, if it has one. A flush
+    /// (`for_flush`) also gets a KMS-wrapped key the KMS has not confirmed lately: the events it
+    /// writes were accepted while the key was usable.
     pub(super) fn live_group_key(
         &self,
         group_id: u64,
+        for_flush: bool,
     ) -> Result<Option<Option<crate::keys::DataKey>>, ApiError> {
         let wrapped = {
             let st = self.inner.state.read().unwrap();
@@ -21,7 +57,33 @@ impl Engine {
                 Some(g) => g.data_key.clone(),
             }
         };
+        if let (Some(w), true) = (&wrapped, for_flush) {
+            if kms::is_kms(w) {
+                return self
+                    .kms_keys(w)?
+                    .last_known(w)
+                    .map(|k| Some(Some(k)))
+                    .map_err(|e| kms_refusal(w, e));
+            }
+        }
         self.unwrap_key(wrapped.as_deref()).map(Some)
+    }
+
+    fn kms_keys(&self, wrapped: &str) -> Result<&kms::KmsKeys, ApiError> {
+        self.inner.kms.as_ref().ok_or_else(|| {
+            kms_refusal(
+                wrapped,
+                KmsError::unreachable("no KMS is configured ([kms] endpoint)"),
+            )
+        })
+    }
+
+    /// Refuses writes to a group whose KMS key cannot be used now.
+    pub(super) fn check_key_usable(&self, wrapped: Option<&str>) -> Result<(), ApiError> {
+        match wrapped {
+            Some(w) if kms::is_kms(w) => self.unwrap_key(Some(w)).map(|_| ()),
+            _ => Ok(()),
+        }
     }
 
     pub(super) fn unwrap_key(
@@ -31,6 +93,13 @@ impl Engine {
         let Some(wrapped) = wrapped else {
             return Ok(None);
         };
+        if kms::is_kms(wrapped) {
+            return self
+                .kms_keys(wrapped)?
+                .usable(wrapped)
+                .map(Some)
+                .map_err(|e| kms_refusal(wrapped, e));
+        }
         let Some(ring) = &self.inner.keyring else {
             return Err(unavailable(
                 "the log group is encrypted",
@@ -116,6 +185,7 @@ impl Engine {
                 .groups
                 .iter()
                 .filter_map(|(name, g)| g.data_key.clone().map(|w| (name.clone(), w)))
+                .filter(|(_, w)| !kms::is_kms(w))
                 .collect()
         };
         let keys = {
@@ -137,5 +207,126 @@ impl Engine {
         let n = keys.len();
         self.change(MetaChange::SetDataKeys { keys }).await?;
         Ok(n)
+    }
+
+    /// Asks the KMS to unwrap every KMS-wrapped data key again (at start, then every
+    /// `KmsKeys::refresh_every`): a key the KMS refuses stops its group's reads and writes.
+    pub async fn refresh_kms_keys(&self) {
+        let Some(keys) = &self.inner.kms else {
+            return;
+        };
+        let wrapped: Vec<(String, String)> = {
+            let st = self.inner.state.read().unwrap();
+            st.meta
+                .groups
+                .iter()
+                .filter_map(|(n, g)| g.data_key.clone().map(|w| (n.clone(), w)))
+                .filter(|(_, w)| kms::is_kms(w))
+                .collect()
+        };
+        for (group, w) in wrapped {
+            if let Err(e) = keys.refresh(&w).await {
+                tracing::warn!(group, error = %e, "a log group's KMS key cannot be used");
+            }
+        }
+    }
+
+    pub(super) fn kms_refresh_every(&self) -> Option<Duration> {
+        self.inner.kms.as_ref().map(|k| k.refresh_every())
+    }
+
+    /// A new data key wrapped by the KMS key `kms_key_id`, for a group about to be created
+    /// (`group_arn` names it in errors, as AWS does).
+    pub async fn new_kms_data_key(
+        &self,
+        kms_key_id: &str,
+        group_arn: &str,
+    ) -> Result<String, ApiError> {
+        let Some(keys) = &self.inner.kms else {
+            return Err(ApiError::invalid(format!(
+                "The specified KMS key does not exist or is not allowed to be used with Arn '{group_arn}': this server has no KMS configured ([kms] endpoint)"
+            )));
+        };
+        let key =
+            crate::keys::DataKey::random().map_err(|e| unavailable("cannot make a data key", e))?;
+        keys.wrap(kms_key_id, &key)
+            .await
+            .map_err(|e| kms_not_allowed(ErrorKind::InvalidParameter, group_arn, &e))
+    }
+
+    /// AssociateKmsKey: the group's data key is wrapped again by the KMS key, so from then on
+    /// all of the group's data, old and new, needs it (a group without a data key gets one).
+    pub async fn associate_kms_key(
+        &self,
+        group: &str,
+        kms_key_id: &str,
+        group_arn: &str,
+    ) -> Result<(), ApiError> {
+        let Some(keys) = &self.inner.kms else {
+            return Err(ApiError::invalid(format!(
+                "The specified KMS key does not exist or is not allowed to be used with Arn '{group_arn}': this server has no KMS configured ([kms] endpoint)"
+            )));
+        };
+        let previous = self
+            .inner
+            .state
+            .read()
+            .unwrap()
+            .meta
+            .group(group)?
+            .data_key
+            .clone();
+        let key = match self.unwrap_key(previous.as_deref())? {
+            Some(k) => k,
+            None => crate::keys::DataKey::random()
+                .map_err(|e| unavailable("cannot make a data key", e))?,
+        };
+        let wrapped = keys
+            .wrap(kms_key_id, &key)
+            .await
+            .map_err(|e| kms_not_allowed(ErrorKind::AccessDenied, group_arn, &e))?;
+        self.change(MetaChange::SetKmsKey {
+            group: group.into(),
+            kms_key_id: Some(kms_key_id.into()),
+            data_key: Some(wrapped),
+            previous,
+        })
+        .await
+    }
+
+    /// DisassociateKmsKey: the group's data key is wrapped by the keyring again (the KMS key
+    /// must still unwrap it). A group without a KMS key is left as it is.
+    pub async fn disassociate_kms_key(&self, group: &str) -> Result<(), ApiError> {
+        let (kms_key_id, previous) = {
+            let st = self.inner.state.read().unwrap();
+            let g = st.meta.group(group)?;
+            (g.kms_key_id.clone(), g.data_key.clone())
+        };
+        if kms_key_id.is_none() {
+            return Ok(());
+        }
+        let data_key = match self.unwrap_key(previous.as_deref())? {
+            None => None,
+            Some(key) => {
+                let Some(ring) = &self.inner.keyring else {
+                    return Err(ApiError::invalid(
+                        "The log group's data key cannot be kept without its KMS key: encryption at rest is off and there is no keyring",
+                    ));
+                };
+                Some(
+                    ring.read()
+                        .unwrap()
+                        .wrap(&key)
+                        .map_err(|e| unavailable("cannot wrap a data key", e))?,
+                )
+            }
+        };
+        self.change(MetaChange::SetKmsKey {
+            group: group.into(),
+            kms_key_id: None,
+            data_key,
+            previous,
+        })
+        .await
     }
 }

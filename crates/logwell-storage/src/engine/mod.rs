@@ -65,6 +65,9 @@ pub struct GroupSummary {
 pub struct NewGroup {
     pub name: String,
     pub kms_key_id: Option<String>,
+    /// The data key wrapped by `kms_key_id` ([`Engine::new_kms_data_key`]); None: one wrapped
+    /// by the keyring, if encryption is on.
+    pub data_key: Option<String>,
     pub class: Option<String>,
     pub tags: BTreeMap<String, String>,
     pub deletion_protection: bool,
@@ -295,6 +298,8 @@ struct Inner {
     state: Arc<RwLock<State>>,
     /// The master keys that wrap groups' data keys (None: encryption off and no keyring yet).
     keyring: Option<RwLock<crate::keys::Keyring>>,
+    /// Data keys of groups with a KMS key, unwrapped by the KMS (None: no KMS configured).
+    kms: Option<crate::kms::KmsKeys>,
     /// Live consumers of applied event batches.
     tap: Arc<Tap>,
     flush_lock: tokio::sync::Mutex<()>,
@@ -457,11 +462,21 @@ impl Engine {
                 }
             })
         };
-        self.inner
-            .tasks
-            .lock()
-            .unwrap()
-            .extend([flusher, maintainer, renewer]);
+        let mut tasks = vec![flusher, maintainer, renewer];
+        if let Some(every) = self.kms_refresh_every() {
+            let engine = self.clone();
+            let mut stop = self.inner.shutdown.subscribe();
+            tasks.push(tokio::spawn(async move {
+                loop {
+                    tokio::select! {
+                        _ = tokio::time::sleep(every) => {}
+                        _ = stop.changed() => break,
+                    }
+                    engine.refresh_kms_keys().await;
+                }
+            }));
+        }
+        self.inner.tasks.lock().unwrap().extend(tasks);
     }
 
     /// Stops background work and flushes everything buffered.
@@ -528,6 +543,7 @@ impl Engine {
                 .load(Ordering::Acquire)
                 .max(st.meta.next_group_id);
             let data_key = match (&self.inner.keyring, self.inner.config.encrypt) {
+                _ if g.data_key.is_some() => g.data_key,
                 (Some(ring), true) => Some(
                     ring.read()
                         .unwrap()
@@ -671,6 +687,7 @@ impl Engine {
             if !g.streams.contains_key(stream) {
                 return Err(ApiError::stream_not_found());
             }
+            self.check_key_usable(g.data_key.as_deref())?;
             if st.buffered_bytes() > self.inner.config.max_buffered_bytes {
                 self.inner.flush_notify.notify_one();
                 return Err(ApiError::new(

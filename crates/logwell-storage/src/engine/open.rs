@@ -86,6 +86,9 @@ pub struct OpenOptions {
     /// Salvage a damaged WAL: keep every readable record, report what is dropped, and
     /// checkpoint at once so the damaged files go (`logwell serve --recover`).
     pub recover: bool,
+    /// The KMS that wraps the data keys of groups with a `kmsKeyId` (none: such groups cannot
+    /// be made).
+    pub key_service: Option<crate::kms::KeyServiceRef>,
 }
 
 impl Engine {
@@ -251,7 +254,7 @@ impl Engine {
         // keyring (a copy from before a rotation, another node's) is refused at start, not
         // found out by every flush failing.
         for (name, g) in &state.meta.groups {
-            let Some(wrapped) = &g.data_key else {
+            let Some(wrapped) = g.data_key.as_ref().filter(|w| !crate::kms::is_kms(w)) else {
                 continue;
             };
             let opened = match &keyring {
@@ -326,6 +329,10 @@ impl Engine {
             recovery_report: replayed.dropped,
             state,
             keyring,
+            kms: options
+                .key_service
+                .clone()
+                .map(|k| crate::kms::KmsKeys::new(k.service, k.max_age)),
             tap,
             flushes: Default::default(),
             undelivered_expired: Default::default(),
@@ -338,6 +345,7 @@ impl Engine {
         });
         let engine = Engine { inner };
         engine.ensure_data_keys().await;
+        engine.refresh_kms_keys().await;
         if !awaiting_store {
             // Without the lease, the catalog may be stale: another node's files look unlisted.
             engine.remove_orphans().await;
