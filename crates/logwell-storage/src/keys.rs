@@ -356,6 +356,14 @@ impl WalCipher {
     }
 
     pub fn seal(&self, lsn: u64, payload: &[u8]) -> std::io::Result<Vec<u8>> {
+        let mut out = Vec::with_capacity(payload.len() + 64);
+        self.seal_into(lsn, payload, &mut out)?;
+        Ok(out)
+    }
+
+    /// Appends the sealed frame of `payload` to `out`, encrypting it where it lands (the WAL
+    /// writer seals straight into its commit buffer, with no copy of its own).
+    pub fn seal_into(&self, lsn: u64, payload: &[u8], out: &mut Vec<u8>) -> std::io::Result<()> {
         let mut sealing = self.sealing.lock().unwrap();
         if sealing.sealed >= FRAMES_PER_KEY {
             *sealing = Sealing::new(&self.rng, sealing.id.clone(), sealing.master);
@@ -366,7 +374,7 @@ impl WalCipher {
             .fill(&mut nonce)
             .map_err(|_| std::io::Error::other("no randomness"))?;
         let id = sealing.id.as_bytes();
-        let mut out = Vec::with_capacity(payload.len() + 5 + id.len() + SALT_LEN + NONCE_LEN + 16);
+        out.reserve(payload.len() + 5 + id.len() + SALT_LEN + NONCE_LEN + 16);
         out.extend_from_slice(SEALED_MAGIC);
         out.push(id.len() as u8);
         out.extend_from_slice(id);
@@ -383,7 +391,7 @@ impl WalCipher {
             )
             .map_err(|_| std::io::Error::other("sealing a WAL frame failed"))?;
         out.extend_from_slice(tag.as_ref());
-        Ok(out)
+        Ok(())
     }
 
     pub fn open(&self, lsn: u64, sealed: &[u8]) -> std::io::Result<Vec<u8>> {

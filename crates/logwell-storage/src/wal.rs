@@ -355,31 +355,29 @@ impl Writer {
         if self.file.is_none() {
             self.open_new()?;
         }
-        let total: usize = payloads.iter().map(|p| p.len() + HEADER).sum();
+        // Sealing adds under 64 bytes a frame (magic, key id, salt, nonce, tag).
+        let total: usize = payloads.iter().map(|p| p.len() + HEADER + 64).sum();
         let mut buf = Vec::with_capacity(total);
         let mut lsn = self.next_lsn;
         let group_first = self.next_lsn.to_le_bytes();
         let group_last = (self.next_lsn + payloads.len() as u64 - 1).to_le_bytes();
         for p in payloads {
-            let sealed;
-            let p = match &self.cipher {
-                Some(c) => {
-                    sealed = c.seal(lsn, p)?;
-                    &sealed
-                }
-                None => p,
-            };
             let lsn_bytes = lsn.to_le_bytes();
-            let mut crc = crc32c::crc32c(&lsn_bytes);
-            for part in [&group_first[..], &group_last[..], p] {
-                crc = crc32c::crc32c_append(crc, part);
-            }
-            buf.extend_from_slice(&(p.len() as u32).to_le_bytes());
-            buf.extend_from_slice(&crc.to_le_bytes());
+            let frame = buf.len();
+            // Length and CRC are filled in once the payload (sealed in place, if sealed) is in.
+            buf.extend_from_slice(&[0u8; 8]);
             buf.extend_from_slice(&lsn_bytes);
             buf.extend_from_slice(&group_first);
             buf.extend_from_slice(&group_last);
-            buf.extend_from_slice(p);
+            let body = buf.len();
+            match &self.cipher {
+                Some(c) => c.seal_into(lsn, p, &mut buf)?,
+                None => buf.extend_from_slice(p),
+            }
+            let len = (buf.len() - body) as u32;
+            let crc = crc32c::crc32c(&buf[frame + 8..]);
+            buf[frame..frame + 4].copy_from_slice(&len.to_le_bytes());
+            buf[frame + 4..frame + 8].copy_from_slice(&crc.to_le_bytes());
             lsn += 1;
         }
         let file = self.file.as_mut().unwrap();

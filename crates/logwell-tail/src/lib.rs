@@ -193,8 +193,12 @@ impl Tails {
             self.config.queue_batches,
             self.config.queue_bytes,
         );
+        // Batches applied before the subscription may still be on their way to the tap (it is
+        // offered each batch after its put was answered); they are not the session's.
+        let started_after = self.engine.applied_seq();
         let now = Instant::now();
         Ok(Session {
+            started_after,
             start: LiveTailSessionStart {
                 request_id: uuid::Uuid::new_v4().to_string(),
                 session_id: uuid::Uuid::new_v4().to_string(),
@@ -256,6 +260,8 @@ pub struct Session {
     /// The `sessionStart` event.
     pub start: LiveTailSessionStart,
     tap: TapSubscription,
+    /// The highest seq applied when the session started: batches up to it came before.
+    started_after: i64,
     /// Group name -> the identifier results carry.
     identifiers: HashMap<String, String>,
     pattern: Option<FilterPattern>,
@@ -343,6 +349,9 @@ impl Session {
         let Some(identifier) = self.identifiers.get(batch.group()) else {
             return;
         };
+        if batch.seq(0) <= self.started_after {
+            return;
+        }
         // A protected group's events are masked before the pattern or the client sees them.
         let protection = logwell_dataprotection::Protection::of_lookup(
             self.engine
