@@ -113,7 +113,23 @@ impl Delivery {
 
     /// The destination an ARN maps to, or CloudWatch's error for one that cannot be reached.
     pub fn target(&self, arn: &str) -> Result<Target, ApiError> {
+        if Kind::of(arn) == Kind::Destination {
+            let account = arn.split(':').nth(4).unwrap_or_default();
+            let name = arn.rsplit_once(":destination:").map(|(_, n)| n);
+            if let (Some(d), Some(name)) = (self.clients.local.read().unwrap().get(account), name) {
+                return Ok(Target::LocalDestination {
+                    at: target::LocalDestinations(d.clone()),
+                    name: name.to_string(),
+                });
+            }
+        }
         self.config.target(arn)
+    }
+
+    /// Sets the destinations of the other accounts this server hosts (delivered to in-process,
+    /// not through `[delivery.accounts]`).
+    pub fn set_local_destinations(&self, by_account: HashMap<String, Arc<Destinations>>) {
+        *self.clients.local.write().unwrap() = by_account;
     }
 
     /// Sends the `CONTROL_MESSAGE` CloudWatch sends when a filter is created; an unmapped or
@@ -121,6 +137,10 @@ impl Delivery {
     pub async fn check_destination(&self, arn: &str) -> Result<(), ApiError> {
         let target = self.target(arn)?;
         let kind = Kind::of(arn);
+        if let Target::LocalDestination { at, name } = &target {
+            let message = control_message(logwell_model::now_millis(), kind.health_check_text());
+            return target::deliver_locally(&self.clients, at, name, &message).await;
+        }
         if let Target::Destination { server, name } = &target {
             // The recipient's answer as it gave it: AccessDeniedException when its policy does
             // not allow this account, ResourceNotFoundException for no such destination.

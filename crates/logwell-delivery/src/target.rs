@@ -252,6 +252,24 @@ pub enum Target {
         server: logwell_client::Settings,
         name: String,
     },
+    /// A destination of another account this server hosts, delivered to in-process.
+    LocalDestination { at: LocalDestinations, name: String },
+}
+
+/// Another hosted account's destinations.
+#[derive(Clone)]
+pub struct LocalDestinations(pub Arc<crate::Destinations>);
+
+impl std::fmt::Debug for LocalDestinations {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LocalDestinations")
+    }
+}
+
+impl PartialEq for LocalDestinations {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
 }
 
 /// Connections shared by every worker: one HTTP client, one NATS connection per server, one
@@ -263,6 +281,8 @@ pub(crate) struct Clients {
     timeout: Duration,
     /// This server's account: the sender named to destinations.
     pub account: String,
+    /// The destinations of the other accounts this server hosts, by account.
+    pub local: std::sync::RwLock<HashMap<String, Arc<crate::Destinations>>>,
 }
 
 impl Clients {
@@ -273,6 +293,7 @@ impl Clients {
             buckets,
             timeout: config.request_timeout(),
             account,
+            local: Default::default(),
         }
     }
 
@@ -393,6 +414,12 @@ impl Sender {
                         format!("{} destination {name}: {e}", server.endpoint)
                     })
             }
+            Target::LocalDestination { at, name } => deliver_locally(&self.clients, at, name, m)
+                .await
+                .map_err(|e| {
+                    self.gone = e.kind == logwell_model::ErrorKind::ResourceNotFound;
+                    format!("destination {name} of a hosted account: {e}")
+                }),
             Target::Firehose { .. } => {
                 let buffer = self
                     .buffer
@@ -453,6 +480,25 @@ pub fn gzip(message: &SubscriptionMessage, level: u32) -> Vec<u8> {
 /// A message as a Lambda function receives it: gzip-compressed JSON, base64-encoded.
 pub fn encode(message: &SubscriptionMessage) -> String {
     base64::engine::general_purpose::STANDARD.encode(gzip(message, 1))
+}
+
+/// Hands a message to a destination of another account this server hosts, as its sender: that
+/// destination's policy decides, as it does for deliveries from other servers.
+pub(crate) fn deliver_locally(
+    clients: &Clients,
+    at: &LocalDestinations,
+    name: &str,
+    m: &SubscriptionMessage,
+) -> futures::future::BoxFuture<'static, Result<(), ApiError>> {
+    let request = logwell_model::api_destinations::DeliverToDestinationRequest {
+        destination_name: name.to_string(),
+        source_account: clients.account.clone(),
+        data: encode(m),
+    };
+    let destinations = at.0.clone();
+    // Boxed with a named type: a destination's own target may be another hosted destination,
+    // and the futures would otherwise contain themselves.
+    Box::pin(async move { destinations.receive(request).await.map(|_| ()) })
 }
 
 /// Posts a message to another logwell server's destination; its error as that server gave it

@@ -12,6 +12,11 @@ pub struct ServerConfig {
     pub region: String,
     /// Account id shown in ARNs.
     pub account_id: String,
+    /// Other accounts whose resources this server holds, each apart from the others (its own
+    /// store under `<data_dir>/accounts/<id>`, or `<prefix>/accounts/<id>` in a bucket). A
+    /// signed caller of a hosted account works in that account; accounts reach one another only
+    /// through destinations and resource policies.
+    pub hosted_accounts: Vec<String>,
     pub storage: StorageConfig,
     pub query: QuerySettings,
     pub limits: Limits,
@@ -96,6 +101,7 @@ impl Default for ServerConfig {
             listen: "127.0.0.1:4566".into(),
             region: "us-east-1".into(),
             account_id: "000000000000".into(),
+            hosted_accounts: Vec::new(),
             storage: StorageConfig::default(),
             query: QuerySettings::default(),
             limits: Limits::default(),
@@ -111,6 +117,41 @@ impl ServerConfig {
     /// Parses a TOML config file's text.
     pub fn from_toml(text: &str) -> Result<Self, toml::de::Error> {
         toml::from_str(text)
+    }
+
+    /// The config of hosted account `id`: the same settings, its own store beside this one's.
+    pub fn for_account(&self, id: &str) -> ServerConfig {
+        let mut c = self.clone();
+        c.account_id = id.to_string();
+        c.hosted_accounts = Vec::new();
+        c.storage.data_dir = self.storage.data_dir.join("accounts").join(id);
+        if let logwell_storage::ObjectStoreConfig::S3(s3) = &mut c.storage.object_store {
+            s3.prefix = Some(
+                match s3.prefix.as_deref().map(|p| p.trim_end_matches('/')) {
+                    Some(p) if !p.is_empty() => format!("{p}/accounts/{id}"),
+                    _ => format!("accounts/{id}"),
+                },
+            );
+        }
+        c
+    }
+
+    /// Hosted account ids are 12 digits, listed once, and not this server's own.
+    pub fn check_hosted_accounts(&self) -> Result<(), String> {
+        let mut seen = std::collections::BTreeSet::new();
+        for id in &self.hosted_accounts {
+            if id.len() != 12 || !id.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(format!(
+                    "hosted_accounts: '{id}' is not a 12-digit account id"
+                ));
+            }
+            if id == &self.account_id || !seen.insert(id) {
+                return Err(format!(
+                    "hosted_accounts: '{id}' is listed twice (or is account_id)"
+                ));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -151,6 +192,31 @@ mod tests {
         assert_eq!(c.limits.max_kept_queries, 500);
         assert_eq!(c.storage.orphan_grace, Duration::from_secs(600));
         assert!(ServerConfig::from_toml("[limits]\nmax_requests = 1").is_err());
+    }
+
+    #[test]
+    fn a_hosted_account_has_its_own_store() {
+        let mut c =
+            ServerConfig::from_toml(include_str!("../../../testdata/config/s3.toml")).unwrap();
+        c.hosted_accounts = vec!["111111111111".into()];
+        c.check_hosted_accounts().unwrap();
+        let t = c.for_account("111111111111");
+        assert_eq!(t.account_id, "111111111111");
+        assert!(t.hosted_accounts.is_empty());
+        assert_eq!(
+            t.storage.data_dir,
+            c.storage.data_dir.join("accounts/111111111111")
+        );
+        match t.storage.object_store {
+            ObjectStoreConfig::S3(s3) => {
+                assert_eq!(s3.prefix.as_deref(), Some("prod/accounts/111111111111"))
+            }
+            _ => panic!("an S3 store stays one"),
+        }
+        c.hosted_accounts = vec!["12".into()];
+        assert!(c.check_hosted_accounts().is_err());
+        c.hosted_accounts = vec![c.account_id.clone()];
+        assert!(c.check_hosted_accounts().is_err());
     }
 
     #[test]

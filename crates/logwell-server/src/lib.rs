@@ -16,6 +16,7 @@ pub mod resource_policies;
 mod settings;
 mod subscriptions;
 pub mod telemetry;
+mod tenants;
 pub mod tls;
 pub mod tokens;
 mod transport;
@@ -82,6 +83,8 @@ pub struct App {
     pub resource_policies: Arc<resource_policies::ResourcePolicies>,
     /// The audit trail (written only when signatures are verified).
     pub audit: audit::Audit,
+    /// The other accounts this server hosts (set on the server's own account's app).
+    pub tenants: tenants::Tenants,
 }
 
 pub type SharedApp = Arc<App>;
@@ -94,6 +97,34 @@ impl App {
 
     /// [`App::open`] with storage options (`--recover`).
     pub async fn open_with(
+        config: &ServerConfig,
+        options: logwell_storage::OpenOptions,
+    ) -> Result<SharedApp, logwell_storage::OpenError> {
+        config
+            .check_hosted_accounts()
+            .map_err(logwell_storage::OpenError::Catalog)?;
+        let home = App::open_account(config, options.clone()).await?;
+        let mut tenants = std::collections::BTreeMap::new();
+        for id in &config.hosted_accounts {
+            let app = App::open_account(&config.for_account(id), options.clone()).await?;
+            tenants.insert(id.clone(), app);
+        }
+        let _ = home.tenants.set(tenants);
+        // Each account's subscriptions reach the other hosted accounts' destinations in-process.
+        let all = home.all_accounts();
+        for app in &all {
+            app.delivery.set_local_destinations(
+                all.iter()
+                    .filter(|o| o.account_id != app.account_id)
+                    .map(|o| (o.account_id.clone(), o.destinations.clone()))
+                    .collect(),
+            );
+        }
+        Ok(home)
+    }
+
+    /// One account's app.
+    async fn open_account(
         config: &ServerConfig,
         options: logwell_storage::OpenOptions,
     ) -> Result<SharedApp, logwell_storage::OpenError> {
@@ -187,6 +218,7 @@ impl App {
             account_id: config.account_id.clone(),
             queries,
             limits: RequestLimits::new(&config.limits),
+            tenants: Default::default(),
         }))
     }
 }
@@ -227,10 +259,13 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for GetRequest {
 }
 
 impl GetRequest {
-    /// Whether the (signed, when credentials are configured) caller may do `operation`.
-    fn admit(&self, app: &App, operation: &str) -> Result<(), ApiError> {
+    /// The app of the (signed, when credentials are configured) caller's account, if the
+    /// caller may do `operation` there.
+    fn admit(&self, app: &SharedApp, operation: &str) -> Result<SharedApp, ApiError> {
         let caller = authenticate(app, &self.method, &self.uri, &self.headers, b"")?;
-        admit(app, &caller, operation, b"", source_ip(&self.extensions))
+        let app = tenants::route(app, &caller, operation, b"")?;
+        admit(&app, &caller, operation, b"", source_ip(&self.extensions))?;
+        Ok(app)
     }
 }
 
@@ -238,7 +273,7 @@ impl GetRequest {
 async fn live_tail_sse(State(app): State<SharedApp>, request: GetRequest) -> Response {
     let response = match request
         .admit(&app, "StartLiveTail")
-        .and_then(|()| live_tail::server_sent_events(&app, request.uri.query().unwrap_or("")))
+        .and_then(|app| live_tail::server_sent_events(&app, request.uri.query().unwrap_or("")))
     {
         Ok(r) => r,
         Err(e) => error_response(&e),
@@ -250,7 +285,7 @@ async fn live_tail_sse(State(app): State<SharedApp>, request: GetRequest) -> Res
 /// action is logwell's own `logs:GetMetrics` (no AWS operation reads it).
 async fn metrics(State(app): State<SharedApp>, request: GetRequest) -> Response {
     match request.admit(&app, "GetMetrics") {
-        Ok(()) => telemetry::metrics(State(app)).await,
+        Ok(app) => telemetry::metrics(State(app)).await,
         Err(e) => with_request_id(error_response(&e)),
     }
 }
@@ -319,8 +354,14 @@ async fn handle(
         .and_then(operations::find)
         .map_or("unknown", |op| op.name);
     let caller = authenticate(&app, &method, &uri, &headers, &body);
-    let allowed = caller
-        .clone()
+    // The app of the account the request acts in (this one, or a hosted account's).
+    let served = caller
+        .as_ref()
+        .map_err(Clone::clone)
+        .and_then(|caller| tenants::route(&app, caller, operation, &body));
+    let app = served.as_ref().map_or_else(|_| app.clone(), Clone::clone);
+    let allowed = served
+        .and(caller.clone())
         .and_then(|caller| admit(&app, &caller, operation, &body, source_ip(&extensions)));
     let result = match (allowed, target.strip_prefix(TARGET_PREFIX)) {
         (Err(e), _) => Err(e),
@@ -523,8 +564,11 @@ pub async fn serve_with(
     }
     // Live tails end; in-flight requests finish (bounded by the body timeout); idle
     // connections close.
-    stopping.tails.close();
-    stopping.delivery.close();
+    let accounts = stopping.all_accounts();
+    for app in &accounts {
+        app.tails.close();
+        app.delivery.close();
+    }
     let drain = header_timeout.max(Duration::from_secs(5)) * 2;
     if tokio::time::timeout(drain, graceful.shutdown())
         .await
@@ -532,9 +576,11 @@ pub async fn serve_with(
     {
         tracing::warn!("connections still open after {drain:?}; closing them");
     }
-    engine
-        .shutdown()
-        .await
-        .map_err(|e| anyhow::anyhow!("final flush failed: {e}"))?;
+    drop(engine);
+    for app in accounts {
+        app.engine.shutdown().await.map_err(|e| {
+            anyhow::anyhow!("final flush of account {} failed: {e}", app.account_id)
+        })?;
+    }
     Ok(())
 }
