@@ -6,12 +6,18 @@ account this server does not host sees nothing; everything survives a restart.
 """
 import json
 import time
+import urllib.error
+import urllib.parse
+import urllib.request
 
 import pytest
 
 from conftest import Server
 import boto3
+import botocore.auth
+import botocore.awsrequest
 import botocore.config
+import botocore.credentials
 
 from test_auth import client, code, credentials_toml, groups
 
@@ -42,6 +48,32 @@ def insights(logs, query, **where):
         time.sleep(0.05)
     assert r["status"] == "Complete", r
     return [{f["field"]: f["value"] for f in row} for row in r["results"]]
+
+
+def raw_call(server, key, operation, body):
+    """A signed request with any body (boto3 checks its members; an attacker need not)."""
+    data = json.dumps(body).encode()
+    req = botocore.awsrequest.AWSRequest(method="POST", url=server.endpoint + "/", data=data, headers={
+        "X-Amz-Target": f"Logs_20140328.{operation}", "Content-Type": "application/x-amz-json-1.1"})
+    botocore.auth.SigV4Auth(botocore.credentials.Credentials(*key), "logs", "us-east-1").add_auth(req)
+    p = req.prepare()
+    try:
+        with urllib.request.urlopen(urllib.request.Request(p.url, data=data, headers=dict(p.headers), method="POST"),
+                                    timeout=10) as r:
+            return r.status, json.loads(r.read() or b"{}")
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read() or b"{}")
+
+
+def signed_get(server, path, key):
+    req = botocore.awsrequest.AWSRequest(method="GET", url=f"{server.endpoint}{path}")
+    botocore.auth.SigV4Auth(botocore.credentials.Credentials(*key), "logs", "us-east-1").add_auth(req)
+    p = req.prepare()
+    try:
+        with urllib.request.urlopen(urllib.request.Request(p.url, headers=dict(p.headers)), timeout=5) as r:
+            return r.status, None
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read() or b"{}").get("__type")
 
 
 def tail_client(server, key):
@@ -104,6 +136,29 @@ def test_accounts_are_apart_and_meet_only_through_destinations(hosted, tmp_path)
     assert code(mallory.describe_log_groups)[0] == "AccessDeniedException"
     assert code(lambda: alice.filter_log_events(logGroupIdentifier=arn("999999999999", "/app")))[0] == \
         "AccessDeniedException"
+
+    # A request may not name its group twice: routing and permissions read one member, and the
+    # handler must not act on the other.
+    status, body = raw_call(server, BOB, "DeleteDataProtectionPolicy",
+                            {"logGroupName": arn("111111111111", "/app"), "logGroupIdentifier": "/app"})
+    assert (status, body.get("__type")) == (400, "InvalidParameterException"), body
+    status, body = raw_call(server, BOB, "GetLogEvents", {"logGroupName": "/app", "logStreamName": "web",
+                                                         "logGroupIdentifier": alices})
+    assert (status, body.get("__type")) == (400, "InvalidParameterException"), body
+    # A resource policy that lets Bob query one of Alice's groups does not let a SOURCE command
+    # (or SQL) pick others.
+    alice.put_resource_policy(policyName="bob-queries", policyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"AWS": "111111111111"},
+                                                "Action": "logs:StartQuery", "Resource": alices}]}))
+    alice.create_log_group(logGroupName="/secret")
+    for query, language in (("SOURCE logGroups(namePrefix: ['/']) | fields @message", "CWLI"),
+                            ('SELECT * FROM "/secret"', "SQL")):
+        typ, _ = code(lambda: bob.start_query(logGroupIdentifiers=[alices], startTime=0, endTime=1,
+                                              queryString=query, queryLanguage=language))
+        assert typ == "AccessDeniedException", (query, typ)
+    bob.start_query(logGroupIdentifiers=[alices], startTime=0, endTime=1, queryString="fields @message")
+    # The SSE live tail keeps an ARN's account too.
+    assert signed_get(server, "/live-tail?group=" + urllib.parse.quote(alices, safe=""), BOB) == (400, "AccessDeniedException")
 
     # Bob deletes his /app; Alice's is still there.
     bob.delete_log_group(logGroupName="/app")

@@ -248,3 +248,62 @@ def test_unmasking_needs_logs_unmask(tmp_path):
             [f"mail {EMAIL}"]
     finally:
         server.kill9()
+
+
+def test_the_account_policy_masks_every_group_together_with_their_own(tmp_path):
+    """PutAccountPolicy(DATA_PROTECTION_POLICY): one policy for the account, cumulative with each
+    group's own (CloudWatch's rule), shown by DescribeAccountPolicies, kept across a restart, and
+    deleted by name; bad input gets AWS's errors."""
+    server = Server(tmp_path / "data", CONFIG).start()
+    try:
+        logs = server.client(inject_host_prefix=False)
+        for g in ("/acct/own", "/acct/plain"):
+            logs.create_log_group(logGroupName=g)
+            logs.create_log_stream(logGroupName=g, logStreamName="s")
+            logs.put_log_events(logGroupName=g, logStreamName="s", logEvents=[
+                {"timestamp": int(time.time() * 1000), "message": f"{EMAIL} from {IP}"}])
+        logs.put_data_protection_policy(logGroupIdentifier="/acct/own",
+                                        policyDocument=policy(("EmailAddress",), custom=False))
+        put = logs.put_account_policy(policyName="acct", policyType="DATA_PROTECTION_POLICY",
+                                      policyDocument=policy(("IpAddress",), custom=False))["accountPolicy"]
+        assert put["policyName"] == "acct" and put["policyType"] == "DATA_PROTECTION_POLICY"
+        assert put["scope"] == "ALL" and put["accountId"] == "000000000000" and put["lastUpdatedTime"] > 0
+
+        def messages(g):
+            return [e["message"] for e in logs.get_log_events(logGroupName=g, logStreamName="s")["events"]]
+
+        def check():
+            assert messages("/acct/own") == [f"{stars(EMAIL)} from {stars(IP)}"]
+            assert messages("/acct/plain") == [f"{EMAIL} from {stars(IP)}"]
+            assert insights(logs, "fields @message", group="/acct/plain")[0]["@message"] == f"{EMAIL} from {stars(IP)}"
+            assert [e["message"] for e in logs.filter_log_events(logGroupName="/acct/own")["events"]] == \
+                [f"{stars(EMAIL)} from {stars(IP)}"]
+            listed = logs.describe_account_policies(policyType="DATA_PROTECTION_POLICY")["accountPolicies"]
+            assert [p["policyName"] for p in listed] == ["acct"]
+            groups = {g["logGroupName"]: g for g in logs.describe_log_groups(logGroupNamePrefix="/acct/")["logGroups"]}
+            assert groups["/acct/plain"].get("dataProtectionStatus") == "ACTIVATED"
+            # The group's own policy is still only its own.
+            assert "policyDocument" not in logs.get_data_protection_policy(logGroupIdentifier="/acct/plain")
+
+        check()
+        wait = time.time() + 30
+        while not list((tmp_path / "data" / "store").rglob("*.parquet")):
+            assert time.time() < wait, "a flush"
+            time.sleep(0.1)
+        server.restart()
+        logs = server.client(inject_host_prefix=False)
+        check()
+
+        assert logs.describe_account_policies(policyType="DATA_PROTECTION_POLICY", policyName="other")["accountPolicies"] == []
+        assert code(lambda: logs.put_account_policy(policyName="x", policyType="DATA_PROTECTION_POLICY",
+                                                    policyDocument="{}"))[0] == "InvalidParameterException"
+        assert code(lambda: logs.put_account_policy(policyName="x", policyType="TRANSFORMER_POLICY",
+                                                    policyDocument=policy()))[0] == "InvalidParameterException"
+        assert code(lambda: logs.delete_account_policy(policyName="other", policyType="DATA_PROTECTION_POLICY"))[0] == \
+            "ResourceNotFoundException"
+        logs.delete_account_policy(policyName="acct", policyType="DATA_PROTECTION_POLICY")
+        assert messages("/acct/plain") == [f"{EMAIL} from {IP}"]
+        assert messages("/acct/own") == [f"{stars(EMAIL)} from {IP}"]
+        assert logs.describe_account_policies(policyType="DATA_PROTECTION_POLICY")["accountPolicies"] == []
+    finally:
+        server.kill9()

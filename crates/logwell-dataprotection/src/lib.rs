@@ -308,6 +308,31 @@ pub fn parse(document: &str) -> Result<Masker, String> {
     })
 }
 
+/// One masker for several policies that apply together (a group's own and its account's): it
+/// masks what any of them names. Named after the first.
+pub fn parse_all(documents: &[String]) -> Result<Masker, String> {
+    let mut name = String::new();
+    let mut detectors: Vec<Detector> = Vec::new();
+    for (i, document) in documents.iter().enumerate() {
+        let m = parse(document)?;
+        if i == 0 {
+            name = m.name;
+        }
+        for d in m.detectors {
+            if !detectors.iter().any(|have| have.name == d.name) {
+                detectors.push(d);
+            }
+        }
+    }
+    let set =
+        RegexSet::new(detectors.iter().map(|d| d.regex.as_str())).map_err(|e| e.to_string())?;
+    Ok(Masker {
+        name,
+        detectors,
+        set,
+    })
+}
+
 /// The masker of a stored policy document, compiled once and shared (documents are checked
 /// when they are put, so a stored one parses; one that does not masks everything it can't
 /// vouch for: see [`Protection::mask`]).
@@ -317,7 +342,13 @@ pub fn masker(document: &str) -> Result<Arc<Masker>, String> {
     if let Some(m) = cache.lock().unwrap().get(document) {
         return Ok(m.clone());
     }
-    let m = Arc::new(parse(document)?);
+    let m = Arc::new(if document.trim_start().starts_with('[') {
+        let documents: Vec<String> =
+            serde_json::from_str(document).map_err(|e| format!("policy list: {e}"))?;
+        parse_all(&documents)?
+    } else {
+        parse(document)?
+    });
     let mut cache = cache.lock().unwrap();
     // Policies are few; a bound keeps a stream of changed documents from growing it.
     if cache.len() >= 256 {
@@ -410,6 +441,24 @@ mod tests {
 
     fn managed(name: &str) -> String {
         format!("{MANAGED_ARN_PREFIX}{name}")
+    }
+
+    #[test]
+    fn group_and_account_policies_mask_together() {
+        let group = policy(&[&managed("EmailAddress")], "");
+        let account = policy(&[&managed("IpAddress"), &managed("EmailAddress")], "");
+        let both = serde_json::json!([group, account]).to_string();
+        let m = masker(&both).unwrap();
+        assert_eq!(
+            m.mask("alice@example.com from 10.1.2.3"),
+            "***************** from ********"
+        );
+        assert_eq!(
+            m.identifiers().count(),
+            2,
+            "an identifier in both is used once"
+        );
+        assert!(masker("[\"not a policy\"]").is_err());
     }
 
     #[test]

@@ -446,10 +446,7 @@ impl TaskRun<'_> {
     /// How the group's events leave: masked by its data protection policy, if it has one.
     fn protection(&self, group: &str) -> logwell_dataprotection::Protection {
         logwell_dataprotection::Protection::of_lookup(
-            self.exports
-                .engine
-                .data_protection_policy(group)
-                .map(|p| p.map(|p| p.document)),
+            self.exports.engine.masking_policy(group),
             false,
         )
     }

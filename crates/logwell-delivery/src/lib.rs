@@ -141,11 +141,16 @@ impl Delivery {
             let message = control_message(logwell_model::now_millis(), kind.health_check_text());
             return target::deliver_locally(&self.clients, at, name, &message).await;
         }
-        if let Target::Destination { server, name } = &target {
+        if let Target::Destination {
+            server,
+            account,
+            name,
+        } = &target
+        {
             // The recipient's answer as it gave it: AccessDeniedException when its policy does
             // not allow this account, ResourceNotFoundException for no such destination.
             let message = control_message(logwell_model::now_millis(), kind.health_check_text());
-            return target::deliver_to_destination(&self.clients, server, name, &message)
+            return target::deliver_to_destination(&self.clients, server, account, name, &message)
                 .await
                 .map_err(|e| match e.kind {
                     logwell_model::ErrorKind::ServiceUnavailable => kind.unreachable(),
@@ -337,9 +342,7 @@ impl Run {
             let (last_seq, last_ingestion) = (last.seq, last.ingestion_time);
             // A protected group's events leave masked; the pattern sees what is sent.
             let protection = logwell_dataprotection::Protection::of_lookup(
-                self.engine
-                    .data_protection_policy(&group)
-                    .map(|p| p.map(|p| p.document)),
+                self.engine.masking_policy(&group),
                 false,
             );
             let matching: Vec<_> = rows

@@ -118,6 +118,7 @@ impl DeliveryConfig {
                 match (self.accounts.get(account), name) {
                     (Some(server), Some(name)) if !name.is_empty() => Some(Target::Destination {
                         server: server.settings(region),
+                        account: account.to_string(),
                         name: name.to_string(),
                     }),
                     _ => None,
@@ -250,6 +251,7 @@ pub enum Target {
     /// A destination of the logwell server at `url` (another account's).
     Destination {
         server: logwell_client::Settings,
+        account: String,
         name: String,
     },
     /// A destination of another account this server hosts, delivered to in-process.
@@ -406,14 +408,16 @@ impl Sender {
                 ack.await.map_err(|e| format!("{server}/{subject}: {e}"))?;
                 Ok(())
             }
-            Target::Destination { server, name } => {
-                deliver_to_destination(&self.clients, server, name, m)
-                    .await
-                    .map_err(|e| {
-                        self.gone = e.kind == logwell_model::ErrorKind::ResourceNotFound;
-                        format!("{} destination {name}: {e}", server.endpoint)
-                    })
-            }
+            Target::Destination {
+                server,
+                account,
+                name,
+            } => deliver_to_destination(&self.clients, server, account, name, m)
+                .await
+                .map_err(|e| {
+                    self.gone = e.kind == logwell_model::ErrorKind::ResourceNotFound;
+                    format!("{} destination {name}: {e}", server.endpoint)
+                }),
             Target::LocalDestination { at, name } => deliver_locally(&self.clients, at, name, m)
                 .await
                 .map_err(|e| {
@@ -494,6 +498,7 @@ pub(crate) fn deliver_locally(
         destination_name: name.to_string(),
         source_account: clients.account.clone(),
         data: encode(m),
+        destination_account: None,
     };
     let destinations = at.0.clone();
     // Boxed with a named type: a destination's own target may be another hosted destination,
@@ -506,11 +511,13 @@ pub(crate) fn deliver_locally(
 pub(crate) async fn deliver_to_destination(
     clients: &Clients,
     server: &logwell_client::Settings,
+    account: &str,
     name: &str,
     m: &SubscriptionMessage,
 ) -> Result<(), ApiError> {
     let body = serde_json::json!({
         "destinationName": name,
+        "destinationAccount": account,
         "sourceAccount": clients.account,
         "data": encode(m),
     });

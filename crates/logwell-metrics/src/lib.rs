@@ -330,9 +330,7 @@ impl MetricFilters {
             cursor = last.seq;
             // Metric filters see what every other reader sees: a protected group's text masked.
             let protection = logwell_dataprotection::Protection::of_lookup(
-                self.engine
-                    .data_protection_policy(&group)
-                    .map(|p| p.map(|p| p.document)),
+                self.engine.masking_policy(&group),
                 false,
             );
             let mut rows = rows;

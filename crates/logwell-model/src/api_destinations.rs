@@ -78,4 +78,8 @@ pub struct DeliverToDestinationRequest {
     pub destination_name: String,
     pub source_account: String,
     pub data: String,
+    /// The destination's account, so a server hosting several accounts finds the right one
+    /// (senders before it left it out: the recipient's own account is meant).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub destination_account: Option<String>,
 }

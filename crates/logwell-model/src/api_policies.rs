@@ -87,3 +87,53 @@ pub struct DisassociateKmsKeyRequest {
     pub log_group_name: Option<String>,
     pub resource_identifier: Option<String>,
 }
+
+#[derive(Debug, Default, Deserialize, Serialize, Clone)]
+#[serde(rename_all = "camelCase")]
+pub struct PutAccountPolicyRequest {
+    pub policy_name: Option<String>,
+    pub policy_document: Option<String>,
+    pub policy_type: Option<String>,
+    pub scope: Option<String>,
+    pub selection_criteria: Option<String>,
+}
+
+/// An account-level policy as PutAccountPolicy and DescribeAccountPolicies show it.
+#[derive(Debug, Default, Deserialize, Serialize, Clone, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct AccountPolicy {
+    pub policy_name: String,
+    pub policy_document: String,
+    pub last_updated_time: i64,
+    pub policy_type: String,
+    pub scope: String,
+    pub account_id: String,
+}
+
+#[derive(Debug, Default, Deserialize, Serialize, Clone)]
+#[serde(rename_all = "camelCase")]
+pub struct PutAccountPolicyResponse {
+    pub account_policy: AccountPolicy,
+}
+
+#[derive(Debug, Default, Deserialize, Serialize, Clone)]
+#[serde(rename_all = "camelCase")]
+pub struct DescribeAccountPoliciesRequest {
+    pub policy_type: Option<String>,
+    pub policy_name: Option<String>,
+    pub account_identifiers: Option<Vec<String>>,
+    pub next_token: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize, Serialize, Clone)]
+#[serde(rename_all = "camelCase")]
+pub struct DescribeAccountPoliciesResponse {
+    pub account_policies: Vec<AccountPolicy>,
+}
+
+#[derive(Debug, Default, Deserialize, Serialize, Clone)]
+#[serde(rename_all = "camelCase")]
+pub struct DeleteAccountPolicyRequest {
+    pub policy_name: Option<String>,
+    pub policy_type: Option<String>,
+}

@@ -473,12 +473,9 @@ impl Querier {
                 "The log record does not exist",
             )));
         };
-        let document = self.engine.data_protection_policy(&group)?;
-        logwell_dataprotection::Protection::of(
-            document.as_ref().map(|p| p.document.as_str()),
-            unmask,
-        )
-        .mask_string(&mut ev.message);
+        let document = self.engine.masking_policy(&group)?;
+        logwell_dataprotection::Protection::of(document.as_deref(), unmask)
+            .mask_string(&mut ev.message);
         let mut row: Row = vec![
             ("@ingestionTime".into(), ev.ingestion_time.to_string()),
             (

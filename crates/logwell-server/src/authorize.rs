@@ -20,12 +20,36 @@ struct Naming {
     resource_arn: Option<serde_json::Value>,
     lookup_table_arn: Option<serde_json::Value>,
     lookup_table_name: Option<serde_json::Value>,
+    resource_identifier: Option<serde_json::Value>,
+    query_string: Option<serde_json::Value>,
+    query_language: Option<serde_json::Value>,
+}
+
+/// Whether a query may read groups beyond those its request names: a SOURCE command, SQL or
+/// PPL table names, or a query that does not parse (StartQuery refuses it later).
+fn query_reaches_beyond(n: &Naming) -> bool {
+    let Some(text) = n.query_string.as_ref().and_then(|q| q.as_str()) else {
+        return false;
+    };
+    let language = n.query_language.as_ref().and_then(|l| l.as_str());
+    if !matches!(language, None | Some("CWLI")) {
+        return true;
+    }
+    match logwell_insights::parse(text) {
+        Ok(q) => q
+            .commands
+            .iter()
+            .any(|c| matches!(c, logwell_insights::Command::Source(_))),
+        Err(_) => true,
+    }
 }
 
 /// The ARNs a request acts on, as the operation table declares them (`*` for calls that name
 /// none, and for operations the table does not know).
 pub(crate) fn resources(app: &App, operation: &str, body: &[u8]) -> Vec<String> {
     let n: Naming = serde_json::from_slice(body).unwrap_or_default();
+    // A query that can pick its own groups needs every group (`*`).
+    let beyond = query_reaches_beyond(&n);
     let request: serde_json::Map<String, serde_json::Value> = [
         ("logGroupName", n.log_group_name),
         ("logGroupIdentifier", n.log_group_identifier),
@@ -35,6 +59,7 @@ pub(crate) fn resources(app: &App, operation: &str, body: &[u8]) -> Vec<String> 
         ("resourceArn", n.resource_arn),
         ("lookupTableArn", n.lookup_table_arn),
         ("lookupTableName", n.lookup_table_name),
+        ("resourceIdentifier", n.resource_identifier),
     ]
     .into_iter()
     .filter_map(|(k, v)| v.map(|v| (k.to_string(), v)))
@@ -43,7 +68,7 @@ pub(crate) fn resources(app: &App, operation: &str, body: &[u8]) -> Vec<String> 
     let arns = crate::operations::find(operation)
         .map(|op| op.resource.arns(&request, &app.region, &app.account_id))
         .unwrap_or_default();
-    if arns.is_empty() {
+    if arns.is_empty() || beyond {
         vec!["*".to_string()]
     } else {
         arns

@@ -6,7 +6,9 @@
 use crate::App;
 use logwell_dataprotection::Protection;
 use logwell_model::api_policies::{
-    DataProtectionPolicyRequest, DataProtectionPolicyResponse, PutDataProtectionPolicyRequest,
+    AccountPolicy, DataProtectionPolicyRequest, DataProtectionPolicyResponse,
+    DeleteAccountPolicyRequest, DescribeAccountPoliciesRequest, DescribeAccountPoliciesResponse,
+    PutAccountPolicyRequest, PutAccountPolicyResponse, PutDataProtectionPolicyRequest,
 };
 use logwell_model::{validate, ApiError};
 
@@ -66,12 +68,7 @@ pub(crate) async fn delete(
 /// How a read of `group` shows its events: masked by its policy unless `unmask` (which the
 /// caller was allowed when the request was admitted).
 pub(crate) fn protection(app: &App, group: &str, unmask: bool) -> Protection {
-    Protection::of_lookup(
-        app.engine
-            .data_protection_policy(group)
-            .map(|p| p.map(|p| p.document)),
-        unmask,
-    )
+    Protection::of_lookup(app.engine.masking_policy(group), unmask)
 }
 
 /// Whether a request asks to see masked text, and on which resources `logs:Unmask` must then be
@@ -157,4 +154,118 @@ pub(crate) fn audit(app: &App, group: &str, events: &[logwell_model::api::InputL
             app.telemetry.findings(group, name, n);
         }
     }
+}
+
+// ------------------------------------------------------------- account-level policies
+
+/// The policy types PutAccountPolicy knows; logwell applies the data protection one.
+const POLICY_TYPES: [&str; 5] = [
+    "DATA_PROTECTION_POLICY",
+    "SUBSCRIPTION_FILTER_POLICY",
+    "FIELD_INDEX_POLICY",
+    "TRANSFORMER_POLICY",
+    "METRIC_EXTRACTION_POLICY",
+];
+
+fn required(value: Option<String>, member: &str) -> Result<String, ApiError> {
+    value.ok_or_else(|| {
+        ApiError::invalid(format!("1 validation error detected: Value null at '{member}' failed to satisfy constraint: Member must not be null"))
+    })
+}
+
+fn data_protection_type(policy_type: &str) -> Result<(), ApiError> {
+    if !POLICY_TYPES.contains(&policy_type) {
+        return Err(ApiError::constraint(
+            policy_type,
+            "policyType",
+            &format!("satisfy enum value set: [{}]", POLICY_TYPES.join(", ")),
+        ));
+    }
+    if policy_type != "DATA_PROTECTION_POLICY" {
+        return Err(ApiError::invalid(format!(
+            "Account policies of type {policy_type} are not supported by this server; DATA_PROTECTION_POLICY is."
+        )));
+    }
+    Ok(())
+}
+
+fn shown(app: &App, p: logwell_storage::catalog::AccountDataProtectionPolicy) -> AccountPolicy {
+    AccountPolicy {
+        policy_name: p.name,
+        policy_document: p.document,
+        last_updated_time: p.last_updated,
+        policy_type: "DATA_PROTECTION_POLICY".into(),
+        scope: "ALL".into(),
+        account_id: app.account_id.clone(),
+    }
+}
+
+/// PutAccountPolicy(DATA_PROTECTION_POLICY): one policy for the account, masking every group
+/// together with the group's own; putting it again (under any name) replaces it.
+pub(crate) async fn put_account(
+    app: &App,
+    r: PutAccountPolicyRequest,
+) -> Result<PutAccountPolicyResponse, ApiError> {
+    let name = required(r.policy_name, "policyName")?;
+    let document = required(r.policy_document, "policyDocument")?;
+    data_protection_type(&required(r.policy_type, "policyType")?)?;
+    if name.is_empty() || name.chars().count() > 256 {
+        return Err(ApiError::constraint(
+            &name,
+            "policyName",
+            "have length between 1 and 256",
+        ));
+    }
+    if r.scope.as_deref().is_some_and(|s| s != "ALL") {
+        return Err(ApiError::constraint(
+            r.scope.as_deref().unwrap_or_default(),
+            "scope",
+            "satisfy enum value set: [ALL]",
+        ));
+    }
+    if r.selection_criteria.is_some() {
+        return Err(ApiError::invalid(
+            "selectionCriteria is not allowed for policies of type DATA_PROTECTION_POLICY.",
+        ));
+    }
+    logwell_dataprotection::parse(&document).map_err(ApiError::invalid)?;
+    let now = logwell_model::now_millis();
+    app.engine
+        .put_account_data_protection_policy(name, document, now)
+        .await?;
+    let policy = app
+        .engine
+        .account_data_protection_policy()
+        .ok_or_else(|| ApiError::unavailable("the account policy went away meanwhile"))?;
+    Ok(PutAccountPolicyResponse {
+        account_policy: shown(app, policy),
+    })
+}
+
+pub(crate) fn describe_account(
+    app: &App,
+    r: DescribeAccountPoliciesRequest,
+) -> Result<DescribeAccountPoliciesResponse, ApiError> {
+    data_protection_type(&required(r.policy_type, "policyType")?)?;
+    let policy = app.engine.account_data_protection_policy().filter(|p| {
+        r.policy_name.as_ref().is_none_or(|n| *n == p.name)
+            && r.account_identifiers
+                .as_ref()
+                .is_none_or(|ids| ids.iter().any(|id| *id == app.account_id))
+    });
+    Ok(DescribeAccountPoliciesResponse {
+        account_policies: policy.into_iter().map(|p| shown(app, p)).collect(),
+    })
+}
+
+pub(crate) async fn delete_account(
+    app: &App,
+    r: DeleteAccountPolicyRequest,
+) -> Result<logwell_model::api::Empty, ApiError> {
+    let name = required(r.policy_name, "policyName")?;
+    data_protection_type(&required(r.policy_type, "policyType")?)?;
+    app.engine
+        .delete_account_data_protection_policy(&name)
+        .await?;
+    Ok(logwell_model::api::Empty {})
 }

@@ -577,10 +577,16 @@ pub async fn serve_with(
         tracing::warn!("connections still open after {drain:?}; closing them");
     }
     drop(engine);
+    // Every account is flushed, whatever became of the others.
+    let mut failed = Vec::new();
     for app in accounts {
-        app.engine.shutdown().await.map_err(|e| {
-            anyhow::anyhow!("final flush of account {} failed: {e}", app.account_id)
-        })?;
+        if let Err(e) = app.engine.shutdown().await {
+            failed.push(format!("account {}: {e}", app.account_id));
+        }
     }
-    Ok(())
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(anyhow::anyhow!("final flush failed: {}", failed.join("; ")))
+    }
 }

@@ -223,6 +223,19 @@ pub static OPERATIONS: &[Operation] = &[
         LogGroup,
         crate::data_protection::delete
     ),
+    op!(
+        "PutAccountPolicy",
+        Account,
+        crate::data_protection::put_account
+    ),
+    op!("DescribeAccountPolicies", Account, |app: &SharedApp, r| {
+        std::future::ready(crate::data_protection::describe_account(app, r))
+    }),
+    op!(
+        "DeleteAccountPolicy",
+        Account,
+        crate::data_protection::delete_account
+    ),
     op!("AssociateKmsKey", LogGroup, crate::kms_keys::associate),
     op!(
         "DisassociateKmsKey",

@@ -36,6 +36,16 @@ impl App {
 
 /// The accounts a request's resource ARNs name (plain names are in `caller_account`).
 fn named_accounts(operation: &str, body: &[u8], region: &str, caller_account: &str) -> Vec<String> {
+    if operation == "LogwellDeliverToDestination" {
+        // Another server's delivery names the destination's account beside its name.
+        return serde_json::from_slice::<
+            logwell_model::api_destinations::DeliverToDestinationRequest,
+        >(body)
+        .ok()
+        .and_then(|r| r.destination_account)
+        .into_iter()
+        .collect();
+    }
     let Some(op) = operations::find(operation) else {
         return Vec::new();
     };
@@ -59,6 +69,47 @@ fn named_accounts(operation: &str, body: &[u8], region: &str, caller_account: &s
     accounts
 }
 
+/// A request that names its group (or lookup table) in two members is refused, as AWS refuses
+/// it: routing and permission checks read one member, and a handler must not act on another.
+pub(crate) fn single_name(operation: &str, body: &[u8]) -> Result<(), ApiError> {
+    const GROUP: [&str; 3] = ["logGroupName", "logGroupIdentifier", "resourceIdentifier"];
+    const TABLE: [&str; 2] = ["lookupTableName", "lookupTableArn"];
+    let members: &[&str] = match operations::find(operation).map(|op| op.resource) {
+        Some(Resource::LogGroup) => &GROUP,
+        Some(Resource::LookupTable) => &TABLE,
+        _ => return Ok(()),
+    };
+    let present = |m: &str| memchr::memmem::find(body, format!("\"{m}\"").as_bytes()).is_some();
+    if members.iter().filter(|m| present(m)).count() < 2 {
+        return Ok(());
+    }
+    #[derive(serde::Deserialize, Default)]
+    #[serde(rename_all = "camelCase", default)]
+    struct Names {
+        log_group_name: Option<serde_json::Value>,
+        log_group_identifier: Option<serde_json::Value>,
+        resource_identifier: Option<serde_json::Value>,
+        lookup_table_name: Option<serde_json::Value>,
+        lookup_table_arn: Option<serde_json::Value>,
+    }
+    let n: Names = serde_json::from_slice(body).unwrap_or_default();
+    let given = |v: &Option<serde_json::Value>| v.as_ref().is_some_and(|v| !v.is_null());
+    let groups = [
+        &n.log_group_name,
+        &n.log_group_identifier,
+        &n.resource_identifier,
+    ];
+    let tables = [&n.lookup_table_name, &n.lookup_table_arn];
+    let named = |list: &[&Option<serde_json::Value>]| list.iter().filter(|v| given(v)).count();
+    if named(&groups) > 1 || named(&tables) > 1 {
+        return Err(ApiError::invalid(format!(
+            "Specify only one of {}.",
+            members.join(", ")
+        )));
+    }
+    Ok(())
+}
+
 /// The app that serves a request of `caller`.
 pub(crate) fn route(
     app: &SharedApp,
@@ -66,6 +117,7 @@ pub(crate) fn route(
     operation: &str,
     body: &[u8],
 ) -> Result<SharedApp, ApiError> {
+    single_name(operation, body)?;
     let named = named_accounts(operation, body, &app.region, &caller.account_id);
     let account = match named.as_slice() {
         [] => caller.account_id.as_str(),

@@ -52,6 +52,14 @@ pub struct DataProtectionPolicy {
     pub last_updated: i64,
 }
 
+/// The account-level data protection policy and its name.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct AccountDataProtectionPolicy {
+    pub name: String,
+    pub document: String,
+    pub last_updated: i64,
+}
+
 /// Subscription filters a log group may have (CloudWatch's quota).
 pub const MAX_SUBSCRIPTION_FILTERS: usize = 2;
 
@@ -124,6 +132,10 @@ impl Expiry {
 pub struct Metadata {
     pub groups: BTreeMap<String, GroupMeta>,
     pub next_group_id: u64,
+    /// The account's data protection policy (PutAccountPolicy): it masks every group, together
+    /// with the group's own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account_data_protection: Option<AccountDataProtectionPolicy>,
 }
 
 impl Metadata {
@@ -162,6 +174,15 @@ impl Metadata {
             | MetaChange::Untag { group, .. }
             | MetaChange::PutDataProtectionPolicy { group, .. } => {
                 self.group(group)?;
+            }
+            MetaChange::PutAccountDataProtectionPolicy { .. } => {}
+            MetaChange::DeleteAccountDataProtectionPolicy { name } => {
+                if self.account_data_protection.as_ref().map(|p| &p.name) != Some(name) {
+                    return Err(ApiError::new(
+                        logwell_model::ErrorKind::ResourceNotFound,
+                        "Policy with the specified name does not exist.",
+                    ));
+                }
             }
             MetaChange::DeleteDataProtectionPolicy { group } => {
                 if self.group(group)?.data_protection.is_none() {
@@ -292,6 +313,20 @@ impl Metadata {
                 if let Some(g) = self.groups.get_mut(&group) {
                     g.data_protection = None;
                 }
+            }
+            MetaChange::PutAccountDataProtectionPolicy {
+                name,
+                document,
+                last_updated,
+            } => {
+                self.account_data_protection = Some(AccountDataProtectionPolicy {
+                    name,
+                    document,
+                    last_updated,
+                });
+            }
+            MetaChange::DeleteAccountDataProtectionPolicy { .. } => {
+                self.account_data_protection = None;
             }
             MetaChange::SetDataKeys { keys } => {
                 for (group, key) in keys {

@@ -76,6 +76,15 @@ pub enum MetaChange {
     DeleteDataProtectionPolicy {
         group: String,
     },
+    /// The account's data protection policy (one per account), put or replaced.
+    PutAccountDataProtectionPolicy {
+        name: String,
+        document: String,
+        last_updated: i64,
+    },
+    DeleteAccountDataProtectionPolicy {
+        name: String,
+    },
     /// A subscription delivered every matching event up to `seq`.
     AdvanceSubscription {
         group: String,

@@ -160,6 +160,14 @@ impl Tails {
         };
         let mut names: HashMap<String, String> = HashMap::new();
         for g in groups {
+            // An ARN keeps its account: another account's group is not this one's of that name.
+            let account = g.strip_prefix("arn:").and_then(|a| a.split(':').nth(3));
+            if account.is_some_and(|a| a != self.account) {
+                return Err(ApiError::new(
+                    ErrorKind::AccessDenied,
+                    format!("{g} is not a log group of account {}", self.account),
+                ));
+            }
             let name = logwell_model::group_name_from_identifier(g);
             if !self.engine.group_exists(name) {
                 return Err(ApiError::new(
@@ -354,9 +362,7 @@ impl Session {
         }
         // A protected group's events are masked before the pattern or the client sees them.
         let protection = logwell_dataprotection::Protection::of_lookup(
-            self.engine
-                .data_protection_policy(batch.group())
-                .map(|p| p.map(|p| p.document)),
+            self.engine.masking_policy(batch.group()),
             false,
         );
         let masked: Option<Vec<String>> = protection.is_masked().then(|| {

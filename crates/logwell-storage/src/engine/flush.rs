@@ -438,6 +438,11 @@ impl Engine {
                 let Some(segs) = st.segments.get(&g.group_id) else {
                     continue;
                 };
+                // A group whose key cannot be used now (its KMS key disabled) waits; the others
+                // are compacted meanwhile.
+                if self.unwrap_key(g.data_key.as_deref()).is_err() {
+                    continue;
+                }
                 let cold_ms = self.inner.config.recompress_after.as_millis() as i64;
                 let is_cold = |s: &SegmentMeta| now_millis() - s.created_ms >= cold_ms;
                 // Mergeable: small on disk and far from a full segment's worth of raw bytes.

@@ -224,11 +224,13 @@ impl Engine {
                 .filter(|(_, w)| kms::is_kms(w))
                 .collect()
         };
-        for (group, w) in wrapped {
-            if let Err(e) = keys.refresh(&w).await {
+        // Asked together: a KMS that does not answer costs one timeout, not one per group.
+        let asks = wrapped.iter().map(|(group, w)| async move {
+            if let Err(e) = keys.refresh(w).await {
                 tracing::warn!(group, error = %e, "a log group's KMS key cannot be used");
             }
-        }
+        });
+        futures::future::join_all(asks).await;
     }
 
     pub(super) fn kms_refresh_every(&self) -> Option<Duration> {

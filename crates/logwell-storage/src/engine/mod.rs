@@ -614,7 +614,8 @@ impl Engine {
                 kms_key_id: g.kms_key_id.clone(),
                 class: g.class.clone(),
                 deletion_protection: g.deletion_protection,
-                data_protection: g.data_protection.is_some(),
+                data_protection: g.data_protection.is_some()
+                    || st.meta.account_data_protection.is_some(),
                 stored_bytes: st.group_stored_bytes(g),
             })
             .collect()
@@ -752,7 +753,10 @@ impl Engine {
             buffered,
             tombstones: g.deleted_streams.clone(),
             cutoff: g.retention_cutoff(now_millis()),
-            data_protection: g.data_protection.as_ref().map(|p| p.document.clone()),
+            data_protection: settings::masking_document(
+                g.data_protection.as_ref().map(|p| p.document.as_str()),
+                st.meta.account_data_protection.as_ref(),
+            ),
             data_key: self.unwrap_key(g.data_key.as_deref())?,
         })
     }
