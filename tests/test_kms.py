@@ -198,3 +198,55 @@ def test_kms_key_id_without_a_kms_is_refused(server, logs):
     code, _ = error_code(logs.associate_kms_key, kmsKeyId=key,
                          resourceIdentifier="arn:aws:logs:us-east-1:000000000000:query-result:*")
     assert code == "InvalidParameterException"
+
+
+def newest_manifest(data):
+    return sorted((data / "store" / "catalog").glob("manifest-*.json"))[-1].read_text()
+
+
+def test_a_kms_outage_at_start_holds_up_no_other_group(tmp_path, kms):
+    """Events of a KMS group still only in the WAL when the server restarts with its KMS out of
+    reach: the flush writes them under a held key (wrapped by the keyring, as the WAL was sealed)
+    instead of failing every group's flush; the group stays unreadable until the KMS answers, and
+    compaction then rewrites the held segment under the group's key."""
+    endpoint, kms_client = kms
+    key = kms_client.create_key()["KeyMetadata"]
+    data = tmp_path / "data"
+    slow = kms_config(endpoint).replace("flush_age = 1", "flush_age = 3600")
+    server = Server(data, slow).start()
+    secret = f"held-{uuid.uuid4().hex}"
+    try:
+        logs = server.client()
+        logs.create_log_group(logGroupName="/held/kms", kmsKeyId=key["Arn"])
+        logs.create_log_group(logGroupName="/held/plain")
+        for g in ("/held/kms", "/held/plain"):
+            logs.create_log_stream(logGroupName=g, logStreamName="s")
+            put(logs, g, "s", [f"{g} {secret} {i}" for i in range(10)])
+        server.kill9()
+        assert not segments(data)
+
+        # KMS out of reach: the plain group's events are flushed, and the KMS group's too, held.
+        server.config_path.write_text(kms_config(f"http://127.0.0.1:{free_port()}")
+                                      .replace("maintenance_interval = 1", "maintenance_interval = 3600"))
+        server.start()
+        logs = server.client()
+        wait_for(lambda: len(segments(data)) >= 2, what="both groups flushed")
+        assert '"held_key"' in newest_manifest(data)
+        for path, content in all_bytes(data).items():
+            assert secret.encode() not in content, f"{path} holds the plaintext"
+        assert read_all(logs, "/held/plain", "s") == [f"/held/plain {secret} {i}" for i in range(10)]
+        code, _ = error_code(logs.get_log_events, logGroupName="/held/kms", logStreamName="s")
+        assert code == "KeyUnavailableException"
+        server.stop()
+
+        # The KMS back: everything reads, and compaction puts the held segment under the group key.
+        server.config_path.write_text(kms_config(endpoint))
+        server.start()
+        logs = server.client()
+        assert read_all(logs, "/held/kms", "s") == [f"/held/kms {secret} {i}" for i in range(10)]
+        n = insights(logs, "/held/kms", f"filter @message like /{secret}/ | stats count(*) as n")
+        assert n[0]["n"] == "10"
+        wait_for(lambda: '"held_key"' not in newest_manifest(data), what="the held segment rewritten")
+        assert read_all(logs, "/held/kms", "s") == [f"/held/kms {secret} {i}" for i in range(10)]
+    finally:
+        server.kill9()

@@ -38,8 +38,8 @@ use std::sync::Arc;
 /// had one, are read as they are).
 #[derive(Debug)]
 struct SegmentKeys {
-    key: logwell_storage::keys::DataKey,
-    encrypted: std::collections::HashSet<String>,
+    /// The key of each encrypted segment, by path.
+    keys: std::collections::HashMap<String, logwell_storage::keys::DataKey>,
 }
 
 #[async_trait]
@@ -60,10 +60,7 @@ impl datafusion::execution::parquet_encryption::EncryptionFactory for SegmentKey
         file_path: &object_store::path::Path,
     ) -> Result<Option<Arc<datafusion::parquet::encryption::decrypt::FileDecryptionProperties>>>
     {
-        Ok(self
-            .encrypted
-            .contains(file_path.as_ref())
-            .then(|| self.key.decryption()))
+        Ok(self.keys.get(file_path.as_ref()).map(|k| k.decryption()))
     }
 }
 
@@ -223,16 +220,20 @@ impl GroupTable {
     ) -> Result<Arc<dyn ExecutionPlan>> {
         let mut source = ParquetSource::new(schema.clone())
             .with_table_parquet_options(state.table_options().parquet.clone());
-        if let Some(key) = &self.snapshot.data_key {
-            let encrypted = segments
-                .iter()
-                .filter(|s| s.encrypted)
-                .map(|s| s.path.clone())
-                .collect();
-            source = source.with_encryption_factory(Arc::new(SegmentKeys {
-                key: key.clone(),
-                encrypted,
-            }));
+        let keys: std::collections::HashMap<_, _> = segments
+            .iter()
+            .filter(|s| s.encrypted)
+            .filter_map(|s| {
+                let key = self
+                    .snapshot
+                    .held_keys
+                    .get(&s.path)
+                    .or(self.snapshot.data_key.as_ref())?;
+                Some((s.path.clone(), key.clone()))
+            })
+            .collect();
+        if !keys.is_empty() {
+            source = source.with_encryption_factory(Arc::new(SegmentKeys { keys }));
         }
         // The time range always prunes; the caller filters rows exactly above the scan.
         let ts = col(columns::TIMESTAMP);

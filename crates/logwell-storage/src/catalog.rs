@@ -433,6 +433,11 @@ pub struct SegmentMeta {
     /// Encrypted with its group's data key (Parquet modular encryption).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub encrypted: bool,
+    /// Encrypted instead with a key of its own, wrapped by the keyring: a flush that found its
+    /// group's KMS key unusable wrote it so, rather than holding up every group's flush.
+    /// Compaction rewrites it under the group's key once that key is usable again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held_key: Option<String>,
 }
 
 /// Streams listed in segment metadata for pruning, up to this many.

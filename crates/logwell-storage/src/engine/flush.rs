@@ -151,7 +151,7 @@ impl Engine {
         };
         // A group deleted since its events were frozen gets no segment (its data is gone): one
         // written now could not know its key, and must not be written plain.
-        let Some(key) = self.live_group_key(group_id, true)? else {
+        let Some((key, held_key)) = self.flush_key(group_id)? else {
             return Ok(None);
         };
         let encrypted = key.is_some();
@@ -183,6 +183,7 @@ impl Engine {
             created_ms: now_millis(),
             fields,
             encrypted,
+            held_key,
         }))
     }
 
@@ -461,7 +462,16 @@ impl Engine {
                 // keeps rewrite amplification low for slow groups. Otherwise a flushed file that
                 // went cold is rewritten once, alone, with the harder codec.
                 let merge = run.len() >= 8 || (run.len() >= 2 && run.iter().any(|s| is_cold(s)));
-                if !merge {
+                // A segment written under a held key goes under the group's key again first.
+                let held: Vec<Arc<SegmentMeta>> = segs
+                    .iter()
+                    .filter(|s| s.held_key.is_some())
+                    .take(1)
+                    .cloned()
+                    .collect();
+                if !held.is_empty() {
+                    run = held;
+                } else if !merge {
                     run = segs
                         .iter()
                         .filter(|s| s.level == 0 && is_cold(s))

@@ -113,10 +113,49 @@ impl Engine {
             .map_err(|e| unavailable("the log group's data key is unavailable", e))
     }
 
+    /// What a flush of group `group_id` writes with: None when the group is gone; else its
+    /// key, or, when it is a KMS key not unwrapped since start (the KMS unreachable or the key
+    /// disabled), a held key of the segment's own wrapped by the keyring, as the WAL that held
+    /// the events is sealed by the keyring too.
+    pub(super) fn flush_key(
+        &self,
+        group_id: u64,
+    ) -> Result<Option<(Option<crate::keys::DataKey>, Option<String>)>, ApiError> {
+        let refused = match self.live_group_key(group_id, true) {
+            Ok(None) => return Ok(None),
+            Ok(Some(key)) => return Ok(Some((key, None))),
+            Err(e) => e,
+        };
+        let kms_group = {
+            let st = self.inner.state.read().unwrap();
+            st.meta
+                .groups
+                .values()
+                .find(|g| g.group_id == group_id)
+                .and_then(|g| g.data_key.as_deref())
+                .is_some_and(kms::is_kms)
+        };
+        let Some(ring) = self.inner.keyring.as_ref().filter(|_| kms_group) else {
+            return Err(refused);
+        };
+        let (key, wrapped) = ring
+            .read()
+            .unwrap()
+            .new_data_key()
+            .map_err(|e| unavailable("cannot make a held key", e))?;
+        tracing::warn!(group_id, error = %refused, "the group's KMS key is unusable: its events are flushed under a held key and rewritten under the group's key once it is usable");
+        Ok(Some((Some(key), Some(wrapped))))
+    }
+
     /// The key a segment was encrypted with (None for a plain one).
     pub fn segment_key(&self, seg: &SegmentMeta) -> Result<Option<crate::keys::DataKey>, ApiError> {
         if !seg.encrypted {
             return Ok(None);
+        }
+        if let Some(held) = &seg.held_key {
+            // Readable only while its group is: a disabled KMS key hides held segments too.
+            self.group_key(seg.group_id)?;
+            return self.unwrap_key(Some(held));
         }
         match self.group_key(seg.group_id)? {
             Some(k) => Ok(Some(k)),

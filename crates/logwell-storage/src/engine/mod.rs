@@ -731,7 +731,7 @@ impl Engine {
     pub fn snapshot(&self, group: &str, start: i64, end: i64) -> Result<GroupSnapshot, ApiError> {
         let st = self.inner.state.read().unwrap();
         let g = st.meta.group(group)?;
-        let segments = st
+        let segments: Vec<Arc<SegmentMeta>> = st
             .segments
             .get(&g.group_id)
             .map(|segs| {
@@ -746,6 +746,16 @@ impl Engine {
             .get(&g.group_id)
             .map(|m| m.snapshot())
             .unwrap_or_default();
+        let held_keys = segments
+            .iter()
+            .filter_map(|s| {
+                let held = s.held_key.as_deref()?;
+                Some(
+                    self.unwrap_key(Some(held))
+                        .map(|k| (s.path.clone(), k.expect("a held key is a key"))),
+                )
+            })
+            .collect::<Result<HashMap<_, _>, _>>();
         Ok(GroupSnapshot {
             name: group.to_string(),
             group_id: g.group_id,
@@ -758,6 +768,7 @@ impl Engine {
                 st.meta.account_data_protection.as_ref(),
             ),
             data_key: self.unwrap_key(g.data_key.as_deref())?,
+            held_keys: held_keys?,
         })
     }
 
@@ -971,6 +982,8 @@ pub struct GroupSnapshot {
     pub data_protection: Option<String>,
     /// The key of its encrypted segments (`SegmentMeta::encrypted`).
     pub data_key: Option<crate::keys::DataKey>,
+    /// The keys of segments written under a held key (`SegmentMeta::held_key`), by path.
+    pub held_keys: HashMap<String, crate::keys::DataKey>,
 }
 
 #[cfg(test)]
