@@ -95,6 +95,28 @@ class Server:
         )
 
 
+def moto_server(log_path: Path, service: str, ready) -> tuple:
+    """Starts moto_server (S3, KMS, ... on one port) and waits until `ready(client)` succeeds
+    with a client of `service`; returns (process, endpoint, client)."""
+    port = free_port()
+    log = open(log_path, "wb")
+    proc = subprocess.Popen([str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+                            stdout=log, stderr=log)
+    endpoint = f"http://127.0.0.1:{port}"
+    client = boto3.client(service, endpoint_url=endpoint, region_name="us-east-1",
+                          aws_access_key_id="AKIDEXAMPLE", aws_secret_access_key="secretsecret")
+    deadline = time.time() + 30
+    while True:
+        try:
+            ready(client)
+            return proc, endpoint, client
+        except Exception:
+            if time.time() > deadline:
+                proc.kill()
+                raise
+            time.sleep(0.2)
+
+
 # Fast flushes and maintenance so tests exercise segments, not just the memtable.
 FAST_CONFIG = """
 [storage]

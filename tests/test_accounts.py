@@ -12,7 +12,9 @@ import urllib.request
 
 import pytest
 
-from conftest import Server
+import subprocess
+
+from conftest import Server, logwell_bin
 import boto3
 import botocore.auth
 import botocore.awsrequest
@@ -216,3 +218,15 @@ def test_accounts_are_apart_and_meet_only_through_destinations(hosted, tmp_path)
         assert time.time() < deadline, "bob's audit events"
         time.sleep(0.2)
     assert [r["accountId"] for r in rows] == ["111111111111"], rows
+
+    # `logwell rotate-keys` rotates every account's keyring, and everything still reads.
+    server.stop()
+    out = subprocess.run([logwell_bin(), "rotate-keys", "--config", str(server.config_path),
+                          "--data-dir", str(server.data_dir)], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    for account in ("000000000000", "111111111111", "222222222222"):
+        assert f"account {account}: rotated the master key" in out.stdout, out.stdout
+    server.start()
+    alice, carol = client(server, *ALICE), client(server, *CAROL)
+    assert read(alice, "/app", "web") == ["alice-0", "alice-1", "alice-2"]
+    assert read(carol, "/central", "111111111111/svc/web") == [f"shipped-{i}" for i in range(4)]

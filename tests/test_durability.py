@@ -12,7 +12,7 @@ from pathlib import Path
 import boto3
 import pytest
 
-from conftest import FAST_CONFIG, Server, free_port
+from conftest import FAST_CONFIG, Server, free_port, moto_server
 
 GROUP = "/crash/test"
 
@@ -102,22 +102,7 @@ def test_sigkill_loses_no_acknowledged_event(tmp_path):
 @pytest.fixture
 def s3_server(tmp_path):
     """moto_server as an S3-compatible store (it enforces conditional writes like AWS)."""
-    port = free_port()
-    moto = Path(sys.executable).parent / "moto_server"
-    log = open(tmp_path / "moto.log", "wb")
-    proc = subprocess.Popen([str(moto), "-H", "127.0.0.1", "-p", str(port)], stdout=log, stderr=log)
-    endpoint = f"http://127.0.0.1:{port}"
-    s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
-                      aws_access_key_id="AKIDEXAMPLE", aws_secret_access_key="secretsecret")
-    deadline = time.time() + 30
-    while True:
-        try:
-            s3.create_bucket(Bucket="logwell-test")
-            break
-        except Exception:
-            if time.time() > deadline:
-                raise
-            time.sleep(0.2)
+    proc, endpoint, s3 = moto_server(tmp_path / "moto.log", "s3", lambda c: c.create_bucket(Bucket="logwell-test"))
     yield endpoint, s3
     proc.kill()
     proc.wait()

@@ -5,16 +5,12 @@ while every other group goes on, and events accepted before still reach their se
 cannot be reached makes the group answer KeyUnavailableException; keys that do not exist are
 refused as AWS words it; without `[kms]` a `kmsKeyId` is refused, never silently ignored.
 """
-import subprocess
-import sys
 import time
 import uuid
-from pathlib import Path
 
-import boto3
 import pytest
 
-from conftest import Server, aws_cli, free_port
+from conftest import Server, aws_cli, free_port, moto_server
 from test_encryption import all_bytes, insights, put, read_all, segments, wait_for
 
 FAST = """
@@ -36,21 +32,7 @@ key_cache_secs = 1
 
 @pytest.fixture
 def kms(tmp_path):
-    port = free_port()
-    log = open(tmp_path / "moto-kms.log", "wb")
-    proc = subprocess.Popen([str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
-                            stdout=log, stderr=log)
-    endpoint = f"http://127.0.0.1:{port}"
-    client = boto3.client("kms", endpoint_url=endpoint, region_name="us-east-1",
-                          aws_access_key_id="testing", aws_secret_access_key="testing")
-    deadline = time.time() + 30
-    while True:
-        try:
-            client.list_keys()
-            break
-        except Exception:
-            assert time.time() < deadline, "moto_server did not start"
-            time.sleep(0.2)
+    proc, endpoint, client = moto_server(tmp_path / "moto-kms.log", "kms", lambda c: c.list_keys())
     yield endpoint, client
     proc.kill()
     proc.wait()

@@ -678,15 +678,33 @@ async fn main() -> Result<()> {
             if let Some(d) = data_dir {
                 cfg.storage.data_dir = d;
             }
-            let engine = logwell_storage::Engine::open(cfg.storage.clone())
-                .await
-                .context("opening storage (is the server still running?)")?;
-            let n = engine.rotate_master_key().await?;
-            engine
-                .shutdown()
-                .await
-                .map_err(|e| anyhow::anyhow!("final flush failed: {e}"))?;
-            println!("rotated the master key; {n} data keys wrapped again");
+            // The server's own store, then each hosted account's (each has its keyring).
+            let stores = std::iter::once((cfg.account_id.clone(), cfg.storage.clone())).chain(
+                cfg.hosted_accounts
+                    .iter()
+                    .map(|id| (id.clone(), cfg.for_account(id).storage)),
+            );
+            for (account, storage) in stores {
+                let engine = logwell_storage::Engine::open(storage)
+                    .await
+                    .with_context(|| {
+                        format!(
+                            "opening account {account}'s storage (is the server still running?)"
+                        )
+                    })?;
+                let n = engine.rotate_master_key().await?;
+                engine
+                    .shutdown()
+                    .await
+                    .map_err(|e| anyhow::anyhow!("final flush failed: {e}"))?;
+                if cfg.hosted_accounts.is_empty() {
+                    println!("rotated the master key; {n} data keys wrapped again");
+                } else {
+                    println!(
+                        "account {account}: rotated the master key; {n} data keys wrapped again"
+                    );
+                }
+            }
             Ok(())
         }
         Command::Groups { client, prefix } => {

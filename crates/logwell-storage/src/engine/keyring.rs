@@ -69,6 +69,15 @@ impl Engine {
         self.unwrap_key(wrapped.as_deref()).map(Some)
     }
 
+    /// The KMS, for wrapping the key of group `group_arn` (named in the error when none is set).
+    fn kms_for(&self, group_arn: &str) -> Result<&kms::KmsKeys, ApiError> {
+        self.inner.kms.as_ref().ok_or_else(|| {
+            ApiError::invalid(format!(
+                "The specified KMS key does not exist or is not allowed to be used with Arn '{group_arn}': this server has no KMS configured ([kms] endpoint)"
+            ))
+        })
+    }
+
     fn kms_keys(&self, wrapped: &str) -> Result<&kms::KmsKeys, ApiError> {
         self.inner.kms.as_ref().ok_or_else(|| {
             kms_refusal(
@@ -283,11 +292,7 @@ impl Engine {
         kms_key_id: &str,
         group_arn: &str,
     ) -> Result<String, ApiError> {
-        let Some(keys) = &self.inner.kms else {
-            return Err(ApiError::invalid(format!(
-                "The specified KMS key does not exist or is not allowed to be used with Arn '{group_arn}': this server has no KMS configured ([kms] endpoint)"
-            )));
-        };
+        let keys = self.kms_for(group_arn)?;
         let key =
             crate::keys::DataKey::random().map_err(|e| unavailable("cannot make a data key", e))?;
         keys.wrap(kms_key_id, &key)
@@ -303,11 +308,7 @@ impl Engine {
         kms_key_id: &str,
         group_arn: &str,
     ) -> Result<(), ApiError> {
-        let Some(keys) = &self.inner.kms else {
-            return Err(ApiError::invalid(format!(
-                "The specified KMS key does not exist or is not allowed to be used with Arn '{group_arn}': this server has no KMS configured ([kms] endpoint)"
-            )));
-        };
+        let keys = self.kms_for(group_arn)?;
         let previous = self
             .inner
             .state
