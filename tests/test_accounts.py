@@ -131,6 +131,10 @@ def test_accounts_are_apart_and_meet_only_through_destinations(hosted, tmp_path)
         typ, msg = code(call)
         assert typ == "AccessDeniedException", (typ, msg)
         assert "alice-" not in msg
+    # Listing by identifier: another account's ARN names none of Bob's groups.
+    assert bob.describe_log_groups(logGroupIdentifiers=[alices])["logGroups"] == []
+    assert [g["logGroupName"] for g in bob.describe_log_groups(
+        logGroupIdentifiers=[arn("111111111111", "/app")])["logGroups"]] == ["/app"]
     typ, _ = code(lambda: bob.start_query(logGroupIdentifiers=[alices, arn("111111111111", "/app")],
                                           startTime=0, endTime=1, queryString="stats count(*)"))
     assert typ == "InvalidParameterException"
@@ -158,7 +162,19 @@ def test_accounts_are_apart_and_meet_only_through_destinations(hosted, tmp_path)
         typ, _ = code(lambda: bob.start_query(logGroupIdentifiers=[alices], startTime=0, endTime=1,
                                               queryString=query, queryLanguage=language))
         assert typ == "AccessDeniedException", (query, typ)
-    bob.start_query(logGroupIdentifiers=[alices], startTime=0, endTime=1, queryString="fields @message")
+    q = bob.start_query(logGroupIdentifiers=[alices], startTime=0, endTime=int(time.time()) + 60,
+                        queryString="fields @message")["queryId"]
+    # Its results are Alice's account's to give: only with logs:GetQueryResults in her policy.
+    assert code(lambda: bob.get_query_results(queryId=q))[0] == "AccessDeniedException"
+    alice.put_resource_policy(policyName="bob-queries", policyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Principal": {"AWS": "111111111111"}, "Action": "logs:StartQuery", "Resource": alices},
+            {"Effect": "Allow", "Principal": {"AWS": "111111111111"}, "Action": "logs:GetQueryResults", "Resource": "*"}]}))
+    while (r := bob.get_query_results(queryId=q))["status"] in ("Scheduled", "Running"):
+        time.sleep(0.05)
+    assert sorted(f["value"] for row in r["results"] for f in row if f["field"] == "@message") == \
+        ["alice-0", "alice-1", "alice-2"]
+    alice.delete_resource_policy(policyName="bob-queries")
     # The SSE live tail keeps an ARN's account too.
     assert signed_get(server, "/live-tail?group=" + urllib.parse.quote(alices, safe=""), BOB) == (400, "AccessDeniedException")
 

@@ -186,8 +186,14 @@ pub(crate) async fn describe_log_groups(
             "logGroupIdentifiers cannot be combined with logGroupNamePrefix or logGroupNamePattern.",
         ));
     }
+    // An ARN keeps its account: another account's group is not listed as this one's.
     let ids: Option<Vec<String>> = r.log_group_identifiers.as_ref().map(|v| {
         v.iter()
+            .filter(|i| {
+                i.strip_prefix("arn:")
+                    .and_then(|a| a.split(':').nth(3))
+                    .is_none_or(|account| account == app.account_id)
+            })
             .map(|i| logwell_model::group_name_from_identifier(i).to_string())
             .collect()
     });

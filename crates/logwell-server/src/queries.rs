@@ -319,6 +319,11 @@ impl Queries {
         }
     }
 
+    /// Whether this account ran query `id` (and still keeps it).
+    pub(crate) fn knows(&self, id: &str) -> bool {
+        self.entries.lock().unwrap().contains_key(id)
+    }
+
     pub(crate) fn results(&self, r: QueryIdRequest) -> Result<GetQueryResultsResponse, ApiError> {
         let id = required(r.query_id, "queryId")?;
         let entries = self.entries.lock().unwrap();

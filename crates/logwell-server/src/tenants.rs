@@ -110,6 +110,31 @@ pub(crate) fn single_name(operation: &str, body: &[u8]) -> Result<(), ApiError> 
     Ok(())
 }
 
+/// GetQueryResults and StopQuery of a query the caller started in another hosted account
+/// (through its resource policy): that account's app holds it, and its policies decide again.
+fn query_owner(
+    app: &SharedApp,
+    caller: &logwell_auth::Caller,
+    operation: &str,
+    body: &[u8],
+) -> Option<SharedApp> {
+    if !matches!(operation, "GetQueryResults" | "StopQuery") {
+        return None;
+    }
+    let id = serde_json::from_slice::<serde_json::Value>(body).ok()?["queryId"]
+        .as_str()?
+        .to_string();
+    let own = app
+        .account(&caller.account_id)
+        .unwrap_or_else(|| app.clone());
+    if own.queries.knows(&id) {
+        return None;
+    }
+    app.all_accounts()
+        .into_iter()
+        .find(|a| a.queries.knows(&id))
+}
+
 /// The app that serves a request of `caller`.
 pub(crate) fn route(
     app: &SharedApp,
@@ -118,6 +143,9 @@ pub(crate) fn route(
     body: &[u8],
 ) -> Result<SharedApp, ApiError> {
     single_name(operation, body)?;
+    if let Some(owner) = query_owner(app, caller, operation, body) {
+        return Ok(owner);
+    }
     let named = named_accounts(operation, body, &app.region, &caller.account_id);
     let account = match named.as_slice() {
         [] => caller.account_id.as_str(),
