@@ -11,16 +11,16 @@ use logwell_model::{ApiError, ErrorKind};
 /// the body (a PutLogEvents' events) is skipped without being kept.
 #[derive(serde::Deserialize, Default)]
 #[serde(rename_all = "camelCase", default)]
-struct Naming {
-    log_group_name: Option<serde_json::Value>,
-    log_group_identifier: Option<serde_json::Value>,
+pub(crate) struct Naming {
+    pub log_group_name: Option<serde_json::Value>,
+    pub log_group_identifier: Option<serde_json::Value>,
     log_stream_name: Option<serde_json::Value>,
     log_group_names: Option<serde_json::Value>,
     log_group_identifiers: Option<serde_json::Value>,
     resource_arn: Option<serde_json::Value>,
-    lookup_table_arn: Option<serde_json::Value>,
-    lookup_table_name: Option<serde_json::Value>,
-    resource_identifier: Option<serde_json::Value>,
+    pub lookup_table_arn: Option<serde_json::Value>,
+    pub lookup_table_name: Option<serde_json::Value>,
+    pub resource_identifier: Option<serde_json::Value>,
     query_string: Option<serde_json::Value>,
     query_language: Option<serde_json::Value>,
 }

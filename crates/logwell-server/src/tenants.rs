@@ -83,16 +83,7 @@ pub(crate) fn single_name(operation: &str, body: &[u8]) -> Result<(), ApiError> 
     if members.iter().filter(|m| present(m)).count() < 2 {
         return Ok(());
     }
-    #[derive(serde::Deserialize, Default)]
-    #[serde(rename_all = "camelCase", default)]
-    struct Names {
-        log_group_name: Option<serde_json::Value>,
-        log_group_identifier: Option<serde_json::Value>,
-        resource_identifier: Option<serde_json::Value>,
-        lookup_table_name: Option<serde_json::Value>,
-        lookup_table_arn: Option<serde_json::Value>,
-    }
-    let n: Names = serde_json::from_slice(body).unwrap_or_default();
+    let n: crate::authorize::Naming = serde_json::from_slice(body).unwrap_or_default();
     let given = |v: &Option<serde_json::Value>| v.as_ref().is_some_and(|v| !v.is_null());
     let groups = [
         &n.log_group_name,
