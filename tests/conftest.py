@@ -125,6 +125,13 @@ maintenance_interval = 1
 """
 
 
+def bucket_files(root: Path) -> list:
+    """The objects written to a local bucket, oldest first. object_store's local store writes an
+    object to `<name>#<n>` and renames it into place, so a listing taken mid-write skips those."""
+    files = [p for p in root.rglob("*") if p.is_file() and "#" not in p.name]
+    return sorted(files, key=lambda p: p.stat().st_mtime_ns)
+
+
 @pytest.fixture
 def tmp_data(tmp_path):
     return tmp_path / "data"

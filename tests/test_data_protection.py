@@ -17,7 +17,7 @@ import botocore.config
 import pytest
 from botocore.exceptions import ClientError
 
-from conftest import Server, logwell_bin
+from conftest import Server, bucket_files, logwell_bin
 from test_auth import credentials_toml
 from test_subscription_targets import firehose_objects
 
@@ -152,7 +152,7 @@ def test_every_read_path_masks_unless_unmasked(tmp_path):
         # The subscription's Firehose objects.
         deadline = time.time() + 30
         while True:
-            files = [p for p in (data / "buckets" / "archive").rglob("*") if p.is_file()]
+            files = bucket_files(data / "buckets" / "archive")
             records = firehose_objects(lambda: [str(p) for p in files], lambda k: open(k, "rb").read())
             delivered = [e["message"] for _, r in records if r["messageType"] == "DATA_MESSAGE" for e in r["logEvents"]]
             if len(delivered) >= 3 or time.time() > deadline:

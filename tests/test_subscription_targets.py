@@ -19,7 +19,7 @@ import nats
 import pytest
 from botocore.exceptions import ClientError
 
-from conftest import Server, free_port
+from conftest import Server, bucket_files, free_port
 from test_durability import s3_config, s3_server  # noqa: F401  (fixture)
 from test_subscriptions import code, put
 
@@ -228,7 +228,7 @@ bucket = "missing"
     server = Server(data, config).start()
 
     def records():
-        files = sorted((p for p in bucket.rglob("*") if p.is_file()), key=lambda p: p.stat().st_mtime_ns)
+        files = bucket_files(bucket)
         return firehose_objects(lambda: [str(p.relative_to(bucket)) for p in files],
                                 lambda k: (bucket / k).read_bytes())
     try:
