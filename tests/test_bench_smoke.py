@@ -40,9 +40,12 @@ def test_query_benchmark_runs_against_duckdb_and_agrees():
     )
     assert out.returncode == 0, out.stdout + out.stderr
     rows = [l for l in out.stdout.splitlines() if l.startswith("| ") and "ms |" in l]
-    assert len(rows) == 7, out.stdout
-    # Every query answered the same as DuckDB over the same Parquet files.
+    # Each of the 13 queries fresh and settled.
+    assert len(rows) == 26, out.stdout
+    # Every query answered the same as DuckDB over the same events.
     assert all(l.rstrip().endswith("| yes |") for l in rows), out.stdout
+    assert len(re.findall(r"\| geometric mean \|.*\| [\d.]+x \|", out.stdout)) == 2, out.stdout
+    assert re.search(r"encryption at rest: settled queries take [\d.]+x their unencrypted time", out.stdout), out.stdout
 
 
 def test_live_tail_benchmark_reports_latency_and_ingest():

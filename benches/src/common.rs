@@ -34,7 +34,11 @@ impl ServerProc {
             .arg(data_dir)
             .args(["--listen", &format!("127.0.0.1:{port}"), "--config"])
             .arg(config)
-            .env("LOGWELL_LOG", "warn")
+            // LOGWELL_BENCH_LOG: the server's log filter, e.g. `logwell_query::plan=debug`.
+            .env(
+                "LOGWELL_LOG",
+                std::env::var("LOGWELL_BENCH_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .stdout(Stdio::null())
             .spawn()
             .with_context(|| format!("starting {}", bin.display()))?;

@@ -1,11 +1,14 @@
 //! Query benchmark: ingests generated JSON application logs, Lambda-style lines and VPC flow logs
-//! through the API, flushes them to Parquet, then runs a fixed set of typical Logs Insights
-//! queries through StartQuery/GetQueryResults and the same questions in SQL on DuckDB (from PyPI)
-//! over the very same Parquet files. Prints latency, raw-log bytes scanned per second, the ratio
-//! to DuckDB, and whether both engines gave the same answer. DuckDB answers JSON questions with
-//! `json_extract_string` on the message, as SQL users of raw logs do; where logwell stored the
-//! field as a segment column, DuckDB is also timed reading that column. `--field-columns 0`
-//! stores none, to measure what the columns buy and cost (stored bytes per event are printed).
+//! through the API into a server with a new install's configuration, then runs typical Logs
+//! Insights queries (newest and oldest N, JSON fields, percentiles, distinct counts, regex,
+//! parse) through StartQuery/GetQueryResults twice: fresh, right after ingest, and settled, once
+//! compaction has rewritten every segment. DuckDB (from PyPI) answers the same questions in SQL
+//! over the same events in Parquet: the files of a twin server given the same events with
+//! `encrypt = false`, since DuckDB cannot read encrypted segments. JSON questions use
+//! `json_extract_string` on the message, as SQL users of raw logs do, and once settled also the
+//! field columns logwell wrote. Prints each latency, its ratio to DuckDB and their geometric
+//! mean, whether both engines gave the same answer, and what encryption costs the settled
+//! queries (the twin timed by logwell too).
 //!
 //! Run: `cargo build --release -p logwell-benches -p logwell-cli && target/release/query-bench`
 //! (DuckDB must be importable by `--python`; `-- --help` for sizes).
@@ -42,9 +45,6 @@ struct Args {
     /// Where to keep the server's data (default: a new temporary directory).
     #[arg(long)]
     data_dir: Option<PathBuf>,
-    /// `[storage] field_columns`: frequent JSON fields stored as segment columns (0: none).
-    #[arg(long, default_value_t = 32)]
-    field_columns: usize,
     /// Run only the queries whose name contains this text (for profiling one of them).
     #[arg(long)]
     only: Option<String>,
@@ -112,6 +112,16 @@ fn vpc_line(i: usize) -> String {
     )
 }
 
+/// Which columns of the two engines' rows are compared.
+#[derive(Clone, Copy)]
+enum Check {
+    /// The last columns, as many as DuckDB prints (logwell may print a bin() first).
+    Trailing,
+    /// The first n columns only: a newest-N page compares its timestamps, since which of
+    /// several events with the same timestamp fill the last places is up to each engine.
+    Leading(usize),
+}
+
 struct Query {
     name: &'static str,
     group: &'static str,
@@ -123,9 +133,44 @@ struct Query {
     sql: &'static str,
     /// ... and reading the stored field columns instead of the message, for JSON questions.
     sql_columns: Option<&'static str>,
+    check: Check,
+}
+
+/// DuckDB's rendering of an epoch-ms column as Insights prints @timestamp.
+macro_rules! ts {
+    () => {
+        "strftime(make_timestamp(\"timestamp\" * 1000), '%Y-%m-%d %H:%M:%S.%g')"
+    };
 }
 
 const QUERIES: &[Query] = &[
+    Query {
+        name: "newest 25",
+        group: "app",
+        filter_events: false,
+        insights: "fields @timestamp, @message | sort @timestamp desc | limit 25",
+        sql: concat!("SELECT ", ts!(), " AS t, message FROM app_logs ORDER BY \"timestamp\" DESC LIMIT 25"),
+        sql_columns: None,
+        check: Check::Leading(1),
+    },
+    Query {
+        name: "newest 25 ERROR",
+        group: "app",
+        filter_events: false,
+        insights: "fields @timestamp, @message | filter level = 'ERROR' | sort @timestamp desc | limit 25",
+        sql: concat!("SELECT ", ts!(), " AS t, message FROM app_logs WHERE json_extract_string(message, '$.level') = 'ERROR' ORDER BY \"timestamp\" DESC LIMIT 25"),
+        sql_columns: Some(concat!("SELECT ", ts!(), " AS t, message FROM app_logs WHERE \"field:level\" = 'ERROR' ORDER BY \"timestamp\" DESC LIMIT 25")),
+        check: Check::Leading(1),
+    },
+    Query {
+        name: "oldest 25 (Lambda)",
+        group: "lambda",
+        filter_events: false,
+        insights: "fields @timestamp, @message | sort @timestamp asc | limit 25",
+        sql: concat!("SELECT ", ts!(), " AS t, message FROM lambda_logs ORDER BY \"timestamp\" ASC LIMIT 25"),
+        sql_columns: None,
+        check: Check::Leading(1),
+    },
     Query {
         name: "count by bin(5m)",
         group: "app",
@@ -133,6 +178,7 @@ const QUERIES: &[Query] = &[
         insights: "stats count(*) as n by bin(5m)",
         sql: "SELECT count(*) AS n FROM app_logs GROUP BY \"timestamp\" // 300000",
         sql_columns: None,
+        check: Check::Trailing,
     },
     Query {
         name: "filter by regex",
@@ -141,6 +187,16 @@ const QUERIES: &[Query] = &[
         insights: "filter @message like /u-0012[0-9]/ | stats count(*) as n",
         sql: "SELECT count(*) AS n FROM app_logs WHERE regexp_matches(message, 'u-0012[0-9]')",
         sql_columns: None,
+        check: Check::Trailing,
+    },
+    Query {
+        name: "field + regex filter",
+        group: "app",
+        filter_events: false,
+        insights: "filter status >= 400 and @message like /u-00[0-4]/ | stats count(*) as n",
+        sql: "SELECT count(*) AS n FROM app_logs WHERE TRY_CAST(json_extract_string(message, '$.status') AS DOUBLE) >= 400 AND regexp_matches(message, 'u-00[0-4]')",
+        sql_columns: Some("SELECT count(*) AS n FROM app_logs WHERE TRY_CAST(\"field:status\" AS DOUBLE) >= 400 AND regexp_matches(message, 'u-00[0-4]')"),
+        check: Check::Trailing,
     },
     Query {
         name: "stats by JSON field",
@@ -149,6 +205,25 @@ const QUERIES: &[Query] = &[
         insights: "stats avg(latency_ms) as avg_ms, count(*) as n by level",
         sql: "SELECT avg(TRY_CAST(json_extract_string(message, '$.latency_ms') AS DOUBLE)) AS avg_ms, count(*) AS n FROM app_logs GROUP BY json_extract_string(message, '$.level')",
         sql_columns: Some("SELECT avg(TRY_CAST(\"field:latency_ms\" AS DOUBLE)) AS avg_ms, count(*) AS n FROM app_logs GROUP BY \"field:level\""),
+        check: Check::Trailing,
+    },
+    Query {
+        name: "percentiles",
+        group: "app",
+        filter_events: false,
+        insights: "stats pct(latency_ms, 50) as p50, pct(latency_ms, 99) as p99 by path",
+        sql: "SELECT quantile_cont(TRY_CAST(json_extract_string(message, '$.latency_ms') AS DOUBLE), 0.5) AS p50, quantile_cont(TRY_CAST(json_extract_string(message, '$.latency_ms') AS DOUBLE), 0.99) AS p99 FROM app_logs GROUP BY json_extract_string(message, '$.path')",
+        sql_columns: Some("SELECT quantile_cont(TRY_CAST(\"field:latency_ms\" AS DOUBLE), 0.5) AS p50, quantile_cont(TRY_CAST(\"field:latency_ms\" AS DOUBLE), 0.99) AS p99 FROM app_logs GROUP BY \"field:path\""),
+        check: Check::Trailing,
+    },
+    Query {
+        name: "distinct users",
+        group: "app",
+        filter_events: false,
+        insights: "stats count_distinct(user) as users",
+        sql: "SELECT count(DISTINCT json_extract_string(message, '$.user')) AS users FROM app_logs",
+        sql_columns: Some("SELECT count(DISTINCT \"field:user\") AS users FROM app_logs"),
+        check: Check::Trailing,
     },
     Query {
         name: "top-N users",
@@ -157,6 +232,7 @@ const QUERIES: &[Query] = &[
         insights: "filter status >= 400 | stats count(*) as n by user | sort n desc | limit 10",
         sql: "SELECT count(*) AS n FROM app_logs WHERE TRY_CAST(json_extract_string(message, '$.status') AS DOUBLE) >= 400 GROUP BY json_extract_string(message, '$.user') ORDER BY n DESC LIMIT 10",
         sql_columns: Some("SELECT count(*) AS n FROM app_logs WHERE TRY_CAST(\"field:status\" AS DOUBLE) >= 400 GROUP BY \"field:user\" ORDER BY n DESC LIMIT 10"),
+        check: Check::Trailing,
     },
     Query {
         name: "parse + stats (Lambda)",
@@ -165,6 +241,7 @@ const QUERIES: &[Query] = &[
         insights: "filter @message like 'REPORT' | parse @message 'Duration: * ms' as d | stats avg(d) as avg_d, max(d) as max_d, count(*) as n",
         sql: "SELECT avg(CAST(regexp_extract(message, 'Duration: (.*?) ms', 1) AS DOUBLE)) AS avg_d, max(CAST(regexp_extract(message, 'Duration: (.*?) ms', 1) AS DOUBLE)) AS max_d, count(*) AS n FROM lambda_logs WHERE contains(message, 'REPORT')",
         sql_columns: None,
+        check: Check::Trailing,
     },
     Query {
         name: "parse + top-N (VPC)",
@@ -173,6 +250,7 @@ const QUERIES: &[Query] = &[
         insights: "parse @message '* * * * * * * * * * * * * *' as v, acct, eni, src, dst, sport, dport, proto, pkts, bytes, t0, t1, action, status | filter action = 'REJECT' | stats sum(bytes) as b by src | sort b desc | limit 10",
         sql: "SELECT sum(CAST(string_split(message, ' ')[10] AS DOUBLE)) AS b FROM vpc_logs WHERE string_split(message, ' ')[13] = 'REJECT' GROUP BY string_split(message, ' ')[4] ORDER BY b DESC LIMIT 10",
         sql_columns: None,
+        check: Check::Trailing,
     },
     Query {
         name: "FilterLogEvents JSON pattern",
@@ -181,25 +259,48 @@ const QUERIES: &[Query] = &[
         insights: "{ $.level = \"ERROR\" && $.status = 500 }",
         sql: "SELECT count(*) AS n, sum(length(message)) AS bytes FROM (SELECT \"timestamp\", message FROM app_logs WHERE json_extract_string(message, '$.level') = 'ERROR' AND TRY_CAST(json_extract_string(message, '$.status') AS DOUBLE) = 500 ORDER BY \"timestamp\" LIMIT 1000)",
         sql_columns: Some("SELECT count(*) AS n, sum(length(message)) AS bytes FROM (SELECT \"timestamp\", message FROM app_logs WHERE \"field:level\" = 'ERROR' AND TRY_CAST(\"field:status\" AS DOUBLE) = 500 ORDER BY \"timestamp\" LIMIT 1000)"),
+        check: Check::Trailing,
     },
 ];
 
-/// Whether two results hold the same rows of numbers, in any order, up to float rounding
-/// (the engines sum in different orders).
-fn same_numbers(a: &[Vec<f64>], b: &[Vec<f64>]) -> bool {
-    let sorted = |rows: &[Vec<f64>]| {
+/// Whether two results hold the same rows, in any order: cells that both read as numbers are
+/// equal up to float rounding (the engines sum in different orders), others as text.
+fn same_rows(a: &[Vec<String>], b: &[Vec<String>]) -> bool {
+    let sorted = |rows: &[Vec<String>]| {
         let mut r = rows.to_vec();
-        r.sort_by(|x, y| x.partial_cmp(y).unwrap_or(std::cmp::Ordering::Equal));
+        r.sort();
         r
+    };
+    let cell = |p: &String, q: &String| match (p.parse::<f64>(), q.parse::<f64>()) {
+        (Ok(p), Ok(q)) => (p - q).abs() <= 1e-9 * p.abs().max(q.abs()).max(1.0),
+        _ => p == q,
     };
     let (a, b) = (sorted(a), sorted(b));
     a.len() == b.len()
-        && a.iter().zip(&b).all(|(x, y)| {
-            x.len() == y.len()
-                && x.iter()
-                    .zip(y)
-                    .all(|(p, q)| (p - q).abs() <= 1e-9 * p.abs().max(q.abs()).max(1.0))
-        })
+        && a.iter()
+            .zip(&b)
+            .all(|(x, y)| x.len() == y.len() && x.iter().zip(y).all(|(p, q)| cell(p, q)))
+}
+
+/// The columns of each engine's rows that `check` compares.
+fn checked(
+    check: Check,
+    ours: &[Vec<String>],
+    duck: &[Vec<String>],
+) -> (Vec<Vec<String>>, Vec<Vec<String>>) {
+    let width = duck.first().map_or(0, Vec::len);
+    match check {
+        Check::Trailing => (
+            ours.iter()
+                .map(|r| r[r.len().saturating_sub(width)..].to_vec())
+                .collect(),
+            duck.to_vec(),
+        ),
+        Check::Leading(n) => (
+            ours.iter().map(|r| r[..n.min(r.len())].to_vec()).collect(),
+            duck.iter().map(|r| r[..n.min(r.len())].to_vec()).collect(),
+        ),
+    }
 }
 
 const DUCKDB_SCRIPT: &str = r#"
@@ -210,6 +311,10 @@ con = duckdb.connect()
 con.execute("SET threads TO %d" % spec["threads"])
 for name, files in spec["tables"].items():
     con.execute("CREATE VIEW %s AS SELECT * FROM read_parquet(%s, union_by_name = true)" % (name, json.dumps(files).replace('"', "'")))
+def text(v):
+    if v is None:
+        return "0"
+    return v if isinstance(v, str) else repr(float(v))
 out = {}
 for q in spec["queries"]:
     if q["sql"] is None:
@@ -221,16 +326,19 @@ for q in spec["queries"]:
         rows = con.execute(q["sql"]).fetchall()
         dt = time.perf_counter() - t
         best = dt if best is None else min(best, dt)
-    out[q["name"]] = {"seconds": best, "rows": [[float(v) if v is not None else 0.0 for v in r] for r in rows]}
+    out[q["name"]] = {"seconds": best, "rows": [[text(v) for v in r] for r in rows]}
 print(json.dumps(out))
 "#;
+
+/// One run's answer: latency and the rows (cells as text, `@ptr` left out).
+type Answer = (f64, Vec<Vec<String>>);
 
 async fn run_insights(
     server: &ServerProc,
     group: &str,
     query: &str,
     range: (i64, i64),
-) -> Result<(f64, Vec<Vec<f64>>, Value)> {
+) -> Result<Answer> {
     let t0 = Instant::now();
     let start = server
         .call(
@@ -254,11 +362,12 @@ async fn run_insights(
                         row.as_array()
                             .into_iter()
                             .flatten()
-                            .filter_map(|c| c["value"].as_str()?.parse::<f64>().ok())
+                            .filter(|c| c["field"] != "@ptr")
+                            .filter_map(|c| Some(c["value"].as_str()?.to_string()))
                             .collect()
                     })
                     .collect();
-                return Ok((secs, rows, r["statistics"].clone()));
+                return Ok((secs, rows));
             }
             Some("Running") | Some("Scheduled") => {
                 tokio::time::sleep(Duration::from_millis(5)).await
@@ -274,7 +383,7 @@ async fn run_filter(
     group: &str,
     pattern: &str,
     range: (i64, i64),
-) -> Result<(f64, Vec<Vec<f64>>)> {
+) -> Result<Answer> {
     let t0 = Instant::now();
     let r = server
         .call(
@@ -289,19 +398,24 @@ async fn run_filter(
         .sum();
     Ok((
         t0.elapsed().as_secs_f64(),
-        vec![vec![events.len() as f64, bytes as f64]],
+        vec![vec![events.len().to_string(), bytes.to_string()]],
     ))
 }
 
-/// Segment files of each group, from the newest manifest.
-fn segment_files(store: &Path) -> Result<BTreeMap<String, Vec<String>>> {
+/// The newest manifest of a store.
+fn manifest(store: &Path) -> Result<Value> {
     let mut manifests: Vec<PathBuf> = std::fs::read_dir(store.join("catalog"))?
         .flatten()
         .map(|e| e.path())
         .collect();
     manifests.sort();
     let newest = manifests.last().context("no manifest")?;
-    let m: Value = serde_json::from_str(&std::fs::read_to_string(newest)?)?;
+    Ok(serde_json::from_str(&std::fs::read_to_string(newest)?)?)
+}
+
+/// Segment files of each group, from the newest manifest.
+fn segment_files(store: &Path) -> Result<BTreeMap<String, Vec<String>>> {
+    let m = manifest(store)?;
     let mut ids = BTreeMap::new();
     for (name, g) in m["metadata"]["groups"].as_object().context("groups")? {
         ids.insert(g["group_id"].as_u64().unwrap_or(u64::MAX), name.clone());
@@ -319,44 +433,49 @@ fn segment_files(store: &Path) -> Result<BTreeMap<String, Vec<String>>> {
     Ok(out)
 }
 
-#[tokio::main]
-async fn main() -> Result<()> {
-    let args = Args::parse();
-    let bin = logwell_bin(&args.logwell)?;
-    let (data_dir, config) = fresh_data_dir(
-        &args.data_dir,
-        "logwell-query-bench",
-        &format!(
-            // Plain segments: DuckDB reads the very files logwell wrote.
-            "[storage]\nflush_age = 3600\nmaintenance_interval = 3600\nfield_columns = {}\nfield_columns_at_flush = true\nencrypt = false\n",
-            args.field_columns
-        ),
-    )?;
-    let store = data_dir.join("store");
+/// Waits until compaction has rewritten every segment of a store (all at level 1 or more).
+async fn settled(store: &Path) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(3600);
+    loop {
+        let m = manifest(store)?;
+        let segs = m["segments"].as_array().cloned().unwrap_or_default();
+        if !segs.is_empty() && segs.iter().all(|s| s["level"].as_u64().unwrap_or(0) >= 1) {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("compaction did not finish within an hour");
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
 
-    println!("logwell query benchmark");
-    println!("machine: {}", machine());
+/// Every generated event, as PutLogEvents bodies, and the raw bytes of each group.
+struct Load {
+    bodies: Vec<String>,
+    raw: BTreeMap<&'static str, u64>,
+    events: BTreeMap<&'static str, usize>,
+    range: (i64, i64),
+}
 
-    // ---------------------------------------------------------------- load
-    let server = ServerProc::start(&bin, &data_dir, &config)?;
+fn generate(args: &Args) -> Load {
     let n_app = args.events * 6 / 10;
     let n_lambda = args.events * 2 / 10;
     let n_vpc = args.events - n_app - n_lambda;
     let span_ms: i64 = 3_600_000;
     let base = now_ms() - span_ms - 60_000;
-    let mut raw: BTreeMap<&str, u64> = BTreeMap::new();
+    let mut raw = BTreeMap::new();
+    let mut counts = BTreeMap::new();
     let mut bodies: Vec<String> = Vec::new();
-    let gens: [(&str, usize, fn(usize) -> String); 3] = [
+    let gens: [(&'static str, usize, fn(usize) -> String); 3] = [
         ("app", n_app, app_line),
         ("lambda", n_lambda, lambda_line),
         ("vpc", n_vpc, vpc_line),
     ];
     for (name, n, gen) in gens {
         let group = format!("/bench/{name}");
-        let streams: Vec<String> = (0..args.clients).map(|c| format!("s{c}")).collect();
-        create(&server, &group, &streams).await?;
         let per = n / args.clients;
-        for (c, stream) in streams.iter().enumerate() {
+        *counts.entry(name).or_default() += per * args.clients;
+        for c in 0..args.clients {
             let events: Vec<(i64, String)> = (0..per)
                 .map(|k| {
                     let i = c * per + k;
@@ -365,67 +484,80 @@ async fn main() -> Result<()> {
                 .collect();
             *raw.entry(name).or_default() +=
                 events.iter().map(|(_, m)| m.len() as u64).sum::<u64>();
-            bodies.extend(batches(&group, stream, &events, 10_000));
+            bodies.extend(batches(&group, &format!("s{c}"), &events, 5_000));
         }
     }
-    let total: usize =
-        (n_app / args.clients + n_lambda / args.clients + n_vpc / args.clients) * args.clients;
+    Load {
+        bodies,
+        raw,
+        events: counts,
+        range: (base - 1000, base + span_ms + 1000),
+    }
+}
+
+/// Creates the groups and puts every body, `clients` at a time; returns the seconds taken.
+async fn load(server: &ServerProc, data: &Load, clients: usize) -> Result<f64> {
+    for name in ["app", "lambda", "vpc"] {
+        let streams: Vec<String> = (0..clients).map(|c| format!("s{c}")).collect();
+        create(server, &format!("/bench/{name}"), &streams).await?;
+    }
     let t0 = Instant::now();
-    let results = futures::stream::iter(bodies.into_iter().map(|b| {
-        let s = &server;
-        async move {
-            // Back off while the server sheds load, as the AWS SDKs do.
-            loop {
-                match s.call("PutLogEvents", b.clone()).await {
-                    Err(e) if e.to_string().contains("ThrottlingException") => {
-                        tokio::time::sleep(Duration::from_millis(50)).await
-                    }
-                    other => return other.map(|_| ()),
+    let results = futures::stream::iter(data.bodies.iter().map(|b| async move {
+        // Back off while the server sheds load, as the AWS SDKs do.
+        loop {
+            match server.call("PutLogEvents", b.clone()).await {
+                Err(e) if e.to_string().contains("ThrottlingException") => {
+                    tokio::time::sleep(Duration::from_millis(50)).await
                 }
+                other => return other.map(|_| ()),
             }
         }
     }))
-    .buffer_unordered(args.clients)
+    .buffer_unordered(clients)
     .collect::<Vec<_>>()
     .await;
     for r in results {
         r?;
     }
-    println!(
-        "loaded {total} events ({:.1} MB raw) in {:.1} s",
-        raw.values().sum::<u64>() as f64 / 1e6,
-        t0.elapsed().as_secs_f64()
-    );
-    // A clean stop flushes everything: both engines then read the same Parquet files.
-    server.stop()?;
-    let server = ServerProc::start(&bin, &data_dir, &config)?;
-    let files = segment_files(&store)?;
-    for (group, fs) in &files {
-        let bytes: u64 = fs
-            .iter()
-            .map(|f| std::fs::metadata(f).map_or(0, |m| m.len()))
-            .sum();
-        let name = group.trim_start_matches("/bench/");
-        let events = match name {
-            "app" => n_app,
-            "lambda" => n_lambda,
-            _ => n_vpc,
-        };
-        println!(
-            "stored {group}: {:.1} MB in {} segments, {:.1} bytes/event ({:.1} raw)",
-            bytes as f64 / 1e6,
-            fs.len(),
-            bytes as f64 / events.max(1) as f64,
-            raw.get(name).copied().unwrap_or(0) as f64 / events.max(1) as f64
-        );
-    }
-    let range = (base - 1000, base + span_ms + 1000);
-    let queries: Vec<&Query> = QUERIES
-        .iter()
-        .filter(|q| args.only.as_deref().is_none_or(|o| q.name.contains(o)))
-        .collect();
+    Ok(t0.elapsed().as_secs_f64())
+}
 
-    // ---------------------------------------------------------------- DuckDB
+/// Times every query on `server`: the best of `runs`, with the last answer.
+async fn time_logwell(
+    server: &ServerProc,
+    queries: &[&Query],
+    range: (i64, i64),
+    runs: usize,
+) -> Result<Vec<Answer>> {
+    let mut out = Vec::new();
+    for q in queries {
+        let group = format!("/bench/{}", q.group);
+        let mut best = f64::MAX;
+        let mut rows = Vec::new();
+        for _ in 0..runs {
+            let (secs, r) = if q.filter_events {
+                run_filter(server, &group, q.insights, range).await?
+            } else {
+                run_insights(server, &group, q.insights, range).await?
+            };
+            best = best.min(secs);
+            rows = r;
+        }
+        out.push((best, rows));
+    }
+    Ok(out)
+}
+
+/// Times every query's SQL (and, with `columns`, its field-column SQL) in DuckDB over `store`'s
+/// segments. Keys: the query's name, and `<name> (columns)`.
+fn time_duckdb(
+    args: &Args,
+    store: &Path,
+    queries: &[&Query],
+    columns: bool,
+    script: &Path,
+) -> Result<Value> {
+    let files = segment_files(store)?;
     let mut tables = serde_json::Map::new();
     for name in ["app", "lambda", "vpc"] {
         let f = files
@@ -446,18 +578,14 @@ async fn main() -> Result<()> {
             .flat_map(|q| {
                 [
                     json!({"name": q.name, "sql": q.sql}),
-                    json!({
-                        "name": format!("{} (columns)", q.name),
-                        "sql": q.sql_columns.filter(|_| args.field_columns > 0),
-                    }),
+                    json!({"name": format!("{} (columns)", q.name), "sql": q.sql_columns.filter(|_| columns)}),
                 ]
             })
             .collect::<Vec<_>>(),
     });
-    let script = data_dir.with_extension("duckdb.py");
-    std::fs::write(&script, DUCKDB_SCRIPT)?;
+    std::fs::write(script, DUCKDB_SCRIPT)?;
     let mut child = std::process::Command::new(&args.python)
-        .arg(&script)
+        .arg(script)
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .spawn()
@@ -474,69 +602,188 @@ async fn main() -> Result<()> {
     if !out.status.success() {
         bail!("DuckDB run failed");
     }
-    let duck: Value = serde_json::from_slice(&out.stdout)?;
+    Ok(serde_json::from_slice(&out.stdout)?)
+}
 
-    // ---------------------------------------------------------------- logwell
-    println!(
-        "\n| query | logwell | DuckDB | logwell / DuckDB | DuckDB on field columns | raw MB/s (logwell) | same answer |"
-    );
-    println!("|---|---|---|---|---|---|---|");
-    let mut all_same = true;
-    for q in &queries {
-        let group = format!("/bench/{}", q.group);
-        let mut best = f64::MAX;
-        let mut rows = Vec::new();
-        for _ in 0..args.runs {
-            let (secs, r) = if q.filter_events {
-                run_filter(&server, &group, q.insights, range).await?
-            } else {
-                let (secs, r, _) = run_insights(&server, &group, q.insights, range).await?;
-                (secs, r)
-            };
-            best = best.min(secs);
-            rows = r;
-        }
-        let d = &duck[q.name];
-        let dsecs = d["seconds"].as_f64().unwrap_or(f64::NAN);
-        let drows: Vec<Vec<f64>> = d["rows"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|r| {
-                r.as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(Value::as_f64)
-                    .collect()
-            })
-            .collect();
-        // bin() values are timestamps, not numbers: compare the numeric columns both print.
-        let ours: Vec<Vec<f64>> = rows
+fn duck_rows(d: &Value) -> Vec<Vec<String>> {
+    d["rows"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|r| {
+            r.as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect()
+        })
+        .collect()
+}
+
+fn ms(secs: f64) -> String {
+    format!("{:.0} ms", secs * 1000.0)
+}
+
+fn geomean(ratios: &[f64]) -> f64 {
+    (ratios.iter().map(|r| r.ln()).sum::<f64>() / ratios.len().max(1) as f64).exp()
+}
+
+/// Bytes and segments of each group in a store.
+fn print_stored(label: &str, store: &Path, data: &Load) -> Result<()> {
+    for (group, fs) in &segment_files(store)? {
+        let bytes: u64 = fs
             .iter()
-            .map(|r| r[r.len().saturating_sub(drows.first().map_or(0, |d| d.len()))..].to_vec())
-            .collect();
-        let same = same_numbers(&ours, &drows);
-        if !same {
-            eprintln!("{}: logwell {ours:?} vs DuckDB {drows:?}", q.name);
-        }
-        all_same &= same;
-        let mb = raw[q.group] as f64 / 1e6;
-        let on_columns = duck[format!("{} (columns)", q.name)]["seconds"]
-            .as_f64()
-            .map_or("-".to_string(), |s| format!("{:.0} ms", s * 1000.0));
+            .map(|f| std::fs::metadata(f).map_or(0, |m| m.len()))
+            .sum();
+        let name = group.trim_start_matches("/bench/");
+        let events = data.events.get(name).copied().unwrap_or(0).max(1);
         println!(
-            "| {} | {:.0} ms | {:.0} ms | {:.2}x | {} | {:.0} | {} |",
-            q.name,
-            best * 1000.0,
-            dsecs * 1000.0,
-            best / dsecs,
-            on_columns,
-            mb / best,
-            if same { "yes" } else { "NO" }
+            "{label} {group}: {:.1} MB in {} segments, {:.1} bytes/event ({:.1} raw)",
+            bytes as f64 / 1e6,
+            fs.len(),
+            bytes as f64 / events as f64,
+            data.raw.get(name).copied().unwrap_or(0) as f64 / events as f64
         );
     }
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let args = Args::parse();
+    let bin = logwell_bin(&args.logwell)?;
+    // The server timed runs a new install's configuration (encrypted segments, field columns
+    // written by compaction). Its plain twin gets the same events with `encrypt = false`, so
+    // that DuckDB reads the same Parquet and the cost of encryption shows on the same data.
+    let (data_dir, config) = fresh_data_dir(&args.data_dir, "logwell-query-bench", "")?;
+    let (plain_dir, plain_config) = fresh_data_dir(
+        &args.data_dir.as_ref().map(|d| d.with_extension("plain")),
+        "logwell-query-bench-plain",
+        "[storage]\nencrypt = false\n",
+    )?;
+    // Settled: the same settings, with compaction due at once instead of ten minutes on.
+    let settle = "[storage]\nrecompress_after = 1\nmaintenance_interval = 1\n";
+    let settle_config = data_dir.with_extension("settle.toml");
+    std::fs::write(&settle_config, settle)?;
+    let plain_settle_config = plain_dir.with_extension("settle.toml");
+    std::fs::write(&plain_settle_config, format!("{settle}encrypt = false\n"))?;
+    let script = data_dir.with_extension("duckdb.py");
+
+    println!("logwell query benchmark");
+    println!("machine: {}", machine());
+    let data = generate(&args);
+    let total: usize = data.events.values().sum();
+    let queries: Vec<&Query> = QUERIES
+        .iter()
+        .filter(|q| args.only.as_deref().is_none_or(|o| q.name.contains(o)))
+        .collect();
+
+    // ---------------------------------------------------------------- fresh
+    let server = ServerProc::start(&bin, &data_dir, &config)?;
+    let secs = load(&server, &data, args.clients).await?;
+    println!(
+        "loaded {total} events ({:.1} MB raw) in {secs:.1} s, default configuration",
+        data.raw.values().sum::<u64>() as f64 / 1e6
+    );
+    let fresh = time_logwell(&server, &queries, data.range, args.runs).await?;
     server.stop()?;
-    let _ = std::fs::remove_dir_all(&data_dir);
+    let plain = ServerProc::start(&bin, &plain_dir, &plain_config)?;
+    load(&plain, &data, args.clients).await?;
+    // A clean stop flushes everything: DuckDB reads every event from Parquet.
+    plain.stop()?;
+    let duck_fresh = time_duckdb(&args, &plain_dir.join("store"), &queries, false, &script)?;
+
+    // ---------------------------------------------------------------- settled
+    let t0 = Instant::now();
+    let server = ServerProc::start(&bin, &data_dir, &settle_config)?;
+    let plain = ServerProc::start(&bin, &plain_dir, &plain_settle_config)?;
+    settled(&data_dir.join("store")).await?;
+    settled(&plain_dir.join("store")).await?;
+    println!(
+        "compaction settled both stores in {:.1} s",
+        t0.elapsed().as_secs_f64()
+    );
+    print_stored("stored", &data_dir.join("store"), &data)?;
+    let compacted = time_logwell(&server, &queries, data.range, args.runs).await?;
+    let compacted_plain = time_logwell(&plain, &queries, data.range, args.runs).await?;
+    server.stop()?;
+    plain.stop()?;
+    let duck_settled = time_duckdb(&args, &plain_dir.join("store"), &queries, true, &script)?;
+
+    // ---------------------------------------------------------------- report
+    let mut all_same = true;
+    let mut same = |name: &str, check: Check, ours: &[Vec<String>], duck: &Value| {
+        let (a, b) = checked(check, ours, &duck_rows(duck));
+        let ok = same_rows(&a, &b);
+        if !ok {
+            eprintln!("{name}: logwell {a:?} vs DuckDB {b:?}");
+        }
+        all_same &= ok;
+        if ok {
+            "yes"
+        } else {
+            "NO"
+        }
+    };
+    println!("\nFresh (right after ingest: memtable and flushed segments, no field columns yet)\n");
+    println!("| query | logwell | DuckDB | logwell / DuckDB | raw MB/s (logwell) | same answer |");
+    println!("|---|---|---|---|---|---|");
+    let mut fresh_ratios = Vec::new();
+    for (q, (secs, rows)) in queries.iter().zip(&fresh) {
+        let d = &duck_fresh[q.name];
+        let dsecs = d["seconds"].as_f64().unwrap_or(f64::NAN);
+        fresh_ratios.push(secs / dsecs);
+        let mb = data.raw[q.group] as f64 / 1e6;
+        let ok = same(q.name, q.check, rows, d);
+        println!(
+            "| {} | {} | {} | {:.2}x | {:.0} | {ok} |",
+            q.name,
+            ms(*secs),
+            ms(dsecs),
+            secs / dsecs,
+            mb / secs
+        );
+    }
+    println!(
+        "| geometric mean | | | {:.2}x | | |",
+        geomean(&fresh_ratios)
+    );
+
+    println!("\nSettled (after compaction: field columns written)\n");
+    println!("| query | logwell | logwell, unencrypted | DuckDB | DuckDB on field columns | logwell / best DuckDB | same answer |");
+    println!("|---|---|---|---|---|---|---|");
+    let mut settled_ratios = Vec::new();
+    let mut encryption = Vec::new();
+    for ((q, (secs, rows)), (plain_secs, _)) in queries.iter().zip(&compacted).zip(&compacted_plain)
+    {
+        let d = &duck_settled[q.name];
+        let dsecs = d["seconds"].as_f64().unwrap_or(f64::NAN);
+        let on_columns = duck_settled[format!("{} (columns)", q.name)]["seconds"].as_f64();
+        let best = on_columns.map_or(dsecs, |c| c.min(dsecs));
+        settled_ratios.push(secs / best);
+        encryption.push(secs / plain_secs);
+        let ok = same(q.name, q.check, rows, d);
+        println!(
+            "| {} | {} | {} | {} | {} | {:.2}x | {ok} |",
+            q.name,
+            ms(*secs),
+            ms(*plain_secs),
+            ms(dsecs),
+            on_columns.map_or("-".into(), ms),
+            secs / best
+        );
+    }
+    println!(
+        "| geometric mean | | | | | {:.2}x | |",
+        geomean(&settled_ratios)
+    );
+    println!(
+        "\nencryption at rest: settled queries take {:.2}x their unencrypted time (geometric mean)",
+        geomean(&encryption)
+    );
+    for dir in [&data_dir, &plain_dir] {
+        let _ = std::fs::remove_dir_all(dir);
+    }
     if !all_same {
         bail!("logwell and DuckDB disagreed on at least one query");
     }

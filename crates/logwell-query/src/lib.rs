@@ -25,6 +25,7 @@ pub mod compile;
 pub mod events;
 pub mod format;
 pub mod lookup;
+mod newest;
 pub mod pattern;
 pub mod table;
 pub mod udf;
@@ -367,14 +368,58 @@ impl Querier {
                 let base = self.groups_plan(&groups, range.0, range.1, &counters, true, unmask)?;
                 let compiled = compile::compile(
                     &query,
-                    base,
+                    base.clone(),
                     &events,
                     counters.clone(),
                     now_ms,
                     range,
                     req.limit,
                 )?;
-                Ok(Prepared { ctx, compiled })
+                let page = match newest::page_shape(&query) {
+                    Some((ascending, n)) => {
+                        let probe = match newest::probe_query(&query) {
+                            (probe, true) => {
+                                compile::compile(
+                                    &probe,
+                                    base,
+                                    &events,
+                                    counters.clone(),
+                                    now_ms,
+                                    range,
+                                    None,
+                                )?
+                                .plan
+                            }
+                            (probe, false) => compile::compile_timestamps(
+                                &probe,
+                                base,
+                                &events,
+                                counters.clone(),
+                                now_ms,
+                                range,
+                            )?,
+                        };
+                        Some(Page {
+                            querier: self.clone(),
+                            query,
+                            request: (req.groups.clone(), (req.start_ms, req.end_ms)),
+                            groups,
+                            range,
+                            unmask,
+                            now_ms,
+                            api_limit: req.limit,
+                            ascending,
+                            n,
+                            probe,
+                        })
+                    }
+                    None => None,
+                };
+                Ok(Prepared {
+                    ctx,
+                    compiled,
+                    page,
+                })
             }
             Language::Sql => {
                 let schema = Arc::new(SqlTables {
@@ -401,6 +446,7 @@ impl Querier {
                     .collect();
                 Ok(Prepared {
                     ctx,
+                    page: None,
                     compiled: CompiledQuery {
                         plan,
                         fields,
@@ -495,6 +541,70 @@ impl Querier {
 pub struct Prepared {
     ctx: SessionContext,
     compiled: CompiledQuery,
+    /// A newest- or oldest-first page: run over the range its probe narrows (see `newest`).
+    page: Option<Page>,
+}
+
+/// What a page query needs to be compiled again over a narrower range.
+struct Page {
+    querier: Querier,
+    query: logwell_insights::Query,
+    /// The request's own groups and range (what `QueryEvents` resolves a SOURCE against).
+    request: (Vec<String>, (i64, i64)),
+    groups: Vec<String>,
+    range: (i64, i64),
+    unmask: bool,
+    now_ms: i64,
+    api_limit: Option<usize>,
+    ascending: bool,
+    n: usize,
+    probe: LogicalPlan,
+}
+
+impl Page {
+    /// The query compiled over the part of its range that holds its N events.
+    async fn narrowed(
+        &self,
+        ctx: &SessionContext,
+        counters: &Arc<QueryCounters>,
+    ) -> Result<Option<CompiledQuery>, QueryError> {
+        let t0 = std::time::Instant::now();
+        let bound = newest::bound(ctx, &self.probe, self.ascending, self.n).await?;
+        tracing::debug!(
+            target: "logwell_query::plan",
+            probe_ms = t0.elapsed().as_secs_f64() * 1e3,
+            ?bound,
+            "page probe"
+        );
+        let Some(bound) = bound else {
+            return Ok(None);
+        };
+        let (lo, hi) = if self.ascending {
+            (self.range.0, bound.min(self.range.1))
+        } else {
+            (bound.max(self.range.0), self.range.1)
+        };
+        let q = &self.querier;
+        let base = q.groups_plan(&self.groups, lo, hi, counters, true, self.unmask)?;
+        let events = QueryEvents {
+            querier: q,
+            groups: self.request.0.clone(),
+            range: self.request.1,
+            counters: counters.clone(),
+            now_ms: self.now_ms,
+            unmask: self.unmask,
+        };
+        let compiled = compile::compile(
+            &self.query,
+            base,
+            &events,
+            counters.clone(),
+            self.now_ms,
+            self.range,
+            self.api_limit,
+        )?;
+        Ok(Some(compiled))
+    }
 }
 
 impl std::fmt::Debug for Prepared {
@@ -545,13 +655,22 @@ impl Prepared {
     /// Runs the query, handing each group of rows to `partial` as soon as the engine produces
     /// it (a streaming plan yields rows early; sorts and aggregates only at their end).
     pub async fn run_streaming(
-        self,
+        mut self,
         mut partial: impl FnMut(&[Row]),
     ) -> Result<QueryResults, QueryError> {
         use futures::StreamExt;
+        if let Some(page) = self.page.take() {
+            if let Some(narrowed) = page.narrowed(&self.ctx, &self.compiled.counters).await? {
+                self.compiled = narrowed;
+            }
+        }
         let c = &self.compiled;
+        let t0 = std::time::Instant::now();
         let df = self.ctx.execute_logical_plan(c.plan.clone()).await?;
-        let mut stream = df.execute_stream().await?;
+        let physical = df.create_physical_plan().await?;
+        let planned = t0.elapsed();
+        let mut stream =
+            datafusion::physical_plan::execute_stream(physical.clone(), self.ctx.task_ctx())?;
         let mut rows = Vec::new();
         while let Some(b) = stream.next().await {
             let new = self.rows_of(&b?);
@@ -560,6 +679,14 @@ impl Prepared {
                 rows.extend(new);
             }
         }
+        // `LOGWELL_LOG=logwell_query::plan=debug`: where a query's time went, operator by operator.
+        tracing::debug!(
+            target: "logwell_query::plan",
+            planned_ms = planned.as_secs_f64() * 1e3,
+            total_ms = t0.elapsed().as_secs_f64() * 1e3,
+            "\n{}",
+            datafusion::physical_plan::display::DisplayableExecutionPlan::with_metrics(physical.as_ref()).indent(true)
+        );
         Ok(QueryResults {
             fields: c.fields.clone(),
             rows,

@@ -14,6 +14,7 @@ use crate::udf::JsonFields;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use async_trait::async_trait;
 use datafusion::catalog::Session;
+use datafusion::common::tree_node::TreeNode;
 use datafusion::common::{DFSchema, Result};
 use datafusion::datasource::listing::PartitionedFile;
 use datafusion::datasource::memory::MemorySourceConfig;
@@ -218,8 +219,13 @@ impl GroupTable {
         filters: &[Expr],
         limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        let mut source = ParquetSource::new(schema.clone())
-            .with_table_parquet_options(state.table_options().parquet.clone());
+        // Row-level pushdown: the predicate is evaluated while decoding, on the small columns it
+        // reads, and the other columns (the message) are decoded only for rows that pass. A
+        // newest-N query gains most: its TopK pushes a rising `timestamp >` bound down here.
+        let mut options = state.table_options().parquet.clone();
+        options.global.pushdown_filters = true;
+        options.global.reorder_filters = true;
+        let mut source = ParquetSource::new(schema.clone()).with_table_parquet_options(options);
         let keys: std::collections::HashMap<_, _> = segments
             .iter()
             .filter(|s| s.encrypted)
@@ -241,21 +247,29 @@ impl GroupTable {
             .clone()
             .gt_eq(lit(self.range.0))
             .and(ts.lt_eq(lit(self.range.1)));
-        // Only filters on columns the files have: a missing column would read as null and
-        // prune row groups that match.
+        // Only filters on columns the files have (a missing column would read as null and prune
+        // row groups that match), and only cheap ones: every filter is applied again above the
+        // scan, so a function call (a regex, a JSON extraction, a statistics counter) or a test
+        // of the message would cost twice. What is left is what statistics can prune with.
         let df_schema = DFSchema::try_from(schema.as_ref().clone())?;
         let usable = filters.iter().filter(|f| {
-            f.column_refs()
-                .iter()
-                .all(|c| schema.index_of(c.name()).is_ok())
+            let refs = f.column_refs();
+            refs.iter()
+                .all(|c| schema.index_of(c.name()).is_ok() && c.name() != columns::MESSAGE)
+                && !f
+                    .exists(|e| Ok(matches!(e, Expr::ScalarFunction(_))))
+                    .unwrap_or(true)
         });
         if let Some(predicate) = conjunction(usable.cloned().chain([range])) {
             source = source.with_predicate(state.create_physical_expr(predicate, &df_schema)?);
         }
-        // One file group per core, each holding whole segments, newest files spread evenly.
+        // One file group per core, each holding whole segments, newest files spread evenly and
+        // read first: a newest-N query's bound then rises at once and prunes the older files.
         let parts = state.config().target_partitions().max(1);
         let mut groups: Vec<Vec<PartitionedFile>> = vec![Vec::new(); parts.min(segments.len())];
         let n = groups.len();
+        let mut segments = segments.to_vec();
+        segments.sort_by_key(|s| std::cmp::Reverse(s.max_ts));
         for (i, s) in segments.iter().enumerate() {
             groups[i % n].push(PartitionedFile::new(s.path.clone(), s.bytes));
         }

@@ -154,6 +154,29 @@ pub fn compile(
     Pipeline::run(&query.commands, base, context, true)?.finish(api_limit)
 }
 
+/// The `@timestamp` of every event `query`'s commands select, in no order and with no limit
+/// (the probe of a newest- or oldest-first page).
+pub fn compile_timestamps(
+    query: &Query,
+    base: LogicalPlan,
+    events: &dyn Events,
+    counters: Arc<QueryCounters>,
+    now_ms: i64,
+    range: (i64, i64),
+) -> Result<LogicalPlan, QueryError> {
+    let context = Context {
+        events,
+        counters,
+        now_ms,
+        range,
+        nested: false,
+        merge_patterns: true,
+    };
+    let mut pipeline = Pipeline::run(&query.commands, base, context, true)?;
+    pipeline.build(|b| b.project(vec![ident(TS)]))?;
+    Ok(pipeline.plan)
+}
+
 /// What every pipeline of one query shares.
 #[derive(Clone)]
 struct Context<'a> {
