@@ -18,7 +18,7 @@ mod common;
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
-use common::{batches, create, fresh_data_dir, logwell_bin, machine, now_ms, ServerProc};
+use common::{create, fresh_data_dir, logwell_bin, machine, now_ms, put_body, ServerProc};
 use futures::StreamExt;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -465,7 +465,9 @@ fn generate(args: &Args) -> Load {
     let base = now_ms() - span_ms - 60_000;
     let mut raw = BTreeMap::new();
     let mut counts = BTreeMap::new();
-    let mut bodies: Vec<String> = Vec::new();
+    // (first timestamp, body): sorted by time below, so that events arrive in time order
+    // across streams and groups, as a live system's do, and flushes cut time slices.
+    let mut bodies: Vec<(i64, String)> = Vec::new();
     let gens: [(&'static str, usize, fn(usize) -> String); 3] = [
         ("app", n_app, app_line),
         ("lambda", n_lambda, lambda_line),
@@ -484,11 +486,14 @@ fn generate(args: &Args) -> Load {
                 .collect();
             *raw.entry(name).or_default() +=
                 events.iter().map(|(_, m)| m.len() as u64).sum::<u64>();
-            bodies.extend(batches(&group, &format!("s{c}"), &events, 5_000));
+            for chunk in events.chunks(5_000) {
+                bodies.push((chunk[0].0, put_body(&group, &format!("s{c}"), chunk)));
+            }
         }
     }
+    bodies.sort_by_key(|(t, _)| *t);
     Load {
-        bodies,
+        bodies: bodies.into_iter().map(|(_, b)| b).collect(),
         raw,
         events: counts,
         range: (base - 1000, base + span_ms + 1000),

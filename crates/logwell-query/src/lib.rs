@@ -236,6 +236,7 @@ impl Querier {
         hi: i64,
         counters: &Arc<QueryCounters>,
         fields: &[String],
+        bound: Option<&newest::TimeBound>,
     ) -> Result<LogicalPlan, QueryError> {
         let lo = lo.max(snap.cutoff.unwrap_or(i64::MIN));
         let (rows, raw): (u64, u64) = snap
@@ -251,7 +252,7 @@ impl Querier {
         let bytes_per_row = (raw + buffered_bytes as u64) / (rows + buffered_rows as u64).max(1);
         let visible = table::visible_rows(&snap, lo, hi);
         let log = format!("{}:{}", self.config.account_id, snap.name);
-        let table = GroupTable::new(snap, (lo, hi), fields.to_vec());
+        let table = GroupTable::new(snap, (lo, hi), fields.to_vec()).with_bound(bound.cloned());
         let ts = DataType::Timestamp(TimeUnit::Millisecond, None);
         let mut columns_out = vec![
             col(columns::TIMESTAMP)
@@ -285,6 +286,7 @@ impl Querier {
         counters: &Arc<QueryCounters>,
         with_fields: bool,
         unmask: bool,
+        bound: Option<&newest::TimeBound>,
     ) -> Result<LogicalPlan, QueryError> {
         let snaps = groups
             .iter()
@@ -307,7 +309,7 @@ impl Querier {
         }
         let mut plans = snaps
             .into_iter()
-            .map(|s| self.group_plan(s, lo, hi, counters, &fields))
+            .map(|s| self.group_plan(s, lo, hi, counters, &fields, bound))
             .collect::<Result<Vec<_>, _>>()?;
         let first = plans.remove(0);
         let mut b = LogicalPlanBuilder::from(first);
@@ -365,7 +367,8 @@ impl Querier {
                     ));
                 }
                 let (groups, range) = events.resolve(source, None)?;
-                let base = self.groups_plan(&groups, range.0, range.1, &counters, true, unmask)?;
+                let base =
+                    self.groups_plan(&groups, range.0, range.1, &counters, true, unmask, None)?;
                 let compiled = compile::compile(
                     &query,
                     base.clone(),
@@ -377,6 +380,7 @@ impl Querier {
                 )?;
                 let page = match newest::page_shape(&query) {
                     Some((ascending, n)) => {
+                        let time_bound = newest::TimeBound::new(ascending);
                         let probe = match newest::probe_query(&query) {
                             (probe, true) => {
                                 compile::compile(
@@ -390,9 +394,18 @@ impl Querier {
                                 )?
                                 .plan
                             }
+                            // Its scans skip what the bar it raises already rules out.
                             (probe, false) => compile::compile_timestamps(
                                 &probe,
-                                base,
+                                self.groups_plan(
+                                    &groups,
+                                    range.0,
+                                    range.1,
+                                    &counters,
+                                    true,
+                                    unmask,
+                                    Some(&time_bound),
+                                )?,
                                 &events,
                                 counters.clone(),
                                 now_ms,
@@ -408,9 +421,9 @@ impl Querier {
                             unmask,
                             now_ms,
                             api_limit: req.limit,
-                            ascending,
                             n,
                             probe,
+                            time_bound,
                         })
                     }
                     None => None,
@@ -556,9 +569,10 @@ struct Page {
     unmask: bool,
     now_ms: i64,
     api_limit: Option<usize>,
-    ascending: bool,
     n: usize,
     probe: LogicalPlan,
+    /// The probe's bar, which its scans read as it rises.
+    time_bound: newest::TimeBound,
 }
 
 impl Page {
@@ -569,7 +583,7 @@ impl Page {
         counters: &Arc<QueryCounters>,
     ) -> Result<Option<CompiledQuery>, QueryError> {
         let t0 = std::time::Instant::now();
-        let bound = newest::bound(ctx, &self.probe, self.ascending, self.n).await?;
+        let bound = newest::bound(ctx, &self.probe, &self.time_bound, self.n).await?;
         tracing::debug!(
             target: "logwell_query::plan",
             probe_ms = t0.elapsed().as_secs_f64() * 1e3,
@@ -579,13 +593,13 @@ impl Page {
         let Some(bound) = bound else {
             return Ok(None);
         };
-        let (lo, hi) = if self.ascending {
+        let (lo, hi) = if self.time_bound.ascending {
             (self.range.0, bound.min(self.range.1))
         } else {
             (bound.max(self.range.0), self.range.1)
         };
         let q = &self.querier;
-        let base = q.groups_plan(&self.groups, lo, hi, counters, true, self.unmask)?;
+        let base = q.groups_plan(&self.groups, lo, hi, counters, true, self.unmask, None)?;
         let events = QueryEvents {
             querier: q,
             groups: self.request.0.clone(),
@@ -807,7 +821,7 @@ impl compile::Events for QueryEvents<'_> {
     ) -> Result<LogicalPlan, QueryError> {
         let (groups, r) = self.resolve(source, range)?;
         self.querier
-            .groups_plan(&groups, r.0, r.1, &self.counters, true, self.unmask)
+            .groups_plan(&groups, r.0, r.1, &self.counters, true, self.unmask, None)
     }
 
     fn lookup(&self, table: &str) -> Result<LogicalPlan, QueryError> {
@@ -932,6 +946,7 @@ impl SchemaProvider for SqlTables {
                 &self.counters,
                 false,
                 false,
+                None,
             )
             .map_err(|e| DataFusionError::External(Box::new(e)))?;
         // The internal sequence column stays hidden from SQL.

@@ -13,8 +13,12 @@
 use datafusion::arrow::array::AsArray;
 use datafusion::arrow::datatypes::{DataType, Int64Type};
 use datafusion::logical_expr::LogicalPlan;
+use datafusion::logical_expr::Operator;
+use datafusion::physical_expr::expressions::{BinaryExpr, Column, DynamicFilterPhysicalExpr};
+use datafusion::physical_expr::PhysicalExpr;
 use datafusion::prelude::SessionContext;
 use logwell_insights::{Command, Expr, Projection, Query, SortKey};
+use std::sync::Arc;
 
 /// A page query's direction and size, if `query` has that shape.
 pub(crate) fn page_shape(query: &Query) -> Option<(bool, usize)> {
@@ -73,16 +77,70 @@ pub(crate) fn probe_query(query: &Query) -> (Query, bool) {
     (probe, filtered)
 }
 
+/// The probe's bar as a filter its Parquet scans evaluate: files, row groups and pages whose
+/// timestamps are all below it (newest first) or above it (oldest first) are skipped, and since
+/// the newest files are read first, the bar soon rules out the rest of history.
+#[derive(Clone, Debug)]
+pub(crate) struct TimeBound {
+    pub(crate) ascending: bool,
+    filter: Arc<DynamicFilterPhysicalExpr>,
+}
+
+impl TimeBound {
+    pub(crate) fn new(ascending: bool) -> TimeBound {
+        TimeBound {
+            ascending,
+            filter: Arc::new(DynamicFilterPhysicalExpr::new(
+                vec![Self::timestamp()],
+                datafusion::physical_expr::expressions::lit(true),
+            )),
+        }
+    }
+
+    /// The `timestamp` column of segments (the same index in every segment schema).
+    fn timestamp() -> Arc<dyn PhysicalExpr> {
+        let index = logwell_storage::memtable::event_schema()
+            .index_of(logwell_storage::memtable::col::TIMESTAMP)
+            .expect("segments have a timestamp");
+        Arc::new(Column::new(
+            logwell_storage::memtable::col::TIMESTAMP,
+            index,
+        ))
+    }
+
+    /// The filter, to be ANDed into a scan's predicate.
+    pub(crate) fn filter(&self) -> Arc<dyn PhysicalExpr> {
+        self.filter.clone()
+    }
+
+    fn raise(&self, bar: i64) {
+        let op = if self.ascending {
+            Operator::LtEq
+        } else {
+            Operator::GtEq
+        };
+        let expr = Arc::new(BinaryExpr::new(
+            Self::timestamp(),
+            op,
+            datafusion::physical_expr::expressions::lit(bar),
+        ));
+        // Only fails when the expression names columns it was not made with; it does not.
+        let _ = self.filter.update(expr);
+    }
+}
+
 /// The N best timestamps seen so far (newest or oldest), kept loosely: candidates pile up
 /// until there are a few times N, then the best N stay and the worst of them is the bar.
-struct Best {
+struct Best<'a> {
     ascending: bool,
     n: usize,
     kept: Vec<i64>,
     bar: Option<i64>,
+    /// Where the bar is published, if anywhere.
+    publish: Option<&'a TimeBound>,
 }
 
-impl Best {
+impl Best<'_> {
     fn offer(&mut self, v: i64) {
         let passes = match self.bar {
             None => true,
@@ -105,8 +163,14 @@ impl Best {
         let order = |a: &i64, b: &i64| if asc { a.cmp(b) } else { b.cmp(a) };
         self.kept.select_nth_unstable_by(self.n - 1, order);
         self.kept.truncate(self.n);
-        self.bar = Some(self.kept[self.n - 1]);
         // After select_nth, the n-th best sits at n - 1 and everything before it is as good.
+        let bar = self.kept[self.n - 1];
+        if self.bar != Some(bar) {
+            if let Some(p) = self.publish {
+                p.raise(bar);
+            }
+        }
+        self.bar = Some(bar);
     }
 
     /// The N-th best timestamp, once N were seen.
@@ -121,7 +185,7 @@ impl Best {
 pub(crate) async fn bound(
     ctx: &SessionContext,
     probe: &LogicalPlan,
-    ascending: bool,
+    time_bound: &TimeBound,
     n: usize,
 ) -> datafusion::common::Result<Option<i64>> {
     use futures::StreamExt;
@@ -132,10 +196,11 @@ pub(crate) async fn bound(
         .await?;
     let mut stream = datafusion::physical_plan::execute_stream(plan.clone(), ctx.task_ctx())?;
     let mut best = Best {
-        ascending,
+        ascending: time_bound.ascending,
         n,
         kept: Vec::new(),
         bar: None,
+        publish: Some(time_bound),
     };
     while let Some(b) = stream.next().await {
         let b = b?;
@@ -165,11 +230,13 @@ mod tests {
     #[test]
     fn the_bound_is_the_nth_best_timestamp_ties_included() {
         for ascending in [false, true] {
+            let published = TimeBound::new(ascending);
             let mut best = Best {
                 ascending,
                 n: 3,
                 kept: Vec::new(),
                 bar: None,
+                publish: Some(&published),
             };
             // Ascending input, the worst case for a newest-first heap, long enough to trim.
             for v in (0..10_000).chain([9_999, 5, 0]) {
@@ -181,12 +248,21 @@ mod tests {
                 Some(if ascending { 1 } else { 9_998 }),
                 "{ascending}"
             );
+            // The scans were told as the bar rose.
+            let filter = published.filter().to_string();
+            let expected = if ascending {
+                "timestamp@1 <= 1"
+            } else {
+                "timestamp@1 >= 9998"
+            };
+            assert!(filter.contains(expected), "{filter}");
         }
         let mut few = Best {
             ascending: false,
             n: 3,
             kept: Vec::new(),
             bar: None,
+            publish: None,
         };
         few.offer(1);
         few.offer(2);

@@ -81,6 +81,8 @@ pub struct GroupTable {
     schema: SchemaRef,
     /// The group's policy, unless the read was allowed to unmask.
     protection: logwell_dataprotection::Protection,
+    /// A page probe's rising bar on the timestamp, which the segment scans also test.
+    bound: Option<crate::newest::TimeBound>,
 }
 
 /// The event columns every segment and memtable batch has.
@@ -109,7 +111,13 @@ impl GroupTable {
             fields,
             schema: Arc::new(Schema::new(all)),
             protection,
+            bound: None,
         }
+    }
+
+    pub(crate) fn with_bound(mut self, bound: Option<crate::newest::TimeBound>) -> GroupTable {
+        self.bound = bound;
+        self
     }
 
     /// A scan of the buffered batches (one partition each; one empty one when there are none)
@@ -261,7 +269,15 @@ impl GroupTable {
                     .unwrap_or(true)
         });
         if let Some(predicate) = conjunction(usable.cloned().chain([range])) {
-            source = source.with_predicate(state.create_physical_expr(predicate, &df_schema)?);
+            let mut predicate = state.create_physical_expr(predicate, &df_schema)?;
+            if let Some(bound) = &self.bound {
+                predicate = Arc::new(datafusion::physical_expr::expressions::BinaryExpr::new(
+                    predicate,
+                    datafusion::logical_expr::Operator::And,
+                    bound.filter(),
+                ));
+            }
+            source = source.with_predicate(predicate);
         }
         // One file group per core, each holding whole segments, newest files spread evenly and
         // read first: a newest-N query's bound then rises at once and prunes the older files.

@@ -285,8 +285,41 @@ async fn rust_sdk_live_tail_receives_events_put_during_the_session() {
     );
 }
 
+/// A clock 20 minutes slow.
+#[derive(Debug)]
+struct SlowClock;
+
+impl aws_smithy_async::time::TimeSource for SlowClock {
+    fn now(&self) -> std::time::SystemTime {
+        std::time::SystemTime::now() - std::time::Duration::from_secs(20 * 60)
+    }
+}
+
+/// Changes the body after it was signed: a replay of the request with another payload.
+#[derive(Debug)]
+struct TamperBody;
+
+impl cwl::config::Intercept for TamperBody {
+    fn name(&self) -> &'static str {
+        "TamperBody"
+    }
+    fn modify_before_transmit(
+        &self,
+        ctx: &mut cwl::config::interceptors::BeforeTransmitInterceptorContextMut<'_>,
+        _rc: &cwl::config::RuntimeComponents,
+        _cfg: &mut cwl::config::ConfigBag,
+    ) -> Result<(), cwl::error::BoxError> {
+        let req = ctx.request_mut();
+        let body = req.body().bytes().unwrap_or_default();
+        let changed = String::from_utf8_lossy(body).replace("/sdk/signed", "/sdk/xxxxxx");
+        *req.body_mut() = aws_smithy_types::body::SdkBody::from(changed);
+        Ok(())
+    }
+}
+
 /// With credentials configured, the Rust SDK's signatures verify (its signed header set includes
-/// `content-length` and `x-amz-user-agent`), and a wrong secret or unknown key gets AWS's error.
+/// `content-length` and `x-amz-user-agent`), and a wrong secret, an unknown key, a body changed
+/// after signing and a slow clock get AWS's errors.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rust_sdk_signatures_are_verified_when_credentials_are_configured() {
     let dir = tempfile::tempdir().unwrap();
@@ -354,4 +387,53 @@ async fn rust_sdk_signatures_are_verified_when_credentials_are_configured() {
         let code = cwl::error::ProvideErrorMetadata::code(&err).map(String::from);
         assert_eq!(code.as_deref(), Some(expected), "{err:?}");
     }
+    // No retries: an SDK that corrects its clock from the server's Date header would succeed on
+    // a second attempt, and this is about the first one being refused.
+    let signed = || {
+        cwl::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .endpoint_url(&endpoint)
+            .region(Region::new("us-east-1"))
+            .credentials_provider(Credentials::new(
+                "AKIDEXAMPLE",
+                "secret",
+                None,
+                None,
+                "static",
+            ))
+            .retry_config(cwl::config::retry::RetryConfig::disabled())
+    };
+    let tampered = cwl::Client::from_conf(signed().interceptor(TamperBody).build());
+    let err = tampered
+        .delete_log_group()
+        .log_group_name("/sdk/signed")
+        .send()
+        .await
+        .unwrap_err();
+    let code = cwl::error::ProvideErrorMetadata::code(&err).map(String::from);
+    assert_eq!(
+        code.as_deref(),
+        Some("InvalidSignatureException"),
+        "{err:?}"
+    );
+    let skewed = cwl::Client::from_conf(signed().time_source(SlowClock).build());
+    let err = skewed.describe_log_groups().send().await.unwrap_err();
+    let code = cwl::error::ProvideErrorMetadata::code(&err).map(String::from);
+    let message = cwl::error::ProvideErrorMetadata::message(&err)
+        .unwrap_or_default()
+        .to_string();
+    assert_eq!(
+        code.as_deref(),
+        Some("InvalidSignatureException"),
+        "{err:?}"
+    );
+    assert!(message.starts_with("Signature expired"), "{message}");
+    // Neither changed anything.
+    let groups = c.describe_log_groups().send().await.unwrap();
+    let names: Vec<_> = groups
+        .log_groups()
+        .iter()
+        .filter_map(|g| g.log_group_name())
+        .collect();
+    assert!(names.contains(&"/sdk/signed"), "{names:?}");
 }
