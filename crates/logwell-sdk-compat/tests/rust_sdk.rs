@@ -365,21 +365,21 @@ async fn rust_sdk_signatures_are_verified_when_credentials_are_configured() {
         .send()
         .await
         .unwrap();
-    let with = |key: &str, secret: &str| {
-        cwl::Client::from_conf(
-            cwl::Config::builder()
-                .behavior_version(BehaviorVersion::latest())
-                .endpoint_url(&endpoint)
-                .region(Region::new("us-east-1"))
-                .credentials_provider(Credentials::new(key, secret, None, None, "static"))
-                .build(),
-        )
+    // No retries: an SDK that corrects its clock from the server's Date header would succeed on
+    // a second attempt, and this is about the first one being refused.
+    let signed = |key: &str, secret: &str| {
+        cwl::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .endpoint_url(&endpoint)
+            .region(Region::new("us-east-1"))
+            .credentials_provider(Credentials::new(key, secret, None, None, "static"))
+            .retry_config(cwl::config::retry::RetryConfig::disabled())
     };
     for (key, secret, expected) in [
         ("AKIDEXAMPLE", "not-the-secret", "InvalidSignatureException"),
         ("AKIDUNKNOWN", "secret", "UnrecognizedClientException"),
     ] {
-        let err = with(key, secret)
+        let err = cwl::Client::from_conf(signed(key, secret).build())
             .describe_log_groups()
             .send()
             .await
@@ -387,23 +387,11 @@ async fn rust_sdk_signatures_are_verified_when_credentials_are_configured() {
         let code = cwl::error::ProvideErrorMetadata::code(&err).map(String::from);
         assert_eq!(code.as_deref(), Some(expected), "{err:?}");
     }
-    // No retries: an SDK that corrects its clock from the server's Date header would succeed on
-    // a second attempt, and this is about the first one being refused.
-    let signed = || {
-        cwl::Config::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .endpoint_url(&endpoint)
-            .region(Region::new("us-east-1"))
-            .credentials_provider(Credentials::new(
-                "AKIDEXAMPLE",
-                "secret",
-                None,
-                None,
-                "static",
-            ))
-            .retry_config(cwl::config::retry::RetryConfig::disabled())
-    };
-    let tampered = cwl::Client::from_conf(signed().interceptor(TamperBody).build());
+    let tampered = cwl::Client::from_conf(
+        signed("AKIDEXAMPLE", "secret")
+            .interceptor(TamperBody)
+            .build(),
+    );
     let err = tampered
         .delete_log_group()
         .log_group_name("/sdk/signed")
@@ -416,7 +404,11 @@ async fn rust_sdk_signatures_are_verified_when_credentials_are_configured() {
         Some("InvalidSignatureException"),
         "{err:?}"
     );
-    let skewed = cwl::Client::from_conf(signed().time_source(SlowClock).build());
+    let skewed = cwl::Client::from_conf(
+        signed("AKIDEXAMPLE", "secret")
+            .time_source(SlowClock)
+            .build(),
+    );
     let err = skewed.describe_log_groups().send().await.unwrap_err();
     let code = cwl::error::ProvideErrorMetadata::code(&err).map(String::from);
     let message = cwl::error::ProvideErrorMetadata::message(&err)

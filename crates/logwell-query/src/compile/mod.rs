@@ -143,14 +143,7 @@ pub fn compile(
     range: (i64, i64),
     api_limit: Option<usize>,
 ) -> Result<CompiledQuery, QueryError> {
-    let context = Context {
-        events,
-        counters,
-        now_ms,
-        range,
-        nested: false,
-        merge_patterns: true,
-    };
+    let context = Context::top(events, counters, now_ms, range);
     Pipeline::run(&query.commands, base, context, true)?.finish(api_limit)
 }
 
@@ -164,17 +157,29 @@ pub fn compile_timestamps(
     now_ms: i64,
     range: (i64, i64),
 ) -> Result<LogicalPlan, QueryError> {
-    let context = Context {
-        events,
-        counters,
-        now_ms,
-        range,
-        nested: false,
-        merge_patterns: true,
-    };
+    let context = Context::top(events, counters, now_ms, range);
     let mut pipeline = Pipeline::run(&query.commands, base, context, true)?;
     pipeline.build(|b| b.project(vec![ident(TS)]))?;
     Ok(pipeline.plan)
+}
+
+impl<'a> Context<'a> {
+    /// The context of a query's own pipeline (not a subquery's).
+    fn top(
+        events: &'a dyn Events,
+        counters: Arc<QueryCounters>,
+        now_ms: i64,
+        range: (i64, i64),
+    ) -> Context<'a> {
+        Context {
+            events,
+            counters,
+            now_ms,
+            range,
+            nested: false,
+            merge_patterns: true,
+        }
+    }
 }
 
 /// What every pipeline of one query shares.
