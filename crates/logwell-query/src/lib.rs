@@ -371,7 +371,7 @@ impl Querier {
                     self.groups_plan(&groups, range.0, range.1, &counters, true, unmask, None)?;
                 let compiled = compile::compile(
                     &query,
-                    base.clone(),
+                    base,
                     &events,
                     counters.clone(),
                     now_ms,
@@ -380,12 +380,23 @@ impl Querier {
                 )?;
                 let page = match newest::page_shape(&query) {
                     Some((ascending, n)) => {
+                        // The probe's scans test its rising bar row by row and skip what it
+                        // already rules out.
                         let time_bound = newest::TimeBound::new(ascending);
+                        let probe_base = self.groups_plan(
+                            &groups,
+                            range.0,
+                            range.1,
+                            &counters,
+                            true,
+                            unmask,
+                            Some(&time_bound),
+                        )?;
                         let probe = match newest::probe_query(&query) {
                             (probe, true) => {
                                 compile::compile(
                                     &probe,
-                                    base,
+                                    probe_base,
                                     &events,
                                     counters.clone(),
                                     now_ms,
@@ -394,18 +405,9 @@ impl Querier {
                                 )?
                                 .plan
                             }
-                            // Its scans skip what the bar it raises already rules out.
                             (probe, false) => compile::compile_timestamps(
                                 &probe,
-                                self.groups_plan(
-                                    &groups,
-                                    range.0,
-                                    range.1,
-                                    &counters,
-                                    true,
-                                    unmask,
-                                    Some(&time_bound),
-                                )?,
+                                probe_base,
                                 &events,
                                 counters.clone(),
                                 now_ms,

@@ -228,11 +228,18 @@ impl GroupTable {
         limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
         // Row-level pushdown: the predicate is evaluated while decoding, on the small columns it
-        // reads, and the other columns (the message) are decoded only for rows that pass. A
-        // newest-N query gains most: its TopK pushes a rising `timestamp >` bound down here.
+        // reads, and the other columns (the message) are decoded only for rows that pass. It pays
+        // where it cuts rows inside row groups: a page probe's rising bar (and the TopK bound
+        // pushed into a filtered probe), or a time range that ends inside a segment, as a page's
+        // narrowed range does. A range that holds whole segments is settled by statistics, and
+        // testing it row by row would cost every query a pass over its timestamps.
+        let cuts = self.bound.is_some()
+            || segments
+                .iter()
+                .any(|s| s.min_ts < self.range.0 || s.max_ts > self.range.1);
         let mut options = state.table_options().parquet.clone();
-        options.global.pushdown_filters = true;
-        options.global.reorder_filters = true;
+        options.global.pushdown_filters = cuts;
+        options.global.reorder_filters = cuts;
         let mut source = ParquetSource::new(schema.clone()).with_table_parquet_options(options);
         let keys: std::collections::HashMap<_, _> = segments
             .iter()
