@@ -98,3 +98,16 @@ def test_auth_benchmark_reports_the_cost_of_verifying_signatures():
     assert re.search(r"\| no credentials \(signatures not checked\) \| \d+ events/s \| [\d.]+ µs \|", out.stdout), out.stdout
     for what in ["SigV4 verified", r"SigV4 verified \+ identity policy"]:
         assert re.search(rf"\| {what} \| \d+ events/s \([+-][\d.]+%\) \| [\d.]+ µs \([+-][\d.]+%\) \|", out.stdout), out.stdout
+
+
+def test_fields_benchmark_reports_extraction_and_flush_costs():
+    bench = str(Path(logwell_bin()).with_name("fields-bench"))
+    if not Path(bench).exists():
+        pytest.fail(f"fields benchmark not built: {bench}")
+    out = subprocess.run([bench, "--events", "2000", "--runs", "1"], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stdout + out.stderr
+    for paths in ["level", "status,latency_ms,user"]:
+        assert re.search(rf"extract {paths} +[\d.]+ ns/event +\d+ MB/s", out.stdout), out.stdout
+    assert re.search(r"encode a segment without field columns +[\d.]+ ns/event", out.stdout), out.stdout
+    # The generated lines have seven fields; the trace id is an identifier and gets no column.
+    assert re.search(r"encode a segment with 6 field columns +[\d.]+ ns/event \(\+-?[\d.]+ ns/event\)", out.stdout), out.stdout

@@ -277,3 +277,27 @@ pub fn latency_summary(mut v: Vec<f64>) -> String {
         v[v.len() - 1]
     )
 }
+
+const LEVELS: [&str; 4] = ["INFO", "INFO", "WARN", "ERROR"];
+const PATHS: [&str; 5] = ["/orders", "/orders/{id}", "/cart", "/login", "/search"];
+
+/// A ~140-byte JSON application log line (the query benchmark's, with a level, a path, a status,
+/// a latency, a user and a trace id).
+pub fn app_line(i: usize) -> String {
+    let status = if i % 97 == 0 {
+        500
+    } else if i % 13 == 0 {
+        404
+    } else {
+        200
+    };
+    format!(
+        r#"{{"level":"{}","svc":"orders-api","path":"{}","status":{},"latency_ms":{},"user":"u-{:05}","trace":"{:016x}"}}"#,
+        LEVELS[i % 4],
+        PATHS[i % 5],
+        status,
+        (i * 7919) % 900 + 3,
+        (i * 31) % 50_000,
+        (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+    )
+}

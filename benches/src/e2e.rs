@@ -47,6 +47,10 @@ struct Args {
     /// at rest costs against the default.
     #[arg(long)]
     no_encrypt: bool,
+    /// Extra `[storage]` settings, `key = value` each (`--storage 'field_columns_at_flush =
+    /// false'`), to measure what one costs against the default.
+    #[arg(long)]
+    storage: Vec<String>,
 }
 
 /// A ~130-byte JSON application log line.
@@ -105,14 +109,18 @@ async fn main() -> Result<()> {
         &args.data_dir,
         "logwell-bench",
         &format!(
-            "[storage]\nflush_age = 3600\nmaintenance_interval = 1\nencrypt = {}\n",
-            !args.no_encrypt
+            "[storage]\nflush_age = 3600\nmaintenance_interval = 1\nencrypt = {}\n{}\n",
+            !args.no_encrypt,
+            args.storage.join("\n")
         ),
     )?;
     let store = data_dir.join("store");
 
     println!("logwell end-to-end benchmark");
     println!("machine: {}", machine());
+    if !args.storage.is_empty() {
+        println!("storage settings: {}", args.storage.join(", "));
+    }
 
     // ---------------------------------------------------------------- ingest
     let server = ServerProc::start(&bin, &data_dir, &config)?;

@@ -18,7 +18,9 @@ mod common;
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
-use common::{create, fresh_data_dir, logwell_bin, machine, now_ms, put_body, ServerProc};
+use common::{
+    app_line, create, fresh_data_dir, logwell_bin, machine, now_ms, put_body, ServerProc,
+};
 use futures::StreamExt;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -48,28 +50,6 @@ struct Args {
     /// Run only the queries whose name contains this text (for profiling one of them).
     #[arg(long)]
     only: Option<String>,
-}
-
-const LEVELS: [&str; 4] = ["INFO", "INFO", "WARN", "ERROR"];
-const PATHS: [&str; 5] = ["/orders", "/orders/{id}", "/cart", "/login", "/search"];
-
-fn app_line(i: usize) -> String {
-    let status = if i % 97 == 0 {
-        500
-    } else if i % 13 == 0 {
-        404
-    } else {
-        200
-    };
-    format!(
-        r#"{{"level":"{}","svc":"orders-api","path":"{}","status":{},"latency_ms":{},"user":"u-{:05}","trace":"{:016x}"}}"#,
-        LEVELS[i % 4],
-        PATHS[i % 5],
-        status,
-        (i * 7919) % 900 + 3,
-        (i * 31) % 50_000,
-        (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
-    )
 }
 
 fn lambda_line(i: usize) -> String {

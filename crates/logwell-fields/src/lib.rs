@@ -3,6 +3,10 @@
 //! CloudWatch discovers in two well-known text formats, Lambda `START`/`END`/`REPORT` lines and
 //! VPC flow logs (default version-2 format).
 
+mod json;
+
+use std::borrow::Cow;
+
 /// A number as CloudWatch prints it: `3`, `12.5`, `0.001`.
 pub fn number(v: f64) -> String {
     if v.is_finite() && v.fract() == 0.0 && v.abs() < 1e17 {
@@ -11,9 +15,6 @@ pub fn number(v: f64) -> String {
         format!("{v}")
     }
 }
-
-use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
-use std::fmt;
 
 /// The flattened paths one query reads, compiled for matching while walking a message.
 #[derive(Debug, Clone)]
@@ -104,8 +105,10 @@ impl PathSet {
     }
 
     /// Fills `out[i]` with the text of path `i` in `message` (strings unquoted, numbers and
-    /// booleans as written, null and containers as absent). Non-JSON messages leave `out` empty.
-    pub fn extract(&self, message: &str, out: &mut [Option<String>]) {
+    /// booleans as CloudWatch prints them, null and containers absent), borrowed from the message
+    /// where it can be. Non-JSON messages leave `out` empty, unless they are Lambda or VPC flow
+    /// log lines and such fields are wanted.
+    pub fn extract<'m>(&self, message: &'m str, out: &mut [Option<Cow<'m, str>>]) {
         out.iter_mut().for_each(|o| *o = None);
         let trimmed = message.trim_start();
         if !trimmed.starts_with('{') {
@@ -117,22 +120,12 @@ impl PathSet {
             }
             return;
         }
-        let mut de = serde_json::Deserializer::from_str(trimmed);
-        let mut prefix = String::new();
-        let walker = Walker {
-            set: self,
-            prefix: &mut prefix,
-            out,
-            capture: None,
-            dotted: false,
-        };
-        // A malformed tail keeps what was found before it.
-        let _ = walker.deserialize(&mut de);
+        self.walk(trimmed, out);
     }
 }
 
 impl PathSet {
-    fn lambda_fields(&self, line: &str, out: &mut [Option<String>]) {
+    fn lambda_fields<'m>(&self, line: &'m str, out: &mut [Option<Cow<'m, str>>]) {
         let kind = ["REPORT", "START", "END"]
             .into_iter()
             .find(|k| line.starts_with(k) && line[k.len()..].starts_with(" RequestId: "));
@@ -142,10 +135,10 @@ impl PathSet {
         for &(slot, name) in &self.lambda {
             let label = LAMBDA_FIELDS.iter().find(|(n, _)| *n == name).unwrap().1;
             out[slot] = if name == "@type" {
-                Some(kind.to_string())
+                Some(Cow::Borrowed(kind))
             } else if name == "@requestId" {
                 let rest = &line[kind.len() + " RequestId: ".len()..];
-                Some(rest.split([' ', '\t']).next().unwrap_or("").to_string())
+                Some(Cow::Borrowed(rest.split([' ', '\t']).next().unwrap_or("")))
             } else {
                 // `\tDuration: 12.34 ms`: the label must start a tab-separated part, so that
                 // `Billed Duration` is not read as `Duration`.
@@ -153,255 +146,25 @@ impl PathSet {
                     let v = part.trim().strip_prefix(label)?.strip_prefix(": ")?;
                     let (num, unit) = v.split_once(' ').unwrap_or((v, ""));
                     let x: f64 = num.parse().ok()?;
-                    Some(if unit == "MB" {
+                    Some(Cow::Owned(if unit == "MB" {
                         number(x * 1_000_000.0)
                     } else {
                         number(x)
-                    })
+                    }))
                 })
             };
         }
     }
 
-    fn vpc_fields(&self, line: &str, out: &mut [Option<String>]) {
+    fn vpc_fields<'m>(&self, line: &'m str, out: &mut [Option<Cow<'m, str>>]) {
         let parts: Vec<&str> = line.split(' ').collect();
         if parts.len() != VPC_FIELDS.len() || parts[0] != "2" {
             return;
         }
         for &(slot, pos) in &self.vpc {
             // `-` marks a value the flow log could not record.
-            out[slot] = (parts[pos] != "-").then(|| parts[pos].to_string());
+            out[slot] = (parts[pos] != "-").then_some(Cow::Borrowed(parts[pos]));
         }
-    }
-}
-
-struct Walker<'a> {
-    set: &'a PathSet,
-    prefix: &'a mut String,
-    out: &'a mut [Option<String>],
-    /// The slot to fill if the value turns out to be a scalar (a path that is both wanted and
-    /// the prefix of another wanted path).
-    capture: Option<usize>,
-    /// Under a key with a dot in it (`{"a.b": 1}`): such a path only fills a slot that the
-    /// nested path (`{"a": {"b": 1}}`, what `$.a.b` selects) left empty.
-    dotted: bool,
-}
-
-impl<'de> DeserializeSeed<'de> for Walker<'_> {
-    type Value = ();
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
-/// What to do with the value under one key or index.
-enum Step {
-    Capture(usize),
-    Descend(Option<usize>),
-    Skip,
-}
-
-impl Walker<'_> {
-    fn step(&self, full: &str) -> Step {
-        let leaf = self
-            .set
-            .leaves
-            .iter()
-            .find(|(l, _)| l == full)
-            .map(|(_, i)| *i);
-        if self.set.prefixes.iter().any(|p| p == full) {
-            Step::Descend(leaf)
-        } else if let Some(i) = leaf {
-            Step::Capture(i)
-        } else {
-            Step::Skip
-        }
-    }
-}
-
-impl<'de> Visitor<'de> for Walker<'_> {
-    type Value = ();
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a JSON value")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(mut self, mut map: A) -> Result<(), A::Error> {
-        let base = self.prefix.len();
-        let dotted = self.dotted;
-        while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
-            if base > 0 {
-                self.prefix.push('.');
-            }
-            self.prefix.push_str(&key);
-            self.dotted = dotted || key.contains('.');
-            self.visit_entry(&mut map)?;
-            self.prefix.truncate(base);
-        }
-        Ok(())
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        let base = self.prefix.len();
-        let mut i = 0usize;
-        loop {
-            if base > 0 {
-                self.prefix.push('.');
-            }
-            self.prefix.push_str(&i.to_string());
-            let more = match self.step(self.prefix.as_str()) {
-                Step::Capture(slot) => match seq.next_element::<Scalar>()? {
-                    Some(v) => {
-                        if !self.dotted || self.out[slot].is_none() {
-                            self.out[slot] = v.0;
-                        }
-                        true
-                    }
-                    None => false,
-                },
-                Step::Descend(capture) => seq
-                    .next_element_seed(Walker {
-                        set: self.set,
-                        prefix: self.prefix,
-                        out: self.out,
-                        capture,
-                        dotted: self.dotted,
-                    })?
-                    .is_some(),
-                Step::Skip => seq.next_element::<IgnoredAny>()?.is_some(),
-            };
-            self.prefix.truncate(base);
-            if !more {
-                return Ok(());
-            }
-            i += 1;
-        }
-    }
-
-    // A scalar where containers were expected: kept only if its own path is wanted.
-    fn visit_bool<E>(self, v: bool) -> Result<(), E> {
-        self.scalar(|| v.to_string());
-        Ok(())
-    }
-    fn visit_i64<E>(self, v: i64) -> Result<(), E> {
-        self.scalar(|| v.to_string());
-        Ok(())
-    }
-    fn visit_u64<E>(self, v: u64) -> Result<(), E> {
-        self.scalar(|| v.to_string());
-        Ok(())
-    }
-    fn visit_f64<E>(self, v: f64) -> Result<(), E> {
-        self.scalar(|| number(v));
-        Ok(())
-    }
-    fn visit_str<E>(self, v: &str) -> Result<(), E> {
-        self.scalar(|| v.to_string());
-        Ok(())
-    }
-    fn visit_unit<E>(self) -> Result<(), E> {
-        Ok(())
-    }
-}
-
-impl Walker<'_> {
-    fn scalar(self, text: impl FnOnce() -> String) {
-        if let Some(slot) = self.capture {
-            if !self.dotted || self.out[slot].is_none() {
-                self.out[slot] = Some(text());
-            }
-        }
-    }
-
-    fn visit_entry<'de, A: MapAccess<'de>>(&mut self, map: &mut A) -> Result<(), A::Error> {
-        match self.step(self.prefix.as_str()) {
-            Step::Capture(slot) => {
-                let v: Scalar = map.next_value()?;
-                // A container under a wanted name may still hold other wanted paths; JSON keys
-                // are unique in practice, so capturing the scalar is enough.
-                if !self.dotted || self.out[slot].is_none() {
-                    self.out[slot] = v.0;
-                }
-            }
-            Step::Descend(capture) => map.next_value_seed(Walker {
-                set: self.set,
-                prefix: self.prefix,
-                out: self.out,
-                capture,
-                dotted: self.dotted,
-            })?,
-            Step::Skip => {
-                map.next_value::<IgnoredAny>()?;
-            }
-        }
-        Ok(())
-    }
-}
-
-/// An object key, borrowed from the message unless it has escapes (serde's own `Cow<str>`
-/// always copies).
-struct Key<'de>(std::borrow::Cow<'de, str>);
-
-impl<'de> de::Deserialize<'de> for Key<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Key<'de>, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Key<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("an object key")
-            }
-            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Key<'de>, E> {
-                Ok(Key(std::borrow::Cow::Borrowed(v)))
-            }
-            fn visit_str<E>(self, v: &str) -> Result<Key<'de>, E> {
-                Ok(Key(std::borrow::Cow::Owned(v.to_string())))
-            }
-        }
-        d.deserialize_str(V)
-    }
-}
-
-/// A leaf value as Insights shows it; containers and null are absent.
-struct Scalar(Option<String>);
-
-impl<'de> de::Deserialize<'de> for Scalar {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Scalar, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Scalar;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a JSON value")
-            }
-            fn visit_bool<E>(self, v: bool) -> Result<Scalar, E> {
-                Ok(Scalar(Some(v.to_string())))
-            }
-            fn visit_i64<E>(self, v: i64) -> Result<Scalar, E> {
-                Ok(Scalar(Some(v.to_string())))
-            }
-            fn visit_u64<E>(self, v: u64) -> Result<Scalar, E> {
-                Ok(Scalar(Some(v.to_string())))
-            }
-            fn visit_f64<E>(self, v: f64) -> Result<Scalar, E> {
-                Ok(Scalar(Some(number(v))))
-            }
-            fn visit_str<E>(self, v: &str) -> Result<Scalar, E> {
-                Ok(Scalar(Some(v.to_string())))
-            }
-            fn visit_string<E>(self, v: String) -> Result<Scalar, E> {
-                Ok(Scalar(Some(v)))
-            }
-            fn visit_unit<E>(self) -> Result<Scalar, E> {
-                Ok(Scalar(None))
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Scalar, A::Error> {
-                while m.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-                Ok(Scalar(None))
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut s: A) -> Result<Scalar, A::Error> {
-                while s.next_element::<IgnoredAny>()?.is_some() {}
-                Ok(Scalar(None))
-            }
-        }
-        d.deserialize_any(V)
     }
 }
 
@@ -567,7 +330,7 @@ mod tests {
         let set = PathSet::new(paths);
         let mut out = vec![None; paths.len()];
         set.extract(msg, &mut out);
-        out
+        out.into_iter().map(|v| v.map(Cow::into_owned)).collect()
     }
 
     #[test]
@@ -611,6 +374,39 @@ mod tests {
                 None
             ]
         );
+    }
+
+    #[test]
+    fn values_read_as_cloudwatch_prints_them() {
+        let msg = "  { \"s\" : \"a\\\"b\\u00e9\\n\" , \"k\\u0065y\": 1, \"big\": 18446744073709551615,
+            \"bigger\": 18446744073709551616, \"neg\": -12, \"nz\": -0, \"e\": 1e3, \"f\": 1.50,
+            \"t\": true, \"u\": \"caf\u{e9} \u{1F600}\", \"dup\": 1, \"dup\": 2, \"o\": {}, \"a\": [] }";
+        assert_eq!(
+            get(
+                msg,
+                &["s", "key", "big", "bigger", "neg", "nz", "e", "f", "t", "u", "dup", "o", "a"]
+            ),
+            vec![
+                Some("a\"b\u{e9}\n".into()),
+                Some("1".into()),
+                Some("18446744073709551615".into()),
+                Some("18446744073709552000".into()),
+                Some("-12".into()),
+                Some("0".into()),
+                Some("1000".into()),
+                Some("1.5".into()),
+                Some("true".into()),
+                Some("caf\u{e9} \u{1F600}".into()),
+                Some("2".into()),
+                None,
+                None
+            ]
+        );
+        // Strings and integers are borrowed from the message, not copied.
+        let set = PathSet::new(&["u", "neg"]);
+        let mut out = vec![None; 2];
+        set.extract(msg, &mut out);
+        assert!(out.iter().all(|v| matches!(v, Some(Cow::Borrowed(_)))));
     }
 
     #[test]

@@ -146,6 +146,29 @@ pub enum Necessary {
     },
 }
 
+impl Necessary {
+    /// The field paths the condition tests, sorted, each once.
+    pub fn paths(&self) -> Vec<String> {
+        fn walk(n: &Necessary, out: &mut Vec<String>) {
+            match n {
+                Necessary::Any => {}
+                Necessary::And(a, b) | Necessary::Or(a, b) => {
+                    walk(a, out);
+                    walk(b, out);
+                }
+                Necessary::Present(path)
+                | Necessary::Text { path, .. }
+                | Necessary::Number { path, .. } => out.push(path.clone()),
+            }
+        }
+        let mut out = Vec::new();
+        walk(self, &mut out);
+        out.sort();
+        out.dedup();
+        out
+    }
+}
+
 /// The flattened field name of a selector, when it has one (keys with dots or wildcards do not).
 fn field_path(sel: &Selector) -> Option<String> {
     // Field columns flatten objects only: a message that is an array has none.

@@ -165,6 +165,19 @@ fn candidates(necessary: &Necessary, stored: &[String]) -> Option<Expr> {
     }
 }
 
+/// The field paths an expression reads (`field:<path>` columns), sorted.
+fn field_refs(e: &Expr) -> Vec<String> {
+    let mut fields: Vec<String> = e
+        .column_refs()
+        .iter()
+        .filter_map(|r| r.name.strip_prefix("field:"))
+        .map(str::to_string)
+        .collect();
+    fields.sort();
+    fields.dedup();
+    fields
+}
+
 /// `key > (t, s)` over the event columns.
 fn key_after(t: i64, s: i64) -> Expr {
     let ts = col(columns::TIMESTAMP);
@@ -246,29 +259,25 @@ impl Querier {
         };
         let mut fields = Vec::new();
         if let Some((text, p)) = pattern.filter(|(_, p)| !p.matches_all()) {
-            let candidates = p
-                .necessary()
-                .and_then(|n| candidates(&n, &stored))
-                .inspect(|c| {
-                    fields = c
-                        .column_refs()
-                        .iter()
-                        .filter_map(|r| r.name.strip_prefix("field:"))
-                        .map(str::to_string)
-                        .collect();
-                    fields.sort();
-                    fields.dedup();
-                });
-            if let Some(c) = candidates {
+            let necessary = p.necessary();
+            if let Some(c) = necessary.as_ref().and_then(|n| candidates(n, &stored)) {
                 let page = CandidatePage {
                     pred,
+                    fields: field_refs(&c),
                     candidates: c,
-                    fields,
                     matcher: pattern_filter(text, p.clone()),
                     asc: !scan.newest_first,
                     limit: scan.limit,
                 };
                 return self.filter_by_candidates(snap, (lo, hi), page).await;
+            }
+            // Not stored everywhere (fresh segments, the memtable): the fields the condition
+            // tests are extracted from each message in one pass that skips the rest of it, and
+            // the matcher parses only the events that pass (DataFusion evaluates the right of an
+            // AND on the rows its left selected).
+            if let Some(c) = necessary.and_then(|n| candidates(&n, &n.paths())) {
+                fields = field_refs(&c);
+                pred = pred.and(c);
             }
             pred = pred.and(pattern_filter(text, p.clone()));
         }

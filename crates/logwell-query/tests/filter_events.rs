@@ -12,12 +12,19 @@ mod common;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn datafusion_filter_matches_the_engine_scan() {
+    // Segments that store the JSON fields as columns, which JSON patterns test before reading
+    // messages; and fresh segments without them, where the fields are extracted first.
+    for field_columns_at_flush in [true, false] {
+        filter_matches_the_engine_scan(field_columns_at_flush).await;
+    }
+}
+
+async fn filter_matches_the_engine_scan(field_columns_at_flush: bool) {
     let dir = tempfile::tempdir().unwrap();
     let streams = ["web-1", "web-2", "db-1", "gone"];
-    // Segments store the JSON fields as columns, which JSON patterns test before parsing.
     let config = StorageConfig {
         row_group_rows: 64,
-        field_columns_at_flush: true,
+        field_columns_at_flush,
         ..StorageConfig::default()
     };
     let engine = common::engine_with_group(dir.path(), config, "/g", &streams).await;
@@ -58,7 +65,8 @@ async fn datafusion_filter_matches_the_engine_scan() {
     assert!(snap.segments.len() >= 2);
     for s in &snap.segments {
         for f in ["level", "status", "user"] {
-            assert!(s.fields.iter().any(|x| x == f), "{f} in {:?}", s.fields);
+            let stored = s.fields.iter().any(|x| x == f);
+            assert_eq!(stored, field_columns_at_flush, "{f} in {:?}", s.fields);
         }
     }
     let querier = Querier::new(engine.clone(), QueryConfig::default()).unwrap();
@@ -102,7 +110,7 @@ async fn datafusion_filter_matches_the_engine_scan() {
                             .filter_events("/g", &scan, Some((text, &pattern)), false)
                             .await
                             .unwrap();
-                        assert_eq!(got, want, "pattern {text:?}, {streams:?}, newest_first {newest_first}, limit {limit}");
+                        assert_eq!(got, want, "pattern {text:?}, {streams:?}, newest_first {newest_first}, limit {limit}, field columns at flush {field_columns_at_flush}");
                         checked += 1;
                         found += usize::from(!want.is_empty());
                         let Some(last) = want.last() else { break };

@@ -70,6 +70,62 @@ async fn each_message_is_parsed_once_whatever_the_fields_read() {
     engine.shutdown().await.unwrap();
 }
 
+/// On data whose fields are not stored as columns (fresh segments, the memtable), a filter tests
+/// a text search of the message before a field that must be extracted from it: DataFusion
+/// evaluates the right of an AND on the rows its left kept, so only the rows found are parsed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_search_runs_before_field_extraction() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine =
+        common::engine_with_group(dir.path(), StorageConfig::default(), "/app", &["s"]).await;
+    let now = logwell_model::now_millis();
+    let events = |from: i64| {
+        (from..from + 100)
+            .map(|i| InputLogEvent {
+                timestamp: now - 1000 + i,
+                message: Cow::Owned(format!(
+                    r#"{{"status":{},"user":"u-{:03}"}}"#,
+                    if i % 4 == 0 { 500 } else { 200 },
+                    i % 20
+                )),
+            })
+            .collect::<Vec<_>>()
+    };
+    // A segment without field columns (the default flush writes none) and the memtable.
+    engine.put_events("/app", "s", &events(0)).await.unwrap();
+    engine.flush().await.unwrap();
+    engine.put_events("/app", "s", &events(100)).await.unwrap();
+    let querier = Querier::new(engine.clone(), QueryConfig::default()).unwrap();
+    for query in [
+        "filter status >= 400 and @message like /u-00[0-4]/ | stats count(*) as n",
+        "filter @message like /u-00[0-4]/ and status >= 400 | stats count(*) as n",
+    ] {
+        let prepared = querier
+            .prepare(QueryRequest {
+                groups: vec!["/app".into()],
+                start_ms: now - 3_600_000,
+                end_ms: now,
+                query: query.into(),
+                language: Language::Insights,
+                limit: None,
+            })
+            .await
+            .unwrap();
+        let plan = prepared.physical_plan().await.unwrap();
+        let filter = plan.lines().find(|l| l.contains("FilterExec")).unwrap();
+        let search = filter.find(" ~ u-00").unwrap();
+        let extraction = filter.find("lw_json(").unwrap();
+        assert!(
+            search < extraction,
+            "the search comes first: {query}\n{plan}"
+        );
+        // Users u-000..u-004 with status 500: i % 4 == 0 and i % 20 in {0, 4}.
+        let out = prepared.run().await.unwrap();
+        assert_eq!(out.rows[0][0].1, "20", "{query}");
+    }
+    engine.shutdown().await.unwrap();
+}
+
 /// Every function a compiled plan calls is the one its session resolves by that name (DataFusion's
 /// own or logwell's registered ones), so nothing configures a function but its arguments: a plan
 /// can be sent elsewhere and resolved there by names. Only the statistics counters belong to one

@@ -142,7 +142,7 @@ pub fn field_column(path: &str) -> String {
 /// The values of field columns `paths` for every row of `batch`.
 fn field_arrays(batch: &RecordBatch, set: &PathSet, n: usize) -> Vec<ArrayRef> {
     let msg = batch.column(4).as_string::<i32>();
-    let mut out = vec![None; n];
+    let mut out: Vec<Option<std::borrow::Cow<str>>> = vec![None; n];
     let mut builders: Vec<StringBuilder> = (0..n).map(|_| StringBuilder::new()).collect();
     for i in 0..msg.len() {
         if msg.is_valid(i) {

@@ -76,6 +76,9 @@ struct Pipeline<'a> {
     /// Fields commands such as `accum` added while no `fields` command chose the output: they
     /// follow the default fields.
     added: Vec<String>,
+    /// Fields extracted from the message by this pipeline (not read from stored columns): a
+    /// filter tests them after cheaper conjuncts.
+    extracted: Vec<String>,
 }
 
 /// The compiled query: a plan whose columns are the output fields, in order, plus (for
@@ -256,6 +259,7 @@ impl<'a> Pipeline<'a> {
             next_tmp: 0,
             bins: None,
             added: Vec::new(),
+            extracted: Vec::new(),
         };
         for (i, cmd) in commands.iter().enumerate() {
             if let Some(prev) = i.checked_sub(1).map(|j| &commands[j]) {
@@ -453,6 +457,7 @@ impl<'a> Pipeline<'a> {
         if uniq.is_empty() {
             return Ok(());
         }
+        self.extracted.extend(uniq.iter().cloned());
         let tmp = self.tmp("json");
         let extract = JsonFields::call(ident(MSG), &uniq);
         self.with_columns(vec![(tmp.clone(), t(extract, Ty::Any))])?;

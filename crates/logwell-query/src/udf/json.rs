@@ -55,7 +55,7 @@ impl ScalarUDFImpl for JsonFields {
         let msgs = msgs.as_string::<i32>();
         let n = paths.len();
         let mut builders: Vec<StringBuilder> = (0..n).map(|_| StringBuilder::new()).collect();
-        let mut out = vec![None; n];
+        let mut out: Vec<Option<std::borrow::Cow<str>>> = vec![None; n];
         for i in 0..msgs.len() {
             if msgs.is_valid(i) {
                 set.extract(msgs.value(i), &mut out);
