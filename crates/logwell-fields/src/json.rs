@@ -73,6 +73,33 @@ impl<'m> Cursor<'m> {
         }
     }
 
+    /// The members of the object or array at the cursor (between `open` and `close`, separated
+    /// by commas), each read by `each` with its index.
+    fn items(
+        &mut self,
+        open: u8,
+        close: u8,
+        mut each: impl FnMut(&mut Self, usize) -> Option<()>,
+    ) -> Option<()> {
+        self.eat(open)?;
+        if self.peek()? == close {
+            self.at += 1;
+            return Some(());
+        }
+        for i in 0usize.. {
+            each(self, i)?;
+            match self.peek()? {
+                b',' => self.at += 1,
+                b if b == close => {
+                    self.at += 1;
+                    return Some(());
+                }
+                _ => return None,
+            }
+        }
+        Some(())
+    }
+
     /// The value at the cursor, whatever it is, passed over.
     fn skip(&mut self) -> Option<()> {
         match self.peek()? {
@@ -178,13 +205,8 @@ impl PathSet {
         dotted: bool,
         out: &mut [Option<Cow<'m, str>>],
     ) -> Option<()> {
-        c.eat(b'{')?;
-        if c.peek()? == b'}' {
-            c.at += 1;
-            return Some(());
-        }
         let base = prefix.len();
-        loop {
+        c.items(b'{', b'}', |c, _| {
             if c.peek()? != b'"' {
                 return None;
             }
@@ -192,27 +214,19 @@ impl PathSet {
             c.eat(b':')?;
             // Top-level keys (most of what a log line has) are matched as they are; nested ones
             // by their dotted path.
-            let visited = if base == 0 {
-                self.value(c, &key, &key, prefix, dotted, out)
-            } else {
-                prefix.push('.');
-                prefix.push_str(&key);
-                let path = std::mem::take(prefix);
-                let visited = self.value(c, &path, &key, prefix, dotted, out);
-                *prefix = path;
-                visited
-            };
-            prefix.truncate(base);
-            visited?;
-            match c.peek()? {
-                b',' => c.at += 1,
-                b'}' => {
-                    c.at += 1;
-                    return Some(());
-                }
-                _ => return None,
+            if base == 0 {
+                let visited = self.value(c, &key, &key, prefix, dotted, out);
+                prefix.clear();
+                return visited;
             }
-        }
+            prefix.push('.');
+            prefix.push_str(&key);
+            let path = std::mem::take(prefix);
+            let visited = self.value(c, &path, &key, prefix, dotted, out);
+            *prefix = path;
+            prefix.truncate(base);
+            visited
+        })
     }
 
     fn array<'m>(
@@ -222,13 +236,8 @@ impl PathSet {
         dotted: bool,
         out: &mut [Option<Cow<'m, str>>],
     ) -> Option<()> {
-        c.eat(b'[')?;
-        if c.peek()? == b']' {
-            c.at += 1;
-            return Some(());
-        }
         let base = prefix.len();
-        for i in 0usize.. {
+        c.items(b'[', b']', |c, i| {
             if base > 0 {
                 prefix.push('.');
             }
@@ -237,17 +246,8 @@ impl PathSet {
             let visited = self.value(c, &path, "", prefix, dotted, out);
             *prefix = path;
             prefix.truncate(base);
-            visited?;
-            match c.peek()? {
-                b',' => c.at += 1,
-                b']' => {
-                    c.at += 1;
-                    return Some(());
-                }
-                _ => return None,
-            }
-        }
-        Some(())
+            visited
+        })
     }
 
     /// The value at the cursor, under `key` (empty for an array element), whose path is `path`;
