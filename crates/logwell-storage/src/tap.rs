@@ -251,6 +251,11 @@ impl TapSubscription {
         Some(b)
     }
 
+    /// Events dropped for this consumer since [`Self::take_dropped`] last ran, left counted.
+    pub fn dropped(&self) -> u64 {
+        self.queue().dropped.load(Ordering::Relaxed)
+    }
+
     /// Events dropped for this consumer since the last call (its queue was full).
     pub fn take_dropped(&self) -> u64 {
         self.queue().dropped.swap(0, Ordering::Relaxed)

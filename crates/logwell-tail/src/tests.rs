@@ -155,6 +155,16 @@ async fn bursts_are_sampled_slow_readers_flagged_and_idle_sessions_beat() {
     for i in 0..5 {
         put(&engine, "/a", "web-1", &[format!("slow {i}")]).await;
     }
+    // The tap is offered a batch after its put is answered: wait until the last three were
+    // turned away, so reading cannot make room for them first.
+    let waited = Instant::now();
+    while s.tap.dropped() < 3 {
+        assert!(
+            waited.elapsed() < Duration::from_secs(10),
+            "the tap never dropped"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     let mut seen = Vec::new();
     let mut sampled = false;
     while seen.len() < 2 {
