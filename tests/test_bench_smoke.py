@@ -110,4 +110,4 @@ def test_fields_benchmark_reports_extraction_and_flush_costs():
         assert re.search(rf"extract {paths} +[\d.]+ ns/event +\d+ MB/s", out.stdout), out.stdout
     assert re.search(r"encode a segment without field columns +[\d.]+ ns/event", out.stdout), out.stdout
     # The generated lines have seven fields; the trace id is an identifier and gets no column.
-    assert re.search(r"encode a segment with 6 field columns +[\d.]+ ns/event \(\+-?[\d.]+ ns/event\)", out.stdout), out.stdout
+    assert re.search(r"encode a segment with 6 field columns \(2 numeric\) +[\d.]+ ns/event \(\+-?[\d.]+ ns/event\)", out.stdout), out.stdout

@@ -109,19 +109,19 @@ fn main() -> Result<()> {
         ..ColumnChoice::default()
     };
     let encode = |choice: &ColumnChoice| {
-        let mut columns = 0;
+        let mut columns = (0, 0);
         let ns = best_ns(args.runs, lines.len(), || {
-            let (file, fields, _) = segment::encode(&batches, 3, 256 * 1024, choice, None).unwrap();
-            columns = fields.len();
-            file.len()
+            let e = segment::encode(&batches, 3, 256 * 1024, choice, None).unwrap();
+            columns = (e.fields.len(), e.numeric.len());
+            e.file.len()
         });
         (ns, columns)
     };
     let (plain, _) = encode(&none);
-    let (with, columns) = encode(&ColumnChoice::default());
+    let (with, (columns, numeric)) = encode(&ColumnChoice::default());
     println!("encode a segment without field columns {plain:>7.1} ns/event");
     println!(
-        "encode a segment with {columns} field columns  {with:>7.1} ns/event (+{:.1} ns/event)",
+        "encode a segment with {columns} field columns ({numeric} numeric)  {with:>7.1} ns/event (+{:.1} ns/event)",
         with - plain
     );
     Ok(())

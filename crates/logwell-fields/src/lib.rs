@@ -9,11 +9,36 @@ use std::borrow::Cow;
 
 /// A number as CloudWatch prints it: `3`, `12.5`, `0.001`.
 pub fn number(v: f64) -> String {
+    let mut out = String::new();
+    write_number(&mut out, v).expect("a String takes any text");
+    out
+}
+
+/// [`number`], written to `out`.
+pub fn write_number(out: &mut impl std::fmt::Write, v: f64) -> std::fmt::Result {
     if v.is_finite() && v.fract() == 0.0 && v.abs() < 1e17 {
-        format!("{}", v as i64)
+        write!(out, "{}", v as i64)
     } else {
-        format!("{v}")
+        write!(out, "{v}")
     }
+}
+
+/// The number a field's text stands for, when the text is exactly how [`number`] prints that
+/// number, so that storing the number and printing it back gives the same text. Such fields can
+/// be stored as numbers (`200`, `12.5`; not `007`, `-0`, `1e3`, `NaN` or `200.0`).
+pub fn canonical_number(text: &str) -> Option<f64> {
+    let digits = text.strip_prefix('-').unwrap_or(text);
+    // Plain integers, the common case, without formatting: no leading zero, no `-0`, few
+    // enough digits to be exact.
+    if !digits.is_empty() && digits.len() <= 15 && digits.bytes().all(|b| b.is_ascii_digit()) {
+        let canonical = (digits == "0" && digits.len() == text.len()) || !digits.starts_with('0');
+        if !canonical {
+            return None;
+        }
+        return text.parse::<i64>().ok().map(|v| v as f64);
+    }
+    let v: f64 = text.parse().ok()?;
+    (v.is_finite() && number(v) == text).then_some(v)
 }
 
 /// The flattened paths one query reads, compiled for matching while walking a message.
@@ -244,6 +269,19 @@ impl ColumnChoice {
     /// Their values are what [`PathSet::extract`] gives for each row, so a column and an
     /// extraction at query time always agree.
     pub fn choose<'a>(&self, n: usize, message: impl Fn(usize) -> Option<&'a str>) -> Vec<String> {
+        self.choose_typed(n, message)
+            .into_iter()
+            .map(|c| c.path)
+            .collect()
+    }
+
+    /// [`Self::choose`], saying also which paths held only [`canonical_number`]s in the sample
+    /// (worth trying as a number column; the writer checks every row).
+    pub fn choose_typed<'a>(
+        &self,
+        n: usize,
+        message: impl Fn(usize) -> Option<&'a str>,
+    ) -> Vec<Chosen> {
         if self.max_columns == 0 || n == 0 {
             return Vec::new();
         }
@@ -271,7 +309,7 @@ impl ColumnChoice {
                 e.2.insert(value);
             }
         }
-        let mut picked: Vec<(String, usize)> = seen
+        let mut picked: Vec<(String, usize, bool)> = seen
             .into_iter()
             .filter(|(_, (count, bytes, distinct))| {
                 let avg = bytes / count;
@@ -280,14 +318,27 @@ impl ColumnChoice {
                     && avg <= self.max_avg_bytes
                     && !identifier
             })
-            .map(|(p, (count, _, _))| (p, count))
+            .map(|(p, (count, _, distinct))| {
+                let numeric = distinct.iter().all(|v| canonical_number(v).is_some());
+                (p, count, numeric)
+            })
             .collect();
         picked.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
         picked.truncate(self.max_columns);
-        let mut paths: Vec<String> = picked.into_iter().map(|(p, _)| p).collect();
-        paths.sort();
-        paths
+        let mut chosen: Vec<Chosen> = picked
+            .into_iter()
+            .map(|(path, _, numeric)| Chosen { path, numeric })
+            .collect();
+        chosen.sort_by(|a, b| a.path.cmp(&b.path));
+        chosen
     }
+}
+
+/// A path [`ColumnChoice`] picked, and whether its sampled values were all numbers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Chosen {
+    pub path: String,
+    pub numeric: bool,
 }
 
 #[cfg(test)]
@@ -324,6 +375,47 @@ mod tests {
             ..choice
         };
         assert_eq!(one.choose(msgs.len(), |i| Some(msgs[i].as_str())).len(), 1);
+    }
+
+    #[test]
+    fn canonical_numbers_print_back_as_written() {
+        for (text, want) in [
+            ("200", Some(200.0)),
+            ("0", Some(0.0)),
+            ("-17", Some(-17.0)),
+            ("12.5", Some(12.5)),
+            ("0.001", Some(0.001)),
+            ("-0.25", Some(-0.25)),
+            ("123456789012345", Some(123456789012345.0)),
+            ("-0", None),
+            ("007", None),
+            ("1e3", None),
+            ("1.50", None),
+            ("200.0", None),
+            ("+5", None),
+            (".5", None),
+            ("NaN", None),
+            ("inf", None),
+            ("", None),
+            ("-", None),
+            ("12345678901234567", None),
+            ("abc", None),
+        ] {
+            assert_eq!(canonical_number(text), want, "{text}");
+            if let Some(v) = want {
+                assert_eq!(number(v), text);
+            }
+        }
+        let msgs = [
+            r#"{"a":1,"b":"x","c":2.5}"#,
+            r#"{"a":20,"b":"7","c":"007"}"#,
+        ];
+        let chosen = ColumnChoice::default().choose_typed(2, |i| Some(msgs[i]));
+        let numeric: Vec<(&str, bool)> = chosen
+            .iter()
+            .map(|c| (c.path.as_str(), c.numeric))
+            .collect();
+        assert_eq!(numeric, [("a", true), ("b", false), ("c", false)]);
     }
 
     fn get(msg: &str, paths: &[&str]) -> Vec<Option<String>> {

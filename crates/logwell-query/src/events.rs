@@ -16,6 +16,7 @@ use datafusion::logical_expr::{
     ScalarUDFImpl, Signature, Volatility,
 };
 use logwell_filter::{CompareOp, FilterPattern, Necessary};
+use logwell_storage::catalog::SegmentMeta;
 use logwell_storage::memtable::col as columns;
 use logwell_storage::{EventRow, Scan, StreamFilter};
 use std::hash::{Hash, Hasher};
@@ -88,30 +89,58 @@ fn like_pattern(glob: &str) -> String {
 }
 
 /// `necessary` over the stored field columns `stored` (paths); None when it constrains none
-/// of them. Absent fields read as null, so each test is false there, never null.
-fn candidates(necessary: &Necessary, stored: &[String]) -> Option<Expr> {
+/// of them. Absent fields read as null, so each test is false there, never null. Fields in
+/// `numeric` are held as numbers by every segment, so their text is the number as
+/// [`logwell_fields::number`] prints it, and they are tested on their number column.
+fn candidates(necessary: &Necessary, stored: &[String], numeric: &[String]) -> Option<Expr> {
+    let named = |name: String| Expr::Column(datafusion::common::Column::new_unqualified(name));
     let column = |path: &String| {
-        stored.contains(path).then(|| {
-            Expr::Column(datafusion::common::Column::new_unqualified(
-                logwell_storage::segment::field_column(path),
-            ))
-        })
+        stored
+            .contains(path)
+            .then(|| named(logwell_storage::segment::field_column(path)))
     };
-    let number = |c: Expr| {
-        Expr::TryCast(datafusion::logical_expr::TryCast::new(
-            Box::new(c),
+    let number = |path: &String| -> Option<Expr> {
+        if numeric.contains(path) {
+            return Some(named(crate::table::number_column(path)));
+        }
+        Some(Expr::TryCast(datafusion::logical_expr::TryCast::new(
+            Box::new(column(path)?),
             DataType::Float64,
-        ))
+        )))
     };
     let no_null = |e: Expr| datafusion::functions::expr_fn::coalesce(vec![e, lit(false)]);
+    let recurse = |n: &Necessary| candidates(n, stored, numeric);
     match necessary {
         Necessary::Any => None,
-        Necessary::And(a, b) => match (candidates(a, stored), candidates(b, stored)) {
+        Necessary::And(a, b) => match (recurse(a), recurse(b)) {
             (Some(a), Some(b)) => Some(a.and(b)),
             (a, b) => a.or(b),
         },
-        Necessary::Or(a, b) => Some(candidates(a, stored)?.or(candidates(b, stored)?)),
+        Necessary::Or(a, b) => Some(recurse(a)?.or(recurse(b)?)),
+        Necessary::Present(path) if numeric.contains(path) => Some(number(path)?.is_not_null()),
         Necessary::Present(path) => Some(column(path)?.is_not_null()),
+        // Every value is a number whose text prints it: the text equals a plain glob only if
+        // the glob is that print of the number (the candidates may hold more than match: the
+        // pattern itself is tested after).
+        Necessary::Text {
+            path,
+            glob,
+            equals,
+            any_number,
+        } if numeric.contains(path) && !glob.contains('*') => {
+            let x = number(path)?;
+            let mut test = match logwell_fields::canonical_number(glob) {
+                Some(v) => x.clone().eq(lit(v)),
+                None => lit(false),
+            };
+            if let Some(n) = equals {
+                test = test.or(x.clone().eq(lit(*n)));
+            }
+            if *any_number {
+                test = test.or(x.is_not_null());
+            }
+            Some(no_null(test))
+        }
         Necessary::Text {
             path,
             glob,
@@ -125,7 +154,7 @@ fn candidates(necessary: &Necessary, stored: &[String]) -> Option<Expr> {
                 c.clone().eq(lit(glob.as_str()))
             };
             if let Some(n) = equals {
-                let same = number(c.clone()).eq(lit(*n));
+                let same = number(path)?.eq(lit(*n));
                 // JSON has no leading zeros: a number equal to a plain non-zero integer is
                 // either written as those very digits or has a fraction or an exponent, so only
                 // such texts need parsing.
@@ -146,12 +175,12 @@ fn candidates(necessary: &Necessary, stored: &[String]) -> Option<Expr> {
                 });
             }
             if *any_number {
-                test = test.or(number(c).is_not_null());
+                test = test.or(number(path)?.is_not_null());
             }
             Some(no_null(test))
         }
         Necessary::Number { path, op, value } => {
-            let x = number(column(path)?);
+            let x = number(path)?;
             let v = lit(*value);
             Some(no_null(match op {
                 CompareOp::Eq => x.eq(v),
@@ -165,12 +194,16 @@ fn candidates(necessary: &Necessary, stored: &[String]) -> Option<Expr> {
     }
 }
 
-/// The field paths an expression reads (`field:<path>` columns), sorted.
+/// The field paths an expression reads (`field:<path>` and `num:<path>` columns), sorted.
 fn field_refs(e: &Expr) -> Vec<String> {
     let mut fields: Vec<String> = e
         .column_refs()
         .iter()
-        .filter_map(|r| r.name.strip_prefix("field:"))
+        .filter_map(|r| {
+            r.name
+                .strip_prefix("field:")
+                .or_else(|| r.name.strip_prefix("num:"))
+        })
         .map(str::to_string)
         .collect();
     fields.sort();
@@ -246,24 +279,32 @@ impl Querier {
         }
         // Field columns every segment stores (elsewhere they would be extracted from the message,
         // parsing it twice).
-        let stored: Vec<String> = match snap.segments.split_first() {
-            // Stored field columns hold unmasked values: a masked read extracts from the text.
-            _ if snap.data_protection.is_some() => Vec::new(),
-            Some((first, rest)) => first
-                .fields
-                .iter()
-                .filter(|f| rest.iter().all(|s| s.fields.contains(f)))
-                .cloned()
-                .collect(),
-            None => Vec::new(),
+        let in_every = |list: fn(&SegmentMeta) -> &Vec<String>| -> Vec<String> {
+            match snap.segments.split_first() {
+                // Stored field columns hold unmasked values: a masked read extracts from the
+                // text.
+                _ if snap.data_protection.is_some() => Vec::new(),
+                Some((first, rest)) => list(first)
+                    .iter()
+                    .filter(|f| rest.iter().all(|s| list(s).contains(f)))
+                    .cloned()
+                    .collect(),
+                None => Vec::new(),
+            }
         };
+        let stored = in_every(|s| &s.fields);
+        let numeric = in_every(|s| &s.numeric);
         let mut fields = Vec::new();
         if let Some((text, p)) = pattern.filter(|(_, p)| !p.matches_all()) {
             let necessary = p.necessary();
-            if let Some(c) = necessary.as_ref().and_then(|n| candidates(n, &stored)) {
+            if let Some(c) = necessary
+                .as_ref()
+                .and_then(|n| candidates(n, &stored, &numeric))
+            {
                 let page = CandidatePage {
                     pred,
                     fields: field_refs(&c),
+                    numeric,
                     candidates: c,
                     matcher: pattern_filter(text, p.clone()),
                     asc: !scan.newest_first,
@@ -275,14 +316,14 @@ impl Querier {
             // tests are extracted from each message in one pass that skips the rest of it, and
             // the matcher parses only the events that pass (DataFusion evaluates the right of an
             // AND on the rows its left selected).
-            if let Some(c) = necessary.and_then(|n| candidates(&n, &n.paths())) {
+            if let Some(c) = necessary.and_then(|n| candidates(&n, &n.paths(), &[])) {
                 fields = field_refs(&c);
                 pred = pred.and(c);
             }
             pred = pred.and(pattern_filter(text, p.clone()));
         }
         let asc = !scan.newest_first;
-        let table = GroupTable::new(snap, (lo, hi), fields);
+        let table = GroupTable::new(snap, (lo, hi), fields, &[]);
         let order = vec![ts.sort(asc, false), col(columns::SEQ).sort(asc, false)];
         let batches = self
             .collect(table, |b| {
@@ -338,7 +379,7 @@ impl Querier {
                     key_before(t, s)
                 });
             }
-            let table = GroupTable::new(snap.clone(), range, page.fields.clone());
+            let table = GroupTable::new(snap.clone(), range, page.fields.clone(), &page.numeric);
             let batches = self
                 .collect(table, |b| {
                     b.filter(keys_pred)?
@@ -369,7 +410,7 @@ impl Querier {
                 .and(ts.clone().lt_eq(lit(hi)))
                 .and(seq.clone().in_list(wanted, false))
                 .and(page.matcher.clone());
-            let table = GroupTable::new(snap.clone(), (lo, hi), Vec::new());
+            let table = GroupTable::new(snap.clone(), (lo, hi), Vec::new(), &[]);
             let batches = self
                 .collect(table, |b| b.filter(events_pred)?.sort(order.clone()))
                 .await?;
@@ -391,6 +432,8 @@ struct CandidatePage {
     candidates: Expr,
     /// The field columns `candidates` reads.
     fields: Vec<String>,
+    /// The fields every segment holds as numbers.
+    numeric: Vec<String>,
     /// The pattern itself, over the message.
     matcher: Expr,
     asc: bool,

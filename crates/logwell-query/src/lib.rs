@@ -30,7 +30,9 @@ pub mod pattern;
 pub mod table;
 pub mod udf;
 
-use crate::compile::{CastTo, CompiledQuery, FIELD_PREFIX, LOG, PTR_LOG, PTR_SEQ, PTR_TS, SEQ};
+use crate::compile::{
+    CastTo, CompiledQuery, FIELD_PREFIX, LOG, NUMBER_PREFIX, PTR_LOG, PTR_SEQ, PTR_TS, SEQ,
+};
 use crate::table::{GroupTable, STORE_URL};
 use crate::udf::{CountTrue, QueryCounters};
 use arrow::array::{Array, AsArray};
@@ -235,7 +237,7 @@ impl Querier {
         lo: i64,
         hi: i64,
         counters: &Arc<QueryCounters>,
-        fields: &[String],
+        (fields, numbers): (&[String], &[String]),
         bound: Option<&newest::TimeBound>,
     ) -> Result<LogicalPlan, QueryError> {
         let lo = lo.max(snap.cutoff.unwrap_or(i64::MIN));
@@ -252,7 +254,8 @@ impl Querier {
         let bytes_per_row = (raw + buffered_bytes as u64) / (rows + buffered_rows as u64).max(1);
         let visible = table::visible_rows(&snap, lo, hi);
         let log = format!("{}:{}", self.config.account_id, snap.name);
-        let table = GroupTable::new(snap, (lo, hi), fields.to_vec()).with_bound(bound.cloned());
+        let table =
+            GroupTable::new(snap, (lo, hi), fields.to_vec(), numbers).with_bound(bound.cloned());
         let ts = DataType::Timestamp(TimeUnit::Millisecond, None);
         let mut columns_out = vec![
             col(columns::TIMESTAMP)
@@ -268,6 +271,9 @@ impl Querier {
         ];
         for f in fields {
             columns_out.push(ident(field_column(f)).alias(format!("{FIELD_PREFIX}{f}")));
+        }
+        for f in numbers {
+            columns_out.push(ident(table::number_column(f)).alias(format!("{NUMBER_PREFIX}{f}")));
         }
         let plan = LogicalPlanBuilder::scan("events", provider_as_source(Arc::new(table)), None)?
             .filter(CountTrue::scanned(counters, visible, bytes_per_row))?
@@ -299,17 +305,22 @@ impl Querier {
                 Ok(snap)
             })
             .collect::<Result<Vec<_>, logwell_model::ApiError>>()?;
+        // Every group offers the same columns, so that their tables union.
         let mut fields: Vec<String> = Vec::new();
+        let mut numbers: Vec<String> = Vec::new();
         if with_fields {
             for s in snaps.iter().flat_map(|s| s.segments.iter()) {
                 fields.extend(s.fields.iter().cloned());
+                numbers.extend(s.numeric.iter().cloned());
             }
             fields.sort();
             fields.dedup();
+            numbers.sort();
+            numbers.dedup();
         }
         let mut plans = snaps
             .into_iter()
-            .map(|s| self.group_plan(s, lo, hi, counters, &fields, bound))
+            .map(|s| self.group_plan(s, lo, hi, counters, (&fields, &numbers), bound))
             .collect::<Result<Vec<_>, _>>()?;
         let first = plans.remove(0);
         let mut b = LogicalPlanBuilder::from(first);

@@ -1,10 +1,13 @@
 //! One log group as a DataFusion table: its Parquet segments (read through the object store, with
 //! row-group pruning by the pushed-down filters) unioned with the batches still in memory.
 //!
-//! Besides the event columns, the table has a `field:<path>` column for each discovered field
-//! that some segment of the query stores as a column. Segments that hold every such column the
-//! query reads are scanned directly; the others (older segments, the memtable) compute the
-//! columns from the message with the same extraction, so every row gets the same value either way.
+//! Besides the event columns, the table has a `field:<path>` column (text) for each discovered
+//! field that some segment of the query stores as a column, and a `num:<path>` column (Float64:
+//! what the text reads as as a number) for those some segment stores as numbers. Segments are
+//! scanned in groups by how they hold the fields a query reads: a stored column is read as it
+//! is, or turned into the other form (a number printed back as its text, or text read as a
+//! number); a field a segment does not store (older segments, the memtable) is computed from the
+//! message with the same extraction, so every row gets the same value whichever way.
 //!
 //! A group with a data protection policy is read masked: the message is masked as it is read,
 //! stored field columns (which hold the original values) are not used, and no filter on the
@@ -14,7 +17,7 @@ use crate::udf::JsonFields;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use async_trait::async_trait;
 use datafusion::catalog::Session;
-use datafusion::common::tree_node::TreeNode;
+use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::{DFSchema, Result};
 use datafusion::datasource::listing::PartitionedFile;
 use datafusion::datasource::memory::MemorySourceConfig;
@@ -78,6 +81,8 @@ pub struct GroupTable {
     /// The discovered fields offered as columns (the same list for every group of a query, so
     /// that their tables union).
     fields: Vec<String>,
+    /// Those of `fields` also offered as numbers (indexes into `fields`).
+    numbers: Vec<usize>,
     schema: SchemaRef,
     /// The group's policy, unless the read was allowed to unmask.
     protection: logwell_dataprotection::Protection,
@@ -90,8 +95,84 @@ fn event_schema() -> SchemaRef {
     logwell_storage::memtable::event_schema()
 }
 
+/// The column of a discovered field's values as numbers.
+pub fn number_column(path: &str) -> String {
+    format!("num:{path}")
+}
+
+/// How a segment holds one discovered field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Stored {
+    /// Not at all: it is extracted from the message.
+    Absent,
+    Text,
+    Number,
+}
+
+impl Stored {
+    fn of(segment: &SegmentMeta, path: &str) -> Stored {
+        if !segment.fields.iter().any(|f| f == path) {
+            Stored::Absent
+        } else if segment.numeric.iter().any(|f| f == path) {
+            Stored::Number
+        } else {
+            Stored::Text
+        }
+    }
+}
+
+/// A column of the table: an event column, or a field (index into `fields`) as text or number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TableColumn {
+    Event(usize),
+    Text(usize),
+    Number(usize),
+}
+
+impl TableColumn {
+    fn field(self) -> Option<usize> {
+        match self {
+            TableColumn::Event(_) => None,
+            TableColumn::Text(k) | TableColumn::Number(k) => Some(k),
+        }
+    }
+}
+
+/// How one source holds the fields a scan reads: `paths` (indexes into the table's fields,
+/// sorted) and, for each, how it is stored.
+struct Layout<'a> {
+    paths: &'a [usize],
+    stored: Vec<Stored>,
+}
+
+impl Layout<'_> {
+    fn of(&self, field: usize) -> Stored {
+        self.paths
+            .iter()
+            .position(|k| *k == field)
+            .map_or(Stored::Absent, |j| self.stored[j])
+    }
+
+    fn extracts(&self) -> bool {
+        self.stored.contains(&Stored::Absent)
+    }
+}
+
 impl GroupTable {
-    pub fn new(snapshot: GroupSnapshot, range: (i64, i64), fields: Vec<String>) -> GroupTable {
+    /// The table of `snapshot` over `range`, offering the discovered `fields` as text columns
+    /// and those of them in `numbers` also as number columns.
+    pub fn new(
+        snapshot: GroupSnapshot,
+        range: (i64, i64),
+        fields: Vec<String>,
+        numbers: &[String],
+    ) -> GroupTable {
+        let numbers: Vec<usize> = fields
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| numbers.contains(f))
+            .map(|(k, _)| k)
+            .collect();
         let mut all: Vec<Field> = event_schema()
             .fields()
             .iter()
@@ -102,6 +183,11 @@ impl GroupTable {
                 .iter()
                 .map(|f| Field::new(field_column(f), DataType::Utf8, true)),
         );
+        all.extend(
+            numbers
+                .iter()
+                .map(|k| Field::new(number_column(&fields[*k]), DataType::Float64, true)),
+        );
         // A snapshot whose policy was lifted (an allowed unmask) has none here.
         let protection =
             logwell_dataprotection::Protection::of(snapshot.data_protection.as_deref(), false);
@@ -109,9 +195,22 @@ impl GroupTable {
             snapshot,
             range,
             fields,
+            numbers,
             schema: Arc::new(Schema::new(all)),
             protection,
             bound: None,
+        }
+    }
+
+    fn column(&self, i: usize) -> TableColumn {
+        let base = event_schema().fields().len();
+        let texts = self.fields.len();
+        if i < base {
+            TableColumn::Event(i)
+        } else if i < base + texts {
+            TableColumn::Text(i - base)
+        } else {
+            TableColumn::Number(self.numbers[i - base - texts])
         }
     }
 
@@ -169,18 +268,17 @@ impl GroupTable {
     fn scan_masked(
         &self,
         state: &dyn Session,
-        projection: &[usize],
+        cols: &[TableColumn],
         filters: &[Expr],
         limit: Option<usize>,
         masker: &Arc<logwell_dataprotection::Masker>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        let base = event_schema().fields().len();
-        let wanted = projection.iter().any(|i| *i >= base);
-        let mut read: Vec<usize> = projection.iter().copied().filter(|i| *i < base).collect();
-        let message = event_schema().index_of(columns::MESSAGE)?;
-        if wanted && !read.contains(&message) {
-            read.push(message);
-        }
+        let paths = wanted_fields(cols);
+        let layout = Layout {
+            paths: &paths,
+            stored: vec![Stored::Absent; paths.len()],
+        };
+        let read = event_reads(cols, &layout)?;
         let safe: Vec<Expr> = filters
             .iter()
             .filter(|f| {
@@ -208,11 +306,7 @@ impl GroupTable {
         let mut inputs = Vec::new();
         for source in sources {
             let masked = self.masked(state, source, masker)?;
-            inputs.push(if wanted {
-                self.extract_fields(state, masked, projection)?
-            } else {
-                masked
-            });
+            inputs.push(self.assemble(state, masked, cols, &layout)?);
         }
         UnionExec::try_new(inputs)
     }
@@ -305,24 +399,31 @@ impl GroupTable {
         Ok(DataSourceExec::from_data_source(config))
     }
 
-    /// Adds the field columns `wanted` (table column indexes) to `input`, which has the event
-    /// columns `read` (indexes into the event schema, including the message), extracting them
-    /// from the message; the output has the columns `projection` asks for, in its order.
-    fn extract_fields(
+    /// The table columns `cols` from `input`, a source holding the event columns it read and
+    /// the stored field columns of `layout` (as `field:<path>`, text or Float64): stored
+    /// columns are taken as they are or turned into the other form, the rest extracted from
+    /// the message in one pass.
+    fn assemble(
         &self,
         state: &dyn Session,
         input: Arc<dyn ExecutionPlan>,
-        projection: &[usize],
+        cols: &[TableColumn],
+        layout: &Layout,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        let base = event_schema().fields().len();
-        let paths: Vec<String> = projection
-            .iter()
-            .filter(|i| **i >= base)
-            .map(|i| self.fields[i - base].clone())
-            .collect();
+        let names: Vec<String> = cols.iter().map(|c| self.name(*c)).collect();
         let in_schema = input.schema();
+        let same = in_schema.fields().len() == cols.len()
+            && in_schema.fields().iter().zip(&names).all(|(f, n)| {
+                f.name() == n
+                    && self
+                        .schema
+                        .field_with_name(n)
+                        .is_ok_and(|t| t.data_type() == f.data_type())
+            });
+        if same {
+            return Ok(input);
+        }
         let df_in = DFSchema::try_from(in_schema.as_ref().clone())?;
-        let extract = JsonFields::call(col(columns::MESSAGE), &paths);
         let mut first: Vec<(Arc<dyn PhysicalExpr>, String)> = Vec::new();
         for f in in_schema.fields() {
             first.push((
@@ -331,23 +432,158 @@ impl GroupTable {
             ));
         }
         const STRUCT: &str = "__fields";
-        first.push((state.create_physical_expr(extract, &df_in)?, STRUCT.into()));
-        let step: Arc<dyn ExecutionPlan> = Arc::new(ProjectionExec::try_new(first, input)?);
+        let extracted: Vec<usize> = layout
+            .paths
+            .iter()
+            .zip(&layout.stored)
+            .filter(|(_, s)| **s == Stored::Absent)
+            .map(|(k, _)| *k)
+            .collect();
+        let mut step = input;
+        if !extracted.is_empty() {
+            let paths: Vec<String> = extracted.iter().map(|k| self.fields[*k].clone()).collect();
+            let extract = JsonFields::call(col(columns::MESSAGE), &paths);
+            first.push((state.create_physical_expr(extract, &df_in)?, STRUCT.into()));
+            step = Arc::new(ProjectionExec::try_new(first, step)?);
+        }
         let df_mid = DFSchema::try_from(step.schema().as_ref().clone())?;
+        let number = |e: Expr| {
+            Expr::TryCast(datafusion::logical_expr::TryCast::new(
+                Box::new(e),
+                DataType::Float64,
+            ))
+        };
         let mut second: Vec<(Arc<dyn PhysicalExpr>, String)> = Vec::new();
-        let mut k = 0;
-        for &i in projection {
-            let name = self.schema.field(i).name().clone();
-            let e = if i < base {
-                col(&name)
-            } else {
-                k += 1;
-                get_field(col(STRUCT), (k - 1).to_string())
+        for (c, name) in cols.iter().zip(names) {
+            let stored = |k: usize| col(field_column(&self.fields[k]));
+            let slot = |k: usize| {
+                let at = extracted.iter().position(|x| *x == k).unwrap_or(0);
+                get_field(col(STRUCT), at.to_string())
+            };
+            let e = match *c {
+                TableColumn::Event(_) => col(&name),
+                TableColumn::Text(k) => match layout.of(k) {
+                    Stored::Text => stored(k),
+                    Stored::Number => crate::udf::NumberText::call(stored(k)),
+                    Stored::Absent => slot(k),
+                },
+                TableColumn::Number(k) => match layout.of(k) {
+                    Stored::Number => stored(k),
+                    Stored::Text => number(stored(k)),
+                    Stored::Absent => number(slot(k)),
+                },
             };
             second.push((state.create_physical_expr(e, &df_mid)?, name));
         }
         Ok(Arc::new(ProjectionExec::try_new(second, step)?))
     }
+
+    fn name(&self, c: TableColumn) -> String {
+        match c {
+            TableColumn::Event(i) => event_schema().field(i).name().clone(),
+            TableColumn::Text(k) => field_column(&self.fields[k]),
+            TableColumn::Number(k) => number_column(&self.fields[k]),
+        }
+    }
+
+    /// A scan of `segments`, which all hold the fields `layout` reads alike, giving `cols`.
+    fn segment_scan(
+        &self,
+        state: &dyn Session,
+        segments: &[&Arc<SegmentMeta>],
+        cols: &[TableColumn],
+        layout: &Layout,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let mut file: Vec<Field> = event_schema()
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone())
+            .collect();
+        let base = file.len();
+        for (k, stored) in layout.paths.iter().zip(&layout.stored) {
+            let ty = match stored {
+                Stored::Absent => continue,
+                Stored::Text => DataType::Utf8,
+                Stored::Number => DataType::Float64,
+            };
+            file.push(Field::new(field_column(&self.fields[*k]), ty, true));
+        }
+        let mut read = event_reads(cols, layout)?;
+        read.extend(base..file.len());
+        // Filters reach the files only on columns they hold as the table types them; a test
+        // of a field's number reads a number column under its stored name.
+        let pushed: Vec<Expr> = filters
+            .iter()
+            .filter_map(|f| self.file_filter(f, layout))
+            .collect();
+        let scan = self.parquet(
+            state,
+            segments,
+            Arc::new(Schema::new(file)),
+            read,
+            &pushed,
+            limit,
+        )?;
+        self.assemble(state, scan, cols, layout)
+    }
+
+    /// `filter` over files holding the fields as `layout` says, or None if it reads a column
+    /// they do not hold in the table's type.
+    fn file_filter(&self, filter: &Expr, layout: &Layout) -> Option<Expr> {
+        let mut usable = true;
+        let out = filter
+            .clone()
+            .transform(|e| {
+                let Expr::Column(c) = &e else {
+                    return Ok(Transformed::no(e));
+                };
+                let Ok(i) = self.schema.index_of(&c.name) else {
+                    usable = false;
+                    return Ok(Transformed::no(e));
+                };
+                Ok(match self.column(i) {
+                    TableColumn::Event(_) => Transformed::no(e),
+                    TableColumn::Text(k) if layout.of(k) == Stored::Text => Transformed::no(e),
+                    TableColumn::Number(k) if layout.of(k) == Stored::Number => {
+                        Transformed::yes(col(field_column(&self.fields[k])))
+                    }
+                    _ => {
+                        usable = false;
+                        Transformed::no(e)
+                    }
+                })
+            })
+            .ok()?
+            .data;
+        usable.then_some(out)
+    }
+}
+
+/// The fields (indexes into the table's) that `cols` read, sorted, each once.
+fn wanted_fields(cols: &[TableColumn]) -> Vec<usize> {
+    let mut paths: Vec<usize> = cols.iter().filter_map(|c| c.field()).collect();
+    paths.sort();
+    paths.dedup();
+    paths
+}
+
+/// The event columns (indexes into the event schema) a source reads for `cols`: those they
+/// name, and the message when a field is extracted from it.
+fn event_reads(cols: &[TableColumn], layout: &Layout) -> Result<Vec<usize>> {
+    let mut read: Vec<usize> = cols
+        .iter()
+        .filter_map(|c| match c {
+            TableColumn::Event(i) => Some(*i),
+            _ => None,
+        })
+        .collect();
+    let message = event_schema().index_of(columns::MESSAGE)?;
+    if layout.extracts() && !read.contains(&message) {
+        read.push(message);
+    }
+    Ok(read)
 }
 
 #[async_trait]
@@ -379,61 +615,33 @@ impl TableProvider for GroupTable {
             Some(p) => p.clone(),
             None => (0..self.schema.fields().len()).collect(),
         };
+        let cols: Vec<TableColumn> = projection.iter().map(|i| self.column(*i)).collect();
         if let logwell_dataprotection::Protection::Masked(masker) = &self.protection {
-            return self.scan_masked(state, &projection, filters, limit, masker);
+            return self.scan_masked(state, &cols, filters, limit, masker);
         }
-        let base = event_schema().fields().len();
-        let wanted: Vec<&String> = projection
-            .iter()
-            .filter(|i| **i >= base)
-            .map(|i| &self.fields[i - base])
-            .collect();
-        // Where field columns must be computed: the event columns read, message included.
-        let mut read: Vec<usize> = projection.iter().copied().filter(|i| *i < base).collect();
-        let message = event_schema().index_of(columns::MESSAGE)?;
-        if !wanted.is_empty() && !read.contains(&message) {
-            read.push(message);
+        let paths = wanted_fields(&cols);
+        // Segments in groups by how they hold the fields read: one scan per group.
+        let mut groups: std::collections::BTreeMap<Vec<Stored>, Vec<&Arc<SegmentMeta>>> =
+            Default::default();
+        for s in &self.snapshot.segments {
+            let stored = paths.iter().map(|k| Stored::of(s, &self.fields[*k]));
+            groups.entry(stored.collect()).or_default().push(s);
         }
-        let (direct, computed): (Vec<_>, Vec<_>) = self
-            .snapshot
-            .segments
-            .iter()
-            .partition(|s| wanted.iter().all(|w| s.fields.contains(w)));
         let mut inputs: Vec<Arc<dyn ExecutionPlan>> = Vec::new();
-        if !direct.is_empty() {
-            let scan = self.parquet(
-                state,
-                &direct,
-                self.schema.clone(),
-                projection.clone(),
-                filters,
-                limit,
-            )?;
-            inputs.push(scan);
-        }
-        if !computed.is_empty() {
-            let scan = self.parquet(
-                state,
-                &computed,
-                event_schema(),
-                read.clone(),
-                filters,
-                limit,
-            )?;
-            inputs.push(self.extract_fields(state, scan, &projection)?);
+        for (stored, segments) in groups {
+            let layout = Layout {
+                paths: &paths,
+                stored,
+            };
+            inputs.push(self.segment_scan(state, &segments, &cols, &layout, filters, limit)?);
         }
         if !self.snapshot.buffered.is_empty() || inputs.is_empty() {
-            let source_projection = if wanted.is_empty() {
-                &projection
-            } else {
-                &read
+            let layout = Layout {
+                paths: &paths,
+                stored: vec![Stored::Absent; paths.len()],
             };
-            let mem = self.memtable(source_projection, limit)?;
-            inputs.push(if wanted.is_empty() {
-                mem
-            } else {
-                self.extract_fields(state, mem, &projection)?
-            });
+            let mem = self.memtable(&event_reads(&cols, &layout)?, limit)?;
+            inputs.push(self.assemble(state, mem, &cols, &layout)?);
         }
         UnionExec::try_new(inputs)
     }

@@ -32,6 +32,7 @@ async fn queries_read_stored_field_columns_and_extract_the_rest() {
     let snap = engine.snapshot("/app", 0, i64::MAX).unwrap();
     assert_eq!(snap.segments.len(), 1);
     assert_eq!(snap.segments[0].fields, vec!["http.status", "level"]);
+    assert_eq!(snap.segments[0].numeric, vec!["http.status"]);
 
     let querier = Querier::new(engine.clone(), QueryConfig::default()).unwrap();
     let request = |q: &str| QueryRequest {
@@ -54,6 +55,9 @@ async fn queries_read_stored_field_columns_and_extract_the_rest() {
         !plan.contains("lw_json"),
         "stored fields must not be parsed:\n{plan}"
     );
+    // A field stored as numbers is compared as numbers, without reading its text.
+    assert!(plan.contains("__num:http.status >= "), "{plan}");
+    assert!(!plan.contains("TRY_CAST"), "{plan}");
     let out = stored.run().await.unwrap();
     assert_eq!(
         out.rows,
@@ -62,6 +66,46 @@ async fn queries_read_stored_field_columns_and_extract_the_rest() {
             ("n".to_string(), "10".to_string())
         ]]
     );
+
+    // The text of a field stored as numbers is what the message wrote: as a group key, shown,
+    // and in text functions.
+    let out = querier
+        .prepare(request(
+            "stats count(*) as n, sum(http.status) as s by http.status, concat(http.status, '!') as t | sort n asc",
+        ))
+        .await
+        .unwrap()
+        .run()
+        .await
+        .unwrap();
+    let cells = |out: &logwell_query::QueryResults| -> Vec<Vec<String>> {
+        out.rows
+            .iter()
+            .map(|r| {
+                r.iter()
+                    .filter(|(f, _)| f != "@ptr")
+                    .map(|(_, v)| v.clone())
+                    .collect()
+            })
+            .collect()
+    };
+    assert_eq!(
+        cells(&out),
+        [
+            ["500", "500!", "10", "5000"],
+            ["200", "200!", "990", "198000"]
+        ]
+    );
+    let out = querier
+        .prepare(request(
+            "fields http.status | filter http.status like /^5/ | limit 1",
+        ))
+        .await
+        .unwrap()
+        .run()
+        .await
+        .unwrap();
+    assert_eq!(cells(&out), [["500"]]);
 
     let extracted = querier
         .prepare(request("filter ispresent(rare) | stats count(*) as n"))

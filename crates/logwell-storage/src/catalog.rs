@@ -430,6 +430,10 @@ pub struct SegmentMeta {
     /// Discovered fields the file also holds as `field:<path>` columns (sorted).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub fields: Vec<String>,
+    /// Those of `fields` held as Float64 columns, every value a number printed as written
+    /// (absent in segments written before: all text).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub numeric: Vec<String>,
     /// Encrypted with its group's data key (Parquet modular encryption).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub encrypted: bool,

@@ -8,17 +8,21 @@
 //! After the five event columns, a segment may hold `field:<path>` columns: the JSON fields most
 //! of its messages carry (chosen per segment by [`ColumnChoice`]), as the text
 //! [`PathSet::extract`] gives, so queries on them read a small dictionary-encoded column instead of
-//! parsing every message again. They are derived data: readers of events ignore them, and
-//! compaction computes them afresh.
+//! parsing every message again; a field whose every value is a number printed as [`number`]
+//! prints it is held as Float64 instead, which queries read as numbers and print back as the
+//! same text. They are derived data: readers of events ignore them, and compaction computes
+//! them afresh.
+//!
+//! [`number`]: logwell_fields::number
 
 use crate::memtable::{col, event_schema};
 use arrow::array::{Array, AsArray, RecordBatch};
-use arrow::array::{ArrayRef, StringBuilder};
+use arrow::array::{ArrayRef, Float64Builder, StringBuilder};
 use arrow::compute::{interleave_record_batch, lexsort_to_indices, SortColumn};
 use arrow::datatypes::{DataType, Int64Type};
 use arrow::datatypes::{Field, Schema};
 use bytes::Bytes;
-use logwell_fields::{ColumnChoice, PathSet};
+use logwell_fields::{canonical_number, ColumnChoice, PathSet};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::{ArrowWriter, ProjectionMask};
 use parquet::basic::{Compression, Encoding, ZstdLevel};
@@ -139,25 +143,62 @@ pub fn field_column(path: &str) -> String {
     format!("field:{path}")
 }
 
-/// The values of field columns `paths` for every row of `batch`.
-fn field_arrays(batch: &RecordBatch, set: &PathSet, n: usize) -> Vec<ArrayRef> {
+/// One field column being built: text, or numbers while every value is one.
+enum FieldBuilder {
+    Text(StringBuilder),
+    Number(Float64Builder),
+}
+
+/// The values of the field columns of `set` for every row of `batch`: a number column for each
+/// path `numeric` marks, text for the others. Err lists the marked paths that held a value that
+/// is not a [`canonical_number`] in this batch.
+fn field_arrays(
+    batch: &RecordBatch,
+    set: &PathSet,
+    numeric: &[bool],
+) -> Result<Vec<ArrayRef>, Vec<usize>> {
     let msg = batch.column(4).as_string::<i32>();
-    let mut out: Vec<Option<std::borrow::Cow<str>>> = vec![None; n];
-    let mut builders: Vec<StringBuilder> = (0..n).map(|_| StringBuilder::new()).collect();
+    let mut out: Vec<Option<std::borrow::Cow<str>>> = vec![None; numeric.len()];
+    let mut builders: Vec<FieldBuilder> = numeric
+        .iter()
+        .map(|&n| match n {
+            true => FieldBuilder::Number(Float64Builder::with_capacity(msg.len())),
+            false => FieldBuilder::Text(StringBuilder::new()),
+        })
+        .collect();
+    let mut failed: Vec<usize> = Vec::new();
     for i in 0..msg.len() {
         if msg.is_valid(i) {
             set.extract(msg.value(i), &mut out);
         } else {
             out.iter_mut().for_each(|o| *o = None);
         }
-        for (b, v) in builders.iter_mut().zip(&out) {
-            b.append_option(v.as_deref());
+        for (k, (b, v)) in builders.iter_mut().zip(&out).enumerate() {
+            match b {
+                FieldBuilder::Text(b) => b.append_option(v.as_deref()),
+                FieldBuilder::Number(b) => match v.as_deref().map(canonical_number) {
+                    None => b.append_null(),
+                    Some(Some(x)) => b.append_value(x),
+                    Some(None) => {
+                        b.append_null();
+                        if !failed.contains(&k) {
+                            failed.push(k);
+                        }
+                    }
+                },
+            }
         }
     }
-    builders
+    if !failed.is_empty() {
+        return Err(failed);
+    }
+    Ok(builders
         .into_iter()
-        .map(|mut b| Arc::new(b.finish()) as ArrayRef)
-        .collect()
+        .map(|b| match b {
+            FieldBuilder::Text(mut b) => Arc::new(b.finish()) as ArrayRef,
+            FieldBuilder::Number(mut b) => Arc::new(b.finish()) as ArrayRef,
+        })
+        .collect())
 }
 
 /// Parquet writer settings for event segments; `fields` are the field columns it will hold.
@@ -186,61 +227,128 @@ pub fn writer_properties(
     b.build()
 }
 
+/// A segment file and what the catalog records of it.
+#[derive(Debug)]
+pub struct Encoded {
+    pub file: Bytes,
+    /// Discovered fields the file also holds as `field:<path>` columns, sorted.
+    pub fields: Vec<String>,
+    /// Those of them held as Float64 (every value a [`canonical_number`]), sorted.
+    pub numeric: Vec<String>,
+    pub stats: SegmentStats,
+}
+
 /// Writes `batches` as one Parquet segment: rows sorted by (stream, timestamp, seq), gathered a
 /// chunk at a time, plus the field columns `choice` picks (chosen from a sample of all rows).
-/// Returns the file, the fields it holds as columns, and its statistics.
+/// A field whose sampled values were all numbers is tried as a number column; a row holding
+/// anything else turns it back to text and the file is written again (twice at most: the third
+/// time every field is text).
 pub fn encode(
     batches: &[RecordBatch],
     zstd_level: i32,
     row_group_rows: usize,
     choice: &ColumnChoice,
     key: Option<&crate::keys::DataKey>,
-) -> parquet::errors::Result<(Bytes, Vec<String>, SegmentStats)> {
+) -> parquet::errors::Result<Encoded> {
     let stats = stats(batches);
     let order = sort_order(batches)?;
     let messages: Vec<_> = batches
         .iter()
         .map(|b| b.column(4).as_string::<i32>())
         .collect();
-    let fields = choice.choose(order.len(), |i| {
+    let chosen = choice.choose_typed(order.len(), |i| {
         let (b, r) = order[i];
         messages[b].is_valid(r).then(|| messages[b].value(r))
     });
+    let fields: Vec<String> = chosen.iter().map(|c| c.path.clone()).collect();
+    let mut numeric: Vec<bool> = chosen.iter().map(|c| c.numeric).collect();
     let set = (!fields.is_empty()).then(|| PathSet::new(&fields));
-    let mut schema_fields: Vec<Field> = event_schema()
-        .fields()
-        .iter()
-        .map(|f| f.as_ref().clone())
-        .collect();
-    schema_fields.extend(
-        fields
-            .iter()
-            .map(|f| Field::new(field_column(f), DataType::Utf8, true)),
-    );
-    let schema = Arc::new(Schema::new(schema_fields));
-    let mut props = writer_properties(zstd_level, row_group_rows, &fields);
-    if let Some(key) = key {
-        props = props
-            .into_builder()
-            .with_file_encryption_properties(key.encryption())
-            .build();
-    }
-    let mut out = Vec::with_capacity(stats.raw_bytes as usize / 8);
-    let mut w = ArrowWriter::try_new(&mut out, schema.clone(), Some(props))?;
-    let inputs: Vec<&RecordBatch> = batches.iter().collect();
-    // One row group's rows gathered at a time: the sorted events are never all copied at once
-    // (a flush holds the buffered events plus one row group), and each row group is written
-    // from one batch, which keeps its pages as large as reads want them.
-    for chunk in order.chunks(row_group_rows.max(1)) {
-        let sorted = interleave_record_batch(&inputs, chunk)?;
-        let mut columns = sorted.columns().to_vec();
-        if let Some(set) = &set {
-            columns.extend(field_arrays(&sorted, set, fields.len()));
+    let layout = Layout {
+        batches,
+        order: &order,
+        fields: &fields,
+        set: set.as_ref(),
+        zstd_level,
+        row_group_rows,
+        key,
+        raw_bytes: stats.raw_bytes,
+    };
+    for attempt in 0.. {
+        match layout.write(&numeric)? {
+            Ok(file) => {
+                let numeric = fields
+                    .iter()
+                    .zip(&numeric)
+                    .filter(|(_, n)| **n)
+                    .map(|(f, _)| f.clone())
+                    .collect();
+                return Ok(Encoded {
+                    file,
+                    fields,
+                    numeric,
+                    stats,
+                });
+            }
+            Err(failed) if attempt == 0 => failed.into_iter().for_each(|k| numeric[k] = false),
+            Err(_) => numeric.iter_mut().for_each(|n| *n = false),
         }
-        w.write(&RecordBatch::try_new(schema.clone(), columns)?)?;
     }
-    w.close()?;
-    Ok((Bytes::from(out), fields, stats))
+    unreachable!("the third attempt writes text only")
+}
+
+/// What one attempt at writing a segment needs.
+struct Layout<'a> {
+    batches: &'a [RecordBatch],
+    order: &'a [(usize, usize)],
+    fields: &'a [String],
+    set: Option<&'a PathSet>,
+    zstd_level: i32,
+    row_group_rows: usize,
+    key: Option<&'a crate::keys::DataKey>,
+    raw_bytes: u64,
+}
+
+impl Layout<'_> {
+    /// The file, with the fields `numeric` marks as number columns; Err (inside) lists those
+    /// that held something else.
+    fn write(&self, numeric: &[bool]) -> parquet::errors::Result<Result<Bytes, Vec<usize>>> {
+        let mut schema_fields: Vec<Field> = event_schema()
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone())
+            .collect();
+        schema_fields.extend(self.fields.iter().zip(numeric).map(|(f, &n)| {
+            let ty = if n { DataType::Float64 } else { DataType::Utf8 };
+            Field::new(field_column(f), ty, true)
+        }));
+        let schema = Arc::new(Schema::new(schema_fields));
+        let mut props = writer_properties(self.zstd_level, self.row_group_rows, self.fields);
+        if let Some(key) = self.key {
+            props = props
+                .into_builder()
+                .with_file_encryption_properties(key.encryption())
+                .build();
+        }
+        let mut out = Vec::with_capacity(self.raw_bytes as usize / 8);
+        let mut w = ArrowWriter::try_new(&mut out, schema.clone(), Some(props))?;
+        let inputs: Vec<&RecordBatch> = self.batches.iter().collect();
+        // One row group's rows gathered at a time: the sorted events are never all copied at
+        // once (a flush holds the buffered events plus one row group), and each row group is
+        // written from one batch, which keeps its pages as large as reads want them.
+        for chunk in self.order.chunks(self.row_group_rows.max(1)) {
+            let sorted = interleave_record_batch(&inputs, chunk)?;
+            let mut columns = sorted.columns().to_vec();
+            if let Some(set) = self.set {
+                match field_arrays(&sorted, set, numeric) {
+                    Ok(arrays) => columns.extend(arrays),
+                    Err(failed) => return Ok(Err(failed)),
+                }
+            }
+            w.write(&RecordBatch::try_new(schema.clone(), columns)?)?;
+        }
+        w.close()?;
+        Ok(Ok(Bytes::from(out)))
+    }
 }
 
 /// Decodes a whole segment file.
@@ -327,8 +435,12 @@ mod tests {
                 .rev()
                 .map(|(i, v)| (10 + i as i64, v.as_str())),
         );
-        let (file, fields, s) =
-            encode(&m.freeze(), 3, 1024, &ColumnChoice::default(), None).unwrap();
+        let Encoded {
+            file,
+            fields,
+            stats: s,
+            ..
+        } = encode(&m.freeze(), 3, 1024, &ColumnChoice::default(), None).unwrap();
         assert_eq!(
             (s.rows, s.min_ts, s.max_ts, s.max_seq),
             (3 + n as u64, 1, 9 + n as i64, 300 + n as i64 - 1)
@@ -356,6 +468,63 @@ mod tests {
     }
 
     #[test]
+    fn fields_holding_only_numbers_are_number_columns_that_print_back() {
+        // `n` is a number in every row; `late` is one in the sampled rows but text in a row
+        // the sample skips (the writer notices and writes it again as text); `code` has a
+        // string that reads as a number but does not print back (`007`), so it stays text.
+        let lines: Vec<String> = (0..40)
+            .map(|i| {
+                let late = if i == 37 {
+                    "\"x\"".to_string()
+                } else {
+                    i.to_string()
+                };
+                let code = if i == 0 { "\"007\"" } else { "2" };
+                format!(
+                    r#"{{"n":{},"late":{late},"code":{code},"s":"v{}"}}"#,
+                    i * 7 % 13,
+                    i % 3
+                )
+            })
+            .collect();
+        let mut m = GroupMemtable::default();
+        m.append(
+            "a",
+            0,
+            1,
+            lines
+                .iter()
+                .enumerate()
+                .map(|(i, l)| (i as i64, l.as_str())),
+        );
+        let choice = ColumnChoice {
+            sample: 10,
+            ..Default::default()
+        };
+        let e = encode(&m.freeze(), 3, 16, &choice, None).unwrap();
+        assert_eq!(e.fields, ["code", "late", "n", "s"]);
+        assert_eq!(e.numeric, ["n"]);
+        let reader = ParquetRecordBatchReaderBuilder::try_new(e.file)
+            .unwrap()
+            .build()
+            .unwrap();
+        let batches: Vec<RecordBatch> = reader.map(|b| b.unwrap()).collect();
+        let all = arrow::compute::concat_batches(&batches[0].schema(), &batches).unwrap();
+        let n = all.column_by_name("field:n").unwrap();
+        assert_eq!(n.data_type(), &DataType::Float64);
+        let n: Vec<f64> = n
+            .as_primitive::<arrow::datatypes::Float64Type>()
+            .values()
+            .to_vec();
+        assert_eq!(n, (0..40).map(|i| (i * 7 % 13) as f64).collect::<Vec<_>>());
+        let late = all.column_by_name("field:late").unwrap().as_string::<i32>();
+        assert_eq!(late.value(37), "x");
+        assert_eq!(late.value(36), "36");
+        let code = all.column_by_name("field:code").unwrap().as_string::<i32>();
+        assert_eq!((code.value(0), code.value(1)), ("007", "2"));
+    }
+
+    #[test]
     fn encrypted_segments_need_their_key() {
         let dir = tempfile::tempdir().unwrap();
         let ring =
@@ -370,7 +539,9 @@ mod tests {
             max_columns: 4,
             ..Default::default()
         };
-        let (file, _, _) = encode(&m.freeze(), 3, 1024, &choice, Some(&key)).unwrap();
+        let file = encode(&m.freeze(), 3, 1024, &choice, Some(&key))
+            .unwrap()
+            .file;
         let text = String::from_utf8_lossy(&file);
         for plain in ["alice", "hunter2", "web-1", "ERROR", "message", "timestamp"] {
             assert!(!text.contains(plain), "{plain} is readable in the file");
@@ -396,7 +567,9 @@ mod tests {
             );
         }
         // Two rows per row group: one stream each.
-        let (file, _, _) = encode(&m.freeze(), 3, 2, &ColumnChoice::default(), None).unwrap();
+        let file = encode(&m.freeze(), 3, 2, &ColumnChoice::default(), None)
+            .unwrap()
+            .file;
         let rows = |lo, hi, f: &dyn Fn(&str, &str) -> bool| -> usize {
             decode_pruned(file.clone(), None, lo, hi, f)
                 .unwrap()

@@ -6,7 +6,10 @@ use super::*;
 impl Pipeline<'_> {
     pub(in crate::compile) fn field(&self, name: &str) -> T {
         match self.fields.get(name) {
-            Some(ty) => t(ident(name), *ty),
+            Some(ty) => T {
+                number: self.numbers.get(name).map(|n| Box::new(ident(n))),
+                ..t(ident(name), *ty)
+            },
             None => t(lit(ScalarValue::Utf8(None)), Ty::Any),
         }
     }

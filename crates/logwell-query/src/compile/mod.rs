@@ -79,6 +79,9 @@ struct Pipeline<'a> {
     /// Fields extracted from the message by this pipeline (not read from stored columns): a
     /// filter tests them after cheaper conjuncts.
     extracted: Vec<String>,
+    /// Discovered fields read from stored columns -> the hidden column of their values as
+    /// numbers (`__num:<path>`), for as long as the name holds that field.
+    numbers: HashMap<String, String>,
 }
 
 /// The compiled query: a plan whose columns are the output fields, in order, plus (for
@@ -115,6 +118,9 @@ const PATTERN_HI: &str = "__pattern_hi";
 
 /// Hidden columns holding discovered fields that segments store as columns (`__field:level`).
 pub const FIELD_PREFIX: &str = "__field:";
+/// Hidden columns holding the same fields as numbers (`__num:latency_ms`; null where the text
+/// is not a number).
+pub const NUMBER_PREFIX: &str = "__num:";
 
 pub const PTR_LOG: &str = "__ptr_log";
 pub const PTR_TS: &str = "__ptr_ts";
@@ -260,6 +266,7 @@ impl<'a> Pipeline<'a> {
             bins: None,
             added: Vec::new(),
             extracted: Vec::new(),
+            numbers: HashMap::new(),
         };
         for (i, cmd) in commands.iter().enumerate() {
             if let Some(prev) = i.checked_sub(1).map(|j| &commands[j]) {
@@ -361,6 +368,7 @@ impl<'a> Pipeline<'a> {
         }
         for (name, x) in &cols {
             self.fields.insert(name.clone(), x.ty);
+            self.numbers.remove(name);
         }
         self.build(|b| b.project(exprs))
     }
@@ -374,6 +382,7 @@ impl<'a> Pipeline<'a> {
             .collect();
         for n in names {
             self.fields.remove(*n);
+            self.numbers.remove(*n);
         }
         self.build(|b| b.project(keep))
     }
@@ -446,14 +455,21 @@ impl<'a> Pipeline<'a> {
         let (stored, uniq): (Vec<String>, Vec<String>) = uniq
             .into_iter()
             .partition(|n| names.contains(&format!("{FIELD_PREFIX}{n}")));
-        let stored = stored
+        let stored: Vec<(String, T)> = stored
             .into_iter()
             .map(|n| {
                 let e = ident(format!("{FIELD_PREFIX}{n}"));
                 (n, t(e, Ty::Any))
             })
             .collect();
+        let names_of_stored: Vec<String> = stored.iter().map(|(n, _)| n.clone()).collect();
         self.with_columns(stored)?;
+        for n in names_of_stored {
+            let number = format!("{NUMBER_PREFIX}{n}");
+            if names.contains(&number) {
+                self.numbers.insert(n, number);
+            }
+        }
         if uniq.is_empty() {
             return Ok(());
         }
@@ -495,6 +511,7 @@ impl<'a> Pipeline<'a> {
         order: Option<(&str, &str)>,
     ) -> Result<(), QueryError> {
         self.fields = fields.iter().map(|(n, ty)| (n.to_string(), *ty)).collect();
+        self.numbers.clear();
         if let Some((most, name)) = order {
             let order = vec![
                 ident(most).sort(false, false),

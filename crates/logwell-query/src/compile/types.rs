@@ -22,6 +22,9 @@ pub enum Ty {
 pub(in crate::compile) struct T {
     pub(in crate::compile) e: Expr,
     pub(in crate::compile) ty: Ty,
+    /// For a discovered field segments store: the column holding its value as a number (what
+    /// `num` of its text gives), read instead of converting the text.
+    pub(in crate::compile) number: Option<Box<Expr>>,
 }
 /// JSON values compare, add and print like discovered values.
 pub(in crate::compile) fn plain(x: T) -> T {
@@ -29,13 +32,18 @@ pub(in crate::compile) fn plain(x: T) -> T {
         Ty::Json => T {
             e: x.e,
             ty: Ty::Any,
+            number: None,
         },
         _ => x,
     }
 }
 
 pub(in crate::compile) fn t(e: Expr, ty: Ty) -> T {
-    T { e, ty }
+    T {
+        e,
+        ty,
+        number: None,
+    }
 }
 
 pub(in crate::compile) fn ts_type() -> DataType {
@@ -60,6 +68,9 @@ pub(in crate::compile) fn try_cast(e: Expr, ty: DataType) -> Expr {
 
 pub(in crate::compile) fn num(x: T) -> Expr {
     let x = plain(x);
+    if let Some(number) = x.number {
+        return *number;
+    }
     match x.ty {
         Ty::Num => x.e.cast_to_type(DataType::Float64),
         Ty::Time => millis(x.e).cast_to_type(DataType::Float64),

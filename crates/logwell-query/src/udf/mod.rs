@@ -1,14 +1,16 @@
 //! The functions logwell adds to DataFusion, one file per family: JSON, `parse` captures, text
-//! functions (IP, URL, hex, dates), histograms, time floors, patterns and anomalies, and the
-//! counters behind a query's statistics. Every function is registered by name in each query's
-//! session, so a plan can name them: what configures one (the JSON paths a query reads, a
-//! `parse` pattern and its names, a time period) is a literal argument. Only the counters
-//! ([`CountTrue`]) belong to one query: its session registers its own.
+//! functions (IP, URL, hex, dates), the text of numeric field columns, histograms, time floors,
+//! patterns and anomalies, and the counters behind a query's statistics. Every function is
+//! registered by name in each query's session, so a plan can name them: what configures one
+//! (the JSON paths a query reads, a `parse` pattern and its names, a time period) is a literal
+//! argument. Only the counters ([`CountTrue`]) belong to one query: its session registers its
+//! own.
 
 mod counters;
 mod histogram;
 mod json;
 mod mask;
+mod number;
 mod parse;
 mod pattern;
 mod text;
@@ -18,6 +20,7 @@ pub use counters::*;
 pub use histogram::*;
 pub use json::*;
 pub use mask::*;
+pub use number::*;
 pub use parse::*;
 pub use pattern::*;
 pub use text::*;
@@ -104,6 +107,7 @@ pub fn scalar_udfs() -> Vec<ScalarUDF> {
     out.extend([JsonOp::Parse, JsonOp::Member, JsonOp::Elements].map(JsonUdf::udf));
     out.extend([
         JsonFields::udf(),
+        NumberText::udf(),
         ParseFields::udf(),
         LogfmtUdf::udf(),
         Histogram::udf(),

@@ -155,7 +155,12 @@ impl Engine {
             return Ok(None);
         };
         let encrypted = key.is_some();
-        let (bytes, fields, stats) = tokio::task::spawn_blocking(move || {
+        let segment::Encoded {
+            file: bytes,
+            fields,
+            numeric,
+            stats,
+        } = tokio::task::spawn_blocking(move || {
             segment::encode(&batches, zstd_level, row_group_rows, &choice, key.as_ref())
         })
         .await
@@ -182,6 +187,7 @@ impl Engine {
             level,
             created_ms: now_millis(),
             fields,
+            numeric,
             encrypted,
             held_key,
         }))

@@ -75,6 +75,7 @@ impl Pipeline<'_> {
         };
         self.build(|b| b.join_on(right_plan, kind, on))?;
         self.fields = fields;
+        self.numbers.clear();
         self.order = None;
         self.shown.clear();
         self.display = None;

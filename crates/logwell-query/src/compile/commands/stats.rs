@@ -72,6 +72,7 @@ impl Pipeline<'_> {
             }
         }
         self.fields = fields;
+        self.numbers.clear();
         self.shown.clear();
         self.display = None;
         self.build(|b| b.project(proj))?;
