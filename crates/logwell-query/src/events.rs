@@ -301,10 +301,19 @@ impl Querier {
                 .as_ref()
                 .and_then(|n| candidates(n, &stored, &numeric))
             {
+                let text_candidates = necessary
+                    .as_ref()
+                    .and_then(|n| candidates(n, &stored, &[]))
+                    .expect("a condition on stored fields as numbers is one on their text");
+                let mut fields = field_refs(&c);
+                fields.extend(field_refs(&text_candidates));
+                fields.sort();
+                fields.dedup();
                 let page = CandidatePage {
                     pred,
-                    fields: field_refs(&c),
+                    fields,
                     numeric,
+                    text_candidates,
                     candidates: c,
                     matcher: pattern_filter(text, p.clone()),
                     asc: !scan.newest_first,
@@ -370,8 +379,26 @@ impl Querier {
         let batch = page.limit.max(1024);
         let mut rows: Vec<EventRow> = Vec::new();
         let mut cursor: Option<(i64, i64)> = None;
+        // Fields every segment holds as numbers are tested on their numbers, which is right for
+        // segment rows only: buffered rows may hold text there, so they get the text test.
+        let parts = if page.numeric.is_empty() || snap.buffered.is_empty() {
+            vec![(snap.clone(), &page.numeric[..], &page.candidates)]
+        } else {
+            let segments = logwell_storage::GroupSnapshot {
+                buffered: Vec::new(),
+                ..snap.clone()
+            };
+            let buffered = logwell_storage::GroupSnapshot {
+                segments: Vec::new(),
+                ..snap.clone()
+            };
+            vec![
+                (segments, &page.numeric[..], &page.candidates),
+                (buffered, &[][..], &page.text_candidates),
+            ]
+        };
         loop {
-            let mut keys_pred = page.pred.clone().and(page.candidates.clone());
+            let mut keys_pred = page.pred.clone();
             if let Some((t, s)) = cursor {
                 keys_pred = keys_pred.and(if page.asc {
                     key_after(t, s)
@@ -379,13 +406,27 @@ impl Querier {
                     key_before(t, s)
                 });
             }
-            let table = GroupTable::new(snap.clone(), range, page.fields.clone(), &page.numeric);
+            let mut keys_plan: Option<LogicalPlanBuilder> = None;
+            for (part, numeric, candidates) in &parts {
+                let table = GroupTable::new(part.clone(), range, page.fields.clone(), numeric);
+                let scan =
+                    LogicalPlanBuilder::scan("events", provider_as_source(Arc::new(table)), None)?
+                        .filter(keys_pred.clone().and((*candidates).clone()))?
+                        .project(vec![ts.clone(), seq.clone()])?;
+                keys_plan = Some(match keys_plan {
+                    None => scan,
+                    Some(b) => b.union(scan.build()?)?,
+                });
+            }
+            let keys_plan = keys_plan
+                .expect("at least one part")
+                .sort_with_limit(order.clone(), Some(batch))?
+                .build()?;
             let batches = self
-                .collect(table, |b| {
-                    b.filter(keys_pred)?
-                        .sort_with_limit(order.clone(), Some(batch))?
-                        .project(vec![ts.clone(), seq.clone()])
-                })
+                .context()
+                .execute_logical_plan(keys_plan)
+                .await?
+                .collect()
                 .await?;
             let mut keys: Vec<(i64, i64)> = Vec::new();
             for b in &batches {
@@ -430,6 +471,8 @@ struct CandidatePage {
     pred: Expr,
     /// The test on stored field columns every matching event passes.
     candidates: Expr,
+    /// The same test with every field read as text (for buffered rows).
+    text_candidates: Expr,
     /// The field columns `candidates` reads.
     fields: Vec<String>,
     /// The fields every segment holds as numbers.

@@ -35,6 +35,13 @@ async fn filter_matches_the_engine_scan(field_columns_at_flush: bool) {
                 .map(|i| {
                     let n = round * 1000 + i;
                     let msg = match i % 4 {
+                        // Buffered events whose status is not a number, where every segment
+                        // holds status as numbers.
+                        0 if round == 2 && i % 8 == 0 => format!(
+                            r#"{{"level":"ERROR","status":{},"user":"u{}"}}"#,
+                            ["\"timeout\"", "true"][i % 16 / 8],
+                            i % 13
+                        ),
                         0 => format!(
                             r#"{{"level":"ERROR","status":{},"user":"u{}"}}"#,
                             400 + i % 7,
@@ -68,6 +75,8 @@ async fn filter_matches_the_engine_scan(field_columns_at_flush: bool) {
             let stored = s.fields.iter().any(|x| x == f);
             assert_eq!(stored, field_columns_at_flush, "{f} in {:?}", s.fields);
         }
+        let numeric = s.numeric.iter().any(|x| x == "status");
+        assert_eq!(numeric, field_columns_at_flush, "{:?}", s.numeric);
     }
     let querier = Querier::new(engine.clone(), QueryConfig::default()).unwrap();
     let patterns = [
@@ -81,6 +90,9 @@ async fn filter_matches_the_engine_scan(field_columns_at_flush: bool) {
         "{ $.status = 404 || $.user = \"u3\" }",
         "{ ($.status != 400 && $.level = \"ERR*\") || $.missing NOT EXISTS }",
         "{ $.status < 402 && $.user IS NULL }",
+        "{ $.status = \"timeout\" }",
+        "{ $.status = \"time*\" || $.status IS TRUE }",
+        "{ $.status != 404 && $.level = \"ERROR\" }",
         "[ip, user, username, timestamp, request, status = 20*, bytes]",
     ];
     let selections = [
