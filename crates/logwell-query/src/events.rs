@@ -194,6 +194,63 @@ fn candidates(necessary: &Necessary, stored: &[String], numeric: &[String]) -> O
     }
 }
 
+/// `snap`'s segments and buffered batches in slices of at least `rows` rows, oldest first by
+/// their earliest event (`asc`) or newest first by their latest, each with that edge: a slice
+/// whose edge is past a page's last event, and every slice after it, holds nothing for the page.
+fn time_slices(
+    snap: &logwell_storage::GroupSnapshot,
+    asc: bool,
+    rows: usize,
+) -> Vec<(logwell_storage::GroupSnapshot, i64)> {
+    enum Source<'a> {
+        Segment(&'a Arc<SegmentMeta>),
+        Buffered(&'a arrow::array::RecordBatch),
+    }
+    let mut sources: Vec<(i64, usize, Source)> = Vec::new();
+    for s in &snap.segments {
+        let edge = if asc { s.min_ts } else { s.max_ts };
+        sources.push((edge, s.rows as usize, Source::Segment(s)));
+    }
+    let ts_index = logwell_storage::memtable::event_schema()
+        .index_of(columns::TIMESTAMP)
+        .expect("events have a timestamp");
+    for b in &snap.buffered {
+        let ts = b.column(ts_index).as_primitive::<Int64Type>();
+        let edge = if asc {
+            arrow::compute::min(ts)
+        } else {
+            arrow::compute::max(ts)
+        };
+        if let Some(edge) = edge {
+            sources.push((edge, b.num_rows(), Source::Buffered(b)));
+        }
+    }
+    sources.sort_by_key(|(edge, _, _)| if asc { *edge } else { -*edge });
+    let empty = || logwell_storage::GroupSnapshot {
+        segments: Vec::new(),
+        buffered: Vec::new(),
+        ..snap.clone()
+    };
+    let mut out: Vec<(logwell_storage::GroupSnapshot, i64)> = Vec::new();
+    let mut held = 0;
+    for (edge, n, source) in sources {
+        if out.is_empty() || held >= rows {
+            out.push((empty(), edge));
+            held = 0;
+        }
+        let slice = &mut out.last_mut().expect("a slice").0;
+        match source {
+            Source::Segment(s) => slice.segments.push(s.clone()),
+            Source::Buffered(b) => slice.buffered.push(b.clone()),
+        }
+        held += n;
+    }
+    if out.is_empty() {
+        out.push((empty(), 0));
+    }
+    out
+}
+
 /// The field paths an expression reads (`field:<path>` and `num:<path>` columns), sorted.
 fn field_refs(e: &Expr) -> Vec<String> {
     let mut fields: Vec<String> = e
@@ -331,15 +388,34 @@ impl Querier {
             }
             pred = pred.and(pattern_filter(text, p.clone()));
         }
+        // The sources in the page's time order, a slice at a time, until the next slice can
+        // only hold events after the page's last: a page of the oldest (or newest) events reads
+        // and tests the slices that can hold them, not the whole range.
         let asc = !scan.newest_first;
-        let table = GroupTable::new(snap, (lo, hi), fields, &[]);
         let order = vec![ts.sort(asc, false), col(columns::SEQ).sort(asc, false)];
-        let batches = self
-            .collect(table, |b| {
-                b.filter(pred)?.sort_with_limit(order, Some(scan.limit))
-            })
-            .await?;
-        event_rows(&batches)
+        let mut rows: Vec<EventRow> = Vec::new();
+        for (slice, edge) in time_slices(&snap, asc, self.config.filter_slice_rows.max(1)) {
+            if rows.len() >= scan.limit {
+                let last = rows[scan.limit - 1].timestamp;
+                if (asc && edge > last) || (!asc && edge < last) {
+                    break;
+                }
+            }
+            let table = GroupTable::new(slice, (lo, hi), fields.clone(), &[]).oldest_first(asc);
+            let batches = self
+                .collect(table, |b| {
+                    b.filter(pred.clone())?
+                        .sort_with_limit(order.clone(), Some(scan.limit))
+                })
+                .await?;
+            rows.extend(event_rows(&batches)?);
+            rows.sort_by_key(|r| r.key());
+            if !asc {
+                rows.reverse();
+            }
+            rows.truncate(scan.limit);
+        }
+        Ok(rows)
     }
 
     /// Runs `build`'s plan over `table` to the end.
@@ -349,13 +425,33 @@ impl Querier {
         build: impl FnOnce(LogicalPlanBuilder) -> DfResult<LogicalPlanBuilder>,
     ) -> Result<Vec<arrow::array::RecordBatch>, QueryError> {
         let scan = LogicalPlanBuilder::scan("events", provider_as_source(Arc::new(table)), None)?;
-        let plan = build(scan)?.build()?;
-        Ok(self
-            .context()
+        self.run_plan(build(scan)?.build()?).await
+    }
+
+    /// Runs `plan` to the end; the plan log (`logwell_query::plan=debug`) shows where its time
+    /// went, as it does for Insights queries.
+    async fn run_plan(
+        &self,
+        plan: datafusion::logical_expr::LogicalPlan,
+    ) -> Result<Vec<arrow::array::RecordBatch>, QueryError> {
+        let t0 = std::time::Instant::now();
+        let ctx = self.context();
+        let physical = ctx
             .execute_logical_plan(plan)
             .await?
-            .collect()
-            .await?)
+            .create_physical_plan()
+            .await?;
+        let batches = datafusion::physical_plan::collect(physical.clone(), ctx.task_ctx()).await?;
+        tracing::debug!(
+            target: "logwell_query::plan",
+            total_ms = t0.elapsed().as_secs_f64() * 1e3,
+            "FilterLogEvents\n{}",
+            datafusion::physical_plan::display::DisplayableExecutionPlan::with_metrics(
+                physical.as_ref()
+            )
+            .indent(true)
+        );
+        Ok(batches)
     }
 
     /// A page of a JSON pattern's events in two steps: the keys of the first candidates, from
@@ -408,7 +504,8 @@ impl Querier {
             }
             let mut keys_plan: Option<LogicalPlanBuilder> = None;
             for (part, numeric, candidates) in &parts {
-                let table = GroupTable::new(part.clone(), range, page.fields.clone(), numeric);
+                let table = GroupTable::new(part.clone(), range, page.fields.clone(), numeric)
+                    .oldest_first(page.asc);
                 let scan =
                     LogicalPlanBuilder::scan("events", provider_as_source(Arc::new(table)), None)?
                         .filter(keys_pred.clone().and((*candidates).clone()))?
@@ -422,12 +519,7 @@ impl Querier {
                 .expect("at least one part")
                 .sort_with_limit(order.clone(), Some(batch))?
                 .build()?;
-            let batches = self
-                .context()
-                .execute_logical_plan(keys_plan)
-                .await?
-                .collect()
-                .await?;
+            let batches = self.run_plan(keys_plan).await?;
             let mut keys: Vec<(i64, i64)> = Vec::new();
             for b in &batches {
                 let t = b.column(0).as_primitive::<Int64Type>();

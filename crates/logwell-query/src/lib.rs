@@ -133,6 +133,9 @@ pub struct QueryConfig {
     pub target_partitions: usize,
     /// `@log` is `<account-id>:<group>`.
     pub account_id: String,
+    /// FilterLogEvents reads a range in time-ordered slices of at least this many rows, and
+    /// stops once a slice can hold nothing for the page.
+    pub filter_slice_rows: usize,
 }
 
 impl Default for QueryConfig {
@@ -144,6 +147,7 @@ impl Default for QueryConfig {
                 .map(|n| n.get())
                 .unwrap_or(2),
             account_id: "000000000000".into(),
+            filter_slice_rows: 256 * 1024,
         }
     }
 }

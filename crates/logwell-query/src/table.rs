@@ -88,6 +88,9 @@ pub struct GroupTable {
     protection: logwell_dataprotection::Protection,
     /// A page probe's rising bar on the timestamp, which the segment scans also test.
     bound: Option<crate::newest::TimeBound>,
+    /// Rows are wanted oldest first (a top-N by ascending time): the oldest files are read
+    /// first, so that the top-N's bound rises at once and prunes the newer ones.
+    oldest_first: bool,
 }
 
 /// The event columns every segment and memtable batch has.
@@ -199,6 +202,7 @@ impl GroupTable {
             schema: Arc::new(Schema::new(all)),
             protection,
             bound: None,
+            oldest_first: false,
         }
     }
 
@@ -212,6 +216,11 @@ impl GroupTable {
         } else {
             TableColumn::Number(self.numbers[i - base - texts])
         }
+    }
+
+    pub(crate) fn oldest_first(mut self, oldest_first: bool) -> GroupTable {
+        self.oldest_first = oldest_first;
+        self
     }
 
     pub(crate) fn with_bound(mut self, bound: Option<crate::newest::TimeBound>) -> GroupTable {
@@ -380,13 +389,18 @@ impl GroupTable {
             }
             source = source.with_predicate(predicate);
         }
-        // One file group per core, each holding whole segments, newest files spread evenly and
-        // read first: a newest-N query's bound then rises at once and prunes the older files.
+        // One file group per core, each holding whole segments, newest files (oldest, for rows
+        // wanted oldest first) spread evenly and read first: a top-N query's bound then rises at
+        // once and prunes the other files.
         let parts = state.config().target_partitions().max(1);
         let mut groups: Vec<Vec<PartitionedFile>> = vec![Vec::new(); parts.min(segments.len())];
         let n = groups.len();
         let mut segments = segments.to_vec();
-        segments.sort_by_key(|s| std::cmp::Reverse(s.max_ts));
+        if self.oldest_first || self.bound.as_ref().is_some_and(|b| b.ascending) {
+            segments.sort_by_key(|s| s.min_ts);
+        } else {
+            segments.sort_by_key(|s| std::cmp::Reverse(s.max_ts));
+        }
         for (i, s) in segments.iter().enumerate() {
             groups[i % n].push(PartitionedFile::new(s.path.clone(), s.bytes));
         }

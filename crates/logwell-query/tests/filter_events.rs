@@ -78,7 +78,15 @@ async fn filter_matches_the_engine_scan(field_columns_at_flush: bool) {
         let numeric = s.numeric.iter().any(|x| x == "status");
         assert_eq!(numeric, field_columns_at_flush, "{:?}", s.numeric);
     }
-    let querier = Querier::new(engine.clone(), QueryConfig::default()).unwrap();
+    // Slices of a few hundred rows: a page is read over several, and stops early.
+    let querier = Querier::new(
+        engine.clone(),
+        QueryConfig {
+            filter_slice_rows: 300,
+            ..QueryConfig::default()
+        },
+    )
+    .unwrap();
     let patterns = [
         "",
         "ERROR -ARGUMENTS",
@@ -225,6 +233,79 @@ async fn json_numbers_match_however_they_are_written() {
             })
             .collect();
         assert_eq!(values, want, "{text}");
+    }
+    engine.shutdown().await.unwrap();
+}
+
+/// A page read a slice at a time stops only when the next slice cannot hold its events: here
+/// every segment and the buffered events overlap in time, so each slice adds to the page.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_read_in_time_slices_take_every_slice_that_overlaps() {
+    let dir = tempfile::tempdir().unwrap();
+    let streams = ["a", "b", "c", "d"];
+    let engine =
+        common::engine_with_group(dir.path(), StorageConfig::default(), "/o", &streams).await;
+    let t0 = logwell_model::now_millis() - 60_000;
+    // Stream k's events at t0 + k, t0 + 10 + k, ...: one segment per stream, the last stream
+    // still buffered; a slice ends at every source.
+    for (k, s) in streams.iter().enumerate() {
+        let events: Vec<InputLogEvent> = (0..50)
+            .map(|i| InputLogEvent {
+                timestamp: t0 + i * 10 + k as i64,
+                message: Cow::Owned(format!(
+                    "{s} event {i} {}",
+                    ["ERROR", "INFO"][i as usize % 2]
+                )),
+            })
+            .collect();
+        engine.put_events("/o", s, &events).await.unwrap();
+        if k + 1 < streams.len() {
+            engine.flush().await.unwrap();
+        }
+    }
+    assert_eq!(
+        engine
+            .snapshot("/o", i64::MIN, i64::MAX)
+            .unwrap()
+            .segments
+            .len(),
+        3
+    );
+    let querier = Querier::new(
+        engine.clone(),
+        QueryConfig {
+            filter_slice_rows: 1,
+            ..QueryConfig::default()
+        },
+    )
+    .unwrap();
+    for text in ["", "ERROR"] {
+        let pattern = FilterPattern::parse(text).unwrap();
+        for newest_first in [false, true] {
+            for limit in [3usize, 10, 1000] {
+                let scan = Scan {
+                    newest_first,
+                    limit,
+                    ..Default::default()
+                };
+                let got = querier
+                    .filter_events("/o", &scan, Some((text, &pattern)), false)
+                    .await
+                    .unwrap();
+                let want = reference(&engine, "/o", &scan, &pattern).await;
+                assert_eq!(
+                    got, want,
+                    "{text:?} newest_first {newest_first} limit {limit}"
+                );
+                let streams: std::collections::BTreeSet<&str> =
+                    got.iter().map(|r| r.stream.as_str()).collect();
+                assert_eq!(
+                    streams.len(),
+                    limit.min(4),
+                    "every slice gives events: {got:?}"
+                );
+            }
+        }
     }
     engine.shutdown().await.unwrap();
 }
