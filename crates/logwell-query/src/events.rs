@@ -475,24 +475,6 @@ impl Querier {
         let batch = page.limit.max(1024);
         let mut rows: Vec<EventRow> = Vec::new();
         let mut cursor: Option<(i64, i64)> = None;
-        // Fields every segment holds as numbers are tested on their numbers, which is right for
-        // segment rows only: buffered rows may hold text there, so they get the text test.
-        let parts = if page.numeric.is_empty() || snap.buffered.is_empty() {
-            vec![(snap.clone(), &page.numeric[..], &page.candidates)]
-        } else {
-            let segments = logwell_storage::GroupSnapshot {
-                buffered: Vec::new(),
-                ..snap.clone()
-            };
-            let buffered = logwell_storage::GroupSnapshot {
-                segments: Vec::new(),
-                ..snap.clone()
-            };
-            vec![
-                (segments, &page.numeric[..], &page.candidates),
-                (buffered, &[][..], &page.text_candidates),
-            ]
-        };
         loop {
             let mut keys_pred = page.pred.clone();
             if let Some((t, s)) = cursor {
@@ -502,30 +484,9 @@ impl Querier {
                     key_before(t, s)
                 });
             }
-            let mut keys_plan: Option<LogicalPlanBuilder> = None;
-            for (part, numeric, candidates) in &parts {
-                let table = GroupTable::new(part.clone(), range, page.fields.clone(), numeric)
-                    .oldest_first(page.asc);
-                let scan =
-                    LogicalPlanBuilder::scan("events", provider_as_source(Arc::new(table)), None)?
-                        .filter(keys_pred.clone().and((*candidates).clone()))?
-                        .project(vec![ts.clone(), seq.clone()])?;
-                keys_plan = Some(match keys_plan {
-                    None => scan,
-                    Some(b) => b.union(scan.build()?)?,
-                });
-            }
-            let keys_plan = keys_plan
-                .expect("at least one part")
-                .sort_with_limit(order.clone(), Some(batch))?
-                .build()?;
-            let batches = self.run_plan(keys_plan).await?;
-            let mut keys: Vec<(i64, i64)> = Vec::new();
-            for b in &batches {
-                let t = b.column(0).as_primitive::<Int64Type>();
-                let s = b.column(1).as_primitive::<Int64Type>();
-                keys.extend((0..b.num_rows()).map(|i| (t.value(i), s.value(i))));
-            }
+            let keys = self
+                .candidate_keys(&snap, range, &page, &keys_pred, batch)
+                .await?;
             let Some(&last) = (if page.asc {
                 keys.iter().max()
             } else {
@@ -554,6 +515,83 @@ impl Querier {
             }
             cursor = Some(last);
         }
+    }
+}
+
+impl Querier {
+    /// The keys (timestamp, seq) of the first `batch` events, in the page's order, that pass
+    /// `keys_pred` and the page's candidate test, read a time slice at a time as
+    /// [`Querier::filter_events`] reads (stopping once the next slice can only hold later keys).
+    async fn candidate_keys(
+        &self,
+        snap: &logwell_storage::GroupSnapshot,
+        range: (i64, i64),
+        page: &CandidatePage,
+        keys_pred: &Expr,
+        batch: usize,
+    ) -> Result<Vec<(i64, i64)>, QueryError> {
+        let ts = col(columns::TIMESTAMP);
+        let seq = col(columns::SEQ);
+        let order = vec![
+            ts.clone().sort(page.asc, false),
+            seq.clone().sort(page.asc, false),
+        ];
+        let mut keys: Vec<(i64, i64)> = Vec::new();
+        for (slice, edge) in time_slices(snap, page.asc, self.config.filter_slice_rows.max(1)) {
+            if keys.len() >= batch {
+                let last = keys[batch - 1].0;
+                if (page.asc && edge > last) || (!page.asc && edge < last) {
+                    break;
+                }
+            }
+            // Fields every segment holds as numbers are tested on their numbers, which is right
+            // for segment rows only: buffered rows may hold text there, so they get the text
+            // test.
+            let parts = if page.numeric.is_empty() || slice.buffered.is_empty() {
+                vec![(slice, &page.numeric[..], &page.candidates)]
+            } else {
+                let segments = logwell_storage::GroupSnapshot {
+                    buffered: Vec::new(),
+                    ..slice.clone()
+                };
+                let buffered = logwell_storage::GroupSnapshot {
+                    segments: Vec::new(),
+                    ..slice
+                };
+                vec![
+                    (segments, &page.numeric[..], &page.candidates),
+                    (buffered, &[][..], &page.text_candidates),
+                ]
+            };
+            let mut plan: Option<LogicalPlanBuilder> = None;
+            for (part, numeric, candidates) in parts {
+                let table = GroupTable::new(part, range, page.fields.clone(), numeric)
+                    .oldest_first(page.asc);
+                let scan =
+                    LogicalPlanBuilder::scan("events", provider_as_source(Arc::new(table)), None)?
+                        .filter(keys_pred.clone().and(candidates.clone()))?
+                        .project(vec![ts.clone(), seq.clone()])?;
+                plan = Some(match plan {
+                    None => scan,
+                    Some(b) => b.union(scan.build()?)?,
+                });
+            }
+            let plan = plan
+                .expect("at least one part")
+                .sort_with_limit(order.clone(), Some(batch))?
+                .build()?;
+            for b in &self.run_plan(plan).await? {
+                let t = b.column(0).as_primitive::<Int64Type>();
+                let s = b.column(1).as_primitive::<Int64Type>();
+                keys.extend((0..b.num_rows()).map(|i| (t.value(i), s.value(i))));
+            }
+            keys.sort();
+            if !page.asc {
+                keys.reverse();
+            }
+            keys.truncate(batch);
+        }
+        Ok(keys)
     }
 }
 

@@ -241,19 +241,31 @@ async fn json_numbers_match_however_they_are_written() {
 /// every segment and the buffered events overlap in time, so each slice adds to the page.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pages_read_in_time_slices_take_every_slice_that_overlaps() {
+    // Without field columns every page reads the events; with them, JSON patterns first find
+    // candidates in the columns, a slice at a time too.
+    for field_columns_at_flush in [false, true] {
+        slices_overlapping_in_time(field_columns_at_flush).await;
+    }
+}
+
+async fn slices_overlapping_in_time(field_columns_at_flush: bool) {
     let dir = tempfile::tempdir().unwrap();
     let streams = ["a", "b", "c", "d"];
-    let engine =
-        common::engine_with_group(dir.path(), StorageConfig::default(), "/o", &streams).await;
+    let config = StorageConfig {
+        field_columns_at_flush,
+        ..StorageConfig::default()
+    };
+    let engine = common::engine_with_group(dir.path(), config, "/o", &streams).await;
     let t0 = logwell_model::now_millis() - 60_000;
     // Stream k's events at t0 + k, t0 + 10 + k, ...: one segment per stream, the last stream
-    // still buffered; a slice ends at every source.
+    // still buffered; a slice ends at every source, and two slices hold more candidates than a
+    // round of the column test takes (1,024).
     for (k, s) in streams.iter().enumerate() {
-        let events: Vec<InputLogEvent> = (0..50)
+        let events: Vec<InputLogEvent> = (0..600)
             .map(|i| InputLogEvent {
                 timestamp: t0 + i * 10 + k as i64,
                 message: Cow::Owned(format!(
-                    "{s} event {i} {}",
+                    r#"{{"stream":"{s}","i":{i},"level":"{}"}}"#,
                     ["ERROR", "INFO"][i as usize % 2]
                 )),
             })
@@ -263,14 +275,10 @@ async fn pages_read_in_time_slices_take_every_slice_that_overlaps() {
             engine.flush().await.unwrap();
         }
     }
-    assert_eq!(
-        engine
-            .snapshot("/o", i64::MIN, i64::MAX)
-            .unwrap()
-            .segments
-            .len(),
-        3
-    );
+    let snap = engine.snapshot("/o", i64::MIN, i64::MAX).unwrap();
+    assert_eq!(snap.segments.len(), 3);
+    let stored = snap.segments[0].numeric.iter().any(|f| f == "i");
+    assert_eq!(stored, field_columns_at_flush, "{:?}", snap.segments[0]);
     let querier = Querier::new(
         engine.clone(),
         QueryConfig {
@@ -279,7 +287,7 @@ async fn pages_read_in_time_slices_take_every_slice_that_overlaps() {
         },
     )
     .unwrap();
-    for text in ["", "ERROR"] {
+    for text in ["", "ERROR", "{ $.level = \"ERROR\" }", "{ $.i >= 10 }"] {
         let pattern = FilterPattern::parse(text).unwrap();
         for newest_first in [false, true] {
             for limit in [3usize, 10, 1000] {
@@ -295,7 +303,7 @@ async fn pages_read_in_time_slices_take_every_slice_that_overlaps() {
                 let want = reference(&engine, "/o", &scan, &pattern).await;
                 assert_eq!(
                     got, want,
-                    "{text:?} newest_first {newest_first} limit {limit}"
+                    "{text:?} newest_first {newest_first} limit {limit} field columns {field_columns_at_flush}"
                 );
                 let streams: std::collections::BTreeSet<&str> =
                     got.iter().map(|r| r.stream.as_str()).collect();
