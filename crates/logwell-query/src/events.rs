@@ -225,12 +225,18 @@ fn time_slices(
             sources.push((edge, b.num_rows(), Source::Buffered(b)));
         }
     }
-    sources.sort_by_key(|(edge, _, _)| if asc { *edge } else { -*edge });
-    let empty = || logwell_storage::GroupSnapshot {
+    if asc {
+        sources.sort_by_key(|(edge, _, _)| *edge);
+    } else {
+        sources.sort_by_key(|(edge, _, _)| std::cmp::Reverse(*edge));
+    }
+    // The snapshot without its sources, copied once (not once per slice with all of them).
+    let template = logwell_storage::GroupSnapshot {
         segments: Vec::new(),
         buffered: Vec::new(),
         ..snap.clone()
     };
+    let empty = || template.clone();
     let mut out: Vec<(logwell_storage::GroupSnapshot, i64)> = Vec::new();
     let mut held = 0;
     for (edge, n, source) in sources {
