@@ -194,6 +194,50 @@ fn candidates(necessary: &Necessary, stored: &[String], numeric: &[String]) -> O
     }
 }
 
+/// The first `limit` items of a page in (timestamp, seq) order, ascending or descending,
+/// gathered from time slices (see [`time_slices`]).
+struct SlicedPage<T> {
+    asc: bool,
+    limit: usize,
+    key: fn(&T) -> (i64, i64),
+    items: Vec<T>,
+}
+
+impl<T> SlicedPage<T> {
+    fn new(asc: bool, limit: usize, key: fn(&T) -> (i64, i64)) -> SlicedPage<T> {
+        SlicedPage {
+            asc,
+            limit,
+            key,
+            items: Vec::new(),
+        }
+    }
+
+    /// Whether the page is full and a slice whose edge is `edge` (and every slice after it) can
+    /// only hold items past its last one.
+    fn past(&self, edge: i64) -> bool {
+        let Some(last) = self.limit.checked_sub(1).and_then(|i| self.items.get(i)) else {
+            return false;
+        };
+        let last = (self.key)(last).0;
+        if self.asc {
+            edge > last
+        } else {
+            edge < last
+        }
+    }
+
+    /// Adds a slice's items, keeping the first `limit` in the page's order.
+    fn add(&mut self, items: impl IntoIterator<Item = T>) {
+        self.items.extend(items);
+        self.items.sort_by_key(self.key);
+        if !self.asc {
+            self.items.reverse();
+        }
+        self.items.truncate(self.limit);
+    }
+}
+
 /// `snap`'s segments and buffered batches in slices of at least `rows` rows, oldest first by
 /// their earliest event (`asc`) or newest first by their latest, each with that edge: a slice
 /// whose edge is past a page's last event, and every slice after it, holds nothing for the page.
@@ -399,13 +443,10 @@ impl Querier {
         // and tests the slices that can hold them, not the whole range.
         let asc = !scan.newest_first;
         let order = vec![ts.sort(asc, false), col(columns::SEQ).sort(asc, false)];
-        let mut rows: Vec<EventRow> = Vec::new();
+        let mut rows = SlicedPage::new(asc, scan.limit, EventRow::key);
         for (slice, edge) in time_slices(&snap, asc, self.config.filter_slice_rows.max(1)) {
-            if rows.len() >= scan.limit {
-                let last = rows[scan.limit - 1].timestamp;
-                if (asc && edge > last) || (!asc && edge < last) {
-                    break;
-                }
+            if rows.past(edge) {
+                break;
             }
             let table = GroupTable::new(slice, (lo, hi), fields.clone(), &[]).oldest_first(asc);
             let batches = self
@@ -414,14 +455,9 @@ impl Querier {
                         .sort_with_limit(order.clone(), Some(scan.limit))
                 })
                 .await?;
-            rows.extend(event_rows(&batches)?);
-            rows.sort_by_key(|r| r.key());
-            if !asc {
-                rows.reverse();
-            }
-            rows.truncate(scan.limit);
+            rows.add(event_rows(&batches)?);
         }
-        Ok(rows)
+        Ok(rows.items)
     }
 
     /// Runs `build`'s plan over `table` to the end.
@@ -542,13 +578,10 @@ impl Querier {
             ts.clone().sort(page.asc, false),
             seq.clone().sort(page.asc, false),
         ];
-        let mut keys: Vec<(i64, i64)> = Vec::new();
+        let mut keys = SlicedPage::new(page.asc, batch, |k: &(i64, i64)| *k);
         for (slice, edge) in time_slices(snap, page.asc, self.config.filter_slice_rows.max(1)) {
-            if keys.len() >= batch {
-                let last = keys[batch - 1].0;
-                if (page.asc && edge > last) || (!page.asc && edge < last) {
-                    break;
-                }
+            if keys.past(edge) {
+                break;
             }
             // Fields every segment holds as numbers are tested on their numbers, which is right
             // for segment rows only: buffered rows may hold text there, so they get the text
@@ -589,15 +622,10 @@ impl Querier {
             for b in &self.run_plan(plan).await? {
                 let t = b.column(0).as_primitive::<Int64Type>();
                 let s = b.column(1).as_primitive::<Int64Type>();
-                keys.extend((0..b.num_rows()).map(|i| (t.value(i), s.value(i))));
+                keys.add((0..b.num_rows()).map(|i| (t.value(i), s.value(i))));
             }
-            keys.sort();
-            if !page.asc {
-                keys.reverse();
-            }
-            keys.truncate(batch);
         }
-        Ok(keys)
+        Ok(keys.items)
     }
 }
 
