@@ -164,6 +164,21 @@ def test_stop_and_describe_queries(loaded):
     assert qid not in [q["queryId"] for q in logs.describe_queries(status="Running")["queries"]]
 
 
+def test_a_short_query_is_complete_at_the_first_poll(loaded):
+    """GetQueryResults waits (up to 100 ms) for a running query to end, so a client that polls
+    once right after StartQuery gets the answer instead of `Running` and another poll later."""
+    _, logs, base = loaded
+    first_polls = []
+    for _ in range(5):
+        qid = start(logs, "stats count(*) as n by level", base)
+        r = logs.get_query_results(queryId=qid)
+        first_polls.append(r["status"])
+        if r["status"] == "Complete":
+            assert sorted(row["n"] for row in rows(r) if "level" in row) == ["100", "900"]
+    # A loaded CI machine may take longer than the wait once or twice, not every time.
+    assert first_polls.count("Complete") >= 3, first_polls
+
+
 def test_sql_query(loaded):
     _, logs, base = loaded
     qid = logs.start_query(

@@ -625,7 +625,10 @@ impl TaskRun<'_> {
             }
             self.step((i + 1) as f64 / total as f64).await?;
         }
-        let buffered = masked(snap.buffered.clone(), &protection)?;
+        let buffered = masked(
+            snap.buffered.iter().map(|b| b.batch.clone()).collect(),
+            &protection,
+        )?;
         for body in self.filtered(&buffered, lo, hi, &accepts, &snap.tombstones)? {
             self.put(format!("{}/part-{part:06}.parquet", self.base), body)
                 .await?;

@@ -248,7 +248,7 @@ fn time_slices(
 ) -> Vec<(logwell_storage::GroupSnapshot, i64)> {
     enum Source<'a> {
         Segment(&'a Arc<SegmentMeta>),
-        Buffered(&'a arrow::array::RecordBatch),
+        Buffered(&'a logwell_storage::Buffered),
     }
     let mut sources: Vec<(i64, usize, Source)> = Vec::new();
     for s in &snap.segments {

@@ -317,6 +317,22 @@ impl Querier {
                 fields.extend(s.fields.iter().cloned());
                 numbers.extend(s.numeric.iter().cloned());
             }
+            // Buffered batches offer the fields a segment written from them would store: the
+            // table extracts them once per sealed batch and keeps them for the next query.
+            let choice = logwell_fields::ColumnChoice {
+                max_columns: self.engine.config().field_columns,
+                ..Default::default()
+            };
+            for b in snaps.iter().flat_map(|s| s.buffered.iter()) {
+                if b.fields.is_some() {
+                    for c in b.choice(&choice) {
+                        if c.numeric {
+                            numbers.push(c.path.clone());
+                        }
+                        fields.push(c.path);
+                    }
+                }
+            }
             fields.sort();
             fields.dedup();
             numbers.sort();

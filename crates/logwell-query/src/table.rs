@@ -14,6 +14,7 @@
 //! message or a field reaches the files, so every filter, parse and extraction sees masked text.
 
 use crate::udf::JsonFields;
+use arrow::array::{AsArray, RecordBatch};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use async_trait::async_trait;
 use datafusion::catalog::Session;
@@ -239,7 +240,7 @@ impl GroupTable {
             .snapshot
             .buffered
             .iter()
-            .map(|b| vec![b.clone()])
+            .map(|b| vec![b.batch.clone()])
             .collect();
         if parts.is_empty() {
             parts.push(vec![]);
@@ -500,6 +501,125 @@ impl GroupTable {
         }
     }
 
+    /// The columns of a source holding the fields as `layout` says: the event columns, then a
+    /// `field:<path>` column (text or Float64) for each field it holds.
+    fn file_schema(&self, layout: &Layout) -> SchemaRef {
+        let mut file: Vec<Field> = event_schema()
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone())
+            .collect();
+        for (k, stored) in layout.paths.iter().zip(&layout.stored) {
+            let ty = match stored {
+                Stored::Absent => continue,
+                Stored::Text => DataType::Utf8,
+                Stored::Number => DataType::Float64,
+            };
+            file.push(Field::new(field_column(&self.fields[*k]), ty, true));
+        }
+        Arc::new(Schema::new(file))
+    }
+
+    /// Scans of the buffered batches giving `cols`. A field is read from the columns a sealed
+    /// batch keeps (extracted by an earlier query), or extracted here, one task per core, and
+    /// kept for the next query; so queries over the last minutes parse each message once, not
+    /// once per query. Batches are scanned in groups by how they hold the fields, as segments.
+    async fn buffered_scans(
+        &self,
+        state: &dyn Session,
+        cols: &[TableColumn],
+        paths: &[usize],
+        limit: Option<usize>,
+    ) -> Result<Vec<Arc<dyn ExecutionPlan>>> {
+        let absent = Layout {
+            paths,
+            stored: vec![Stored::Absent; paths.len()],
+        };
+        if paths.is_empty() || self.snapshot.buffered.is_empty() {
+            let mem = self.memtable(&event_reads(cols, &absent)?, limit)?;
+            return Ok(vec![self.assemble(state, mem, cols, &absent)?]);
+        }
+        let names: Vec<String> = paths.iter().map(|k| self.fields[*k].clone()).collect();
+        let numbers: Vec<String> = paths
+            .iter()
+            .filter(|k| self.numbers.contains(k))
+            .map(|k| self.fields[*k].clone())
+            .collect();
+        // Batches wholly outside the range are left out; they hold no row the query sees.
+        let ts = event_schema().index_of(columns::TIMESTAMP)?;
+        let (lo, hi) = self.range;
+        let batches: Arc<Vec<logwell_storage::Buffered>> = Arc::new(
+            self.snapshot
+                .buffered
+                .iter()
+                .filter(|b| {
+                    let t = b.column(ts).as_primitive::<arrow::datatypes::Int64Type>();
+                    let min = arrow::compute::min(t).unwrap_or(i64::MAX);
+                    let max = arrow::compute::max(t).unwrap_or(i64::MIN);
+                    min <= hi && max >= lo
+                })
+                .cloned()
+                .collect(),
+        );
+        let (names, numbers) = (Arc::new(names), Arc::new(numbers));
+        let tasks = state
+            .config()
+            .target_partitions()
+            .clamp(1, batches.len().max(1));
+        let mut running = Vec::new();
+        for task in 0..tasks {
+            let (batches, names, numbers) = (batches.clone(), names.clone(), numbers.clone());
+            running.push(tokio::task::spawn_blocking(move || {
+                (task..batches.len())
+                    .step_by(tasks)
+                    .map(|i| (i, batches[i].field_columns(&names, &numbers)))
+                    .collect::<Vec<_>>()
+            }));
+        }
+        let mut extracted: Vec<(usize, Vec<arrow::array::ArrayRef>)> = Vec::new();
+        for task in running {
+            extracted.extend(
+                task.await
+                    .map_err(|e| datafusion::error::DataFusionError::External(Box::new(e)))?,
+            );
+        }
+        extracted.sort_by_key(|(i, _)| *i);
+        let mut groups: std::collections::BTreeMap<Vec<Stored>, Vec<Vec<RecordBatch>>> =
+            Default::default();
+        for (i, fields) in extracted {
+            let stored: Vec<Stored> = fields
+                .iter()
+                .map(|c| match c.data_type() {
+                    DataType::Float64 => Stored::Number,
+                    _ => Stored::Text,
+                })
+                .collect();
+            let layout = Layout {
+                paths,
+                stored: stored.clone(),
+            };
+            let mut arrays = batches[i].columns().to_vec();
+            arrays.extend(fields);
+            let batch = RecordBatch::try_new(self.file_schema(&layout), arrays)?;
+            groups.entry(stored).or_default().push(vec![batch]);
+        }
+        let mut scans = Vec::new();
+        for (stored, parts) in groups {
+            let layout = Layout { paths, stored };
+            let schema = self.file_schema(&layout);
+            let mut read = event_reads(cols, &layout)?;
+            read.extend(event_schema().fields().len()..schema.fields().len());
+            let mem = MemorySourceConfig::try_new(&parts, schema, Some(read))?.with_limit(limit);
+            let mem = DataSourceExec::from_data_source(mem);
+            scans.push(self.assemble(state, mem, cols, &layout)?);
+        }
+        if scans.is_empty() {
+            let mem = self.memtable(&event_reads(cols, &absent)?, limit)?;
+            scans.push(self.assemble(state, mem, cols, &absent)?);
+        }
+        Ok(scans)
+    }
+
     /// A scan of `segments`, which all hold the fields `layout` reads alike, giving `cols`.
     fn segment_scan(
         &self,
@@ -510,36 +630,16 @@ impl GroupTable {
         filters: &[Expr],
         limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        let mut file: Vec<Field> = event_schema()
-            .fields()
-            .iter()
-            .map(|f| f.as_ref().clone())
-            .collect();
-        let base = file.len();
-        for (k, stored) in layout.paths.iter().zip(&layout.stored) {
-            let ty = match stored {
-                Stored::Absent => continue,
-                Stored::Text => DataType::Utf8,
-                Stored::Number => DataType::Float64,
-            };
-            file.push(Field::new(field_column(&self.fields[*k]), ty, true));
-        }
+        let file = self.file_schema(layout);
         let mut read = event_reads(cols, layout)?;
-        read.extend(base..file.len());
+        read.extend(event_schema().fields().len()..file.fields().len());
         // Filters reach the files only on columns they hold as the table types them; a test
         // of a field's number reads a number column under its stored name.
         let pushed: Vec<Expr> = filters
             .iter()
             .filter_map(|f| self.file_filter(f, layout))
             .collect();
-        let scan = self.parquet(
-            state,
-            segments,
-            Arc::new(Schema::new(file)),
-            read,
-            &pushed,
-            limit,
-        )?;
+        let scan = self.parquet(state, segments, file, read, &pushed, limit)?;
         self.assemble(state, scan, cols, layout)
     }
 
@@ -650,12 +750,7 @@ impl TableProvider for GroupTable {
             inputs.push(self.segment_scan(state, &segments, &cols, &layout, filters, limit)?);
         }
         if !self.snapshot.buffered.is_empty() || inputs.is_empty() {
-            let layout = Layout {
-                paths: &paths,
-                stored: vec![Stored::Absent; paths.len()],
-            };
-            let mem = self.memtable(&event_reads(&cols, &layout)?, limit)?;
-            inputs.push(self.assemble(state, mem, &cols, &layout)?);
+            inputs.extend(self.buffered_scans(state, &cols, &paths, limit).await?);
         }
         UnionExec::try_new(inputs)
     }

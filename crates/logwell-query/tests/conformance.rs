@@ -247,6 +247,9 @@ async fn open(dir: &Path, field_columns: usize) -> Engine {
         recompress_after: Duration::from_secs(3600),
         field_columns,
         field_columns_at_flush: true,
+        // Small sealed batches: buffered events are read from many batches, some holding a
+        // field as numbers and some as text, and from the growing one.
+        memtable_batch_rows: 3,
         ..StorageConfig::default()
     })
     .await

@@ -120,3 +120,95 @@ async fn queries_read_stored_field_columns_and_extract_the_rest() {
     assert_eq!(out.rows, vec![vec![("n".to_string(), "10".to_string())]]);
     engine.shutdown().await.unwrap();
 }
+
+/// Fresh events in sealed memtable batches: the first query extracts the fields it reads once
+/// per batch, the batches keep them, and the next query reads them without parsing a message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn buffered_batches_keep_the_fields_a_query_extracted_for_the_next_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = StorageConfig {
+        memtable_batch_rows: 100,
+        ..StorageConfig::default()
+    };
+    let engine = common::engine_with_group(dir.path(), config, "/app", &["s"]).await;
+    let now = logwell_model::now_millis();
+    // 250 events: two sealed batches of 100 and 50 in the growing one. `ms` holds only
+    // numbers in the first batch, and one text value in the second.
+    let events: Vec<InputLogEvent> = (0..250)
+        .map(|i| InputLogEvent {
+            timestamp: now - 60_000 + i,
+            message: Cow::Owned(match i {
+                150 => r#"{"level":"WARN","ms":"slow"}"#.to_string(),
+                _ if i % 10 == 0 => format!(r#"{{"level":"ERROR","ms":{}}}"#, i % 7),
+                _ => format!(r#"{{"level":"INFO","ms":{}.5}}"#, i % 3),
+            }),
+        })
+        .collect();
+    // A batch seals after the put that fills it.
+    for chunk in events.chunks(100) {
+        engine.put_events("/app", "s", chunk).await.unwrap();
+    }
+    assert_eq!(engine.stats().buffered_field_bytes, 0);
+    let querier = Querier::new(engine.clone(), QueryConfig::default()).unwrap();
+    let query = "stats count(*) as n, sum(ms) as total, count(ms) as counted by level | sort level";
+    let run = || async {
+        let prepared = querier
+            .prepare(QueryRequest {
+                groups: vec!["/app".into()],
+                start_ms: now - 3_600_000,
+                end_ms: now,
+                query: query.into(),
+                language: Language::Insights,
+                limit: None,
+            })
+            .await
+            .unwrap();
+        let plan = prepared.plan().display_indent().to_string();
+        // The fields are columns of the table, read as numbers where the batches offer them.
+        assert!(plan.contains("__field:level"), "{plan}");
+        assert!(plan.contains("__num:ms"), "{plan}");
+        prepared.run().await.unwrap().rows
+    };
+    let expected = |level: &str, n: usize| {
+        let total: f64 = (0..250)
+            .filter(|i| *i != 150)
+            .filter(|i| match level {
+                "ERROR" => i % 10 == 0,
+                _ => i % 10 != 0,
+            })
+            .map(|i| match i % 10 {
+                0 => (i % 7) as f64,
+                _ => (i % 3) as f64 + 0.5,
+            })
+            .sum();
+        vec![
+            ("level".to_string(), level.to_string()),
+            ("n".to_string(), n.to_string()),
+            ("total".to_string(), logwell_fields::number(total)),
+            ("counted".to_string(), n.to_string()),
+        ]
+    };
+    let first = run().await;
+    let kept = engine.stats().buffered_field_bytes;
+    assert!(kept > 0, "the sealed batches keep what was extracted");
+    let second = run().await;
+    assert_eq!(first, second);
+    assert_eq!(
+        engine.stats().buffered_field_bytes,
+        kept,
+        "nothing is extracted again"
+    );
+    // `sort` is descending by default; WARN's only `ms` is text: counted, not summed.
+    assert_eq!(
+        first,
+        vec![
+            vec![
+                ("level".to_string(), "WARN".to_string()),
+                ("n".to_string(), "1".to_string()),
+                ("counted".to_string(), "1".to_string()),
+            ],
+            expected("INFO", 225),
+            expected("ERROR", 24),
+        ]
+    );
+}

@@ -283,7 +283,8 @@ pub static OPERATIONS: &[Operation] = &[
         async move { queries.start(r).await }
     }),
     op!("GetQueryResults", Account, |app: &SharedApp, r| {
-        std::future::ready(app.queries.results(r))
+        let queries = app.queries.clone();
+        async move { queries.results_when_done(r).await }
     }),
     op!("StopQuery", Account, |app: &SharedApp, r| {
         std::future::ready(app.queries.stop(r))

@@ -16,6 +16,9 @@ const MAX_RUNNING: usize = 100;
 /// Finished queries are forgotten after this long (CloudWatch keeps results 7 days).
 const KEEP_RESULTS_MS: i64 = 7 * 24 * 3600 * 1000;
 const MAX_PAGE: usize = 10_000;
+/// How long GetQueryResults waits for a running query to end before answering with its
+/// partial results.
+const RESULTS_HOLD: std::time::Duration = std::time::Duration::from_millis(100);
 
 pub use logwell_model::api_queries::QueryStatus as Status;
 
@@ -47,6 +50,8 @@ struct Entry {
     partial: Vec<logwell_query::Row>,
     counters: Option<(Arc<QueryCounters>, bool)>,
     task: Option<tokio::task::AbortHandle>,
+    /// Woken when the query ends.
+    ended: Arc<tokio::sync::Notify>,
 }
 
 /// Every query this server has run recently, and the saved definitions.
@@ -237,6 +242,8 @@ impl Queries {
         let this = self.clone();
         let qid = id.clone();
         let timeout = self.timeout;
+        let ended = Arc::new(tokio::sync::Notify::new());
+        let ended_by_task = ended.clone();
         let mut entries = self.entries.lock().unwrap();
         entries.retain(|_, e| e.end_time.is_none_or(|t| now - t < KEEP_RESULTS_MS));
         self.evict_over_limits(&mut entries);
@@ -277,6 +284,8 @@ impl Queries {
                 }
                 Err(_) => e.status = Status::Timeout,
             }
+            drop(entries);
+            ended_by_task.notify_waiters();
         });
         entries.insert(
             id.clone(),
@@ -292,6 +301,7 @@ impl Queries {
                 partial: Vec::new(),
                 counters: Some((counters, counts_matched)),
                 task: Some(task.abort_handle()),
+                ended,
             },
         );
         Ok(StartQueryResponse { query_id: id })
@@ -322,6 +332,29 @@ impl Queries {
     /// Whether this account ran query `id` (and still keeps it).
     pub(crate) fn knows(&self, id: &str) -> bool {
         self.entries.lock().unwrap().contains_key(id)
+    }
+
+    /// GetQueryResults, answered once the query ends if that is within [`RESULTS_HOLD`]: a
+    /// client polling a short query gets its answer when it is ready, not a poll interval later,
+    /// and one polling a long one still sees its partial results at least that often.
+    pub(crate) async fn results_when_done(
+        &self,
+        r: QueryIdRequest,
+    ) -> Result<GetQueryResultsResponse, ApiError> {
+        let running = |entries: &HashMap<String, Entry>| {
+            let e = entries.get(r.query_id.as_deref()?)?;
+            matches!(e.status, Status::Running | Status::Scheduled).then(|| e.ended.clone())
+        };
+        let ended = running(&self.entries.lock().unwrap());
+        if let Some(ended) = ended {
+            // Registered first, then the status read again: an end between the two has
+            // already set the status, and one after it wakes this wait.
+            let notified = ended.notified();
+            if running(&self.entries.lock().unwrap()).is_some() {
+                let _ = tokio::time::timeout(RESULTS_HOLD, notified).await;
+            }
+        }
+        self.results(r)
     }
 
     pub(crate) fn results(&self, r: QueryIdRequest) -> Result<GetQueryResultsResponse, ApiError> {
@@ -389,6 +422,7 @@ impl Queries {
                     "Cancelled",
                     (e.end_time.unwrap_or(0) - e.create_time).max(0) as f64 / 1000.0,
                 );
+                e.ended.notify_waiters();
                 Ok(SuccessResponse { success: true })
             }
             _ => Err(ApiError::invalid(format!(

@@ -186,6 +186,12 @@ fn render(app: &SharedApp) -> String {
             s.buffered_bytes as f64,
         ),
         (
+            "logwell_buffered_field_bytes",
+            Kind::Gauge,
+            "Bytes of JSON fields extracted from buffered events by queries, kept for the next query.",
+            s.buffered_field_bytes as f64,
+        ),
+        (
             "logwell_wal_bytes",
             Kind::Gauge,
             "Bytes of write-ahead log on disk.",

@@ -81,6 +81,9 @@ pub struct StorageConfig {
     pub maintenance_interval: Duration,
     /// Rows per Parquet row group.
     pub row_group_rows: usize,
+    /// Rows per sealed memtable batch. A sealed batch keeps the JSON fields queries extract
+    /// from it, so the next query reads them instead of parsing its messages again.
+    pub memtable_batch_rows: usize,
     /// Up to this many frequent JSON fields are also stored as columns of each segment, so that
     /// queries on them read a column instead of parsing messages (0: none). Compaction writes
     /// them (every flushed segment is rewritten once it goes cold, see `recompress_after`).
@@ -129,6 +132,7 @@ impl Default for StorageConfig {
             compaction_zstd_level: 15,
             maintenance_interval: Duration::from_secs(30),
             row_group_rows: 256 * 1024,
+            memtable_batch_rows: 32 * 1024,
             field_columns: 32,
             field_columns_at_flush: false,
             encrypt: true,

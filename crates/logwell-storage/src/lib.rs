@@ -2,6 +2,7 @@
 //! the catalog that lists them, retention and compaction, and the tap that offers each applied
 //! batch to live consumers.
 
+pub mod buffered;
 pub mod catalog;
 pub mod config;
 pub mod engine;
@@ -15,6 +16,7 @@ pub mod store;
 pub mod tap;
 pub mod wal;
 
+pub use buffered::Buffered;
 pub use config::{ObjectStoreConfig, S3Config, StorageConfig};
 pub use engine::{
     Engine, EventKey, EventRow, GroupSnapshot, GroupSummary, NewGroup, OpenError, OpenOptions,

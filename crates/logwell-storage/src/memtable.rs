@@ -1,5 +1,6 @@
 //! Acknowledged events that are not in a segment yet, gathered into Arrow record batches per group.
 
+use crate::buffered::Buffered;
 use arrow::array::{ArrayRef, Int64Builder, StringBuilder, StringDictionaryBuilder};
 use arrow::datatypes::{DataType, Field, Int32Type, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
@@ -41,7 +42,8 @@ pub fn event_schema() -> SchemaRef {
 /// Bits of `seq` that number an event inside its WAL record (10,000 events fit in 14 bits).
 pub const SEQ_INDEX_BITS: u32 = 14;
 
-/// Rows per sealed batch: big enough for vectorised scans, small enough to seal often.
+/// Rows per sealed batch by default: big enough for vectorised scans, small enough to seal
+/// often.
 const SEAL_ROWS: usize = 32 * 1024;
 /// Message bytes per sealed batch, far below the 2 GiB that 32-bit string offsets allow. Small
 /// enough that a query's copy of the active batch stays cheap.
@@ -61,13 +63,13 @@ struct Builders {
 }
 
 impl Builders {
-    fn new() -> Self {
+    fn new(rows: usize) -> Self {
         Builders {
             stream: StringDictionaryBuilder::new(),
-            timestamp: Int64Builder::with_capacity(SEAL_ROWS),
-            ingestion: Int64Builder::with_capacity(SEAL_ROWS),
-            seq: Int64Builder::with_capacity(SEAL_ROWS),
-            message: StringBuilder::with_capacity(SEAL_ROWS, MESSAGE_CAPACITY),
+            timestamp: Int64Builder::with_capacity(rows),
+            ingestion: Int64Builder::with_capacity(rows),
+            seq: Int64Builder::with_capacity(rows),
+            message: StringBuilder::with_capacity(rows, MESSAGE_CAPACITY),
             rows: 0,
         }
     }
@@ -87,25 +89,20 @@ impl Builders {
 
 /// The unflushed events of one log group.
 pub struct GroupMemtable {
-    sealed: Vec<RecordBatch>,
+    sealed: Vec<Buffered>,
     active: Builders,
     /// Batches handed to a flush that has not registered its segment yet; still readable.
-    frozen: Vec<RecordBatch>,
+    frozen: Vec<Buffered>,
     bytes: u64,
     frozen_bytes: u64,
     oldest: Option<Instant>,
+    /// Rows per sealed batch.
+    seal_rows: usize,
 }
 
 impl Default for GroupMemtable {
     fn default() -> Self {
-        GroupMemtable {
-            sealed: Vec::new(),
-            active: Builders::new(),
-            frozen: Vec::new(),
-            bytes: 0,
-            frozen_bytes: 0,
-            oldest: None,
-        }
+        GroupMemtable::new(SEAL_ROWS)
     }
 }
 
@@ -113,6 +110,19 @@ impl Default for GroupMemtable {
 pub const ROW_OVERHEAD: u64 = 32;
 
 impl GroupMemtable {
+    /// An empty memtable sealing a batch every `seal_rows` rows.
+    pub fn new(seal_rows: usize) -> Self {
+        GroupMemtable {
+            sealed: Vec::new(),
+            active: Builders::new(seal_rows),
+            frozen: Vec::new(),
+            bytes: 0,
+            frozen_bytes: 0,
+            oldest: None,
+            seal_rows,
+        }
+    }
+
     /// Appends one stream's events; `first_seq` numbers the first, the rest follow.
     pub fn append<'a>(
         &mut self,
@@ -135,22 +145,22 @@ impl GroupMemtable {
             b.rows += 1;
             self.bytes += msg.len() as u64 + ROW_OVERHEAD;
         }
-        if b.rows >= SEAL_ROWS || b.message.values_slice().len() >= SEAL_BYTES {
+        if b.rows >= self.seal_rows || b.message.values_slice().len() >= SEAL_BYTES {
             let batch = b.finish();
-            self.sealed.push(batch);
+            self.sealed.push(Buffered::sealed(batch));
         }
     }
 
     /// Every buffered batch (frozen, sealed and a copy of the active one).
-    pub fn snapshot(&self) -> Vec<RecordBatch> {
-        let mut out: Vec<RecordBatch> = self
+    pub fn snapshot(&self) -> Vec<Buffered> {
+        let mut out: Vec<Buffered> = self
             .frozen
             .iter()
             .chain(self.sealed.iter())
             .cloned()
             .collect();
         if self.active.rows > 0 {
-            out.push(self.active_copy());
+            out.push(Buffered::growing(self.active_copy()));
         }
         out
     }
@@ -172,19 +182,28 @@ impl GroupMemtable {
     pub fn freeze(&mut self) -> Vec<RecordBatch> {
         if self.active.rows > 0 {
             let batch = self.active.finish();
-            self.sealed.push(batch);
+            self.sealed.push(Buffered::sealed(batch));
         }
         self.frozen.append(&mut self.sealed);
         self.frozen_bytes += self.bytes;
         self.bytes = 0;
         self.oldest = None;
-        self.frozen.clone()
+        self.frozen.iter().map(|b| b.batch.clone()).collect()
     }
 
     /// Drops the frozen batches once their segment is registered in the catalog.
     pub fn release_frozen(&mut self) {
         self.frozen.clear();
         self.frozen_bytes = 0;
+    }
+
+    /// Bytes of field columns the sealed and frozen batches keep for queries.
+    pub fn kept_field_bytes(&self) -> u64 {
+        self.frozen
+            .iter()
+            .chain(&self.sealed)
+            .map(|b| b.kept_bytes())
+            .sum()
     }
 
     /// Bytes buffered and not frozen.

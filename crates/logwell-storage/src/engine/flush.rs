@@ -555,6 +555,7 @@ impl Engine {
             s.raw_bytes += seg.raw_bytes;
         }
         s.buffered_bytes = st.buffered_bytes();
+        s.buffered_field_bytes = st.mem.values().map(|m| m.kept_field_bytes()).sum();
         drop(st);
         s.wal_bytes = self.inner.wal.disk_bytes();
         use std::sync::atomic::Ordering::Relaxed;

@@ -157,6 +157,9 @@ pub struct StorageStats {
     pub segment_rows: u64,
     pub raw_bytes: u64,
     pub buffered_bytes: u64,
+    /// Bytes of JSON field columns that queries extracted from buffered batches and that the
+    /// batches keep for the next query (at most half of `buffered_bytes`).
+    pub buffered_field_bytes: u64,
     pub wal_bytes: u64,
     /// WAL group commits (one write and one fsync each) since start, their time and bytes.
     pub wal_commits: u64,
@@ -181,6 +184,8 @@ struct State {
     manifest_dirty: bool,
     /// The newest WAL record applied (every event up to it is readable).
     applied_lsn: u64,
+    /// Rows per sealed memtable batch (`StorageConfig::memtable_batch_rows`).
+    batch_rows: usize,
 }
 
 impl State {
@@ -266,9 +271,10 @@ impl State {
                 .map_or(ingestion_time, |v| v.max(ingestion_time)),
         );
         let first_seq = (lsn << SEQ_INDEX_BITS) as i64;
+        let rows = self.batch_rows;
         self.mem
             .entry(g.group_id)
-            .or_default()
+            .or_insert_with(|| GroupMemtable::new(rows))
             .append(stream, ingestion_time, first_seq, events);
         true
     }
@@ -877,7 +883,7 @@ pub struct GroupSnapshot {
     pub group_id: u64,
     pub segments: Vec<Arc<SegmentMeta>>,
     /// Buffered (not yet flushed) batches, in the segment schema.
-    pub buffered: Vec<RecordBatch>,
+    pub buffered: Vec<crate::Buffered>,
     /// Deleted streams: rows of stream `s` with a seq below `tombstones[s]` are gone.
     pub tombstones: BTreeMap<String, i64>,
     /// Events older than this (epoch ms) are past retention.

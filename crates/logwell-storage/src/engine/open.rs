@@ -215,6 +215,7 @@ impl Engine {
             pending_delete: Vec::new(),
             manifest_dirty: false,
             applied_lsn: manifest.wal_lsn,
+            batch_rows: config.memtable_batch_rows.max(1),
         };
         let next_lsn = replayed.next_lsn.max(manifest.wal_lsn + 1);
         let replayed_count = replayed.records.len();

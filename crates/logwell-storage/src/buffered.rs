@@ -1,0 +1,276 @@
+//! A buffered batch as reads see it, with the JSON fields queries have extracted from its
+//! messages kept beside it, so that the next query over the last minutes reads columns instead
+//! of parsing every message again.
+//!
+//! Only sealed batches keep fields (their rows never change); the copy of the active batch a
+//! snapshot takes is extracted per query. What a batch keeps is bounded by half its own message
+//! bytes, so the memtable's memory stays within 1.5 times its buffered bytes.
+
+use arrow::array::{Array, ArrayRef, AsArray, Float64Builder, StringBuilder};
+use arrow::record_batch::RecordBatch;
+use logwell_fields::{canonical_number, number, Chosen, ColumnChoice, PathSet};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+
+/// Messages sampled to choose a batch's fields: a sealed batch holds up to 32 K rows of one
+/// group, whose messages share their shape, so a few hundred find every frequent path.
+const CHOICE_SAMPLE: usize = 256;
+
+/// One buffered batch: its event columns (the segment schema), and for sealed batches the
+/// field columns extracted from it so far.
+#[derive(Debug, Clone)]
+pub struct Buffered {
+    pub batch: RecordBatch,
+    pub fields: Option<Arc<BatchFields>>,
+}
+
+impl Buffered {
+    /// A sealed batch, which keeps what queries extract from it.
+    pub fn sealed(batch: RecordBatch) -> Buffered {
+        let budget = message_bytes(&batch) / 2;
+        Buffered {
+            batch,
+            fields: Some(Arc::new(BatchFields {
+                budget,
+                ..Default::default()
+            })),
+        }
+    }
+
+    /// A batch that is still growing (a copy of the active one): nothing is kept.
+    pub fn growing(batch: RecordBatch) -> Buffered {
+        Buffered {
+            batch,
+            fields: None,
+        }
+    }
+
+    /// The JSON paths worth a column in this batch (sampled once per sealed batch), and whether
+    /// their sampled values were all numbers.
+    pub fn choice(&self, choice: &ColumnChoice) -> Vec<Chosen> {
+        let sample = ColumnChoice {
+            sample: CHOICE_SAMPLE,
+            ..*choice
+        };
+        let choose = || {
+            let msgs = self.batch.column(MESSAGE).as_string::<i32>();
+            sample.choose_typed(msgs.len(), |i| msgs.is_valid(i).then(|| msgs.value(i)))
+        };
+        match &self.fields {
+            Some(f) => f.choice.get_or_init(choose).clone(),
+            None => choose(),
+        }
+    }
+
+    /// The column of each of `paths` for every row (text, or Float64 where every value is a
+    /// [`canonical_number`] and `numbers` names the path): taken from what the batch keeps, the
+    /// rest extracted in one pass over the messages and kept while within the batch's budget.
+    pub fn field_columns(&self, paths: &[String], numbers: &[String]) -> Vec<ArrayRef> {
+        let mut out: Vec<Option<ArrayRef>> = match &self.fields {
+            Some(f) => {
+                let kept = f.columns.lock().unwrap();
+                paths.iter().map(|p| kept.get(p).cloned()).collect()
+            }
+            None => vec![None; paths.len()],
+        };
+        let missing: Vec<usize> = (0..paths.len()).filter(|i| out[*i].is_none()).collect();
+        if !missing.is_empty() {
+            let wanted: Vec<(&str, bool)> = missing
+                .iter()
+                .map(|i| (paths[*i].as_str(), numbers.contains(&paths[*i])))
+                .collect();
+            let fresh = extract_columns(&self.batch, &wanted);
+            if let Some(f) = &self.fields {
+                let mut kept = f.columns.lock().unwrap();
+                for (i, column) in missing.iter().zip(&fresh) {
+                    let bytes = column.get_array_memory_size() as u64;
+                    let used = f.used.load(std::sync::atomic::Ordering::Relaxed);
+                    if used + bytes <= f.budget && !kept.contains_key(&paths[*i]) {
+                        kept.insert(paths[*i].clone(), column.clone());
+                        f.used
+                            .fetch_add(bytes, std::sync::atomic::Ordering::Relaxed);
+                    }
+                }
+            }
+            for (i, column) in missing.into_iter().zip(fresh) {
+                out[i] = Some(column);
+            }
+        }
+        out.into_iter().map(|c| c.expect("every path")).collect()
+    }
+
+    /// Bytes of field columns this batch keeps.
+    pub fn kept_bytes(&self) -> u64 {
+        self.fields
+            .as_ref()
+            .map_or(0, |f| f.used.load(std::sync::atomic::Ordering::Relaxed))
+    }
+}
+
+impl std::ops::Deref for Buffered {
+    type Target = RecordBatch;
+
+    fn deref(&self) -> &RecordBatch {
+        &self.batch
+    }
+}
+
+/// What one sealed batch keeps of its messages' fields.
+#[derive(Debug, Default)]
+pub struct BatchFields {
+    choice: OnceLock<Vec<Chosen>>,
+    columns: Mutex<HashMap<String, ArrayRef>>,
+    /// Bytes of the columns kept, at most `budget` (half the batch's message bytes).
+    used: std::sync::atomic::AtomicU64,
+    budget: u64,
+}
+
+/// Index of the message in the event schema.
+const MESSAGE: usize = 4;
+
+fn message_bytes(batch: &RecordBatch) -> u64 {
+    batch.column(MESSAGE).as_string::<i32>().values().len() as u64
+}
+
+/// One column being extracted: numbers while every value is one, then text.
+enum Extracting {
+    Number(Float64Builder),
+    Text(StringBuilder),
+}
+
+impl Extracting {
+    fn push(&mut self, v: Option<&str>) {
+        if let (Extracting::Number(b), Some(text)) = (&mut *self, v) {
+            if canonical_number(text).is_none() {
+                // A canonical number prints back as its text, so the values so far convert
+                // without loss.
+                let done = b.finish();
+                let mut t = StringBuilder::with_capacity(done.len() + 1, done.len() * 4);
+                for x in done.iter() {
+                    t.append_option(x.map(number));
+                }
+                *self = Extracting::Text(t);
+            }
+        }
+        match self {
+            Extracting::Number(b) => b.append_option(v.and_then(canonical_number)),
+            Extracting::Text(b) => b.append_option(v),
+        }
+    }
+
+    fn finish(self) -> ArrayRef {
+        match self {
+            Extracting::Number(mut b) => Arc::new(b.finish()),
+            Extracting::Text(mut b) => Arc::new(b.finish()),
+        }
+    }
+}
+
+/// The columns of `paths` (each with whether to try it as numbers) for every row of `batch`,
+/// from one pass over its messages: the values [`PathSet::extract`] gives.
+pub fn extract_columns(batch: &RecordBatch, paths: &[(&str, bool)]) -> Vec<ArrayRef> {
+    let msgs = batch.column(MESSAGE).as_string::<i32>();
+    let names: Vec<&str> = paths.iter().map(|(p, _)| *p).collect();
+    let set = PathSet::new(&names);
+    let mut columns: Vec<Extracting> = paths
+        .iter()
+        .map(|(_, numeric)| match numeric {
+            true => Extracting::Number(Float64Builder::with_capacity(msgs.len())),
+            false => Extracting::Text(StringBuilder::new()),
+        })
+        .collect();
+    let mut out: Vec<Option<std::borrow::Cow<str>>> = vec![None; paths.len()];
+    for i in 0..msgs.len() {
+        if msgs.is_valid(i) {
+            set.extract(msgs.value(i), &mut out);
+        } else {
+            out.iter_mut().for_each(|o| *o = None);
+        }
+        for (c, v) in columns.iter_mut().zip(&out) {
+            c.push(v.as_deref());
+        }
+    }
+    columns.into_iter().map(Extracting::finish).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::memtable::GroupMemtable;
+    use arrow::array::Float64Array;
+
+    fn batch(msgs: &[&str]) -> RecordBatch {
+        let mut m = GroupMemtable::default();
+        m.append(
+            "s",
+            1,
+            0,
+            msgs.iter().enumerate().map(|(i, s)| (i as i64, *s)),
+        );
+        m.freeze().remove(0)
+    }
+
+    #[test]
+    fn a_number_column_turns_to_text_at_the_first_value_that_is_not_one() {
+        let b = batch(&[
+            r#"{"n":200,"s":"a"}"#,
+            r#"{"s":"b"}"#,
+            r#"{"n":12.5}"#,
+            r#"{"n":"007"}"#,
+            "plain",
+        ]);
+        let cols = extract_columns(&b, &[("n", true), ("s", true)]);
+        let n = cols[0].as_string::<i32>();
+        let got: Vec<Option<&str>> = n.iter().collect();
+        assert_eq!(got, [Some("200"), None, Some("12.5"), Some("007"), None]);
+        let s = cols[1].as_string::<i32>();
+        assert_eq!(s.value(0), "a");
+        let only_numbers = extract_columns(&b.slice(0, 3), &[("n", true)]);
+        let n = only_numbers[0]
+            .as_any()
+            .downcast_ref::<Float64Array>()
+            .expect("all numbers: a number column");
+        assert_eq!(
+            n.iter().collect::<Vec<_>>(),
+            [Some(200.0), None, Some(12.5)]
+        );
+    }
+
+    #[test]
+    fn sealed_batches_keep_what_was_extracted_within_their_budget() {
+        let msgs: Vec<String> = (0..300)
+            .map(|i| {
+                format!(
+                    r#"{{"level":"INFO","user":"u-{i}","pad":"{}"}}"#,
+                    "x".repeat(i % 7)
+                )
+            })
+            .collect();
+        let b = batch(&msgs.iter().map(|m| m.as_str()).collect::<Vec<_>>());
+        let sealed = Buffered::sealed(b.clone());
+        let first = sealed.field_columns(&["level".into()], &[]);
+        assert!(sealed.kept_bytes() > 0);
+        let again = sealed.field_columns(&["level".into()], &[]);
+        assert!(
+            Arc::ptr_eq(&first[0], &again[0]),
+            "the kept column is reused"
+        );
+        let growing = Buffered::growing(b);
+        growing.field_columns(&["level".into()], &[]);
+        assert_eq!(growing.kept_bytes(), 0);
+        // A batch keeps no more than half its message bytes.
+        for path in ["user", "pad", "a", "b", "c", "d", "e", "f", "g", "h"] {
+            sealed.field_columns(&[path.to_string()], &[]);
+        }
+        assert!(sealed.kept_bytes() <= message_bytes(&sealed) / 2);
+        let kept = sealed
+            .fields
+            .as_ref()
+            .unwrap()
+            .columns
+            .lock()
+            .unwrap()
+            .len();
+        assert!((1..10).contains(&kept), "{kept} columns kept");
+    }
+}
