@@ -37,8 +37,8 @@ impl Buffered {
         }
     }
 
-    /// A batch that is still growing (a copy of the active one): nothing is kept.
-    pub fn growing(batch: RecordBatch) -> Buffered {
+    /// A batch that keeps nothing: a copy of the growing one, or rows read back from a segment.
+    pub fn plain(batch: RecordBatch) -> Buffered {
         Buffered {
             batch,
             fields: None,
@@ -99,6 +99,14 @@ impl Buffered {
         out.into_iter().map(|c| c.expect("every path")).collect()
     }
 
+    /// The field columns this batch keeps, by path.
+    fn kept(&self) -> HashMap<String, ArrayRef> {
+        self.fields
+            .as_ref()
+            .map(|f| f.columns.lock().unwrap().clone())
+            .unwrap_or_default()
+    }
+
     /// Bytes of field columns this batch keeps.
     pub fn kept_bytes(&self) -> u64 {
         self.fields
@@ -123,6 +131,54 @@ pub struct BatchFields {
     /// Bytes of the columns kept, at most `budget` (half the batch's message bytes).
     used: std::sync::atomic::AtomicU64,
     budget: u64,
+}
+
+/// The fields that queries extracted from batches holding at least half of `batches`' rows,
+/// sorted by path, each with one column per batch: the one kept, or extracted now for batches
+/// that kept none. A flush writes them as field columns, at little more than the cost of
+/// encoding them.
+pub fn kept_fields(batches: &[Buffered]) -> Vec<crate::segment::Given> {
+    let total: usize = batches.iter().map(|b| b.num_rows()).sum();
+    let kept: Vec<HashMap<String, ArrayRef>> = batches.iter().map(|b| b.kept()).collect();
+    let mut rows_keeping: HashMap<&str, usize> = HashMap::new();
+    for (b, k) in batches.iter().zip(&kept) {
+        for path in k.keys() {
+            *rows_keeping.entry(path).or_default() += b.num_rows();
+        }
+    }
+    let mut paths: Vec<&str> = rows_keeping
+        .into_iter()
+        .filter(|(_, rows)| rows * 2 >= total && *rows > 0)
+        .map(|(p, _)| p)
+        .collect();
+    paths.sort();
+    // Per batch, the paths it lacks, extracted in one pass (as numbers where another batch
+    // kept numbers).
+    let numeric = |p: &str| {
+        kept.iter()
+            .filter_map(|k| k.get(p))
+            .all(|c| c.data_type() == &arrow::datatypes::DataType::Float64)
+    };
+    let mut columns: Vec<Vec<ArrayRef>> = vec![Vec::with_capacity(batches.len()); paths.len()];
+    for (b, k) in batches.iter().zip(&kept) {
+        let missing: Vec<(&str, bool)> = paths
+            .iter()
+            .filter(|p| !k.contains_key(**p))
+            .map(|p| (*p, numeric(p)))
+            .collect();
+        let mut extracted = extract_columns(b, &missing).into_iter();
+        for (i, p) in paths.iter().enumerate() {
+            columns[i].push(match k.get(*p) {
+                Some(c) => c.clone(),
+                None => extracted.next().expect("one column per missing path"),
+            });
+        }
+    }
+    paths
+        .into_iter()
+        .zip(columns)
+        .map(|(path, columns)| crate::segment::Given::new(path.to_string(), columns))
+        .collect()
 }
 
 /// Index of the message in the event schema.
@@ -159,10 +215,13 @@ impl Extracting {
     }
 
     fn finish(self) -> ArrayRef {
-        match self {
+        let mut column: ArrayRef = match self {
             Extracting::Number(mut b) => Arc::new(b.finish()),
             Extracting::Text(mut b) => Arc::new(b.finish()),
-        }
+        };
+        // Builders grow by doubling: what a batch keeps is counted at its size, not capacity.
+        column.shrink_to_fit();
+        column
     }
 }
 
@@ -207,7 +266,7 @@ mod tests {
             0,
             msgs.iter().enumerate().map(|(i, s)| (i as i64, *s)),
         );
-        m.freeze().remove(0)
+        m.freeze_batches().remove(0)
     }
 
     #[test]
@@ -255,9 +314,9 @@ mod tests {
             Arc::ptr_eq(&first[0], &again[0]),
             "the kept column is reused"
         );
-        let growing = Buffered::growing(b);
-        growing.field_columns(&["level".into()], &[]);
-        assert_eq!(growing.kept_bytes(), 0);
+        let plain = Buffered::plain(b);
+        plain.field_columns(&["level".into()], &[]);
+        assert_eq!(plain.kept_bytes(), 0);
         // A batch keeps no more than half its message bytes.
         for path in ["user", "pad", "a", "b", "c", "d", "e", "f", "g", "h"] {
             sealed.field_columns(&[path.to_string()], &[]);

@@ -160,7 +160,7 @@ impl GroupMemtable {
             .cloned()
             .collect();
         if self.active.rows > 0 {
-            out.push(Buffered::growing(self.active_copy()));
+            out.push(Buffered::plain(self.active_copy()));
         }
         out
     }
@@ -178,8 +178,9 @@ impl GroupMemtable {
     }
 
     /// Moves everything buffered into the frozen set and returns the whole frozen set, which a
-    /// flush writes out. Frozen data stays readable until `release_frozen`.
-    pub fn freeze(&mut self) -> Vec<RecordBatch> {
+    /// flush writes out (with the fields queries had extracted). Frozen data stays readable
+    /// until `release_frozen`.
+    pub fn freeze(&mut self) -> Vec<Buffered> {
         if self.active.rows > 0 {
             let batch = self.active.finish();
             self.sealed.push(Buffered::sealed(batch));
@@ -188,7 +189,13 @@ impl GroupMemtable {
         self.frozen_bytes += self.bytes;
         self.bytes = 0;
         self.oldest = None;
-        self.frozen.iter().map(|b| b.batch.clone()).collect()
+        self.frozen.clone()
+    }
+
+    /// [`Self::freeze`]'s batches without what they keep.
+    #[cfg(test)]
+    pub fn freeze_batches(&mut self) -> Vec<RecordBatch> {
+        self.freeze().into_iter().map(|b| b.batch).collect()
     }
 
     /// Drops the frozen batches once their segment is registered in the catalog.

@@ -238,17 +238,67 @@ pub struct Encoded {
     pub stats: SegmentStats,
 }
 
+/// A field column already extracted from the batches a segment is written from (by queries,
+/// while they were buffered): one column per batch, all Float64 or all text.
+pub struct Given {
+    path: String,
+    columns: Vec<ArrayRef>,
+    numeric: bool,
+}
+
+impl Given {
+    /// `columns` holds one column per batch, each text or Float64; if not all are Float64, the
+    /// Float64 ones become text (a [`canonical_number`] prints back as the text it was read
+    /// from, so nothing changes).
+    pub fn new(path: String, columns: Vec<ArrayRef>) -> Given {
+        let numeric = columns.iter().all(|c| c.data_type() == &DataType::Float64);
+        let columns = if numeric {
+            columns
+        } else {
+            columns
+                .into_iter()
+                .map(
+                    |c| match c.as_primitive_opt::<arrow::datatypes::Float64Type>() {
+                        Some(n) => Arc::new(
+                            n.iter()
+                                .map(|v| v.map(logwell_fields::number))
+                                .collect::<arrow::array::StringArray>(),
+                        ) as ArrayRef,
+                        None => c,
+                    },
+                )
+                .collect()
+        };
+        Given {
+            path,
+            columns,
+            numeric,
+        }
+    }
+}
+
+/// Where a segment's field column comes from.
+#[derive(Debug, Clone, Copy)]
+enum Source {
+    /// `given[i]`.
+    Given(usize),
+    /// Slot `i` of the paths extracted while writing.
+    Extracted(usize),
+}
+
 /// Writes `batches` as one Parquet segment: rows sorted by (stream, timestamp, seq), gathered a
-/// chunk at a time, plus the field columns `choice` picks (chosen from a sample of all rows).
-/// A field whose sampled values were all numbers is tried as a number column; a row holding
-/// anything else turns it back to text and the file is written again (twice at most: the third
-/// time every field is text).
+/// chunk at a time, plus the field columns `given` (already extracted) and those `choice`
+/// picks (chosen from a sample of all rows, extracted as each chunk is written). A chosen field
+/// whose sampled values were all numbers is tried as a number column; a row holding anything
+/// else turns it back to text and the file is written again (twice at most: the third time
+/// every extracted field is text).
 pub fn encode(
     batches: &[RecordBatch],
     zstd_level: i32,
     row_group_rows: usize,
     choice: &ColumnChoice,
     key: Option<&crate::keys::DataKey>,
+    given: &[Given],
 ) -> parquet::errors::Result<Encoded> {
     let stats = stats(batches);
     let order = sort_order(batches)?;
@@ -256,17 +306,36 @@ pub fn encode(
         .iter()
         .map(|b| b.column(4).as_string::<i32>())
         .collect();
-    let chosen = choice.choose_typed(order.len(), |i| {
-        let (b, r) = order[i];
-        messages[b].is_valid(r).then(|| messages[b].value(r))
-    });
-    let fields: Vec<String> = chosen.iter().map(|c| c.path.clone()).collect();
+    let chosen: Vec<_> = choice
+        .choose_typed(order.len(), |i| {
+            let (b, r) = order[i];
+            messages[b].is_valid(r).then(|| messages[b].value(r))
+        })
+        .into_iter()
+        .filter(|c| !given.iter().any(|g| g.path == c.path))
+        .collect();
+    let extracted: Vec<String> = chosen.iter().map(|c| c.path.clone()).collect();
     let mut numeric: Vec<bool> = chosen.iter().map(|c| c.numeric).collect();
-    let set = (!fields.is_empty()).then(|| PathSet::new(&fields));
+    let set = (!extracted.is_empty()).then(|| PathSet::new(&extracted));
+    let mut fields: Vec<(String, Source)> = given
+        .iter()
+        .enumerate()
+        .map(|(i, g)| (g.path.clone(), Source::Given(i)))
+        .chain(
+            extracted
+                .iter()
+                .enumerate()
+                .map(|(i, p)| (p.clone(), Source::Extracted(i))),
+        )
+        .collect();
+    fields.sort_by(|a, b| a.0.cmp(&b.0));
+    let names: Vec<String> = fields.iter().map(|(p, _)| p.clone()).collect();
     let layout = Layout {
         batches,
         order: &order,
         fields: &fields,
+        names: &names,
+        given,
         set: set.as_ref(),
         zstd_level,
         row_group_rows,
@@ -278,13 +347,12 @@ pub fn encode(
             Ok(file) => {
                 let numeric = fields
                     .iter()
-                    .zip(&numeric)
-                    .filter(|(_, n)| **n)
+                    .filter(|(_, source)| layout.is_number(*source, &numeric))
                     .map(|(f, _)| f.clone())
                     .collect();
                 return Ok(Encoded {
                     file,
-                    fields,
+                    fields: names,
                     numeric,
                     stats,
                 });
@@ -293,14 +361,17 @@ pub fn encode(
             Err(_) => numeric.iter_mut().for_each(|n| *n = false),
         }
     }
-    unreachable!("the third attempt writes text only")
+    unreachable!("the third attempt writes extracted fields as text only")
 }
 
 /// What one attempt at writing a segment needs.
 struct Layout<'a> {
     batches: &'a [RecordBatch],
     order: &'a [(usize, usize)],
-    fields: &'a [String],
+    /// Every field column, sorted by path, and where it comes from.
+    fields: &'a [(String, Source)],
+    names: &'a [String],
+    given: &'a [Given],
     set: Option<&'a PathSet>,
     zstd_level: i32,
     row_group_rows: usize,
@@ -309,20 +380,30 @@ struct Layout<'a> {
 }
 
 impl Layout<'_> {
-    /// The file, with the fields `numeric` marks as number columns; Err (inside) lists those
-    /// that held something else.
+    fn is_number(&self, source: Source, numeric: &[bool]) -> bool {
+        match source {
+            Source::Given(i) => self.given[i].numeric,
+            Source::Extracted(i) => numeric[i],
+        }
+    }
+
+    /// The file, with the extracted fields `numeric` marks as number columns; Err (inside)
+    /// lists those that held something else.
     fn write(&self, numeric: &[bool]) -> parquet::errors::Result<Result<Bytes, Vec<usize>>> {
         let mut schema_fields: Vec<Field> = event_schema()
             .fields()
             .iter()
             .map(|f| f.as_ref().clone())
             .collect();
-        schema_fields.extend(self.fields.iter().zip(numeric).map(|(f, &n)| {
-            let ty = if n { DataType::Float64 } else { DataType::Utf8 };
+        schema_fields.extend(self.fields.iter().map(|(f, source)| {
+            let ty = match self.is_number(*source, numeric) {
+                true => DataType::Float64,
+                false => DataType::Utf8,
+            };
             Field::new(field_column(f), ty, true)
         }));
         let schema = Arc::new(Schema::new(schema_fields));
-        let mut props = writer_properties(self.zstd_level, self.row_group_rows, self.fields);
+        let mut props = writer_properties(self.zstd_level, self.row_group_rows, self.names);
         if let Some(key) = self.key {
             props = props
                 .into_builder()
@@ -332,17 +413,29 @@ impl Layout<'_> {
         let mut out = Vec::with_capacity(self.raw_bytes as usize / 8);
         let mut w = ArrowWriter::try_new(&mut out, schema.clone(), Some(props))?;
         let inputs: Vec<&RecordBatch> = self.batches.iter().collect();
+        let given: Vec<Vec<&dyn Array>> = self
+            .given
+            .iter()
+            .map(|g| g.columns.iter().map(|c| c.as_ref()).collect())
+            .collect();
         // One row group's rows gathered at a time: the sorted events are never all copied at
         // once (a flush holds the buffered events plus one row group), and each row group is
         // written from one batch, which keeps its pages as large as reads want them.
         for chunk in self.order.chunks(self.row_group_rows.max(1)) {
             let sorted = interleave_record_batch(&inputs, chunk)?;
             let mut columns = sorted.columns().to_vec();
-            if let Some(set) = self.set {
-                match field_arrays(&sorted, set, numeric) {
-                    Ok(arrays) => columns.extend(arrays),
+            let extracted = match self.set {
+                Some(set) => match field_arrays(&sorted, set, numeric) {
+                    Ok(arrays) => arrays,
                     Err(failed) => return Ok(Err(failed)),
-                }
+                },
+                None => Vec::new(),
+            };
+            for (_, source) in self.fields {
+                columns.push(match *source {
+                    Source::Given(i) => arrow::compute::interleave(&given[i], chunk)?,
+                    Source::Extracted(i) => extracted[i].clone(),
+                });
             }
             w.write(&RecordBatch::try_new(schema.clone(), columns)?)?;
         }
@@ -440,7 +533,15 @@ mod tests {
             fields,
             stats: s,
             ..
-        } = encode(&m.freeze(), 3, 1024, &ColumnChoice::default(), None).unwrap();
+        } = encode(
+            &m.freeze_batches(),
+            3,
+            1024,
+            &ColumnChoice::default(),
+            None,
+            &[],
+        )
+        .unwrap();
         assert_eq!(
             (s.rows, s.min_ts, s.max_ts, s.max_seq),
             (3 + n as u64, 1, 9 + n as i64, 300 + n as i64 - 1)
@@ -501,7 +602,7 @@ mod tests {
             sample: 10,
             ..Default::default()
         };
-        let e = encode(&m.freeze(), 3, 16, &choice, None).unwrap();
+        let e = encode(&m.freeze_batches(), 3, 16, &choice, None, &[]).unwrap();
         assert_eq!(e.fields, ["code", "late", "n", "s"]);
         assert_eq!(e.numeric, ["n"]);
         let reader = ParquetRecordBatchReaderBuilder::try_new(e.file)
@@ -525,6 +626,66 @@ mod tests {
     }
 
     #[test]
+    fn given_field_columns_are_written_in_row_order_beside_chosen_ones() {
+        // Two batches, written in reverse time order so the rows must be reordered; `n` is
+        // given as numbers in one and text in the other, `t` as numbers in both; `s` is chosen.
+        let mut m = GroupMemtable::new(3);
+        let first = [
+            r#"{"n":5,"t":1,"s":"a"}"#,
+            r#"{"n":4,"t":2,"s":"b"}"#,
+            r#"{"n":3,"t":3,"s":"c"}"#,
+        ];
+        let second = [r#"{"n":"x","t":4,"s":"d"}"#, r#"{"n":1,"t":5,"s":"e"}"#];
+        m.append(
+            "a",
+            0,
+            10,
+            first.iter().enumerate().map(|(i, l)| (10 - i as i64, *l)),
+        );
+        m.append(
+            "a",
+            0,
+            20,
+            second.iter().enumerate().map(|(i, l)| (2 - i as i64, *l)),
+        );
+        let batches = m.freeze_batches();
+        assert_eq!(batches.len(), 2);
+        let given: Vec<Given> = ["n", "t"]
+            .into_iter()
+            .map(|p| {
+                let columns = batches
+                    .iter()
+                    .map(|b| crate::buffered::extract_columns(b, &[(p, true)]).remove(0))
+                    .collect();
+                Given::new(p.to_string(), columns)
+            })
+            .collect();
+        let e = encode(&batches, 3, 2, &ColumnChoice::default(), None, &given).unwrap();
+        assert_eq!(e.fields, ["n", "s", "t"]);
+        assert_eq!(e.numeric, ["t"]);
+        let reader = ParquetRecordBatchReaderBuilder::try_new(e.file)
+            .unwrap()
+            .build()
+            .unwrap();
+        let batches: Vec<RecordBatch> = reader.map(|b| b.unwrap()).collect();
+        let all = arrow::compute::concat_batches(&batches[0].schema(), &batches).unwrap();
+        let text = |name: &str| -> Vec<String> {
+            let c = all.column_by_name(name).unwrap().as_string::<i32>();
+            c.iter().map(|v| v.unwrap_or("-").to_string()).collect()
+        };
+        // Time order: 1 ("e"), 2 ("d"), 8 ("c"), 9 ("b"), 10 ("a").
+        assert_eq!(text("message")[0], second[1]);
+        assert_eq!(text("field:s"), ["e", "d", "c", "b", "a"]);
+        assert_eq!(text("field:n"), ["1", "x", "3", "4", "5"]);
+        let t = all.column_by_name("field:t").unwrap();
+        let t: Vec<f64> = t
+            .as_primitive::<arrow::datatypes::Float64Type>()
+            .values()
+            .to_vec();
+        assert_eq!(t, [5.0, 4.0, 3.0, 2.0, 1.0]);
+    }
+
+    #[test]
     fn encrypted_segments_need_their_key() {
         let dir = tempfile::tempdir().unwrap();
         let ring =
@@ -539,7 +700,7 @@ mod tests {
             max_columns: 4,
             ..Default::default()
         };
-        let file = encode(&m.freeze(), 3, 1024, &choice, Some(&key))
+        let file = encode(&m.freeze_batches(), 3, 1024, &choice, Some(&key), &[])
             .unwrap()
             .file;
         let text = String::from_utf8_lossy(&file);
@@ -567,9 +728,16 @@ mod tests {
             );
         }
         // Two rows per row group: one stream each.
-        let file = encode(&m.freeze(), 3, 2, &ColumnChoice::default(), None)
-            .unwrap()
-            .file;
+        let file = encode(
+            &m.freeze_batches(),
+            3,
+            2,
+            &ColumnChoice::default(),
+            None,
+            &[],
+        )
+        .unwrap()
+        .file;
         let rows = |lo, hi, f: &dyn Fn(&str, &str) -> bool| -> usize {
             decode_pruned(file.clone(), None, lo, hi, f)
                 .unwrap()

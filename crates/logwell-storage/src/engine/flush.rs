@@ -48,7 +48,7 @@ impl Engine {
                 .await
                 .map_err(|e| unavailable("cannot rotate the write-ahead log", e))?;
             let mut st = self.inner.state.write().unwrap();
-            let frozen: Vec<(u64, Vec<RecordBatch>)> = st
+            let frozen: Vec<(u64, Vec<crate::Buffered>)> = st
                 .mem
                 .iter_mut()
                 .filter(|(_, m)| !m.is_empty())
@@ -58,7 +58,7 @@ impl Engine {
         };
         let mut written: Vec<SegmentMeta> = Vec::new();
         let chunks = frozen.iter().flat_map(|(gid, batches)| {
-            let mut chunks: Vec<(u64, Vec<RecordBatch>)> = Vec::new();
+            let mut chunks: Vec<(u64, Vec<crate::Buffered>)> = Vec::new();
             let mut size = 0;
             for b in batches {
                 let bytes = b.get_array_memory_size();
@@ -126,14 +126,18 @@ impl Engine {
         Ok(())
     }
 
+    /// Writes `batches` as one segment of `level`. Field columns: those `choice` picks when
+    /// compacting (or flushing with `field_columns_at_flush`), and at any flush those that
+    /// queries extracted from most of the buffered rows (see [`crate::buffered::kept_fields`]).
     pub(super) async fn write_segment(
         &self,
         group_id: u64,
-        batches: &[RecordBatch],
+        buffered: &[crate::Buffered],
         level: u32,
         zstd_level: i32,
     ) -> Result<Option<SegmentMeta>, ApiError> {
-        let batches = batches.to_vec();
+        let buffered = buffered.to_vec();
+        let batches: Vec<RecordBatch> = buffered.iter().map(|b| b.batch.clone()).collect();
         let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
         if rows == 0 {
             return Ok(None);
@@ -149,6 +153,7 @@ impl Engine {
             max_columns: columns,
             ..Default::default()
         };
+        let config_columns = config.field_columns;
         // A group deleted since its events were frozen gets no segment (its data is gone): one
         // written now could not know its key, and must not be written plain.
         let Some((key, held_key)) = self.flush_key(group_id)? else {
@@ -161,7 +166,18 @@ impl Engine {
             numeric,
             stats,
         } = tokio::task::spawn_blocking(move || {
-            segment::encode(&batches, zstd_level, row_group_rows, &choice, key.as_ref())
+            let given = match config_columns {
+                0 => Vec::new(),
+                _ => crate::buffered::kept_fields(&buffered),
+            };
+            segment::encode(
+                &batches,
+                zstd_level,
+                row_group_rows,
+                &choice,
+                key.as_ref(),
+                &given,
+            )
         })
         .await
         .map_err(|e| unavailable("segment encode", e))?
@@ -506,7 +522,11 @@ impl Engine {
         let mut batches = Vec::new();
         for seg in &run {
             for b in self.read_segment(seg).await? {
-                batches.push(drop_dead_rows(&b, &tombstones, expiry));
+                batches.push(crate::Buffered::plain(drop_dead_rows(
+                    &b,
+                    &tombstones,
+                    expiry,
+                )));
             }
         }
         let level = run.iter().map(|s| s.level).max().unwrap_or(0) + 1;
