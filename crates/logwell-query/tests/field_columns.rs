@@ -223,12 +223,13 @@ async fn buffered_batches_keep_the_fields_a_query_extracted_for_the_next_one() {
     );
 
     // The flush writes what the batches kept as field columns (extracting only the rows of
-    // the batch that was still growing), though a new install leaves field columns to
-    // compaction otherwise; `ms` held a text value, so it is text.
+    // the batch that was still growing), and, the group being queried, its other frequent
+    // fields too (`msg`), though a new install leaves field columns to compaction otherwise;
+    // `ms` held a text value, so it is text.
     engine.flush().await.unwrap();
     let snap = engine.snapshot("/app", 0, i64::MAX).unwrap();
     assert_eq!(snap.segments.len(), 1);
-    assert_eq!(snap.segments[0].fields, vec!["level", "ms"]);
+    assert_eq!(snap.segments[0].fields, vec!["level", "ms", "msg"]);
     assert!(snap.segments[0].numeric.is_empty());
     assert_eq!(run(false).await, first);
 }

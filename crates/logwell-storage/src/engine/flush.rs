@@ -126,9 +126,10 @@ impl Engine {
         Ok(())
     }
 
-    /// Writes `batches` as one segment of `level`. Field columns: those `choice` picks when
-    /// compacting (or flushing with `field_columns_at_flush`), and at any flush those that
-    /// queries extracted from most of the buffered rows (see [`crate::buffered::kept_fields`]).
+    /// Writes `batches` as one segment of `level`. Field columns: at a flush, those queries
+    /// extracted from most of the buffered rows (see [`crate::buffered::kept_fields`]); and
+    /// those a [`logwell_fields::ColumnChoice`] picks when compacting, when flushing with
+    /// `field_columns_at_flush`, or when queries had kept some.
     pub(super) async fn write_segment(
         &self,
         group_id: u64,
@@ -144,16 +145,8 @@ impl Engine {
         }
         let row_group_rows = self.inner.config.row_group_rows;
         let config = &self.inner.config;
-        let columns = if level > 0 || config.field_columns_at_flush {
-            config.field_columns
-        } else {
-            0
-        };
-        let choice = logwell_fields::ColumnChoice {
-            max_columns: columns,
-            ..Default::default()
-        };
-        let config_columns = config.field_columns;
+        let always = level > 0 || config.field_columns_at_flush;
+        let max_columns = config.field_columns;
         // A group deleted since its events were frozen gets no segment (its data is gone): one
         // written now could not know its key, and must not be written plain.
         let Some((key, held_key)) = self.flush_key(group_id)? else {
@@ -166,9 +159,20 @@ impl Engine {
             numeric,
             stats,
         } = tokio::task::spawn_blocking(move || {
-            let given = match config_columns {
+            let given = match max_columns {
                 0 => Vec::new(),
                 _ => crate::buffered::kept_fields(&buffered),
+            };
+            // A group whose buffered fields were queried is being looked into: its flush
+            // writes the frequent fields as columns too (those not kept are extracted), so
+            // the next questions, on other fields, read columns as well. A group nobody
+            // queried costs nothing more to flush.
+            let choice = logwell_fields::ColumnChoice {
+                max_columns: match always || !given.is_empty() {
+                    true => max_columns,
+                    false => 0,
+                },
+                ..Default::default()
             };
             segment::encode(
                 &batches,
