@@ -229,19 +229,15 @@ impl GroupTable {
         self
     }
 
-    /// A scan of the buffered batches (one partition each; one empty one when there are none)
+    /// A scan of buffered `batches` (one partition each; one empty one when there are none)
     /// reading the event columns `projection`.
     fn memtable(
         &self,
+        batches: Vec<RecordBatch>,
         projection: &[usize],
         limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        let mut parts: Vec<Vec<_>> = self
-            .snapshot
-            .buffered
-            .iter()
-            .map(|b| vec![b.batch.clone()])
-            .collect();
+        let mut parts: Vec<Vec<_>> = batches.into_iter().map(|b| vec![b]).collect();
         if parts.is_empty() {
             parts.push(vec![]);
         }
@@ -311,7 +307,8 @@ impl GroupTable {
             )?);
         }
         if !self.snapshot.buffered.is_empty() || sources.is_empty() {
-            sources.push(self.memtable(&read, limit)?);
+            let batches = self.snapshot.buffered.iter().map(|b| b.batch.clone());
+            sources.push(self.memtable(batches.collect(), &read, limit)?);
         }
         let mut inputs = Vec::new();
         for source in sources {
@@ -520,11 +517,13 @@ impl GroupTable {
         Arc::new(Schema::new(file))
     }
 
-    /// Scans of the buffered batches giving `cols`. A field is read from the columns a sealed
-    /// batch keeps (extracted by an earlier query), or extracted here, one task per core, and
-    /// kept for the next query; so queries over the last minutes parse each message once, not
-    /// once per query. Batches are scanned in groups by how they hold the fields, as segments.
-    async fn buffered_scans(
+    /// Scans of the buffered batches giving `cols`. A field a sealed batch keeps (extracted
+    /// once, after an earlier query) is read from it; the others are extracted in the plan as
+    /// in segments without field columns, and a background task then extracts and keeps them
+    /// for the next query. Queries over the last minutes thus parse each
+    /// message once, and the first of them costs no more than before. Batches are scanned in
+    /// groups by how they hold the fields, as segments are.
+    fn buffered_scans(
         &self,
         state: &dyn Session,
         cols: &[TableColumn],
@@ -535,8 +534,9 @@ impl GroupTable {
             paths,
             stored: vec![Stored::Absent; paths.len()],
         };
-        if paths.is_empty() || self.snapshot.buffered.is_empty() {
-            let mem = self.memtable(&event_reads(cols, &absent)?, limit)?;
+        let all = || self.snapshot.buffered.iter().map(|b| b.batch.clone());
+        if paths.is_empty() {
+            let mem = self.memtable(all().collect(), &event_reads(cols, &absent)?, limit)?;
             return Ok(vec![self.assemble(state, mem, cols, &absent)?]);
         }
         let names: Vec<String> = paths.iter().map(|k| self.fields[*k].clone()).collect();
@@ -545,76 +545,61 @@ impl GroupTable {
             .filter(|k| self.numbers.contains(k))
             .map(|k| self.fields[*k].clone())
             .collect();
-        // Batches wholly outside the range are left out; they hold no row the query sees.
         let ts = event_schema().index_of(columns::TIMESTAMP)?;
         let (lo, hi) = self.range;
-        let batches: Arc<Vec<logwell_storage::Buffered>> = Arc::new(
-            self.snapshot
-                .buffered
-                .iter()
-                .filter(|b| {
-                    let t = b.column(ts).as_primitive::<arrow::datatypes::Int64Type>();
-                    let min = arrow::compute::min(t).unwrap_or(i64::MAX);
-                    let max = arrow::compute::max(t).unwrap_or(i64::MIN);
-                    min <= hi && max >= lo
-                })
-                .cloned()
-                .collect(),
-        );
-        let (names, numbers) = (Arc::new(names), Arc::new(numbers));
-        let tasks = state
-            .config()
-            .target_partitions()
-            .clamp(1, batches.len().max(1));
-        let mut running = Vec::new();
-        for task in 0..tasks {
-            let (batches, names, numbers) = (batches.clone(), names.clone(), numbers.clone());
-            running.push(tokio::task::spawn_blocking(move || {
-                (task..batches.len())
-                    .step_by(tasks)
-                    .map(|i| (i, batches[i].field_columns(&names, &numbers)))
-                    .collect::<Vec<_>>()
-            }));
-        }
-        let mut extracted: Vec<(usize, Vec<arrow::array::ArrayRef>)> = Vec::new();
-        for task in running {
-            extracted.extend(
-                task.await
-                    .map_err(|e| datafusion::error::DataFusionError::External(Box::new(e)))?,
-            );
-        }
-        extracted.sort_by_key(|(i, _)| *i);
-        let mut groups: std::collections::BTreeMap<Vec<Stored>, Vec<Vec<RecordBatch>>> =
+        let mut to_keep: Vec<logwell_storage::Buffered> = Vec::new();
+        let mut groups: std::collections::BTreeMap<Vec<Stored>, Vec<RecordBatch>> =
             Default::default();
-        for (i, fields) in extracted {
-            let stored: Vec<Stored> = fields
+        for b in &self.snapshot.buffered {
+            // A batch wholly outside the range holds no row the query sees.
+            let t = b.column(ts).as_primitive::<arrow::datatypes::Int64Type>();
+            let min = arrow::compute::min(t).unwrap_or(i64::MAX);
+            let max = arrow::compute::max(t).unwrap_or(i64::MIN);
+            if min > hi || max < lo {
+                continue;
+            }
+            let kept = b.kept_columns(&names);
+            if b.fields.is_some() && kept.iter().any(|c| c.is_none()) {
+                to_keep.push(b.clone());
+            }
+            let stored: Vec<Stored> = kept
                 .iter()
-                .map(|c| match c.data_type() {
-                    DataType::Float64 => Stored::Number,
-                    _ => Stored::Text,
+                .map(|c| match c.as_ref().map(|c| c.data_type()) {
+                    None => Stored::Absent,
+                    Some(DataType::Float64) => Stored::Number,
+                    Some(_) => Stored::Text,
                 })
                 .collect();
             let layout = Layout {
                 paths,
                 stored: stored.clone(),
             };
-            let mut arrays = batches[i].columns().to_vec();
-            arrays.extend(fields);
+            let mut arrays = b.columns().to_vec();
+            arrays.extend(kept.into_iter().flatten());
             let batch = RecordBatch::try_new(self.file_schema(&layout), arrays)?;
-            groups.entry(stored).or_default().push(vec![batch]);
+            groups.entry(stored).or_default().push(batch);
+        }
+        if !to_keep.is_empty() {
+            // One core at most, so that queries keep the other.
+            tokio::task::spawn_blocking(move || {
+                for b in to_keep {
+                    b.keep(&names, &numbers);
+                }
+            });
         }
         let mut scans = Vec::new();
-        for (stored, parts) in groups {
+        for (stored, batches) in groups {
             let layout = Layout { paths, stored };
             let schema = self.file_schema(&layout);
             let mut read = event_reads(cols, &layout)?;
             read.extend(event_schema().fields().len()..schema.fields().len());
+            let parts: Vec<Vec<RecordBatch>> = batches.into_iter().map(|b| vec![b]).collect();
             let mem = MemorySourceConfig::try_new(&parts, schema, Some(read))?.with_limit(limit);
             let mem = DataSourceExec::from_data_source(mem);
             scans.push(self.assemble(state, mem, cols, &layout)?);
         }
         if scans.is_empty() {
-            let mem = self.memtable(&event_reads(cols, &absent)?, limit)?;
+            let mem = self.memtable(Vec::new(), &event_reads(cols, &absent)?, limit)?;
             scans.push(self.assemble(state, mem, cols, &absent)?);
         }
         Ok(scans)
@@ -750,7 +735,7 @@ impl TableProvider for GroupTable {
             inputs.push(self.segment_scan(state, &segments, &cols, &layout, filters, limit)?);
         }
         if !self.snapshot.buffered.is_empty() || inputs.is_empty() {
-            inputs.extend(self.buffered_scans(state, &cols, &paths, limit).await?);
+            inputs.extend(self.buffered_scans(state, &cols, &paths, limit)?);
         }
         UnionExec::try_new(inputs)
     }

@@ -300,6 +300,8 @@ async fn stored(dir: &Path, file: &File, phase: &str) -> Engine {
             load(&engine, file, 0..n).await;
             if phase == "segments" {
                 engine.flush().await.unwrap();
+            } else {
+                keep_buffered_fields(&engine, file);
             }
             engine
         }
@@ -314,6 +316,33 @@ async fn stored(dir: &Path, file: &File, phase: &str) -> Engine {
             engine.flush().await.unwrap();
             load(&engine, file, 2 * n / 3..n).await;
             engine
+        }
+    }
+}
+
+/// Has every sealed buffered batch keep its frequent fields, as a first query would have it do
+/// in the background: buffered events are then read from kept columns (the mixed phase reads
+/// its buffered events by extracting in the plan).
+fn keep_buffered_fields(engine: &Engine, file: &File) {
+    let mut groups: Vec<&String> = file.events.iter().map(|e| &e.0).collect();
+    groups.sort();
+    groups.dedup();
+    for g in groups {
+        let buffered = engine.snapshot(g, i64::MIN, i64::MAX).unwrap().buffered;
+        // The fields the group's batches offer, as a query's table has them.
+        let (mut paths, mut numbers) = (Vec::new(), Vec::new());
+        for b in &buffered {
+            for c in b.choice(&logwell_fields::ColumnChoice::default()) {
+                if c.numeric {
+                    numbers.push(c.path.clone());
+                }
+                paths.push(c.path);
+            }
+        }
+        paths.sort();
+        paths.dedup();
+        for b in &buffered {
+            b.keep(&paths, &numbers);
         }
     }
 }

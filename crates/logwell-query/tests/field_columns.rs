@@ -199,6 +199,19 @@ async fn buffered_batches_keep_the_fields_a_query_extracted_for_the_next_one() {
         ]
     };
     let first = run(true).await;
+    // The first query extracts in its plan and has the sealed batches keep the fields in the
+    // background: wait until they are kept.
+    let read = ["level".to_string(), "ms".to_string()];
+    for _ in 0..500 {
+        let snap = engine.snapshot("/app", 0, i64::MAX).unwrap();
+        let mut sealed = snap.buffered.iter().filter(|b| b.fields.is_some());
+        if sealed.clone().count() == 2
+            && sealed.all(|b| b.kept_columns(&read).iter().all(|c| c.is_some()))
+        {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
     let kept = engine.stats().buffered_field_bytes;
     assert!(kept > 0, "the sealed batches keep what was extracted");
     let second = run(true).await;

@@ -3,8 +3,8 @@
 //! of parsing every message again.
 //!
 //! Only sealed batches keep fields (their rows never change); the copy of the active batch a
-//! snapshot takes is extracted per query. What a batch keeps is bounded by half its own message
-//! bytes, so the memtable's memory stays within 1.5 times its buffered bytes.
+//! snapshot takes is extracted per query. What a batch keeps is bounded by its own message
+//! bytes, so the memtable's memory stays within twice its buffered bytes.
 
 use arrow::array::{Array, ArrayRef, AsArray, Float64Builder, StringBuilder};
 use arrow::record_batch::RecordBatch;
@@ -27,7 +27,7 @@ pub struct Buffered {
 impl Buffered {
     /// A sealed batch, which keeps what queries extract from it.
     pub fn sealed(batch: RecordBatch) -> Buffered {
-        let budget = message_bytes(&batch) / 2;
+        let budget = message_bytes(&batch);
         Buffered {
             batch,
             fields: Some(Arc::new(BatchFields {
@@ -62,41 +62,56 @@ impl Buffered {
         }
     }
 
-    /// The column of each of `paths` for every row (text, or Float64 where every value is a
-    /// [`canonical_number`] and `numbers` names the path): taken from what the batch keeps, the
-    /// rest extracted in one pass over the messages and kept while within the batch's budget.
-    pub fn field_columns(&self, paths: &[String], numbers: &[String]) -> Vec<ArrayRef> {
-        let mut out: Vec<Option<ArrayRef>> = match &self.fields {
+    /// The kept column of each of `paths` (text, or Float64 where every value was a
+    /// [`canonical_number`]), or None where the batch does not keep it.
+    pub fn kept_columns(&self, paths: &[String]) -> Vec<Option<ArrayRef>> {
+        match &self.fields {
             Some(f) => {
                 let kept = f.columns.lock().unwrap();
                 paths.iter().map(|p| kept.get(p).cloned()).collect()
             }
             None => vec![None; paths.len()],
+        }
+    }
+
+    /// Extracts those of `paths` the batch does not keep yet (in one pass over its messages;
+    /// as numbers where `numbers` names the path and every value is one) and keeps them while
+    /// within its budget. Paths another call is extracting are left to it. Nothing for a batch
+    /// that keeps nothing.
+    pub fn keep(&self, paths: &[String], numbers: &[String]) {
+        let Some(f) = &self.fields else {
+            return;
         };
-        let missing: Vec<usize> = (0..paths.len()).filter(|i| out[*i].is_none()).collect();
-        if !missing.is_empty() {
-            let wanted: Vec<(&str, bool)> = missing
+        let missing: Vec<&String> = {
+            let kept = f.columns.lock().unwrap();
+            let mut pending = f.pending.lock().unwrap();
+            let missing: Vec<&String> = paths
                 .iter()
-                .map(|i| (paths[*i].as_str(), numbers.contains(&paths[*i])))
+                .filter(|p| !kept.contains_key(*p) && !pending.contains(*p))
                 .collect();
-            let fresh = extract_columns(&self.batch, &wanted);
-            if let Some(f) = &self.fields {
-                let mut kept = f.columns.lock().unwrap();
-                for (i, column) in missing.iter().zip(&fresh) {
-                    let bytes = column.get_array_memory_size() as u64;
-                    let used = f.used.load(std::sync::atomic::Ordering::Relaxed);
-                    if used + bytes <= f.budget && !kept.contains_key(&paths[*i]) {
-                        kept.insert(paths[*i].clone(), column.clone());
-                        f.used
-                            .fetch_add(bytes, std::sync::atomic::Ordering::Relaxed);
-                    }
-                }
-            }
-            for (i, column) in missing.into_iter().zip(fresh) {
-                out[i] = Some(column);
+            pending.extend(missing.iter().map(|p| (*p).clone()));
+            missing
+        };
+        if missing.is_empty() {
+            return;
+        }
+        let wanted: Vec<(&str, bool)> = missing
+            .iter()
+            .map(|p| (p.as_str(), numbers.contains(p)))
+            .collect();
+        let fresh = extract_columns(&self.batch, &wanted);
+        let mut kept = f.columns.lock().unwrap();
+        for (path, column) in missing.iter().zip(fresh) {
+            let bytes = column.get_array_memory_size() as u64;
+            let used = f.used.load(std::sync::atomic::Ordering::Relaxed);
+            if used + bytes <= f.budget {
+                kept.insert((*path).clone(), column);
+                f.used
+                    .fetch_add(bytes, std::sync::atomic::Ordering::Relaxed);
             }
         }
-        out.into_iter().map(|c| c.expect("every path")).collect()
+        let mut pending = f.pending.lock().unwrap();
+        pending.retain(|p| !missing.contains(&p));
     }
 
     /// The field columns this batch keeps, by path.
@@ -128,7 +143,9 @@ impl std::ops::Deref for Buffered {
 pub struct BatchFields {
     choice: OnceLock<Vec<Chosen>>,
     columns: Mutex<HashMap<String, ArrayRef>>,
-    /// Bytes of the columns kept, at most `budget` (half the batch's message bytes).
+    /// Paths being extracted to be kept.
+    pending: Mutex<std::collections::HashSet<String>>,
+    /// Bytes of the columns kept, at most `budget` (the batch's message bytes).
     used: std::sync::atomic::AtomicU64,
     budget: u64,
 }
@@ -307,21 +324,27 @@ mod tests {
             .collect();
         let b = batch(&msgs.iter().map(|m| m.as_str()).collect::<Vec<_>>());
         let sealed = Buffered::sealed(b.clone());
-        let first = sealed.field_columns(&["level".into()], &[]);
+        let level = ["level".to_string()];
+        assert!(sealed.kept_columns(&level)[0].is_none());
+        sealed.keep(&level, &[]);
         assert!(sealed.kept_bytes() > 0);
-        let again = sealed.field_columns(&["level".into()], &[]);
+        let first = sealed.kept_columns(&level)[0].clone().expect("kept");
+        assert_eq!(first.as_string::<i32>().value(0), "INFO");
+        sealed.keep(&level, &[]);
+        let again = sealed.kept_columns(&level)[0].clone().expect("kept");
         assert!(
-            Arc::ptr_eq(&first[0], &again[0]),
-            "the kept column is reused"
+            Arc::ptr_eq(&first, &again),
+            "a kept column is not extracted again"
         );
         let plain = Buffered::plain(b);
-        plain.field_columns(&["level".into()], &[]);
+        plain.keep(&level, &[]);
         assert_eq!(plain.kept_bytes(), 0);
-        // A batch keeps no more than half its message bytes.
+        assert!(plain.kept_columns(&level)[0].is_none());
+        // A batch keeps no more than its message bytes.
         for path in ["user", "pad", "a", "b", "c", "d", "e", "f", "g", "h"] {
-            sealed.field_columns(&[path.to_string()], &[]);
+            sealed.keep(&[path.to_string()], &[]);
         }
-        assert!(sealed.kept_bytes() <= message_bytes(&sealed) / 2);
+        assert!(sealed.kept_bytes() <= message_bytes(&sealed));
         let kept = sealed
             .fields
             .as_ref()

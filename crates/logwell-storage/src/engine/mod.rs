@@ -158,7 +158,7 @@ pub struct StorageStats {
     pub raw_bytes: u64,
     pub buffered_bytes: u64,
     /// Bytes of JSON field columns that queries extracted from buffered batches and that the
-    /// batches keep for the next query (at most half of `buffered_bytes`).
+    /// batches keep for the next query (at most `buffered_bytes`).
     pub buffered_field_bytes: u64,
     pub wal_bytes: u64,
     /// WAL group commits (one write and one fsync each) since start, their time and bytes.
