@@ -226,7 +226,26 @@ impl Querier {
             .options_mut()
             .optimizer
             .enable_leaf_expression_pushdown = false;
-        let ctx = SessionContext::new_with_config_rt(config, self.runtime.clone());
+        let state = datafusion::execution::SessionStateBuilder::new()
+            .with_config(config)
+            .with_runtime_env(self.runtime.clone())
+            .with_default_features()
+            .build();
+        // DataFusion 55's final plan check takes a column that a filter fixed to one literal
+        // for unordered once several partitions are merged, where sorting already counted it
+        // as ordered; it then refuses valid plans (a row_number window over
+        // `stats ... by k | filter k = "v"` on several buffered batches). Orderings are still
+        // enforced by the sorting rules; only that second check is left out.
+        let rules: Vec<_> = state
+            .physical_optimizers()
+            .iter()
+            .filter(|r| r.name() != "SanityCheckPlan")
+            .cloned()
+            .collect();
+        let state = datafusion::execution::SessionStateBuilder::new_from_existing(state)
+            .with_physical_optimizer_rules(rules)
+            .build();
+        let ctx = SessionContext::new_with_state(state);
         udf::register(&ctx);
         ctx
     }
@@ -317,20 +336,13 @@ impl Querier {
                 fields.extend(s.fields.iter().cloned());
                 numbers.extend(s.numeric.iter().cloned());
             }
-            // Buffered batches offer the fields a segment written from them would store: the
-            // table extracts them once per sealed batch and keeps them for the next query.
-            let choice = logwell_fields::ColumnChoice {
-                max_columns: self.engine.config().field_columns,
-                ..Default::default()
-            };
+            // Buffered batches offer the fields they keep (see `keep_extracted_fields`).
             for b in snaps.iter().flat_map(|s| s.buffered.iter()) {
-                if b.fields.is_some() {
-                    for c in b.choice(&choice) {
-                        if c.numeric {
-                            numbers.push(c.path.clone());
-                        }
-                        fields.push(c.path);
+                for (path, numeric) in b.kept_paths() {
+                    if numeric {
+                        numbers.push(path.clone());
                     }
+                    fields.push(path);
                 }
             }
             fields.sort();
@@ -351,6 +363,54 @@ impl Querier {
     }
 
     /// Checks and plans a query; errors here are what StartQuery reports.
+    /// Has the sealed buffered batches of `groups` keep, in the background, the JSON fields
+    /// `plan` extracts from messages, so that the next query over the last minutes reads them
+    /// as columns (the table offers what batches keep) instead of parsing every message again.
+    /// This query is not delayed: it extracts in its plan, after its filters, as before.
+    fn keep_extracted_fields(&self, plan: &LogicalPlan, groups: &[String], range: (i64, i64)) {
+        use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+        use datafusion::common::ScalarValue;
+        use datafusion::logical_expr::Expr;
+        let mut paths: Vec<String> = Vec::new();
+        let _ = plan.apply(|node| {
+            node.apply_expressions(|e| {
+                e.apply(|e| {
+                    if let Expr::ScalarFunction(f) = e {
+                        if f.func.name() == "lw_json" {
+                            for a in &f.args[1..] {
+                                if let Expr::Literal(ScalarValue::Utf8(Some(p)), _) = a {
+                                    paths.push(p.clone());
+                                }
+                            }
+                        }
+                    }
+                    Ok(TreeNodeRecursion::Continue)
+                })
+            })
+        });
+        paths.sort();
+        paths.dedup();
+        if paths.is_empty() {
+            return;
+        }
+        let mut batches = Vec::new();
+        for g in groups {
+            if let Ok(snap) = self.engine.snapshot(g, range.0, range.1) {
+                batches.extend(snap.buffered.into_iter().filter(|b| b.fields.is_some()));
+            }
+        }
+        if batches.is_empty() {
+            return;
+        }
+        // One core at most, so that queries keep the other. Every path is tried as numbers
+        // (a text value turns its column to text at once).
+        tokio::task::spawn_blocking(move || {
+            for b in batches {
+                b.keep(&paths, &paths);
+            }
+        });
+    }
+
     pub async fn prepare(&self, req: QueryRequest) -> Result<Prepared, QueryError> {
         if req.end_ms < req.start_ms {
             return Err(QueryError::Invalid(
@@ -398,6 +458,7 @@ impl Querier {
                     ));
                 }
                 let (groups, range) = events.resolve(source, None)?;
+                let read = groups.clone();
                 let base =
                     self.groups_plan(&groups, range.0, range.1, &counters, true, unmask, None)?;
                 let compiled = compile::compile(
@@ -461,6 +522,7 @@ impl Querier {
                     }
                     None => None,
                 };
+                self.keep_extracted_fields(&compiled.plan, &read, range);
                 Ok(Prepared {
                     ctx,
                     compiled,

@@ -518,9 +518,8 @@ impl GroupTable {
     }
 
     /// Scans of the buffered batches giving `cols`. A field a sealed batch keeps (extracted
-    /// once, after an earlier query) is read from it; the others are extracted in the plan as
-    /// in segments without field columns, and a background task then extracts and keeps them
-    /// for the next query. Queries over the last minutes thus parse each
+    /// once, after an earlier query: see `Querier::keep_extracted_fields`) is read from it;
+    /// the others are extracted in the plan, as in segments without field columns. Queries over the last minutes thus parse each
     /// message once, and the first of them costs no more than before. Batches are scanned in
     /// groups by how they hold the fields, as segments are.
     fn buffered_scans(
@@ -540,14 +539,8 @@ impl GroupTable {
             return Ok(vec![self.assemble(state, mem, cols, &absent)?]);
         }
         let names: Vec<String> = paths.iter().map(|k| self.fields[*k].clone()).collect();
-        let numbers: Vec<String> = paths
-            .iter()
-            .filter(|k| self.numbers.contains(k))
-            .map(|k| self.fields[*k].clone())
-            .collect();
         let ts = event_schema().index_of(columns::TIMESTAMP)?;
         let (lo, hi) = self.range;
-        let mut to_keep: Vec<logwell_storage::Buffered> = Vec::new();
         let mut groups: std::collections::BTreeMap<Vec<Stored>, Vec<RecordBatch>> =
             Default::default();
         for b in &self.snapshot.buffered {
@@ -559,9 +552,6 @@ impl GroupTable {
                 continue;
             }
             let kept = b.kept_columns(&names);
-            if b.fields.is_some() && kept.iter().any(|c| c.is_none()) {
-                to_keep.push(b.clone());
-            }
             let stored: Vec<Stored> = kept
                 .iter()
                 .map(|c| match c.as_ref().map(|c| c.data_type()) {
@@ -578,14 +568,6 @@ impl GroupTable {
             arrays.extend(kept.into_iter().flatten());
             let batch = RecordBatch::try_new(self.file_schema(&layout), arrays)?;
             groups.entry(stored).or_default().push(batch);
-        }
-        if !to_keep.is_empty() {
-            // One core at most, so that queries keep the other.
-            tokio::task::spawn_blocking(move || {
-                for b in to_keep {
-                    b.keep(&names, &numbers);
-                }
-            });
         }
         let mut scans = Vec::new();
         for (stored, batches) in groups {

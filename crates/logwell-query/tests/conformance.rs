@@ -4,6 +4,7 @@
 //! `testdata/queries/README.md` for the format, and for running one file or one case
 //! (`LOGWELL_CASES=functions/scalar.case:42`).
 
+use arrow::array::{Array, AsArray};
 use logwell_model::api::InputLogEvent;
 use logwell_query::{Language, Querier, QueryConfig, QueryRequest};
 use logwell_storage::{Engine, NewGroup, StorageConfig};
@@ -320,9 +321,10 @@ async fn stored(dir: &Path, file: &File, phase: &str) -> Engine {
     }
 }
 
-/// Has every sealed buffered batch keep its frequent fields, as a first query would have it do
-/// in the background: buffered events are then read from kept columns (the mixed phase reads
-/// its buffered events by extracting in the plan).
+/// Has every sealed buffered batch keep the frequent fields of the group's batches, as earlier
+/// queries would have had them do in the background: buffered events are then read from kept
+/// columns where a batch keeps the field (the mixed phase reads its buffered events by
+/// extracting in the plan).
 fn keep_buffered_fields(engine: &Engine, file: &File) {
     let mut groups: Vec<&String> = file.events.iter().map(|e| &e.0).collect();
     groups.sort();
@@ -332,7 +334,10 @@ fn keep_buffered_fields(engine: &Engine, file: &File) {
         // The fields the group's batches offer, as a query's table has them.
         let (mut paths, mut numbers) = (Vec::new(), Vec::new());
         for b in &buffered {
-            for c in b.choice(&logwell_fields::ColumnChoice::default()) {
+            let msgs = b.column(4).as_string::<i32>();
+            let chosen = logwell_fields::ColumnChoice::default()
+                .choose_typed(msgs.len(), |i| msgs.is_valid(i).then(|| msgs.value(i)));
+            for c in chosen {
                 if c.numeric {
                     numbers.push(c.path.clone());
                 }

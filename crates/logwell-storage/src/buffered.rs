@@ -8,13 +8,9 @@
 
 use arrow::array::{Array, ArrayRef, AsArray, Float64Builder, StringBuilder};
 use arrow::record_batch::RecordBatch;
-use logwell_fields::{canonical_number, number, Chosen, ColumnChoice, PathSet};
+use logwell_fields::{canonical_number, number, PathSet};
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, OnceLock};
-
-/// Messages sampled to choose a batch's fields: a sealed batch holds up to 32 K rows of one
-/// group, whose messages share their shape, so a few hundred find every frequent path.
-const CHOICE_SAMPLE: usize = 256;
+use std::sync::{Arc, Mutex};
 
 /// One buffered batch: its event columns (the segment schema), and for sealed batches the
 /// field columns extracted from it so far.
@@ -45,21 +41,12 @@ impl Buffered {
         }
     }
 
-    /// The JSON paths worth a column in this batch (sampled once per sealed batch), and whether
-    /// their sampled values were all numbers.
-    pub fn choice(&self, choice: &ColumnChoice) -> Vec<Chosen> {
-        let sample = ColumnChoice {
-            sample: CHOICE_SAMPLE,
-            ..*choice
-        };
-        let choose = || {
-            let msgs = self.batch.column(MESSAGE).as_string::<i32>();
-            sample.choose_typed(msgs.len(), |i| msgs.is_valid(i).then(|| msgs.value(i)))
-        };
-        match &self.fields {
-            Some(f) => f.choice.get_or_init(choose).clone(),
-            None => choose(),
-        }
+    /// The paths this batch keeps, each with whether its column holds numbers.
+    pub fn kept_paths(&self) -> Vec<(String, bool)> {
+        self.kept()
+            .into_iter()
+            .map(|(p, c)| (p, c.data_type() == &arrow::datatypes::DataType::Float64))
+            .collect()
     }
 
     /// The kept column of each of `paths` (text, or Float64 where every value was a
@@ -141,7 +128,6 @@ impl std::ops::Deref for Buffered {
 /// What one sealed batch keeps of its messages' fields.
 #[derive(Debug, Default)]
 pub struct BatchFields {
-    choice: OnceLock<Vec<Chosen>>,
     columns: Mutex<HashMap<String, ArrayRef>>,
     /// Paths being extracted to be kept.
     pending: Mutex<std::collections::HashSet<String>>,
