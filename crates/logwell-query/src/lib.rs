@@ -336,7 +336,7 @@ impl Querier {
                 fields.extend(s.fields.iter().cloned());
                 numbers.extend(s.numeric.iter().cloned());
             }
-            // Buffered batches offer the fields they keep (see `keep_extracted_fields`).
+            // Buffered batches offer the fields they keep (see `fields_to_keep`).
             for b in snaps.iter().flat_map(|s| s.buffered.iter()) {
                 for (path, numeric) in b.kept_paths() {
                     if numeric {
@@ -363,11 +363,17 @@ impl Querier {
     }
 
     /// Checks and plans a query; errors here are what StartQuery reports.
-    /// Has the sealed buffered batches of `groups` keep, in the background, the JSON fields
-    /// `plan` extracts from messages, so that the next query over the last minutes reads them
-    /// as columns (the table offers what batches keep) instead of parsing every message again.
-    /// This query is not delayed: it extracts in its plan, after its filters, as before.
-    fn keep_extracted_fields(&self, plan: &LogicalPlan, groups: &[String], range: (i64, i64)) {
+    /// The JSON fields `plan` extracts from messages and the sealed buffered batches of
+    /// `groups` it reads: once the query ends, the batches extract and keep those fields in
+    /// the background, so that the next query over the last minutes reads them as columns
+    /// (the table offers what batches keep) instead of parsing every message again. The query
+    /// itself is neither delayed nor slowed: it extracts in its plan, after its filters.
+    fn fields_to_keep(
+        &self,
+        plan: &LogicalPlan,
+        groups: &[String],
+        range: (i64, i64),
+    ) -> Option<FieldsToKeep> {
         use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
         use datafusion::common::ScalarValue;
         use datafusion::logical_expr::Expr;
@@ -391,7 +397,7 @@ impl Querier {
         paths.sort();
         paths.dedup();
         if paths.is_empty() {
-            return;
+            return None;
         }
         let mut batches = Vec::new();
         for g in groups {
@@ -399,16 +405,7 @@ impl Querier {
                 batches.extend(snap.buffered.into_iter().filter(|b| b.fields.is_some()));
             }
         }
-        if batches.is_empty() {
-            return;
-        }
-        // One core at most, so that queries keep the other. Every path is tried as numbers
-        // (a text value turns its column to text at once).
-        tokio::task::spawn_blocking(move || {
-            for b in batches {
-                b.keep(&paths, &paths);
-            }
-        });
+        (!batches.is_empty()).then_some(FieldsToKeep { batches, paths })
     }
 
     pub async fn prepare(&self, req: QueryRequest) -> Result<Prepared, QueryError> {
@@ -522,11 +519,12 @@ impl Querier {
                     }
                     None => None,
                 };
-                self.keep_extracted_fields(&compiled.plan, &read, range);
+                let keep = self.fields_to_keep(&compiled.plan, &read, range);
                 Ok(Prepared {
                     ctx,
                     compiled,
                     page,
+                    keep,
                 })
             }
             Language::Sql => {
@@ -555,6 +553,7 @@ impl Querier {
                 Ok(Prepared {
                     ctx,
                     page: None,
+                    keep: None,
                     compiled: CompiledQuery {
                         plan,
                         fields,
@@ -651,6 +650,26 @@ pub struct Prepared {
     compiled: CompiledQuery,
     /// A newest- or oldest-first page: run over the range its probe narrows (see `newest`).
     page: Option<Page>,
+    /// Fields for buffered batches to keep once the query has run.
+    keep: Option<FieldsToKeep>,
+}
+
+/// JSON fields a query extracted, for the sealed buffered batches it read to keep.
+struct FieldsToKeep {
+    batches: Vec<logwell_storage::Buffered>,
+    paths: Vec<String>,
+}
+
+impl FieldsToKeep {
+    /// Extracts and keeps them on one blocking thread, so that queries keep the other cores.
+    /// Every path is tried as numbers (a text value turns its column to text at once).
+    fn start(self) {
+        tokio::task::spawn_blocking(move || {
+            for b in &self.batches {
+                b.keep(&self.paths, &self.paths);
+            }
+        });
+    }
 }
 
 /// What a page query needs to be compiled again over a narrower range.
@@ -796,6 +815,10 @@ impl Prepared {
             "\n{}",
             datafusion::physical_plan::display::DisplayableExecutionPlan::with_metrics(physical.as_ref()).indent(true)
         );
+        if let Some(keep) = self.keep.take() {
+            keep.start();
+        }
+        let c = &self.compiled;
         Ok(QueryResults {
             fields: c.fields.clone(),
             rows,

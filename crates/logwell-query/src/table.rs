@@ -518,7 +518,7 @@ impl GroupTable {
     }
 
     /// Scans of the buffered batches giving `cols`. A field a sealed batch keeps (extracted
-    /// once, after an earlier query: see `Querier::keep_extracted_fields`) is read from it;
+    /// once, after an earlier query: see `Querier::fields_to_keep`) is read from it;
     /// the others are extracted in the plan, as in segments without field columns. Queries over the last minutes thus parse each
     /// message once, and the first of them costs no more than before. Batches are scanned in
     /// groups by how they hold the fields, as segments are.
