@@ -352,6 +352,49 @@ async fn an_unreadable_catalog_stops_start_up_instead_of_losing_data() {
 }
 
 #[tokio::test]
+async fn a_queried_group_has_its_flushed_files_given_field_columns_before_they_go_cold() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = StorageConfig {
+        memtable_batch_rows: 10,
+        ..config(dir.path())
+    };
+    let e = Engine::open(cfg).await.unwrap();
+    setup(&e, "/g", &["s"]).await;
+    let t0 = now_millis() - 1000;
+    let json = |from: i64| -> Vec<InputLogEvent> {
+        (from..from + 50)
+            .map(|i| InputLogEvent {
+                timestamp: t0 + i,
+                message: Cow::Owned(format!(r#"{{"level":"INFO","n":{i}}}"#)),
+            })
+            .collect()
+    };
+    e.put_events("/g", "s", &json(0)).await.unwrap();
+    e.flush().await.unwrap();
+    e.put_events("/g", "s", &json(50)).await.unwrap();
+    let fields = |e: &Engine| -> Vec<Vec<String>> {
+        e.snapshot("/g", 0, i64::MAX)
+            .unwrap()
+            .segments
+            .iter()
+            .map(|s| s.fields.clone())
+            .collect()
+    };
+    // Nobody queried the group: the flushed file waits until it goes cold.
+    assert!(!e.compact_once().await.unwrap());
+    assert_eq!(fields(&e), vec![Vec::<String>::new()]);
+    // A query had the buffered batches keep `level`: the file is rewritten with its columns.
+    for b in e.snapshot("/g", 0, i64::MAX).unwrap().buffered {
+        b.keep(&["level".to_string()], &[]);
+    }
+    let before = all(&e, "/g").await;
+    assert!(e.compact_once().await.unwrap());
+    assert_eq!(fields(&e), vec![vec!["level".to_string(), "n".to_string()]]);
+    assert_eq!(all(&e, "/g").await, before, "events read back unchanged");
+    assert!(!e.compact_once().await.unwrap(), "rewritten once");
+}
+
+#[tokio::test]
 async fn compaction_stores_frequent_json_fields_as_columns_and_flush_does_not() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = StorageConfig {

@@ -495,12 +495,20 @@ impl Engine {
                     .take(1)
                     .cloned()
                     .collect();
+                // A group whose buffered fields queries read is being looked into: its flushed
+                // files without field columns are rewritten now rather than once cold (the same
+                // one rewrite, sooner), so its older minutes are read from columns too.
+                let queried = st
+                    .mem
+                    .get(&g.group_id)
+                    .is_some_and(|m| m.kept_field_bytes() > 0);
+                let due = |s: &SegmentMeta| is_cold(s) || (queried && s.fields.is_empty());
                 if !held.is_empty() {
                     run = held;
                 } else if !merge {
                     run = segs
                         .iter()
-                        .filter(|s| s.level == 0 && is_cold(s))
+                        .filter(|s| s.level == 0 && due(s))
                         .take(1)
                         .cloned()
                         .collect();
