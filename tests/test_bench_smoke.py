@@ -34,7 +34,7 @@ def test_query_benchmark_runs_against_duckdb_and_agrees():
         pytest.fail(f"query benchmark not built: {bench}")
     import sys
     out = subprocess.run(
-        [bench, "--events", "30000", "--clients", "2", "--runs", "1", "--logwell", logwell_bin(),
+        [bench, "--events", "30000", "--clients", "2", "--runs", "1", "--later-s", "1", "--logwell", logwell_bin(),
          "--python", sys.executable],
         capture_output=True, text=True, timeout=600,
     )
@@ -46,6 +46,9 @@ def test_query_benchmark_runs_against_duckdb_and_agrees():
     assert all(l.rstrip().endswith("| yes |") for l in rows), out.stdout
     assert len(re.findall(r"\| geometric mean \|.*\| [\d.]+x \|", out.stdout)) == 2, out.stdout
     assert re.search(r"encryption at rest: settled queries take [\d.]+x their unencrypted time", out.stdout), out.stdout
+    # Where the fresh events were, and the same queries a minute into an investigation.
+    assert re.search(r"fresh queries start: \d+ events in segments, \d+ MB buffered", out.stdout), out.stdout
+    assert re.search(r"a minute in: \d+ events in segments", out.stdout), out.stdout
 
 
 def test_live_tail_benchmark_reports_latency_and_ingest():

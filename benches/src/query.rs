@@ -38,6 +38,10 @@ struct Args {
     /// Runs per query; the best is reported for both engines.
     #[arg(long, default_value_t = 3)]
     runs: usize,
+    /// Seconds after the fresh runs before the same queries run again ("a minute in"): the
+    /// time an investigation has queried the data for, 0 to skip.
+    #[arg(long, default_value_t = 45)]
+    later_s: u64,
     /// Pause between two runs of a query on fresh data, as between an analyst's queries:
     /// buffered batches keep the fields a query extracted once it has run, in the background.
     #[arg(long, default_value_t = 500)]
@@ -692,7 +696,40 @@ async fn main() -> Result<()> {
         data.raw.values().sum::<u64>() as f64 / 1e6
     );
     let pause = Duration::from_millis(args.pause_ms);
+    let gauges = |when: &'static str| {
+        let server = &server;
+        async move {
+            let text = server
+                .http
+                .get(format!("{}/metrics", server.endpoint))
+                .send()
+                .await?
+                .text()
+                .await?;
+            let gauge = |name: &str| {
+                text.lines()
+                    .find_map(|l| l.strip_prefix(name)?.trim().parse::<f64>().ok())
+                    .unwrap_or(f64::NAN)
+            };
+            println!(
+                "{when}: {:.0} events in segments, {:.0} MB buffered, {:.1} MB of fields kept",
+                gauge("logwell_segment_events "),
+                gauge("logwell_buffered_bytes ") / 1e6,
+                gauge("logwell_buffered_field_bytes ") / 1e6,
+            );
+            anyhow::Ok(())
+        }
+    };
+    gauges("fresh queries start").await?;
     let fresh = time_logwell(&server, &queries, data.range, args.runs, pause).await?;
+    gauges("fresh queries end").await?;
+    let later = if args.later_s > 0 {
+        tokio::time::sleep(Duration::from_secs(args.later_s)).await;
+        gauges("a minute in").await?;
+        Some(time_logwell(&server, &queries, data.range, args.runs, pause).await?)
+    } else {
+        None
+    };
     server.stop()?;
     let plain = ServerProc::start(&bin, &plain_dir, &plain_config)?;
     load(&plain, &data, args.clients).await?;
@@ -735,36 +772,42 @@ async fn main() -> Result<()> {
     };
     println!("\nFresh (right after ingest: memtable and flushed segments, no field columns yet)\n");
     // The first run extracts the fields it reads from buffered messages; the batches then
-    // keep them, and later runs (after `--pause-ms`) read them.
-    println!("| query | logwell | first run | DuckDB | logwell / DuckDB | raw MB/s (logwell) | same answer |");
-    println!("|---|---|---|---|---|---|---|");
+    // keep them, and later runs (after `--pause-ms`) read them. "A minute in": the same
+    // queries once an investigation has queried the data for `--later-s` seconds (more of it
+    // flushed, fields kept, the files it queried given field columns).
+    println!("| query | logwell | first run | a minute in | DuckDB | logwell / DuckDB | a minute in / DuckDB | raw MB/s (logwell) | same answer |");
+    println!("|---|---|---|---|---|---|---|---|---|");
     let mut fresh_ratios = Vec::new();
-    for (
-        q,
-        Timed {
-            best: secs,
-            first,
-            rows,
-        },
-    ) in queries.iter().zip(&fresh)
-    {
+    let mut later_ratios = Vec::new();
+    for (i, (q, timed)) in queries.iter().zip(&fresh).enumerate() {
+        let (secs, first, rows) = (timed.best, timed.first, &timed.rows);
+        let later_secs = later.as_ref().map(|l| l[i].best);
         let d = &duck_fresh[q.name];
         let dsecs = d["seconds"].as_f64().unwrap_or(f64::NAN);
         fresh_ratios.push(secs / dsecs);
+        if let Some(l) = later_secs {
+            later_ratios.push(l / dsecs);
+        }
         let mb = data.raw[q.group] as f64 / 1e6;
         let ok = same(q.name, q.check, rows, d);
         println!(
-            "| {} | {} | {} | {} | {:.2}x | {:.0} | {ok} |",
+            "| {} | {} | {} | {} | {} | {:.2}x | {} | {:.0} | {ok} |",
             q.name,
-            ms(*secs),
-            ms(*first),
+            ms(secs),
+            ms(first),
+            later_secs.map_or("-".into(), ms),
             ms(dsecs),
             secs / dsecs,
+            later_secs.map_or("-".into(), |l| format!("{:.2}x", l / dsecs)),
             mb / secs
         );
     }
+    let later_mean = match later_ratios.is_empty() {
+        true => "-".to_string(),
+        false => format!("{:.2}x", geomean(&later_ratios)),
+    };
     println!(
-        "| geometric mean | | | | {:.2}x | | |",
+        "| geometric mean | | | | | {:.2}x | {later_mean} | | |",
         geomean(&fresh_ratios)
     );
 
