@@ -59,6 +59,12 @@ impl ServerProc {
         })
     }
 
+    /// The server's `/metrics` text.
+    pub async fn metrics(&self) -> Result<String> {
+        let url = format!("{}/metrics", self.endpoint);
+        Ok(self.http.get(url).send().await?.text().await?)
+    }
+
     pub async fn call(&self, op: &str, body: String) -> Result<Value> {
         let r = self
             .http

@@ -184,13 +184,7 @@ async fn paced(
 }
 
 async fn delivered_events(server: &ServerProc, name: &str) -> Result<u64> {
-    let text = server
-        .http
-        .get(format!("{}/metrics", server.endpoint))
-        .send()
-        .await?
-        .text()
-        .await?;
+    let text = server.metrics().await?;
     let needle = format!("filter=\"{name}\"}} ");
     Ok(text
         .lines()

@@ -699,13 +699,7 @@ async fn main() -> Result<()> {
     let gauges = |when: &'static str| {
         let server = &server;
         async move {
-            let text = server
-                .http
-                .get(format!("{}/metrics", server.endpoint))
-                .send()
-                .await?
-                .text()
-                .await?;
+            let text = server.metrics().await?;
             let gauge = |name: &str| {
                 text.lines()
                     .find_map(|l| l.strip_prefix(name)?.trim().parse::<f64>().ok())

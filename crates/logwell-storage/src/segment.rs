@@ -605,12 +605,7 @@ mod tests {
         let e = encode(&m.freeze_batches(), 3, 16, &choice, None, &[]).unwrap();
         assert_eq!(e.fields, ["code", "late", "n", "s"]);
         assert_eq!(e.numeric, ["n"]);
-        let reader = ParquetRecordBatchReaderBuilder::try_new(e.file)
-            .unwrap()
-            .build()
-            .unwrap();
-        let batches: Vec<RecordBatch> = reader.map(|b| b.unwrap()).collect();
-        let all = arrow::compute::concat_batches(&batches[0].schema(), &batches).unwrap();
+        let all = read_whole(e.file);
         let n = all.column_by_name("field:n").unwrap();
         assert_eq!(n.data_type(), &DataType::Float64);
         let n: Vec<f64> = n
@@ -623,6 +618,16 @@ mod tests {
         assert_eq!(late.value(36), "36");
         let code = all.column_by_name("field:code").unwrap().as_string::<i32>();
         assert_eq!((code.value(0), code.value(1)), ("007", "2"));
+    }
+
+    /// Every column of a plain segment file, as one batch.
+    fn read_whole(file: Bytes) -> RecordBatch {
+        let reader = ParquetRecordBatchReaderBuilder::try_new(file)
+            .unwrap()
+            .build()
+            .unwrap();
+        let batches: Vec<RecordBatch> = reader.map(|b| b.unwrap()).collect();
+        arrow::compute::concat_batches(&batches[0].schema(), &batches).unwrap()
     }
 
     #[test]
@@ -663,12 +668,7 @@ mod tests {
         let e = encode(&batches, 3, 2, &ColumnChoice::default(), None, &given).unwrap();
         assert_eq!(e.fields, ["n", "s", "t"]);
         assert_eq!(e.numeric, ["t"]);
-        let reader = ParquetRecordBatchReaderBuilder::try_new(e.file)
-            .unwrap()
-            .build()
-            .unwrap();
-        let batches: Vec<RecordBatch> = reader.map(|b| b.unwrap()).collect();
-        let all = arrow::compute::concat_batches(&batches[0].schema(), &batches).unwrap();
+        let all = read_whole(e.file);
         let text = |name: &str| -> Vec<String> {
             let c = all.column_by_name(name).unwrap().as_string::<i32>();
             c.iter().map(|v| v.unwrap_or("-").to_string()).collect()

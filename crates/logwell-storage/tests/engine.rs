@@ -351,6 +351,16 @@ async fn an_unreadable_catalog_stops_start_up_instead_of_losing_data() {
     assert_eq!(all(&e, "/g").await.len(), 3);
 }
 
+/// The field columns of each of `group`'s segments.
+fn segment_fields(e: &Engine, group: &str) -> Vec<Vec<String>> {
+    e.snapshot(group, 0, i64::MAX)
+        .unwrap()
+        .segments
+        .iter()
+        .map(|s| s.fields.clone())
+        .collect()
+}
+
 #[tokio::test]
 async fn a_queried_group_has_its_flushed_files_given_field_columns_before_they_go_cold() {
     let dir = tempfile::tempdir().unwrap();
@@ -372,24 +382,19 @@ async fn a_queried_group_has_its_flushed_files_given_field_columns_before_they_g
     e.put_events("/g", "s", &json(0)).await.unwrap();
     e.flush().await.unwrap();
     e.put_events("/g", "s", &json(50)).await.unwrap();
-    let fields = |e: &Engine| -> Vec<Vec<String>> {
-        e.snapshot("/g", 0, i64::MAX)
-            .unwrap()
-            .segments
-            .iter()
-            .map(|s| s.fields.clone())
-            .collect()
-    };
     // Nobody queried the group: the flushed file waits until it goes cold.
     assert!(!e.compact_once().await.unwrap());
-    assert_eq!(fields(&e), vec![Vec::<String>::new()]);
+    assert_eq!(segment_fields(&e, "/g"), vec![Vec::<String>::new()]);
     // A query had the buffered batches keep `level`: the file is rewritten with its columns.
     for b in e.snapshot("/g", 0, i64::MAX).unwrap().buffered {
         b.keep(&["level".to_string()], &[]);
     }
     let before = all(&e, "/g").await;
     assert!(e.compact_once().await.unwrap());
-    assert_eq!(fields(&e), vec![vec!["level".to_string(), "n".to_string()]]);
+    assert_eq!(
+        segment_fields(&e, "/g"),
+        vec![vec!["level".to_string(), "n".to_string()]]
+    );
     assert_eq!(all(&e, "/g").await, before, "events read back unchanged");
     assert!(!e.compact_once().await.unwrap(), "rewritten once");
 }
@@ -412,17 +417,16 @@ async fn compaction_stores_frequent_json_fields_as_columns_and_flush_does_not() 
         .collect();
     e.put_events("/g", "s", &json).await.unwrap();
     e.flush().await.unwrap();
-    let fields = |e: &Engine| -> Vec<Vec<String>> {
-        e.snapshot("/g", 0, i64::MAX)
-            .unwrap()
-            .segments
-            .iter()
-            .map(|s| s.fields.clone())
-            .collect()
-    };
-    assert_eq!(fields(&e), vec![Vec::<String>::new()], "flush stays cheap");
+    assert_eq!(
+        segment_fields(&e, "/g"),
+        vec![Vec::<String>::new()],
+        "flush stays cheap"
+    );
     let before = all(&e, "/g").await;
     e.maintain().await.unwrap();
-    assert_eq!(fields(&e), vec![vec!["level".to_string(), "n".to_string()]]);
+    assert_eq!(
+        segment_fields(&e, "/g"),
+        vec![vec!["level".to_string(), "n".to_string()]]
+    );
     assert_eq!(all(&e, "/g").await, before, "events read back unchanged");
 }
