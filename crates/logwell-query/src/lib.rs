@@ -363,8 +363,8 @@ impl Querier {
     }
 
     /// Checks and plans a query; errors here are what StartQuery reports.
-    /// The JSON fields `plan` extracts from messages and the sealed buffered batches of
-    /// `groups` it reads: once the query ends, the batches extract and keep those fields in
+    /// The JSON fields `plan` reads (extracted from messages, or as field columns) and the
+    /// sealed buffered batches of `groups` that do not keep them yet: once the query ends, the batches extract and keep those fields in
     /// the background, so that the next query over the last minutes reads them as columns
     /// (the table offers what batches keep) instead of parsing every message again. The query
     /// itself is neither delayed nor slowed: it extracts in its plan, after its filters.
@@ -378,17 +378,26 @@ impl Querier {
         use datafusion::common::ScalarValue;
         use datafusion::logical_expr::Expr;
         let mut paths: Vec<String> = Vec::new();
+        // Fields extracted in the plan, and fields read as columns (which the table extracts
+        // for the batches that do not keep them).
         let _ = plan.apply(|node| {
             node.apply_expressions(|e| {
                 e.apply(|e| {
-                    if let Expr::ScalarFunction(f) = e {
-                        if f.func.name() == "lw_json" {
+                    match e {
+                        Expr::ScalarFunction(f) if f.func.name() == "lw_json" => {
                             for a in &f.args[1..] {
                                 if let Expr::Literal(ScalarValue::Utf8(Some(p)), _) = a {
                                     paths.push(p.clone());
                                 }
                             }
                         }
+                        Expr::Column(c) => {
+                            let field = c.name.strip_prefix(FIELD_PREFIX);
+                            if let Some(p) = field.or_else(|| c.name.strip_prefix(NUMBER_PREFIX)) {
+                                paths.push(p.to_string());
+                            }
+                        }
+                        _ => {}
                     }
                     Ok(TreeNodeRecursion::Continue)
                 })
@@ -402,7 +411,7 @@ impl Querier {
         let mut batches = Vec::new();
         for g in groups {
             if let Ok(snap) = self.engine.snapshot(g, range.0, range.1) {
-                batches.extend(snap.buffered.into_iter().filter(|b| b.fields.is_some()));
+                batches.extend(snap.buffered.into_iter().filter(|b| b.would_keep(&paths)));
             }
         }
         (!batches.is_empty()).then_some(FieldsToKeep { batches, paths })

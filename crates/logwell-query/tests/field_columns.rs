@@ -258,3 +258,77 @@ async fn buffered_batches_keep_the_fields_a_query_extracted_for_the_next_one() {
     assert!(snap.segments[0].numeric.is_empty());
     assert_eq!(run(Read::Stored).await, first);
 }
+
+/// Waits until `n` sealed buffered batches of `/app` keep every one of `paths`; false if they
+/// do not within five seconds.
+async fn sealed_batches_keep(engine: &logwell_storage::Engine, n: usize, paths: &[&str]) -> bool {
+    let paths: Vec<String> = paths.iter().map(|p| p.to_string()).collect();
+    for _ in 0..500 {
+        let snap = engine.snapshot("/app", 0, i64::MAX).unwrap();
+        let sealed: Vec<_> = snap
+            .buffered
+            .iter()
+            .filter(|b| b.fields.is_some())
+            .collect();
+        let keep =
+            |b: &&logwell_storage::Buffered| b.kept_columns(&paths).iter().all(|c| c.is_some());
+        if sealed.len() == n && sealed.iter().all(keep) {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    false
+}
+
+/// A field once kept is offered as a column, and a query reading that column still has the
+/// batches sealed since keep it: keeping does not stop at the first query.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batches_sealed_after_a_field_became_a_column_keep_it_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = StorageConfig {
+        memtable_batch_rows: 100,
+        ..StorageConfig::default()
+    };
+    let engine = common::engine_with_group(dir.path(), config, "/app", &["s"]).await;
+    let now = logwell_model::now_millis();
+    let events = |from: i64| -> Vec<InputLogEvent> {
+        (from..from + 100)
+            .map(|i| InputLogEvent {
+                timestamp: now - 60_000 + i,
+                message: Cow::Owned(format!(r#"{{"level":"INFO","msg":"request {i} handled"}}"#)),
+            })
+            .collect()
+    };
+    let querier = Querier::new(engine.clone(), QueryConfig::default()).unwrap();
+    let count = || async {
+        let prepared = querier
+            .prepare(QueryRequest {
+                groups: vec!["/app".into()],
+                start_ms: now - 3_600_000,
+                end_ms: now,
+                query: "stats count(*) as n by level".into(),
+                language: Language::Insights,
+                limit: None,
+            })
+            .await
+            .unwrap();
+        let plan = prepared.plan().display_indent().to_string();
+        (plan, prepared.run().await.unwrap().rows)
+    };
+    engine.put_events("/app", "s", &events(0)).await.unwrap();
+    let (plan, rows) = count().await;
+    assert!(plan.contains("lw_json"), "{plan}");
+    assert_eq!(rows[0][1].1, "100");
+    assert!(sealed_batches_keep(&engine, 1, &["level"]).await);
+    engine.put_events("/app", "s", &events(100)).await.unwrap();
+    let (plan, rows) = count().await;
+    assert!(
+        plan.contains("__field:level") && !plan.contains("lw_json"),
+        "{plan}"
+    );
+    assert_eq!(rows[0][1].1, "200");
+    assert!(
+        sealed_batches_keep(&engine, 2, &["level"]).await,
+        "the batch sealed after the field became a column keeps it too"
+    );
+}

@@ -72,9 +72,11 @@ impl Buffered {
         let missing: Vec<&String> = {
             let kept = f.columns.lock().unwrap();
             let mut pending = f.pending.lock().unwrap();
+            let rejected = f.rejected.lock().unwrap();
             let missing: Vec<&String> = paths
                 .iter()
                 .filter(|p| !kept.contains_key(*p) && !pending.contains(*p))
+                .filter(|p| !rejected.contains(*p))
                 .collect();
             pending.extend(missing.iter().map(|p| (*p).clone()));
             missing
@@ -95,10 +97,25 @@ impl Buffered {
                 kept.insert((*path).clone(), column);
                 f.used
                     .fetch_add(bytes, std::sync::atomic::Ordering::Relaxed);
+            } else {
+                f.rejected.lock().unwrap().insert((*path).clone());
             }
         }
         let mut pending = f.pending.lock().unwrap();
         pending.retain(|p| !missing.contains(&p));
+    }
+
+    /// Whether [`Self::keep`] would extract any of `paths`: a sealed batch that neither keeps
+    /// it nor has found it too big.
+    pub fn would_keep(&self, paths: &[String]) -> bool {
+        let Some(f) = &self.fields else {
+            return false;
+        };
+        let kept = f.columns.lock().unwrap();
+        let rejected = f.rejected.lock().unwrap();
+        paths
+            .iter()
+            .any(|p| !kept.contains_key(p) && !rejected.contains(p))
     }
 
     /// The field columns this batch keeps, by path.
@@ -131,6 +148,8 @@ pub struct BatchFields {
     columns: Mutex<HashMap<String, ArrayRef>>,
     /// Paths being extracted to be kept.
     pending: Mutex<std::collections::HashSet<String>>,
+    /// Paths extracted once that did not fit the budget: not extracted again.
+    rejected: Mutex<std::collections::HashSet<String>>,
     /// Bytes of the columns kept, at most `budget` (the batch's message bytes).
     used: std::sync::atomic::AtomicU64,
     budget: u64,
@@ -155,6 +174,9 @@ pub fn kept_fields(batches: &[Buffered]) -> Vec<crate::segment::Given> {
         .map(|(p, _)| p)
         .collect();
     paths.sort();
+    if paths.is_empty() {
+        return Vec::new();
+    }
     // Per batch, the paths it lacks, extracted in one pass (as numbers where another batch
     // kept numbers).
     let numeric = |p: &str| {
@@ -169,7 +191,10 @@ pub fn kept_fields(batches: &[Buffered]) -> Vec<crate::segment::Given> {
             .filter(|p| !k.contains_key(**p))
             .map(|p| (*p, numeric(p)))
             .collect();
-        let mut extracted = extract_columns(b, &missing).into_iter();
+        let mut extracted = match missing.is_empty() {
+            true => Vec::new().into_iter(),
+            false => extract_columns(b, &missing).into_iter(),
+        };
         for (i, p) in paths.iter().enumerate() {
             columns[i].push(match k.get(*p) {
                 Some(c) => c.clone(),
@@ -340,5 +365,13 @@ mod tests {
             .unwrap()
             .len();
         assert!((1..10).contains(&kept), "{kept} columns kept");
+        // What did not fit is not extracted again by later queries.
+        for path in [
+            "level", "user", "pad", "a", "b", "c", "d", "e", "f", "g", "h",
+        ] {
+            let path = [path.to_string()];
+            let kept = sealed.kept_columns(&path)[0].is_some();
+            assert!(!sealed.would_keep(&path), "{path:?} (kept: {kept})");
+        }
     }
 }
