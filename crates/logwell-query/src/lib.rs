@@ -24,9 +24,11 @@ pub mod anomaly;
 pub mod compile;
 pub mod events;
 pub mod format;
+mod keep;
 pub mod lookup;
 mod newest;
 pub mod pattern;
+mod sql;
 pub mod table;
 pub mod udf;
 
@@ -37,11 +39,9 @@ use crate::table::{GroupTable, STORE_URL};
 use crate::udf::{CountTrue, QueryCounters};
 use arrow::array::{Array, AsArray};
 use arrow::datatypes::{DataType, Int64Type, TimeUnit};
-use async_trait::async_trait;
 use base64::Engine as _;
-use datafusion::catalog::{SchemaProvider, TableProvider};
 use datafusion::common::DataFusionError;
-use datafusion::datasource::{provider_as_source, ViewTable};
+use datafusion::datasource::provider_as_source;
 use datafusion::execution::disk_manager::DiskManagerBuilder;
 use datafusion::execution::memory_pool::FairSpillPool;
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
@@ -336,7 +336,7 @@ impl Querier {
                 fields.extend(s.fields.iter().cloned());
                 numbers.extend(s.numeric.iter().cloned());
             }
-            // Buffered batches offer the fields they keep (see `fields_to_keep`).
+            // Buffered batches offer the fields they keep (see `keep::FieldsToKeep`).
             for b in snaps.iter().flat_map(|s| s.buffered.iter()) {
                 for (path, numeric) in b.kept_paths() {
                     if numeric {
@@ -363,60 +363,6 @@ impl Querier {
     }
 
     /// Checks and plans a query; errors here are what StartQuery reports.
-    /// The JSON fields `plan` reads (extracted from messages, or as field columns) and the
-    /// sealed buffered batches of `groups` that do not keep them yet: once the query ends, the batches extract and keep those fields in
-    /// the background, so that the next query over the last minutes reads them as columns
-    /// (the table offers what batches keep) instead of parsing every message again. The query
-    /// itself is neither delayed nor slowed: it extracts in its plan, after its filters.
-    fn fields_to_keep(
-        &self,
-        plan: &LogicalPlan,
-        groups: &[String],
-        range: (i64, i64),
-    ) -> Option<FieldsToKeep> {
-        use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
-        use datafusion::common::ScalarValue;
-        use datafusion::logical_expr::Expr;
-        let mut paths: Vec<String> = Vec::new();
-        // Fields extracted in the plan, and fields read as columns (which the table extracts
-        // for the batches that do not keep them).
-        let _ = plan.apply(|node| {
-            node.apply_expressions(|e| {
-                e.apply(|e| {
-                    match e {
-                        Expr::ScalarFunction(f) if f.func.name() == "lw_json" => {
-                            for a in &f.args[1..] {
-                                if let Expr::Literal(ScalarValue::Utf8(Some(p)), _) = a {
-                                    paths.push(p.clone());
-                                }
-                            }
-                        }
-                        Expr::Column(c) => {
-                            let field = c.name.strip_prefix(FIELD_PREFIX);
-                            if let Some(p) = field.or_else(|| c.name.strip_prefix(NUMBER_PREFIX)) {
-                                paths.push(p.to_string());
-                            }
-                        }
-                        _ => {}
-                    }
-                    Ok(TreeNodeRecursion::Continue)
-                })
-            })
-        });
-        paths.sort();
-        paths.dedup();
-        if paths.is_empty() {
-            return None;
-        }
-        let mut batches = Vec::new();
-        for g in groups {
-            if let Ok(snap) = self.engine.snapshot(g, range.0, range.1) {
-                batches.extend(snap.buffered.into_iter().filter(|b| b.would_keep(&paths)));
-            }
-        }
-        (!batches.is_empty()).then_some(FieldsToKeep { batches, paths })
-    }
-
     pub async fn prepare(&self, req: QueryRequest) -> Result<Prepared, QueryError> {
         if req.end_ms < req.start_ms {
             return Err(QueryError::Invalid(
@@ -528,7 +474,7 @@ impl Querier {
                     }
                     None => None,
                 };
-                let keep = self.fields_to_keep(&compiled.plan, &read, range);
+                let keep = keep::FieldsToKeep::of(&self.engine, &compiled.plan, &read, range);
                 Ok(Prepared {
                     ctx,
                     compiled,
@@ -537,7 +483,7 @@ impl Querier {
                 })
             }
             Language::Sql => {
-                let schema = Arc::new(SqlTables {
+                let schema = Arc::new(sql::SqlTables {
                     querier: self.clone(),
                     groups: req.groups.clone(),
                     range: (req.start_ms, req.end_ms),
@@ -660,25 +606,7 @@ pub struct Prepared {
     /// A newest- or oldest-first page: run over the range its probe narrows (see `newest`).
     page: Option<Page>,
     /// Fields for buffered batches to keep once the query has run.
-    keep: Option<FieldsToKeep>,
-}
-
-/// JSON fields a query extracted, for the sealed buffered batches it read to keep.
-struct FieldsToKeep {
-    batches: Vec<logwell_storage::Buffered>,
-    paths: Vec<String>,
-}
-
-impl FieldsToKeep {
-    /// Extracts and keeps them on one blocking thread, so that queries keep the other cores.
-    /// Every path is tried as numbers (a text value turns its column to text at once).
-    fn start(self) {
-        tokio::task::spawn_blocking(move || {
-            for b in &self.batches {
-                b.keep(&self.paths, &self.paths);
-            }
-        });
-    }
+    keep: Option<keep::FieldsToKeep>,
 }
 
 /// What a page query needs to be compiled again over a narrower range.
@@ -1010,85 +938,4 @@ pub fn decode_ptr(ptr: &str) -> Option<(String, i64, i64)> {
     let ts = parts.next()?.parse().ok()?;
     let seq = parts.next()?.parse().ok()?;
     Some((group, ts, seq))
-}
-
-/// SQL's tables: each log group by its name, and `logs` for the groups the request named (or
-/// every group). Tables are planned on first reference, so only the groups a query names are read.
-struct SqlTables {
-    querier: Querier,
-    groups: Vec<String>,
-    range: (i64, i64),
-    counters: Arc<QueryCounters>,
-}
-
-impl std::fmt::Debug for SqlTables {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("SqlTables")
-    }
-}
-
-#[async_trait]
-impl SchemaProvider for SqlTables {
-    fn table_names(&self) -> Vec<String> {
-        let mut names: Vec<String> = self
-            .querier
-            .engine
-            .list_groups()
-            .into_iter()
-            .map(|g| g.name)
-            .collect();
-        names.push("logs".into());
-        names
-    }
-
-    async fn table(
-        &self,
-        name: &str,
-    ) -> datafusion::common::Result<Option<Arc<dyn TableProvider>>> {
-        let groups: Vec<String> = if name == "logs" {
-            if self.groups.is_empty() {
-                self.querier
-                    .engine
-                    .list_groups()
-                    .into_iter()
-                    .map(|g| g.name)
-                    .collect()
-            } else {
-                self.groups.clone()
-            }
-        } else if self.table_exist(name) {
-            vec![name.to_string()]
-        } else {
-            return Ok(None);
-        };
-        if groups.is_empty() {
-            return Ok(None);
-        }
-        let plan = self
-            .querier
-            .groups_plan(
-                &groups,
-                self.range.0,
-                self.range.1,
-                &self.counters,
-                false,
-                false,
-                None,
-            )
-            .map_err(|e| DataFusionError::External(Box::new(e)))?;
-        // The internal sequence column stays hidden from SQL.
-        let visible: Vec<_> = plan
-            .schema()
-            .fields()
-            .iter()
-            .filter(|f| f.name() != SEQ)
-            .map(|f| ident(f.name()))
-            .collect();
-        let plan = LogicalPlanBuilder::from(plan).project(visible)?.build()?;
-        Ok(Some(Arc::new(ViewTable::new(plan, None))))
-    }
-
-    fn table_exist(&self, name: &str) -> bool {
-        name == "logs" || self.querier.engine.group_exists(name)
-    }
 }
