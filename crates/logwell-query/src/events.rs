@@ -404,6 +404,9 @@ impl Querier {
         let mut fields = Vec::new();
         if let Some((text, p)) = pattern.filter(|(_, p)| !p.matches_all()) {
             let necessary = p.necessary();
+            if necessary.as_ref().is_some_and(|n| !n.paths().is_empty()) {
+                self.engine.fields_queried(group);
+            }
             if let Some(c) = necessary
                 .as_ref()
                 .and_then(|n| candidates(n, &stored, &numeric))

@@ -12,49 +12,17 @@ pub(crate) struct FieldsToKeep {
 }
 
 impl FieldsToKeep {
-    /// The JSON fields `plan` reads (extracted from messages, or as field columns) and the
-    /// sealed buffered batches of `groups` that do not keep them yet: once the query ends, the
-    /// batches extract and keep those fields in the background, so that the next query over
-    /// the last minutes reads them as columns (the table offers what batches keep) instead of
-    /// parsing every message again. The query itself is neither delayed nor slowed: it
+    /// The JSON fields `paths` a query read and the sealed buffered batches of `groups` that
+    /// do not keep them yet: once the query ends, the batches extract and keep those fields in
+    /// the background, so that the next query over the last minutes reads them as columns (the
+    /// table offers what batches keep) instead of parsing every message again. The query itself is neither delayed nor slowed: it
     /// extracts in its plan, after its filters.
     pub(crate) fn of(
         engine: &Engine,
-        plan: &LogicalPlan,
+        paths: Vec<String>,
         groups: &[String],
         range: (i64, i64),
     ) -> Option<FieldsToKeep> {
-        use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
-        use datafusion::common::ScalarValue;
-        use datafusion::logical_expr::Expr;
-        let mut paths: Vec<String> = Vec::new();
-        // Fields extracted in the plan, and fields read as columns (which the table extracts
-        // for the batches that do not keep them).
-        let _ = plan.apply(|node| {
-            node.apply_expressions(|e| {
-                e.apply(|e| {
-                    match e {
-                        Expr::ScalarFunction(f) if f.func.name() == "lw_json" => {
-                            for a in &f.args[1..] {
-                                if let Expr::Literal(ScalarValue::Utf8(Some(p)), _) = a {
-                                    paths.push(p.clone());
-                                }
-                            }
-                        }
-                        Expr::Column(c) => {
-                            let field = c.name.strip_prefix(FIELD_PREFIX);
-                            if let Some(p) = field.or_else(|| c.name.strip_prefix(NUMBER_PREFIX)) {
-                                paths.push(p.to_string());
-                            }
-                        }
-                        _ => {}
-                    }
-                    Ok(TreeNodeRecursion::Continue)
-                })
-            })
-        });
-        paths.sort();
-        paths.dedup();
         if paths.is_empty() {
             return None;
         }
@@ -76,4 +44,39 @@ impl FieldsToKeep {
             }
         });
     }
+}
+
+/// The JSON fields `plan` reads: extracted from messages, or as field columns (which the table
+/// extracts for the batches and files that do not store them).
+pub(crate) fn fields_read(plan: &LogicalPlan) -> Vec<String> {
+    use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+    use datafusion::common::ScalarValue;
+    use datafusion::logical_expr::Expr;
+    let mut paths: Vec<String> = Vec::new();
+    let _ = plan.apply(|node| {
+        node.apply_expressions(|e| {
+            e.apply(|e| {
+                match e {
+                    Expr::ScalarFunction(f) if f.func.name() == "lw_json" => {
+                        for a in &f.args[1..] {
+                            if let Expr::Literal(ScalarValue::Utf8(Some(p)), _) = a {
+                                paths.push(p.clone());
+                            }
+                        }
+                    }
+                    Expr::Column(c) => {
+                        let field = c.name.strip_prefix(FIELD_PREFIX);
+                        if let Some(p) = field.or_else(|| c.name.strip_prefix(NUMBER_PREFIX)) {
+                            paths.push(p.to_string());
+                        }
+                    }
+                    _ => {}
+                }
+                Ok(TreeNodeRecursion::Continue)
+            })
+        })
+    });
+    paths.sort();
+    paths.dedup();
+    paths
 }

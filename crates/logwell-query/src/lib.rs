@@ -474,7 +474,13 @@ impl Querier {
                     }
                     None => None,
                 };
-                let keep = keep::FieldsToKeep::of(&self.engine, &compiled.plan, &read, range);
+                let fields = keep::fields_read(&compiled.plan);
+                if !fields.is_empty() {
+                    for g in &read {
+                        self.engine.fields_queried(g);
+                    }
+                }
+                let keep = keep::FieldsToKeep::of(&self.engine, fields, &read, range);
                 Ok(Prepared {
                     ctx,
                     compiled,

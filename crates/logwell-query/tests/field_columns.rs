@@ -332,3 +332,94 @@ async fn batches_sealed_after_a_field_became_a_column_keep_it_too() {
         "the batch sealed after the field became a column keeps it too"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_questions_over_flushed_files_have_them_rewritten_with_columns_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    // Maintenance ticks hourly: only the queries' wake-up can rewrite the files in time.
+    let config = StorageConfig {
+        flush_age: std::time::Duration::from_secs(3600),
+        maintenance_interval: std::time::Duration::from_secs(3600),
+        recompress_after: std::time::Duration::from_secs(3600),
+        ..StorageConfig::default()
+    };
+    let engine = common::engine_with_group(dir.path(), config, "/app", &["s"]).await;
+    engine
+        .create_group(logwell_storage::NewGroup {
+            name: "/web".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    engine.create_stream("/web", "s").await.unwrap();
+    let now = logwell_model::now_millis();
+    let events: Vec<InputLogEvent> = (0..1000)
+        .map(|i| InputLogEvent {
+            timestamp: now - 60_000 + i,
+            message: Cow::Owned(format!(
+                r#"{{"level":"{}","status":{}}}"#,
+                ["INFO", "ERROR"][(i % 10 == 0) as usize],
+                200 + i % 3
+            )),
+        })
+        .collect();
+    for g in ["/app", "/web"] {
+        engine.put_events(g, "s", &events).await.unwrap();
+    }
+    engine.flush().await.unwrap();
+    let fields = |g: &str| -> Vec<Vec<String>> {
+        let snap = engine.snapshot(g, 0, i64::MAX).unwrap();
+        snap.segments.iter().map(|s| s.fields.clone()).collect()
+    };
+    assert_eq!(fields("/app"), vec![Vec::<String>::new()]);
+    let until_columns = |g: &'static str| {
+        let fields = &fields;
+        async move {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+            while fields(g) != vec![vec!["level".to_string(), "status".to_string()]] {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "{g}: not rewritten with columns: {:?}",
+                    fields(g)
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+        }
+    };
+    let querier = Querier::new(engine.clone(), QueryConfig::default()).unwrap();
+    // An Insights question on a JSON field...
+    let rows = querier
+        .prepare(QueryRequest {
+            groups: vec!["/app".into()],
+            start_ms: now - 3_600_000,
+            end_ms: now,
+            query: "stats count(*) as n by level | sort level".into(),
+            language: Language::Insights,
+            limit: None,
+        })
+        .await
+        .unwrap()
+        .run()
+        .await
+        .unwrap()
+        .rows;
+    assert_eq!(rows.len(), 2);
+    until_columns("/app").await;
+    // ... and a FilterLogEvents JSON pattern.
+    assert_eq!(fields("/web"), vec![Vec::<String>::new()]);
+    let pattern = logwell_filter::FilterPattern::parse("{ $.status = 201 }").unwrap();
+    let page = querier
+        .filter_events(
+            "/web",
+            &logwell_storage::Scan {
+                limit: 10,
+                ..Default::default()
+            },
+            Some(("{ $.status = 201 }", &pattern)),
+            false,
+        )
+        .await
+        .unwrap();
+    assert_eq!(page.len(), 10);
+    until_columns("/web").await;
+}

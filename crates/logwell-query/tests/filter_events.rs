@@ -25,6 +25,8 @@ async fn filter_matches_the_engine_scan(field_columns_at_flush: bool) {
     let config = StorageConfig {
         row_group_rows: 64,
         field_columns_at_flush,
+        // Fresh segments stay without columns while the patterns are tested.
+        columns_when_queried: false,
         ..StorageConfig::default()
     };
     let engine = common::engine_with_group(dir.path(), config, "/g", &streams).await;

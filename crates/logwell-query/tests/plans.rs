@@ -76,8 +76,12 @@ async fn each_message_is_parsed_once_whatever_the_fields_read() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_message_search_runs_before_field_extraction() {
     let dir = tempfile::tempdir().unwrap();
-    let engine =
-        common::engine_with_group(dir.path(), StorageConfig::default(), "/app", &["s"]).await;
+    // The segment stays without columns while both plans are made.
+    let config = StorageConfig {
+        columns_when_queried: false,
+        ..StorageConfig::default()
+    };
+    let engine = common::engine_with_group(dir.path(), config, "/app", &["s"]).await;
     let now = logwell_model::now_millis();
     let events = |from: i64| {
         (from..from + 100)

@@ -91,6 +91,11 @@ pub struct StorageConfig {
     /// Also write field columns at flush: fresh data gets them at once, for about 0.7 µs of
     /// extra flush CPU per JSON event (off: ingest stays cheap, compaction adds them later).
     pub field_columns_at_flush: bool,
+    /// A group whose JSON fields queries read is being looked into: for `recompress_after`
+    /// after such a query, its flushed files without field columns are rewritten with them at
+    /// once and its flushes write them, so the next questions read columns (off: only once its
+    /// files go cold, unless `field_columns_at_flush`).
+    pub columns_when_queried: bool,
     /// Encrypt new log groups' segments with a data key of their own, wrapped by the master key
     /// in `<data_dir>/keyring` (created on first start, mode 0600). Losing the keyring loses the
     /// data. Off: new groups are stored in plain Parquet (existing encrypted ones stay readable).
@@ -135,6 +140,7 @@ impl Default for StorageConfig {
             memtable_batch_rows: 32 * 1024,
             field_columns: 32,
             field_columns_at_flush: false,
+            columns_when_queried: true,
             encrypt: true,
             keyring: None,
             subscription_hold: Duration::from_secs(7 * 86_400),

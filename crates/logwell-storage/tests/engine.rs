@@ -400,6 +400,53 @@ async fn a_queried_group_has_its_flushed_files_given_field_columns_before_they_g
 }
 
 #[tokio::test]
+async fn a_group_whose_fields_were_queried_gets_columns_now_and_at_its_next_flushes() {
+    let dir = tempfile::tempdir().unwrap();
+    // Maintenance ticks hourly (common config): only the query's wake-up can rewrite in time.
+    let e = Engine::open(config(dir.path())).await.unwrap();
+    setup(&e, "/g", &["s"]).await;
+    setup(&e, "/other", &["s"]).await;
+    let t0 = now_millis() - 1000;
+    let json = |from: i64| -> Vec<InputLogEvent> {
+        (from..from + 50)
+            .map(|i| InputLogEvent {
+                timestamp: t0 + i,
+                message: Cow::Owned(format!(r#"{{"level":"INFO","n":{i}}}"#)),
+            })
+            .collect()
+    };
+    e.put_events("/g", "s", &json(0)).await.unwrap();
+    e.put_events("/other", "s", &json(0)).await.unwrap();
+    e.flush().await.unwrap();
+    let before = all(&e, "/g").await;
+    assert_eq!(segment_fields(&e, "/g"), vec![Vec::<String>::new()]);
+    // A query extracted `level` of /g from its messages.
+    e.fields_queried("/g");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while segment_fields(&e, "/g") != vec![vec!["level".to_string(), "n".to_string()]] {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the flushed file was not rewritten with its field columns: {:?}",
+            segment_fields(&e, "/g")
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(all(&e, "/g").await, before, "events read back unchanged");
+    // The next flush of the group being looked into writes its columns at once; a group nobody
+    // queried flushes as before, without them.
+    e.put_events("/g", "s", &json(50)).await.unwrap();
+    e.put_events("/other", "s", &json(50)).await.unwrap();
+    e.flush().await.unwrap();
+    let fields = segment_fields(&e, "/g");
+    assert_eq!(fields.len(), 2);
+    assert!(fields.iter().all(|f| f == &["level", "n"]), "{fields:?}");
+    assert_eq!(
+        segment_fields(&e, "/other"),
+        vec![Vec::<String>::new(), Vec::new()]
+    );
+}
+
+#[tokio::test]
 async fn compaction_stores_frequent_json_fields_as_columns_and_flush_does_not() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = StorageConfig {

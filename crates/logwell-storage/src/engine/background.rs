@@ -48,6 +48,7 @@ impl Engine {
                 loop {
                     tokio::select! {
                         _ = tokio::time::sleep(every) => {}
+                        _ = engine.inner.maintain_notify.notified() => {}
                         _ = stop.changed() => break,
                     }
                     if let Err(e) = engine.maintain().await {

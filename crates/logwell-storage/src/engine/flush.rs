@@ -129,7 +129,7 @@ impl Engine {
     /// Writes `batches` as one segment of `level`. Field columns: at a flush, those queries
     /// extracted from most of the buffered rows (see [`crate::buffered::kept_fields`]); and
     /// those a [`logwell_fields::ColumnChoice`] picks when compacting, when flushing with
-    /// `field_columns_at_flush`, or when queries had kept some.
+    /// `field_columns_at_flush`, or when the group is being queried (see `fields_queried`).
     pub(super) async fn write_segment(
         &self,
         group_id: u64,
@@ -145,7 +145,9 @@ impl Engine {
         }
         let row_group_rows = self.inner.config.row_group_rows;
         let config = &self.inner.config;
-        let always = level > 0 || config.field_columns_at_flush;
+        let always = level > 0
+            || config.field_columns_at_flush
+            || self.being_queried(&self.inner.state.read().unwrap(), group_id);
         let max_columns = config.field_columns;
         // A group deleted since its events were frozen gets no segment (its data is gone): one
         // written now could not know its key, and must not be written plain.
@@ -163,10 +165,10 @@ impl Engine {
                 0 => Vec::new(),
                 _ => crate::buffered::kept_fields(&buffered),
             };
-            // A group whose buffered fields were queried is being looked into: its flush
-            // writes the frequent fields as columns too (those not kept are extracted), so
-            // the next questions, on other fields, read columns as well. A group nobody
-            // queried costs nothing more to flush.
+            // A group whose fields were queried is being looked into: its flush writes the
+            // frequent fields as columns too (those not kept are extracted), so the next
+            // questions, on other fields, read columns as well. A group nobody queried costs
+            // nothing more to flush.
             let choice = logwell_fields::ColumnChoice {
                 max_columns: match always || !given.is_empty() {
                     true => max_columns,
@@ -453,6 +455,50 @@ impl Engine {
         }
     }
 
+    /// Notes that a query read JSON fields of `group`: the group is being looked into, so (with
+    /// `columns_when_queried`) for `recompress_after` its flushes write field columns and its
+    /// flushed files without them are rewritten with them at once (maintenance is woken now,
+    /// not at its next tick), instead of once cold. The next questions of an investigation
+    /// then read columns; a group nobody queries flushes and compacts as before.
+    pub fn fields_queried(&self, group: &str) {
+        if !self.inner.config.columns_when_queried {
+            return;
+        }
+        let waiting = {
+            let st = self.inner.state.read().unwrap();
+            let Some(g) = st.meta.groups.get(group) else {
+                return;
+            };
+            let gid = g.group_id;
+            let mut queried = self.inner.fields_queried.lock().unwrap();
+            let window = self.inner.config.recompress_after;
+            queried.retain(|_, at| at.elapsed() < window);
+            queried.insert(gid, Instant::now());
+            st.segments
+                .get(&gid)
+                .is_some_and(|segs| segs.iter().any(|s| s.level == 0 && s.fields.is_empty()))
+        };
+        if waiting {
+            self.inner.maintain_notify.notify_one();
+        }
+    }
+
+    /// Whether queries extracted fields of the group within `recompress_after`, or its
+    /// buffered batches keep fields queries read.
+    fn being_queried(&self, st: &State, group_id: u64) -> bool {
+        let window = self.inner.config.recompress_after;
+        st.mem
+            .get(&group_id)
+            .is_some_and(|m| m.kept_field_bytes() > 0)
+            || self
+                .inner
+                .fields_queried
+                .lock()
+                .unwrap()
+                .get(&group_id)
+                .is_some_and(|at| at.elapsed() < window)
+    }
+
     /// Merges one run of small segments of a group into a bigger, harder-compressed one.
     /// Returns whether it merged anything.
     pub async fn compact_once(&self) -> Result<bool, ApiError> {
@@ -495,13 +541,10 @@ impl Engine {
                     .take(1)
                     .cloned()
                     .collect();
-                // A group whose buffered fields queries read is being looked into: its flushed
-                // files without field columns are rewritten now rather than once cold (the same
-                // one rewrite, sooner), so its older minutes are read from columns too.
-                let queried = st
-                    .mem
-                    .get(&g.group_id)
-                    .is_some_and(|m| m.kept_field_bytes() > 0);
+                // A group being looked into (its fields queried) has its flushed files without
+                // field columns rewritten now rather than once cold (the same one rewrite,
+                // sooner), so its older minutes are read from columns too.
+                let queried = self.being_queried(&st, g.group_id);
                 let due = |s: &SegmentMeta| is_cold(s) || (queried && s.fields.is_empty());
                 if !held.is_empty() {
                     run = held;

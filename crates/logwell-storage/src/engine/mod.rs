@@ -30,7 +30,7 @@ use object_store::path::Path as ObjPath;
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::{watch, Notify};
 
 mod background;
@@ -316,6 +316,11 @@ struct Inner {
     flush_nanos: AtomicU64,
     manifest_version: tokio::sync::Mutex<u64>,
     flush_notify: Notify,
+    /// Wakes maintenance before its next tick (a query extracted fields from flushed files).
+    maintain_notify: Notify,
+    /// When queries last extracted JSON fields of each group from its messages, by group id:
+    /// such a group is being looked into (see `Engine::fields_queried`).
+    fields_queried: Mutex<HashMap<u64, Instant>>,
     shutdown: watch::Sender<bool>,
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }

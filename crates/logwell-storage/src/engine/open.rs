@@ -341,6 +341,8 @@ impl Engine {
             flush_lock: tokio::sync::Mutex::new(()),
             manifest_version: tokio::sync::Mutex::new(newest_version.max(manifest.version)),
             flush_notify: Notify::new(),
+            maintain_notify: Notify::new(),
+            fields_queried: Default::default(),
             shutdown,
             tasks: Mutex::new(Vec::new()),
         });
