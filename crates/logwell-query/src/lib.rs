@@ -23,6 +23,7 @@
 pub mod anomaly;
 pub mod compile;
 pub mod events;
+mod footers;
 pub mod format;
 mod keep;
 pub mod lookup;

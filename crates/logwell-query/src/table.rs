@@ -341,7 +341,14 @@ impl GroupTable {
         let mut options = state.table_options().parquet.clone();
         options.global.pushdown_filters = cuts;
         options.global.reorder_filters = cuts;
-        let mut source = ParquetSource::new(schema.clone()).with_table_parquet_options(options);
+        let runtime = state.runtime_env();
+        let footers = crate::footers::CachedFooters::new(
+            runtime.object_store(ObjectStoreUrl::parse(STORE_URL)?)?,
+            runtime.cache_manager.get_file_metadata_cache(),
+        );
+        let mut source = ParquetSource::new(schema.clone())
+            .with_table_parquet_options(options)
+            .with_parquet_file_reader_factory(Arc::new(footers));
         let keys: std::collections::HashMap<_, _> = segments
             .iter()
             .filter(|s| s.encrypted)

@@ -1,0 +1,207 @@
+//! Segment footers kept across queries. Segments never change once written, so the metadata of
+//! each (schema, row groups, statistics, decrypted when the segment is encrypted) is read and
+//! parsed once and kept in the query runtime's metadata cache (DataFusion's, bounded, least
+//! recently used out), instead of by every query that opens the file. DataFusion's own cached
+//! reader leaves encrypted files out; logwell's segments are encrypted by default.
+
+use bytes::Bytes;
+use datafusion::common::HashMap;
+use datafusion::common::Result;
+use datafusion::datasource::listing::PartitionedFile;
+use datafusion::datasource::physical_plan::parquet::{
+    DefaultParquetFileReaderFactory, ParquetFileReaderFactory,
+};
+use datafusion::execution::cache::cache_manager::{
+    CachedFileMetadataEntry, FileMetadata, FileMetadataCache,
+};
+use datafusion::parquet::arrow::arrow_reader::ArrowReaderOptions;
+use datafusion::parquet::arrow::async_reader::AsyncFileReader;
+use datafusion::parquet::file::metadata::ParquetMetaData;
+use datafusion::physical_plan::metrics::ExecutionPlanMetricsSet;
+use futures::future::BoxFuture;
+use futures::FutureExt;
+use object_store::{ObjectMeta, ObjectStore};
+use std::any::Any;
+use std::ops::Range;
+use std::sync::Arc;
+
+/// Opens segments for reading, their footers from `cache` when it holds them.
+#[derive(Debug)]
+pub(crate) struct CachedFooters {
+    files: DefaultParquetFileReaderFactory,
+    cache: Arc<FileMetadataCache>,
+}
+
+impl CachedFooters {
+    pub(crate) fn new(store: Arc<dyn ObjectStore>, cache: Arc<FileMetadataCache>) -> Self {
+        CachedFooters {
+            files: DefaultParquetFileReaderFactory::new(store),
+            cache,
+        }
+    }
+}
+
+impl ParquetFileReaderFactory for CachedFooters {
+    fn create_reader(
+        &self,
+        partition_index: usize,
+        file: PartitionedFile,
+        metadata_size_hint: Option<usize>,
+        metrics: &ExecutionPlanMetricsSet,
+    ) -> Result<Box<dyn AsyncFileReader + Send>> {
+        let meta = file.object_meta.clone();
+        let inner = self
+            .files
+            .create_reader(partition_index, file, metadata_size_hint, metrics)?;
+        Ok(Box::new(Segment {
+            inner,
+            meta,
+            cache: self.cache.clone(),
+        }))
+    }
+}
+
+/// A footer as kept: the metadata, and whether it was read with a key (a footer decrypted
+/// with a key serves only reads that hold it too; a plain read of an encrypted file must
+/// fail as it would without the cache).
+struct Footer {
+    metadata: Arc<ParquetMetaData>,
+    decrypted: bool,
+}
+
+impl FileMetadata for Footer {
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    fn memory_size(&self) -> usize {
+        self.metadata.memory_size()
+    }
+
+    fn extra_info(&self) -> HashMap<String, String> {
+        HashMap::from([("decrypted".to_owned(), self.decrypted.to_string())])
+    }
+}
+
+struct Segment {
+    inner: Box<dyn AsyncFileReader + Send>,
+    meta: ObjectMeta,
+    cache: Arc<FileMetadataCache>,
+}
+
+impl AsyncFileReader for Segment {
+    fn get_bytes(
+        &mut self,
+        range: Range<u64>,
+    ) -> BoxFuture<'_, datafusion::parquet::errors::Result<Bytes>> {
+        self.inner.get_bytes(range)
+    }
+
+    fn get_byte_ranges(
+        &mut self,
+        ranges: Vec<Range<u64>>,
+    ) -> BoxFuture<'_, datafusion::parquet::errors::Result<Vec<Bytes>>> {
+        self.inner.get_byte_ranges(ranges)
+    }
+
+    fn get_metadata<'a>(
+        &'a mut self,
+        options: Option<&'a ArrowReaderOptions>,
+    ) -> BoxFuture<'a, datafusion::parquet::errors::Result<Arc<ParquetMetaData>>> {
+        async move {
+            let decrypted = options.is_some_and(|o| o.file_decryption_properties().is_some());
+            let kept = self
+                .cache
+                .get(&self.meta.location)
+                .filter(|e| e.is_valid_for(&self.meta));
+            if let Some(footer) = kept
+                .as_ref()
+                .and_then(|e| e.file_metadata.as_any().downcast_ref::<Footer>())
+                .filter(|f| f.decrypted == decrypted)
+            {
+                return Ok(footer.metadata.clone());
+            }
+            let metadata = self.inner.get_metadata(options).await?;
+            let footer = Footer {
+                metadata: metadata.clone(),
+                decrypted,
+            };
+            self.cache.put(
+                &self.meta.location,
+                CachedFileMetadataEntry::new(self.meta.clone(), Arc::new(footer)),
+            );
+            Ok(metadata)
+        }
+        .boxed()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::Int64Array;
+    use arrow::record_batch::RecordBatch;
+    use datafusion::execution::cache::default_cache::DefaultCache;
+    use datafusion::parquet::arrow::ArrowWriter;
+    use object_store::memory::InMemory;
+    use object_store::path::Path;
+    use object_store::ObjectStoreExt;
+
+    async fn footer(
+        footers: &CachedFooters,
+        file: &PartitionedFile,
+        options: Option<&ArrowReaderOptions>,
+    ) -> datafusion::parquet::errors::Result<Arc<ParquetMetaData>> {
+        let metrics = ExecutionPlanMetricsSet::new();
+        let mut reader = footers
+            .create_reader(0, file.clone(), None, &metrics)
+            .unwrap();
+        reader.get_metadata(options).await
+    }
+
+    #[tokio::test]
+    async fn a_footer_is_read_from_the_file_once_and_only_by_reads_with_the_same_keys() {
+        let store = Arc::new(InMemory::new());
+        let batch =
+            RecordBatch::try_from_iter([("n", Arc::new(Int64Array::from(vec![1, 2, 3])) as _)])
+                .unwrap();
+        let mut bytes = Vec::new();
+        let mut writer = ArrowWriter::try_new(&mut bytes, batch.schema(), None).unwrap();
+        writer.write(&batch).unwrap();
+        writer.close().unwrap();
+        let path = Path::from("segments/a.parquet");
+        store.put(&path, bytes.into()).await.unwrap();
+        let file = PartitionedFile::new(path.to_string(), store.head(&path).await.unwrap().size);
+        let cache: Arc<FileMetadataCache> = Arc::new(DefaultCache::new(1 << 20));
+        let footers = CachedFooters::new(store.clone(), cache);
+
+        assert_eq!(
+            footer(&footers, &file, None)
+                .await
+                .unwrap()
+                .file_metadata()
+                .num_rows(),
+            3
+        );
+        // The file's footer is not read again: the next read gets it with the file gone.
+        store.delete(&path).await.unwrap();
+        assert_eq!(
+            footer(&footers, &file, None)
+                .await
+                .unwrap()
+                .file_metadata()
+                .num_rows(),
+            3
+        );
+        // A footer read without a key serves no read with one (nor the other way round): that
+        // read goes to the file, here gone.
+        let keyed = ArrowReaderOptions::new().with_file_decryption_properties(
+            datafusion::parquet::encryption::decrypt::FileDecryptionProperties::builder(
+                b"0123456789012345".to_vec(),
+            )
+            .build()
+            .unwrap(),
+        );
+        assert!(footer(&footers, &file, Some(&keyed)).await.is_err());
+    }
+}
