@@ -79,7 +79,9 @@ pub struct StorageConfig {
     /// How often retention and compaction run.
     #[serde(with = "secs")]
     pub maintenance_interval: Duration,
-    /// Rows per Parquet row group.
+    /// Rows per Parquet row group, at most: a segment with the rows for it is cut into at least
+    /// 8 row groups of at least 64 K rows (`segment::rows_per_group`), so queries read it on
+    /// every core.
     pub row_group_rows: usize,
     /// Rows per sealed memtable batch. A sealed batch keeps the JSON fields queries extract
     /// from it, so the next query reads them instead of parsing its messages again.

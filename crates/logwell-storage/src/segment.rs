@@ -201,6 +201,21 @@ fn field_arrays(
         .collect())
 }
 
+/// A segment with the rows for it has at least this many row groups...
+pub const MIN_ROW_GROUPS: usize = 8;
+/// ... of at least this many rows.
+pub const MIN_ROW_GROUP_ROWS: usize = 64 * 1024;
+
+/// Rows per row group of a segment of `rows` events: at most `max`, and small enough that the
+/// segment has [`MIN_ROW_GROUPS`] of them, down to [`MIN_ROW_GROUP_ROWS`]. Row groups are what
+/// a query reads in parallel and prunes by time: a segment of 600 K events in three row groups
+/// kept one of two cores idle for a third of each scan (and read a page's whole row group for
+/// a minute of it), for 3% fewer bytes than in eight.
+pub fn rows_per_group(rows: usize, max: usize) -> usize {
+    rows.div_ceil(MIN_ROW_GROUPS)
+        .clamp(MIN_ROW_GROUP_ROWS.min(max), max.max(1))
+}
+
 /// Parquet writer settings for event segments; `fields` are the field columns it will hold.
 pub fn writer_properties(
     zstd_level: i32,
@@ -302,6 +317,7 @@ pub fn encode(
 ) -> parquet::errors::Result<Encoded> {
     let stats = stats(batches);
     let order = sort_order(batches)?;
+    let row_group_rows = rows_per_group(order.len(), row_group_rows);
     let messages: Vec<_> = batches
         .iter()
         .map(|b| b.column(4).as_string::<i32>())
@@ -566,6 +582,45 @@ mod tests {
         let mut want = vec!["a2".to_string(), "b1".into(), "b3".into()];
         want.extend(bulk);
         assert_eq!(msgs, want);
+    }
+
+    #[test]
+    fn a_segment_with_the_rows_for_it_has_eight_row_groups_of_at_least_64k_rows() {
+        let max = 256 * 1024;
+        assert_eq!(rows_per_group(600_000, max), 75_000);
+        assert_eq!(rows_per_group(100_000, max), 64 * 1024);
+        assert_eq!(rows_per_group(10_000_000, max), max);
+        assert_eq!(rows_per_group(100, 64), 64, "a smaller maximum is kept");
+        let mut m = GroupMemtable::default();
+        let lines: Vec<String> = (0..600_000).map(|i| format!("m{}", i % 10)).collect();
+        m.append(
+            "s",
+            5,
+            0,
+            lines
+                .iter()
+                .enumerate()
+                .map(|(i, v)| (i as i64, v.as_str())),
+        );
+        let file = encode(
+            &m.freeze_batches(),
+            1,
+            max,
+            &ColumnChoice::default(),
+            None,
+            &[],
+        )
+        .unwrap()
+        .file;
+        let reader = parquet::file::reader::SerializedFileReader::new(file).unwrap();
+        use parquet::file::reader::FileReader;
+        let groups: Vec<i64> = reader
+            .metadata()
+            .row_groups()
+            .iter()
+            .map(|g| g.num_rows())
+            .collect();
+        assert_eq!(groups, [vec![75_000; 8]].concat());
     }
 
     #[test]
