@@ -736,6 +736,11 @@ impl TableProvider for GroupTable {
 pub fn visible_rows(snap: &logwell_storage::GroupSnapshot, lo: i64, hi: i64) -> Expr {
     use std::ops::Not;
     let lo = lo.max(snap.cutoff.unwrap_or(i64::MIN));
+    // Every row is visible (the usual case: a range over all the data, no deleted stream):
+    // the rows need not be read and tested, timestamps included.
+    if snap.tombstones.is_empty() && all_within(snap, lo, hi) {
+        return lit(true);
+    }
     let ts = col(columns::TIMESTAMP);
     let mut visible = ts.clone().gt_eq(lit(lo)).and(ts.lt_eq(lit(hi)));
     for (stream, floor) in &snap.tombstones {
@@ -747,4 +752,20 @@ pub fn visible_rows(snap: &logwell_storage::GroupSnapshot, lo: i64, hi: i64) -> 
         );
     }
     visible
+}
+
+/// Whether every event of `snap` is between `lo` and `hi` (inclusive).
+fn all_within(snap: &logwell_storage::GroupSnapshot, lo: i64, hi: i64) -> bool {
+    snap.segments
+        .iter()
+        .all(|s| s.min_ts >= lo && s.max_ts <= hi)
+        && snap.buffered.iter().all(|b| {
+            let Some(ts) = b.column_by_name(columns::TIMESTAMP) else {
+                return false;
+            };
+            let ts = ts.as_primitive::<arrow::datatypes::Int64Type>();
+            let min = arrow::compute::min(ts);
+            let max = arrow::compute::max(ts);
+            min.is_none_or(|m| m >= lo) && max.is_none_or(|m| m <= hi)
+        })
 }

@@ -242,3 +242,61 @@ async fn plans_name_only_registered_functions() {
     }
     engine.shutdown().await.unwrap();
 }
+
+/// A range holding every event of the group (the usual question over the last hours) reads no
+/// timestamps to test them; one that cuts the events tests each, and both count what they scan.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_range_over_every_event_reads_no_timestamps() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine =
+        common::engine_with_group(dir.path(), StorageConfig::default(), "/g", &["s"]).await;
+    let now = logwell_model::now_millis();
+    let events = |from: i64| {
+        (from..from + 100)
+            .map(|i| InputLogEvent {
+                timestamp: now - 10_000 + i * 10,
+                message: Cow::Owned(format!(
+                    r#"{{"level":"{}"}}"#,
+                    ["INFO", "WARN"][i as usize % 2]
+                )),
+            })
+            .collect::<Vec<_>>()
+    };
+    // In a segment and in the memtable.
+    engine.put_events("/g", "s", &events(0)).await.unwrap();
+    engine.flush().await.unwrap();
+    engine.put_events("/g", "s", &events(100)).await.unwrap();
+    let querier = Querier::new(engine.clone(), QueryConfig::default()).unwrap();
+    for (start_ms, scanned) in [(now - 3_600_000, 200.0), (now - 10_000 + 1500, 50.0)] {
+        let prepared = querier
+            .prepare(QueryRequest {
+                groups: vec!["/g".into()],
+                start_ms,
+                end_ms: now,
+                query: "stats count(*) as n by level".into(),
+                language: Language::Insights,
+                limit: None,
+            })
+            .await
+            .unwrap();
+        let plan = prepared.physical_plan().await.unwrap();
+        let tested = plan.contains("lw_count_scanned(timestamp");
+        assert_eq!(tested, scanned < 200.0, "{plan}");
+        let out = prepared.run().await.unwrap();
+        assert_eq!(out.stats.records_scanned, scanned);
+        let n: f64 = out
+            .rows
+            .iter()
+            .map(|r| {
+                r.iter()
+                    .find(|(f, _)| f == "n")
+                    .unwrap()
+                    .1
+                    .parse::<f64>()
+                    .unwrap()
+            })
+            .sum();
+        assert_eq!(n, scanned);
+    }
+    engine.shutdown().await.unwrap();
+}
