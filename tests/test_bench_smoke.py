@@ -26,6 +26,9 @@ def test_e2e_benchmark_harness_reports_its_figures():
     assert re.search(r"objects per GB stored: [\d.]+", out), out
     if (ROOT.parent / "shared" / "datasets" / "loghub-2k").exists():
         assert re.search(r"loghub 2k \(16 files, 32000 lines", out), out
+        # Per file and all-in, fresh and compacted, next to zstd -19 and xz -9e of the raw files.
+        assert re.search(r"\| Apache \| 2000 \| [\d.]+ \| [\d.]+ \| [\d.]+ \| [\d.]+ \| [\d.]+ \| [\d.]+x \|", out), out
+        assert re.search(r"\| all-in \(every byte of the store\) \| 32000 \|", out), out
 
 
 def test_query_benchmark_runs_against_duckdb_and_agrees():

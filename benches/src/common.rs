@@ -5,6 +5,7 @@
 
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -306,4 +307,51 @@ pub fn app_line(i: usize) -> String {
         (i * 31) % 50_000,
         (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
     )
+}
+
+/// The newest catalog manifest of `store`.
+pub fn manifest(store: &Path) -> Result<Value> {
+    let mut manifests: Vec<PathBuf> = std::fs::read_dir(store.join("catalog"))?
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    manifests.sort();
+    let newest = manifests.last().context("no manifest")?;
+    Ok(serde_json::from_str(&std::fs::read_to_string(newest)?)?)
+}
+
+/// Segment files of each group, from the newest manifest.
+pub fn segment_files(store: &Path) -> Result<BTreeMap<String, Vec<String>>> {
+    let m = manifest(store)?;
+    let mut ids = BTreeMap::new();
+    for (name, g) in m["metadata"]["groups"].as_object().context("groups")? {
+        ids.insert(g["group_id"].as_u64().unwrap_or(u64::MAX), name.clone());
+    }
+    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for s in m["segments"].as_array().context("segments")? {
+        let gid = s["group_id"].as_u64().unwrap_or(0);
+        if let Some(name) = ids.get(&gid) {
+            let path = store.join(s["path"].as_str().unwrap_or_default());
+            out.entry(name.clone())
+                .or_default()
+                .push(path.to_string_lossy().into_owned());
+        }
+    }
+    Ok(out)
+}
+
+/// Waits until compaction has rewritten every segment of a store (all at level 1 or more).
+pub async fn settled(store: &Path) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(3600);
+    loop {
+        let m = manifest(store)?;
+        let segs = m["segments"].as_array().cloned().unwrap_or_default();
+        if !segs.is_empty() && segs.iter().all(|s| s["level"].as_u64().unwrap_or(0) >= 1) {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("compaction did not finish within an hour");
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 }

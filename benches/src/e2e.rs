@@ -4,7 +4,8 @@
 //! - ingest events/s through PutLogEvents (concurrent clients, 10,000-event batches, fsync on),
 //!   and events per server CPU-second (from /proc, so client work is not counted);
 //! - bytes per event on disk after flush and after compaction, for generated JSON application
-//!   logs and for the Loghub 2k samples, against `zstd -19` of the raw text;
+//!   logs; and for the Loghub 2k samples, per file and all-in (a store of their own), against
+//!   `zstd -19` and `xz -9e` of the raw files;
 //! - objects per GB stored;
 //! - the time to read a whole stream back with GetLogEvents.
 //!
@@ -16,12 +17,13 @@ mod common;
 use anyhow::{bail, Result};
 use clap::Parser;
 use common::{
-    create, dir_bytes, fresh_data_dir, logwell_bin, machine, now_ms, put_body, ServerProc,
+    create, dir_bytes, fresh_data_dir, logwell_bin, machine, now_ms, put_body, segment_files,
+    settled, ServerProc,
 };
 use futures::StreamExt;
-use serde_json::{json, Value};
+use serde_json::json;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 #[derive(Parser)]
 struct Args {
@@ -73,31 +75,6 @@ fn json_line(i: usize) -> String {
         (i * 31) % 50_000,
         (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
     )
-}
-
-/// Waits until compaction has rewritten every flushed segment (the newest manifest lists no
-/// level-0 segment).
-async fn wait_settled(store: &Path) -> Result<()> {
-    for _ in 0..600 {
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        let mut manifests: Vec<PathBuf> = std::fs::read_dir(store.join("catalog"))?
-            .flatten()
-            .map(|e| e.path())
-            .collect();
-        manifests.sort();
-        let Some(newest) = manifests.last() else {
-            continue;
-        };
-        let Ok(text) = std::fs::read_to_string(newest) else {
-            continue;
-        };
-        let m: Value = serde_json::from_str(&text)?;
-        let segs = m["segments"].as_array().cloned().unwrap_or_default();
-        if !segs.is_empty() && segs.iter().all(|s| s["level"].as_u64().unwrap_or(0) >= 1) {
-            return Ok(());
-        }
-    }
-    bail!("compaction did not finish within 5 minutes")
 }
 
 #[tokio::main]
@@ -211,42 +188,6 @@ async fn main() -> Result<()> {
         bail!("read back {read} events, expected {per_client}");
     }
 
-    // ---------------------------------------------------------------- Loghub
-    let mut loghub_lines = 0usize;
-    let mut loghub_raw = 0u64;
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&args.loghub)
-        .map(|rd| {
-            rd.flatten()
-                .map(|e| e.path())
-                .filter(|p| p.to_string_lossy().ends_with("_2k.log"))
-                .collect()
-        })
-        .unwrap_or_default();
-    files.sort();
-    for f in &files {
-        let name = f
-            .file_name()
-            .unwrap()
-            .to_string_lossy()
-            .trim_end_matches("_2k.log")
-            .to_string();
-        let text = std::fs::read_to_string(f)?;
-        loghub_raw += text.len() as u64;
-        let lines: Vec<&str> = text.lines().filter(|l| !l.is_empty()).collect();
-        loghub_lines += lines.len();
-        let group = format!("/loghub/{name}");
-        create(&server, &group, &["main".to_string()]).await?;
-        let now = now_ms() - 10_000;
-        let evs: Vec<(i64, String)> = lines
-            .iter()
-            .enumerate()
-            .map(|(i, l)| (now + i as i64, l.to_string()))
-            .collect();
-        server
-            .call("PutLogEvents", put_body(&group, "main", &evs))
-            .await?;
-    }
-
     // Clean stop flushes; restart lets compaction merge what flushes left.
     server.stop()?;
     let (flushed, flushed_files) = dir_bytes(&store, ".parquet");
@@ -260,7 +201,7 @@ async fn main() -> Result<()> {
         format!("[storage]\nflush_age = 3600\nmaintenance_interval = 1\nrecompress_after = 0\ncompaction_zstd_level = {level}\n"),
     )?;
     let server = ServerProc::start(&bin, &data_dir, &config)?;
-    wait_settled(&store).await?;
+    settled(&store).await?;
     let (compacted, compacted_files) = dir_bytes(&store, ".parquet");
     let (json_bytes, _) = dir_bytes(&store.join("segments"), ".parquet");
     println!("\n## Storage");
@@ -276,35 +217,173 @@ async fn main() -> Result<()> {
         )
         .await?;
     let mut json_stored = 0f64;
-    let mut loghub_stored = 0f64;
     for g in groups["logGroups"].as_array().into_iter().flatten() {
-        let b = g["storedBytes"].as_f64().unwrap_or(0.0);
-        if g["logGroupName"]
-            .as_str()
-            .unwrap_or("")
-            .starts_with("/loghub/")
-        {
-            loghub_stored += b;
-        } else {
-            json_stored += b;
-        }
+        json_stored += g["storedBytes"].as_f64().unwrap_or(0.0);
     }
     println!(
         "generated JSON logs: {:.2} bytes/event ({:.1}x smaller than the raw text)",
         json_stored / total_events as f64,
         raw_bytes as f64 / json_stored
     );
-    if loghub_lines > 0 {
-        println!(
-            "loghub 2k ({} files, {loghub_lines} lines, {loghub_raw} raw bytes): {loghub_stored:.0} bytes stored, {:.2} bytes/line (zstd -19 of the raw text: 333,884 bytes, 10.4 bytes/line)",
-            files.len(),
-            loghub_stored / loghub_lines as f64
-        );
-    }
     server.stop()?;
     if args.data_dir.is_none() {
         let _ = std::fs::remove_dir_all(&data_dir);
         let _ = std::fs::remove_file(&config);
     }
+    loghub_storage(&args, &bin).await
+}
+
+/// The Loghub 2k samples, one log group per file, in a store of their own so that every byte of
+/// it counts (segments and catalog): bytes per line per file and in total, right after the
+/// flush and once compaction has rewritten every segment, next to `zstd -19` and `xz -9e` of
+/// the same raw files, computed here.
+async fn loghub_storage(args: &Args, bin: &Path) -> Result<()> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&args.loghub)
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.path())
+                .filter(|p| p.to_string_lossy().ends_with("_2k.log"))
+                .collect()
+        })
+        .unwrap_or_default();
+    files.sort();
+    if files.is_empty() {
+        println!("\nloghub 2k: no samples in {}", args.loghub.display());
+        return Ok(());
+    }
+    let settings = format!(
+        "[storage]\nflush_age = 3600\nencrypt = {}\n{}\n",
+        !args.no_encrypt,
+        args.storage.join("\n")
+    );
+    let (data_dir, config) = fresh_data_dir(
+        &args.data_dir.as_ref().map(|d| d.with_extension("loghub")),
+        "logwell-bench-loghub",
+        &settings,
+    )?;
+    let store = data_dir.join("store");
+    let server = ServerProc::start(bin, &data_dir, &config)?;
+    struct Sample {
+        name: String,
+        lines: usize,
+        raw: u64,
+        zstd: u64,
+        xz: Option<u64>,
+    }
+    let mut samples = Vec::new();
+    for f in &files {
+        let name = f
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .trim_end_matches("_2k.log")
+            .to_string();
+        let bytes = std::fs::read(f)?;
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        // An event cannot be empty: empty lines are not put (Loghub 2k has none).
+        let lines: Vec<&str> = text.lines().filter(|l| !l.is_empty()).collect();
+        let group = format!("/loghub/{name}");
+        create(&server, &group, &["main".to_string()]).await?;
+        let now = now_ms() - 10_000;
+        let evs: Vec<(i64, String)> = lines
+            .iter()
+            .enumerate()
+            .map(|(i, l)| (now + i as i64, l.to_string()))
+            .collect();
+        server
+            .call("PutLogEvents", put_body(&group, "main", &evs))
+            .await?;
+        samples.push(Sample {
+            name,
+            lines: lines.len(),
+            raw: bytes.len() as u64,
+            zstd: zstd::bulk::compress(&bytes, 19)?.len() as u64,
+            xz: xz_9e(f),
+        });
+    }
+    // A clean stop flushes: the fresh state. A restart with compaction due at once rewrites
+    // every segment, as it does to cold data: the settled state.
+    server.stop()?;
+    let fresh = group_bytes(&store)?;
+    let (fresh_all, _) = dir_bytes(&store, "");
+    let compaction =
+        std::fs::read_to_string(&config)? + "maintenance_interval = 1\nrecompress_after = 0\n";
+    std::fs::write(&config, compaction)?;
+    let server = ServerProc::start(bin, &data_dir, &config)?;
+    settled(&store).await?;
+    server.stop()?;
+    let compacted = group_bytes(&store)?;
+    let (compacted_all, compacted_files) = dir_bytes(&store, "");
+
+    println!("\n## Loghub 2k: bytes per line (one log group per file)");
+    println!(
+        "| file | lines | raw | fresh | compacted | zstd -19 | xz -9e | compacted / zstd -19 |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
+    let per = |b: u64, n: usize| format!("{:.2}", b as f64 / n as f64);
+    for s in &samples {
+        let group = format!("/loghub/{}", s.name);
+        let (f, c) = (fresh[&group], compacted[&group]);
+        println!(
+            "| {} | {} | {} | {} | {} | {} | {} | {:.2}x |",
+            s.name,
+            s.lines,
+            per(s.raw, s.lines),
+            per(f, s.lines),
+            per(c, s.lines),
+            per(s.zstd, s.lines),
+            s.xz.map_or("-".into(), |x| per(x, s.lines)),
+            c as f64 / s.zstd as f64
+        );
+    }
+    let lines: usize = samples.iter().map(|s| s.lines).sum();
+    let raw: u64 = samples.iter().map(|s| s.raw).sum();
+    let zstd: u64 = samples.iter().map(|s| s.zstd).sum();
+    let xz: Option<u64> = samples.iter().map(|s| s.xz).sum();
+    println!(
+        "| all-in (every byte of the store) | {lines} | {} | {} | {} | {} | {} | {:.2}x |",
+        per(raw, lines),
+        per(fresh_all, lines),
+        per(compacted_all, lines),
+        per(zstd, lines),
+        xz.map_or("-".into(), |x| per(x, lines)),
+        compacted_all as f64 / zstd as f64
+    );
+    println!(
+        "loghub 2k ({} files, {lines} lines, {raw} raw bytes): {compacted_all} bytes stored all-in after compaction ({compacted_files} objects, {:.0} per GB), {:.2} bytes/line; zstd -19 of the raw text {zstd} bytes ({:.2} bytes/line), xz -9e {}",
+        samples.len(),
+        compacted_files as f64 / (compacted_all as f64 / 1e9),
+        compacted_all as f64 / lines as f64,
+        zstd as f64 / lines as f64,
+        xz.map_or("not measured (no xz)".into(), |x| format!("{x} bytes ({:.2} bytes/line)", x as f64 / lines as f64)),
+    );
+    if args.data_dir.is_none() {
+        let _ = std::fs::remove_dir_all(&data_dir);
+        let _ = std::fs::remove_file(&config);
+    }
     Ok(())
+}
+
+/// Segment bytes of each log group, from the newest manifest.
+fn group_bytes(store: &Path) -> Result<std::collections::BTreeMap<String, u64>> {
+    Ok(segment_files(store)?
+        .into_iter()
+        .map(|(g, files)| {
+            let bytes = files
+                .iter()
+                .map(|f| std::fs::metadata(f).map_or(0, |m| m.len()))
+                .sum();
+            (g, bytes)
+        })
+        .collect())
+}
+
+/// `xz -9e` of a file, by Debian's xz (None where it is not installed).
+fn xz_9e(file: &Path) -> Option<u64> {
+    let out = std::process::Command::new("xz")
+        .args(["-9e", "-c", "-T1"])
+        .arg(file)
+        .output()
+        .ok()?;
+    out.status.success().then_some(out.stdout.len() as u64)
 }

@@ -19,7 +19,8 @@ mod common;
 use anyhow::{bail, Context, Result};
 use clap::Parser;
 use common::{
-    app_line, create, fresh_data_dir, logwell_bin, machine, now_ms, put_body, ServerProc,
+    app_line, create, fresh_data_dir, logwell_bin, machine, now_ms, put_body, segment_files,
+    settled, ServerProc,
 };
 use futures::StreamExt;
 use serde_json::{json, Value};
@@ -388,53 +389,6 @@ async fn run_filter(
         t0.elapsed().as_secs_f64(),
         vec![vec![events.len().to_string(), bytes.to_string()]],
     ))
-}
-
-/// The newest manifest of a store.
-fn manifest(store: &Path) -> Result<Value> {
-    let mut manifests: Vec<PathBuf> = std::fs::read_dir(store.join("catalog"))?
-        .flatten()
-        .map(|e| e.path())
-        .collect();
-    manifests.sort();
-    let newest = manifests.last().context("no manifest")?;
-    Ok(serde_json::from_str(&std::fs::read_to_string(newest)?)?)
-}
-
-/// Segment files of each group, from the newest manifest.
-fn segment_files(store: &Path) -> Result<BTreeMap<String, Vec<String>>> {
-    let m = manifest(store)?;
-    let mut ids = BTreeMap::new();
-    for (name, g) in m["metadata"]["groups"].as_object().context("groups")? {
-        ids.insert(g["group_id"].as_u64().unwrap_or(u64::MAX), name.clone());
-    }
-    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for s in m["segments"].as_array().context("segments")? {
-        let gid = s["group_id"].as_u64().unwrap_or(0);
-        if let Some(name) = ids.get(&gid) {
-            let path = store.join(s["path"].as_str().unwrap_or_default());
-            out.entry(name.clone())
-                .or_default()
-                .push(path.to_string_lossy().into_owned());
-        }
-    }
-    Ok(out)
-}
-
-/// Waits until compaction has rewritten every segment of a store (all at level 1 or more).
-async fn settled(store: &Path) -> Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(3600);
-    loop {
-        let m = manifest(store)?;
-        let segs = m["segments"].as_array().cloned().unwrap_or_default();
-        if !segs.is_empty() && segs.iter().all(|s| s["level"].as_u64().unwrap_or(0) >= 1) {
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            bail!("compaction did not finish within an hour");
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
 }
 
 /// Every generated event, as PutLogEvents bodies, and the raw bytes of each group.
