@@ -352,6 +352,16 @@ async fn an_unreadable_catalog_stops_start_up_instead_of_losing_data() {
 }
 
 /// The field columns of each of `group`'s segments.
+/// 50 JSON events from `t0 + from` on, one a millisecond, with fields `level` and `n`.
+fn json_events(t0: i64, from: i64) -> Vec<InputLogEvent<'static>> {
+    (from..from + 50)
+        .map(|i| InputLogEvent {
+            timestamp: t0 + i,
+            message: Cow::Owned(format!(r#"{{"level":"INFO","n":{i}}}"#)),
+        })
+        .collect()
+}
+
 fn segment_fields(e: &Engine, group: &str) -> Vec<Vec<String>> {
     e.snapshot(group, 0, i64::MAX)
         .unwrap()
@@ -371,14 +381,7 @@ async fn a_queried_group_has_its_flushed_files_given_field_columns_before_they_g
     let e = Engine::open(cfg).await.unwrap();
     setup(&e, "/g", &["s"]).await;
     let t0 = now_millis() - 1000;
-    let json = |from: i64| -> Vec<InputLogEvent> {
-        (from..from + 50)
-            .map(|i| InputLogEvent {
-                timestamp: t0 + i,
-                message: Cow::Owned(format!(r#"{{"level":"INFO","n":{i}}}"#)),
-            })
-            .collect()
-    };
+    let json = |from: i64| json_events(t0, from);
     e.put_events("/g", "s", &json(0)).await.unwrap();
     e.flush().await.unwrap();
     e.put_events("/g", "s", &json(50)).await.unwrap();
@@ -407,14 +410,7 @@ async fn a_group_whose_fields_were_queried_gets_columns_now_and_at_its_next_flus
     setup(&e, "/g", &["s"]).await;
     setup(&e, "/other", &["s"]).await;
     let t0 = now_millis() - 1000;
-    let json = |from: i64| -> Vec<InputLogEvent> {
-        (from..from + 50)
-            .map(|i| InputLogEvent {
-                timestamp: t0 + i,
-                message: Cow::Owned(format!(r#"{{"level":"INFO","n":{i}}}"#)),
-            })
-            .collect()
-    };
+    let json = |from: i64| json_events(t0, from);
     e.put_events("/g", "s", &json(0)).await.unwrap();
     e.put_events("/other", "s", &json(0)).await.unwrap();
     e.flush().await.unwrap();
