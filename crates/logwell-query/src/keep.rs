@@ -15,8 +15,8 @@ impl FieldsToKeep {
     /// The JSON fields `paths` a query read and the sealed buffered batches of `groups` that
     /// do not keep them yet: once the query ends, the batches extract and keep those fields in
     /// the background, so that the next query over the last minutes reads them as columns (the
-    /// table offers what batches keep) instead of parsing every message again. The query itself is neither delayed nor slowed: it
-    /// extracts in its plan, after its filters.
+    /// table offers what batches keep) instead of parsing every message again. The query itself
+    /// is neither delayed nor slowed: it extracts in its plan, after its filters.
     pub(crate) fn of(
         engine: &Engine,
         paths: Vec<String>,

@@ -476,7 +476,7 @@ impl Engine {
             queried.insert(gid, Instant::now());
             st.segments
                 .get(&gid)
-                .is_some_and(|segs| segs.iter().any(|s| s.level == 0 && s.fields.is_empty()))
+                .is_some_and(|segs| segs.iter().any(|s| s.level == 0 && lacks_columns(s)))
         };
         if waiting {
             self.inner.maintain_notify.notify_one();
@@ -545,7 +545,7 @@ impl Engine {
                 // field columns rewritten now rather than once cold (the same one rewrite,
                 // sooner), so its older minutes are read from columns too.
                 let queried = self.being_queried(&st, g.group_id);
-                let due = |s: &SegmentMeta| is_cold(s) || (queried && s.fields.is_empty());
+                let due = |s: &SegmentMeta| is_cold(s) || (queried && lacks_columns(s));
                 if !held.is_empty() {
                     run = held;
                 } else if !merge {
@@ -716,4 +716,9 @@ pub(super) fn drop_dead_rows(
         })
         .collect();
     arrow::compute::filter_record_batch(b, &keep).expect("filter matches batch length")
+}
+
+/// A flushed file written without field columns: what a queried group has rewritten at once.
+fn lacks_columns(s: &SegmentMeta) -> bool {
+    s.fields.is_empty()
 }
