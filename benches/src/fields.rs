@@ -111,7 +111,16 @@ fn main() -> Result<()> {
     let encode = |choice: &ColumnChoice| {
         let mut columns = (0, 0);
         let ns = best_ns(args.runs, lines.len(), || {
-            let e = segment::encode(&batches, 3, 256 * 1024, choice, None, &[]).unwrap();
+            let e = segment::encode(
+                &batches,
+                3,
+                256 * 1024,
+                choice,
+                None,
+                &[],
+                logwell_storage::config::MessageTemplates::Off,
+            )
+            .unwrap();
             columns = (e.fields.len(), e.numeric.len());
             e.file.len()
         });

@@ -19,8 +19,8 @@ mod common;
 use anyhow::{bail, Context, Result};
 use clap::Parser;
 use common::{
-    app_line, create, fresh_data_dir, logwell_bin, machine, now_ms, put_body, segment_files,
-    settled, ServerProc,
+    app_line, create, fresh_data_dir, logwell_bin, machine, manifest, now_ms, put_body,
+    segment_files, settled, ServerProc,
 };
 use futures::StreamExt;
 use serde_json::{json, Value};
@@ -592,8 +592,15 @@ fn geomean(ratios: &[f64]) -> f64 {
     (ratios.iter().map(|r| r.ln()).sum::<f64>() / ratios.len().max(1) as f64).exp()
 }
 
-/// Bytes and segments of each group in a store.
+/// Bytes and segments of each group in a store, and how many store their messages split.
 fn print_stored(label: &str, store: &Path, data: &Load) -> Result<()> {
+    let m = manifest(store)?;
+    let split = |path: &str| {
+        m["segments"].as_array().into_iter().flatten().any(|s| {
+            s["templated"].as_bool() == Some(true)
+                && path.ends_with(s["path"].as_str().unwrap_or("-"))
+        })
+    };
     for (group, fs) in &segment_files(store)? {
         let bytes: u64 = fs
             .iter()
@@ -602,9 +609,10 @@ fn print_stored(label: &str, store: &Path, data: &Load) -> Result<()> {
         let name = group.trim_start_matches("/bench/");
         let events = data.events.get(name).copied().unwrap_or(0).max(1);
         println!(
-            "{label} {group}: {:.1} MB in {} segments, {:.1} bytes/event ({:.1} raw)",
+            "{label} {group}: {:.1} MB in {} segments ({} with split messages), {:.1} bytes/event ({:.1} raw)",
             bytes as f64 / 1e6,
             fs.len(),
+            fs.iter().filter(|f| split(f)).count(),
             bytes as f64 / events as f64,
             data.raw.get(name).copied().unwrap_or(0) as f64 / events as f64
         );
@@ -617,20 +625,24 @@ async fn main() -> Result<()> {
     let args = Args::parse();
     let bin = logwell_bin(&args.logwell)?;
     // The server timed runs a new install's configuration (encrypted segments, field columns
-    // written by compaction). Its plain twin gets the same events with `encrypt = false`, so
-    // that DuckDB reads the same Parquet and the cost of encryption shows on the same data.
+    // written by compaction, messages split where that is smaller). Its plain twin gets the
+    // same events with `encrypt = false` and whole messages, so that DuckDB reads them as
+    // plain Parquet (it cannot join split messages) and the cost of both shows on the same data.
     let (data_dir, config) = fresh_data_dir(&args.data_dir, "logwell-query-bench", "")?;
     let (plain_dir, plain_config) = fresh_data_dir(
         &args.data_dir.as_ref().map(|d| d.with_extension("plain")),
         "logwell-query-bench-plain",
-        "[storage]\nencrypt = false\n",
+        "[storage]\nencrypt = false\nmessage_templates = \"off\"\n",
     )?;
     // Settled: the same settings, with compaction due at once instead of ten minutes on.
     let settle = "[storage]\nrecompress_after = 1\nmaintenance_interval = 1\n";
     let settle_config = data_dir.with_extension("settle.toml");
     std::fs::write(&settle_config, settle)?;
     let plain_settle_config = plain_dir.with_extension("settle.toml");
-    std::fs::write(&plain_settle_config, format!("{settle}encrypt = false\n"))?;
+    std::fs::write(
+        &plain_settle_config,
+        format!("{settle}encrypt = false\nmessage_templates = \"off\"\n"),
+    )?;
     let script = data_dir.with_extension("duckdb.py");
 
     println!("logwell query benchmark");

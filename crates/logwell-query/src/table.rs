@@ -35,7 +35,7 @@ use datafusion::physical_plan::union::UnionExec;
 use datafusion::physical_plan::ExecutionPlan;
 use logwell_storage::catalog::SegmentMeta;
 use logwell_storage::memtable::col as columns;
-use logwell_storage::segment::field_column;
+use logwell_storage::segment::{field_column, template_fields, MESSAGE_TEMPLATE, MESSAGE_VARS};
 use logwell_storage::GroupSnapshot;
 use std::sync::Arc;
 
@@ -318,8 +318,81 @@ impl GroupTable {
         UnionExec::try_new(inputs)
     }
 
-    /// A scan of `segments` whose file schema is `schema`, reading columns `projection`.
+    /// A scan of `segments` whose file schema is `schema`, reading columns `projection`. The
+    /// segments that store their messages split (see [`logwell_template`]) are read apart and
+    /// give their messages whole again.
     fn parquet(
+        &self,
+        state: &dyn Session,
+        segments: &[&Arc<SegmentMeta>],
+        schema: SchemaRef,
+        projection: Vec<usize>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let (split, whole): (Vec<&Arc<SegmentMeta>>, Vec<&Arc<SegmentMeta>>) =
+            segments.iter().partition(|s| s.templated);
+        let mut scans = Vec::new();
+        if !whole.is_empty() {
+            let (schema, projection) = (schema.clone(), projection.clone());
+            scans.push(self.parquet_files(state, &whole, schema, projection, filters, limit)?);
+        }
+        if !split.is_empty() {
+            scans.push(self.split_messages(state, &split, &schema, &projection, filters, limit)?);
+        }
+        match scans.len() {
+            1 => Ok(scans.remove(0)),
+            _ => UnionExec::try_new(scans),
+        }
+    }
+
+    /// [`Self::parquet`] over segments that store `message` as `message_template` and
+    /// `message_vars`: those are read in its place, and joined only if the message is read.
+    fn split_messages(
+        &self,
+        state: &dyn Session,
+        segments: &[&Arc<SegmentMeta>],
+        schema: &SchemaRef,
+        projection: &[usize],
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let message = schema.index_of(columns::MESSAGE)?;
+        let mut fields: Vec<Field> = schema.fields().iter().map(|f| f.as_ref().clone()).collect();
+        fields.splice(message..=message, template_fields());
+        let file = Arc::new(Schema::new(fields));
+        let mut read = Vec::with_capacity(projection.len() + 1);
+        for &i in projection {
+            match i.cmp(&message) {
+                std::cmp::Ordering::Less => read.push(i),
+                std::cmp::Ordering::Equal => read.extend([message, message + 1]),
+                std::cmp::Ordering::Greater => read.push(i + 1),
+            }
+        }
+        let scan = self.parquet_files(state, segments, file, read, filters, limit)?;
+        if !projection.contains(&message) {
+            return Ok(scan);
+        }
+        let out = scan.schema();
+        let df = DFSchema::try_from(out.as_ref().clone())?;
+        let named = |n: &str| Expr::Column(datafusion::common::Column::new_unqualified(n));
+        let mut exprs: Vec<(Arc<dyn PhysicalExpr>, String)> = Vec::new();
+        for f in out.fields() {
+            let (e, name) = match f.name().as_str() {
+                MESSAGE_VARS => continue,
+                MESSAGE_TEMPLATE => (
+                    crate::udf::JoinMessage::call(named(MESSAGE_TEMPLATE), named(MESSAGE_VARS)),
+                    columns::MESSAGE,
+                ),
+                n => (named(n), n),
+            };
+            exprs.push((state.create_physical_expr(e, &df)?, name.to_string()));
+        }
+        Ok(Arc::new(ProjectionExec::try_new(exprs, scan)?))
+    }
+
+    /// A scan of `segments`, which all store their messages alike, as [`Self::parquet`].
+    fn parquet_files(
         &self,
         state: &dyn Session,
         segments: &[&Arc<SegmentMeta>],

@@ -1,12 +1,14 @@
-//! The query conformance suite: every `testdata/queries/**/*.case` file, run three times (events
+//! The query conformance suite: every `testdata/queries/**/*.case` file, run four times (events
 //! still in memory; flushed to Parquet segments with JSON fields as columns; spread over a segment
-//! without field columns, one with them and memory) with the same expected rows. See
+//! without field columns, one with them and memory; compacted into segments that store their
+//! messages split into templates and variables) with the same expected rows. See
 //! `testdata/queries/README.md` for the format, and for running one file or one case
 //! (`LOGWELL_CASES=functions/scalar.case:42`).
 
 use arrow::array::{Array, AsArray};
 use logwell_model::api::InputLogEvent;
 use logwell_query::{Language, Querier, QueryConfig, QueryRequest};
+use logwell_storage::config::MessageTemplates;
 use logwell_storage::{Engine, NewGroup, StorageConfig};
 use std::borrow::Cow;
 use std::path::{Path, PathBuf};
@@ -241,11 +243,18 @@ impl Selection {
 }
 
 async fn open(dir: &Path, field_columns: usize) -> Engine {
+    open_with(dir, field_columns, Duration::from_secs(3600)).await
+}
+
+/// An engine whose compaction rewrites segments `recompress_after` they were written, and
+/// stores every message split into its template and variables.
+async fn open_with(dir: &Path, field_columns: usize, recompress_after: Duration) -> Engine {
     Engine::open(StorageConfig {
+        message_templates: MessageTemplates::Always,
         data_dir: dir.to_path_buf(),
         flush_age: Duration::from_secs(3600),
         maintenance_interval: Duration::from_secs(3600),
-        recompress_after: Duration::from_secs(3600),
+        recompress_after,
         field_columns,
         field_columns_at_flush: true,
         // Small sealed batches: buffered events are read from many batches, some holding a
@@ -287,15 +296,32 @@ async fn load(engine: &Engine, file: &File, range: std::ops::Range<usize>) {
 }
 
 /// The phases every case runs in: the same events, stored differently.
-const PHASES: [&str; 3] = ["memtable", "segments", "mixed"];
+const PHASES: [&str; 4] = ["memtable", "segments", "mixed", "templates"];
 
 /// An engine holding `file`'s events as `phase` says: all in memory; all flushed to segments
 /// (with their JSON fields as columns); or mixed — the first third in a segment written without
-/// field columns, the second in one with them, the rest in memory.
+/// field columns, the second in one with them, the rest in memory; or all flushed, then
+/// rewritten by compaction, which stores messages split into templates and variables.
 async fn stored(dir: &Path, file: &File, phase: &str) -> Engine {
     let n = file.events.len();
     let default_columns = StorageConfig::default().field_columns;
     match phase {
+        "templates" => {
+            let engine = open_with(dir, default_columns, Duration::ZERO).await;
+            load(&engine, file, 0..n).await;
+            engine.flush().await.unwrap();
+            while engine.compact_once().await.unwrap() {}
+            let mut groups: Vec<&String> = file.events.iter().map(|e| &e.0).collect();
+            groups.dedup();
+            for g in groups {
+                let snap = engine.snapshot(g, i64::MIN, i64::MAX).unwrap();
+                assert!(
+                    snap.segments.iter().all(|s| s.templated && s.level > 0),
+                    "{g}: every segment compacted and split"
+                );
+            }
+            engine
+        }
         "memtable" | "segments" => {
             let engine = open(dir, default_columns).await;
             load(&engine, file, 0..n).await;

@@ -434,6 +434,9 @@ pub struct SegmentMeta {
     /// (absent in segments written before: all text).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub numeric: Vec<String>,
+    /// Its messages are stored split into `message_template` and `message_vars`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub templated: bool,
     /// Encrypted with its group's data key (Parquet modular encryption).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub encrypted: bool,

@@ -10,6 +10,7 @@ mod counters;
 mod histogram;
 mod json;
 mod mask;
+mod message;
 mod number;
 mod parse;
 mod pattern;
@@ -20,6 +21,7 @@ pub use counters::*;
 pub use histogram::*;
 pub use json::*;
 pub use mask::*;
+pub use message::*;
 pub use number::*;
 pub use parse::*;
 pub use pattern::*;
@@ -108,6 +110,7 @@ pub fn scalar_udfs() -> Vec<ScalarUDF> {
     out.extend([
         JsonFields::udf(),
         NumberText::udf(),
+        JoinMessage::udf(),
         ParseFields::udf(),
         LogfmtUdf::udf(),
         Histogram::udf(),

@@ -149,6 +149,11 @@ impl Engine {
             || config.field_columns_at_flush
             || self.being_queried(&self.inner.state.read().unwrap(), group_id);
         let max_columns = config.field_columns;
+        // Splitting messages costs CPU that only compaction spends: flushes stay cheap.
+        let templates = match level {
+            0 => crate::config::MessageTemplates::Off,
+            _ => config.message_templates,
+        };
         // A group deleted since its events were frozen gets no segment (its data is gone): one
         // written now could not know its key, and must not be written plain.
         let Some((key, held_key)) = self.flush_key(group_id)? else {
@@ -159,6 +164,7 @@ impl Engine {
             file: bytes,
             fields,
             numeric,
+            templated,
             stats,
         } = tokio::task::spawn_blocking(move || {
             let given = match max_columns {
@@ -183,6 +189,7 @@ impl Engine {
                 &choice,
                 key.as_ref(),
                 &given,
+                templates,
             )
         })
         .await
@@ -210,6 +217,7 @@ impl Engine {
             created_ms: now_millis(),
             fields,
             numeric,
+            templated,
             encrypted,
             held_key,
         }))
