@@ -29,6 +29,7 @@ mod keep;
 pub mod lookup;
 mod newest;
 pub mod pattern;
+mod split_search;
 mod sql;
 pub mod table;
 pub mod udf;
@@ -237,12 +238,20 @@ impl Querier {
         // as ordered; it then refuses valid plans (a row_number window over
         // `stats ... by k | filter k = "v"` on several buffered batches). Orderings are still
         // enforced by the sorting rules; only that second check is left out.
-        let rules: Vec<_> = state
-            .physical_optimizers()
-            .iter()
-            .filter(|r| r.name() != "SanityCheckPlan")
-            .cloned()
-            .collect();
+        //
+        // Text searches hand their pieces to the joins of split messages before projections
+        // are pushed into the scans, where those joins could no longer be reached.
+        let mut rules: Vec<_> = Vec::new();
+        let mut searched = false;
+        for rule in state.physical_optimizers() {
+            if rule.name() == "ProjectionPushdown" && !searched {
+                rules.push(Arc::new(split_search::SearchSplitMessages) as _);
+                searched = true;
+            }
+            if rule.name() != "SanityCheckPlan" {
+                rules.push(rule.clone());
+            }
+        }
         let state = datafusion::execution::SessionStateBuilder::new_from_existing(state)
             .with_physical_optimizer_rules(rules)
             .build();

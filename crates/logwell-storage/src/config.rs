@@ -99,10 +99,11 @@ pub struct StorageConfig {
     /// files go cold, unless `field_columns_at_flush`).
     pub columns_when_queried: bool,
     /// Whether compaction stores each message split into its template and its variables
-    /// (`logwell_template`): 8% fewer bytes on the Loghub samples, every message read back
-    /// byte-exact, but a query that reads every message (a regex over `@message`) takes up to
-    /// 1.7x as long while it joins them, so it is off by default until that cost is gone.
-    /// Flushes keep the whole message.
+    /// (`logwell_template`), by default where a sample of the segment comes out at least 10%
+    /// smaller that way: 6% fewer bytes on the Loghub samples, 19% on Lambda logs, none on
+    /// JSON events (kept whole). Every message reads back byte-exact; a text search tests the
+    /// templates and variables and joins only the lines it may keep. Flushes keep the whole
+    /// message.
     pub message_templates: MessageTemplates,
     /// Encrypt new log groups' segments with a data key of their own, wrapped by the master key
     /// in `<data_dir>/keyring` (created on first start, mode 0600). Losing the keyring loses the
@@ -161,7 +162,7 @@ impl Default for StorageConfig {
             field_columns: 32,
             field_columns_at_flush: false,
             columns_when_queried: true,
-            message_templates: MessageTemplates::Off,
+            message_templates: MessageTemplates::WhenSmaller,
             encrypt: true,
             keyring: None,
             subscription_hold: Duration::from_secs(7 * 86_400),

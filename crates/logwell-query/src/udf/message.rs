@@ -2,8 +2,11 @@
 
 use super::*;
 
-/// `lw_message(template, vars)`: the message [`logwell_template::split`] cut into the
-/// `message_template` and `message_vars` columns of a segment, byte for byte.
+/// `lw_message(template, vars[, piece, caseless]...)`: the message [`logwell_template::split`]
+/// cut into the `message_template` and `message_vars` columns of a segment, byte for byte.
+/// With pieces of text (literal text and a literal boolean: ignore ASCII case), a row whose
+/// line does not hold every piece is left empty instead of joined: a text search that needs
+/// them put them there (`crate::split_search`), and fails on those rows either way.
 #[derive(Debug, PartialEq, Eq, Hash)]
 pub struct JoinMessage {
     signature: Signature,
@@ -12,15 +15,27 @@ pub struct JoinMessage {
 impl JoinMessage {
     pub fn udf() -> ScalarUDF {
         ScalarUDF::from(JoinMessage {
-            signature: Signature::exact(
-                vec![DataType::Utf8, DataType::Utf8],
-                Volatility::Immutable,
-            ),
+            signature: Signature::user_defined(Volatility::Immutable),
         })
     }
 
     pub fn call(template: Expr, vars: Expr) -> Expr {
         JoinMessage::udf().call(vec![template, vars])
+    }
+
+    /// The pieces literal arguments `args` (after the two columns) name.
+    fn pieces(args: &[ColumnarValue]) -> Result<Vec<logwell_template::Piece>> {
+        args.chunks(2)
+            .map(|pair| match pair {
+                [ColumnarValue::Scalar(ScalarValue::Utf8(Some(text))), ColumnarValue::Scalar(ScalarValue::Boolean(Some(caseless)))] => {
+                    Ok(logwell_template::Piece {
+                        text: text.clone(),
+                        caseless: *caseless,
+                    })
+                }
+                _ => exec_err!("lw_message takes pieces as pairs of literal text and boolean"),
+            })
+            .collect()
     }
 }
 
@@ -38,8 +53,8 @@ impl ScalarUDFImpl for JoinMessage {
     /// cut once per batch, not once per row), where an exact signature would have it cast.
     fn coerce_types(&self, args: &[DataType]) -> Result<Vec<DataType>> {
         match args.len() {
-            2 => Ok(args.to_vec()),
-            n => exec_err!("lw_message takes a template and its variables, not {n} arguments"),
+            n if n >= 2 && n % 2 == 0 => Ok(args.to_vec()),
+            n => exec_err!("lw_message takes a template, its variables and pairs of piece and case flag, not {n} arguments"),
         }
     }
     /// Null only where the parts are: a segment's message is never null, and nor is it read.
@@ -47,14 +62,18 @@ impl ScalarUDFImpl for JoinMessage {
         &self,
         args: datafusion::logical_expr::ReturnFieldArgs,
     ) -> Result<FieldRef> {
-        let nullable = args.arg_fields.iter().any(|f| f.is_nullable());
+        let nullable = args.arg_fields.iter().take(2).any(|f| f.is_nullable());
         Ok(Arc::new(Field::new(self.name(), DataType::Utf8, nullable)))
     }
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let template = args.args[0].to_array(args.number_rows)?;
         let vars = args.args[1].to_array(args.number_rows)?;
-        Ok(ColumnarValue::Array(logwell_template::join_arrays(
-            &template, &vars,
+        let pieces = Self::pieces(&args.args[2..])?;
+        let search = logwell_template::Search::new(&pieces);
+        Ok(ColumnarValue::Array(logwell_template::join_where(
+            &template,
+            &vars,
+            search.as_ref(),
         )?))
     }
 }
