@@ -9,6 +9,7 @@ import time
 import uuid
 
 import pytest
+import zstandard
 
 from conftest import Server, aws_cli, free_port, moto_server
 from test_encryption import all_bytes, insights, put, read_all, segments, wait_for
@@ -183,7 +184,9 @@ def test_kms_key_id_without_a_kms_is_refused(server, logs):
 
 
 def newest_manifest(data):
-    return sorted((data / "store" / "catalog").glob("manifest-*.json"))[-1].read_text()
+    """The newest catalog manifest's JSON (stored zstd-compressed)."""
+    newest = sorted((data / "store" / "catalog").glob("manifest-*.json.zst"))[-1]
+    return zstandard.ZstdDecompressor().decompressobj().decompress(newest.read_bytes()).decode()
 
 
 def test_a_kms_outage_at_start_holds_up_no_other_group(tmp_path, kms):

@@ -317,7 +317,13 @@ pub fn manifest(store: &Path) -> Result<Value> {
         .collect();
     manifests.sort();
     let newest = manifests.last().context("no manifest")?;
-    Ok(serde_json::from_str(&std::fs::read_to_string(newest)?)?)
+    // Stored zstd-compressed (plain JSON by earlier versions).
+    let bytes = std::fs::read(newest)?;
+    let json = match bytes.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        true => zstd::stream::decode_all(bytes.as_slice())?,
+        false => bytes,
+    };
+    Ok(serde_json::from_slice(&json)?)
 }
 
 /// Segment files of each group, from the newest manifest.

@@ -1,7 +1,8 @@
 //! The catalog: log groups, streams and segments, and the manifest that makes them durable.
 //!
-//! A manifest is one JSON object in the store (`catalog/manifest-<version>.json`), written whole
-//! and never changed. It holds the metadata as of a WAL position plus the list of live segments;
+//! A manifest is one JSON object in the store (`catalog/manifest-<version>.json.zst`, compressed:
+//! it lists every segment and is written at every flush; earlier versions wrote plain
+//! `manifest-<version>.json`, which is still read), written whole and never changed. It holds the metadata as of a WAL position plus the list of live segments;
 //! start-up loads the newest manifest and replays the WAL after that position. A segment is
 //! visible only once a manifest lists it, and its file is deleted only after a manifest without
 //! it is durable and no reader holds it.
@@ -466,16 +467,41 @@ pub struct Manifest {
 pub const MANIFEST_DIR: &str = "catalog";
 
 pub fn manifest_path(version: u64) -> String {
-    format!("{MANIFEST_DIR}/manifest-{version:020}.json")
+    format!("{MANIFEST_DIR}/manifest-{version:020}.json.zst")
 }
 
+/// The version of the manifest at `path`, in either form.
 pub fn parse_manifest_version(path: &str) -> Option<u64> {
-    path.rsplit('/')
-        .next()?
-        .strip_prefix("manifest-")?
-        .strip_suffix(".json")?
-        .parse()
-        .ok()
+    let name = path.rsplit('/').next()?.strip_prefix("manifest-")?;
+    let version = name
+        .strip_suffix(".json.zst")
+        .or(name.strip_suffix(".json"))?;
+    version.parse().ok()
+}
+
+/// Whether `path` is a manifest as earlier versions wrote them (plain JSON).
+pub fn is_plain_manifest(path: &str) -> bool {
+    path.ends_with(".json")
+}
+
+/// zstd's frame magic number, which no JSON text starts with.
+const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
+
+impl Manifest {
+    /// The bytes stored: its JSON, zstd-compressed (a tenth of the size).
+    pub fn to_stored(&self) -> Vec<u8> {
+        let json = serde_json::to_vec(self).expect("manifest serialises");
+        zstd::bulk::compress(&json, 9).expect("compressing in memory cannot fail")
+    }
+
+    /// A manifest from stored bytes: compressed, or plain JSON as earlier versions wrote it.
+    pub fn from_stored(bytes: &[u8]) -> Result<Manifest, String> {
+        let json = match bytes.starts_with(&ZSTD_MAGIC) {
+            true => zstd::stream::decode_all(bytes).map_err(|e| format!("not zstd: {e}"))?,
+            false => bytes.to_vec(),
+        };
+        serde_json::from_slice(&json).map_err(|e| e.to_string())
+    }
 }
 
 #[cfg(test)]
@@ -525,5 +551,31 @@ mod tests {
         };
         assert_eq!(m.check(&missing).unwrap_err(), ApiError::group_not_found());
         assert_eq!(parse_manifest_version(&manifest_path(42)), Some(42));
+        assert_eq!(
+            parse_manifest_version("catalog/manifest-00000000000000000007.json"),
+            Some(7)
+        );
+        assert!(is_plain_manifest(
+            "catalog/manifest-00000000000000000007.json"
+        ));
+        assert!(!is_plain_manifest(&manifest_path(7)));
+    }
+
+    #[test]
+    fn manifests_are_stored_compressed_and_plain_ones_still_read() {
+        let mut m = Manifest {
+            version: 9,
+            wal_lsn: 77,
+            writer: Some("node-a".into()),
+            ..Default::default()
+        };
+        m.metadata.apply(&create("/a", 0), 1);
+        let stored = m.to_stored();
+        assert!(stored.starts_with(&ZSTD_MAGIC));
+        assert_eq!(Manifest::from_stored(&stored).unwrap(), m);
+        let plain = serde_json::to_vec(&m).unwrap();
+        assert_eq!(Manifest::from_stored(&plain).unwrap(), m);
+        assert!(Manifest::from_stored(b"").is_err());
+        assert!(Manifest::from_stored(&stored[..stored.len() / 2]).is_err());
     }
 }

@@ -473,3 +473,56 @@ async fn compaction_stores_frequent_json_fields_as_columns_and_flush_does_not() 
     );
     assert_eq!(all(&e, "/g").await, before, "events read back unchanged");
 }
+
+/// A store whose catalog an earlier version wrote (plain JSON manifests) opens with everything
+/// in it; new manifests are compressed, and the plain ones go once three newer ones exist.
+#[tokio::test]
+async fn a_catalog_of_plain_manifests_is_read_and_replaced() {
+    use logwell_storage::catalog::{parse_manifest_version, Manifest};
+    let dir = tempfile::tempdir().unwrap();
+    three_events_then_clean_shutdown(dir.path()).await;
+    for path in manifests(dir.path()) {
+        let m = Manifest::from_stored(&std::fs::read(&path).unwrap()).unwrap();
+        let plain = path.to_string_lossy().trim_end_matches(".zst").to_string();
+        std::fs::write(&plain, serde_json::to_vec(&m).unwrap()).unwrap();
+        std::fs::remove_file(&path).unwrap();
+    }
+    let plain_newest = manifests(dir.path()).len();
+    assert!(manifests(dir.path())
+        .iter()
+        .all(|p| p.extension().unwrap() == "json"));
+
+    let e = Engine::open(config(dir.path())).await.unwrap();
+    assert_eq!(all(&e, "/g").await.len(), 3);
+    for i in 0..4 {
+        e.put_events("/g", "s", &events(now_millis() - 500, 1, &format!("y{i}")))
+            .await
+            .unwrap();
+        e.flush().await.unwrap();
+    }
+    e.shutdown().await.unwrap();
+    let e = Engine::open(config(dir.path())).await.unwrap();
+    assert_eq!(all(&e, "/g").await.len(), 7);
+    e.shutdown().await.unwrap();
+    let left = manifests(dir.path());
+    let newest = left
+        .iter()
+        .filter_map(|p| parse_manifest_version(&p.to_string_lossy()))
+        .max()
+        .unwrap();
+    for p in &left {
+        let v = parse_manifest_version(&p.to_string_lossy()).unwrap();
+        let plain = p.extension().unwrap() == "json";
+        assert!(
+            !plain || v + 3 > newest,
+            "{p:?} left behind (newest {newest})"
+        );
+        let bytes = std::fs::read(p).unwrap();
+        assert_eq!(
+            bytes.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]),
+            !plain,
+            "{p:?}"
+        );
+    }
+    assert!(left.len() <= 3 + plain_newest.min(3), "{left:?}");
+}

@@ -267,7 +267,7 @@ impl Engine {
             };
             (m, std::mem::take(&mut st.pending_delete))
         };
-        let body = bytes::Bytes::from(serde_json::to_vec(&manifest).expect("manifest serialises"));
+        let body = bytes::Bytes::from(manifest.to_stored());
         let path = ObjPath::from(manifest_path(manifest.version));
         // Create-only: two writers can never both publish one version.
         let written = match self.inner.store.put_create(&path, body.clone()).await {
@@ -277,7 +277,7 @@ impl Engine {
                     Ok(found) if found == body => Ok(()),
                     Err(e) => Err(unavailable("cannot check the catalog after a conflict", e)),
                     Ok(found)
-                        if serde_json::from_slice::<Manifest>(&found).is_ok_and(|m| {
+                        if Manifest::from_stored(&found).is_ok_and(|m| {
                             m.writer.as_deref() == Some(self.inner.node.as_str())
                         }) =>
                     {
@@ -375,6 +375,27 @@ impl Engine {
         drop(list);
         for p in orphans {
             tracing::info!(path = %p, "removing unlisted segment");
+            let _ = self.inner.store.delete(&p).await;
+        }
+        // Plain manifests an earlier version wrote, once three newer ones exist (manifests are
+        // kept three deep, and those are deleted by their new names).
+        let newest = *self.inner.manifest_version.lock().await;
+        let mut list = self
+            .inner
+            .store
+            .inner
+            .list(Some(&ObjPath::from(MANIFEST_DIR)));
+        let mut plain = Vec::new();
+        while let Some(Ok(item)) = list.next().await {
+            let path = item.location.as_ref();
+            if is_plain_manifest(path)
+                && parse_manifest_version(path).is_some_and(|v| v + 3 <= newest)
+            {
+                plain.push(item.location);
+            }
+        }
+        drop(list);
+        for p in plain {
             let _ = self.inner.store.delete(&p).await;
         }
     }

@@ -10,8 +10,8 @@
 //! exclusively, so WAL order and apply order agree for everything that does not commute.
 
 use crate::catalog::{
-    manifest_path, parse_manifest_version, Expiry, GroupMeta, Manifest, Metadata, SegmentMeta,
-    StreamMeta, MANIFEST_DIR, MAX_LISTED_STREAMS,
+    is_plain_manifest, manifest_path, parse_manifest_version, Expiry, GroupMeta, Manifest,
+    Metadata, SegmentMeta, StreamMeta, MANIFEST_DIR, MAX_LISTED_STREAMS,
 };
 use crate::config::StorageConfig;
 use crate::lock::{DataDirLock, Lease, LeaseError, LEASE_RENEW, LEASE_TTL};

@@ -34,7 +34,7 @@ pub(super) async fn load_manifest(
     };
     let read = |path: ObjPath| async move {
         let bytes = store.get(&path).await?;
-        Ok::<_, OpenError>(serde_json::from_slice::<Manifest>(&bytes))
+        Ok::<_, OpenError>(Manifest::from_stored(&bytes))
     };
     let problem = match read(path.clone()).await? {
         Ok(m) => return Ok((m, newest)),
@@ -126,7 +126,7 @@ impl Engine {
                 // WAL, and nothing is published until the store answers again.
                 let copy = std::fs::read(&cache)
                     .ok()
-                    .and_then(|b| serde_json::from_slice::<Manifest>(&b).ok());
+                    .and_then(|b| Manifest::from_stored(&b).ok());
                 let Some(m) = copy else {
                     return Err(OpenError::Catalog(format!(
                             "the object store is unreachable ({why}) and this node has no copy of its catalog; refusing to start"
@@ -152,7 +152,7 @@ impl Engine {
         if let Some(writer) = manifest.writer.as_deref().filter(|w| *w != node) {
             let ours = std::fs::read(&cache)
                 .ok()
-                .and_then(|b| serde_json::from_slice::<Manifest>(&b).ok())
+                .and_then(|b| Manifest::from_stored(&b).ok())
                 .map_or(0, |m| m.wal_lsn);
             let unpublished = wal::replay(&wal_dir, ours, ReplayMode::Salvage)?
                 .records
