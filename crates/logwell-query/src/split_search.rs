@@ -166,14 +166,19 @@ fn literal_pieces(text: &str, caseless: bool) -> Vec<Piece> {
 }
 
 /// The pieces of the literal runs of a SQL `LIKE` pattern (`%` and `_` are wildcards). A
-/// pattern with a backslash (an escape, or not, as the engine reads it) needs none.
+/// pattern with a backslash (an escape, or not, as the engine reads it) needs none. `ILIKE`
+/// compares lowercased text, where the Kelvin sign is a `k` and `İ` holds an `i`, and other
+/// letters beyond ASCII have cases the pieces' ASCII search would miss: its pieces holding
+/// those are left out.
 fn like_pieces(pattern: &str, caseless: bool) -> Vec<Piece> {
     if pattern.contains('\\') {
         return Vec::new();
     }
+    let plain = |c: char| c.is_ascii() && !matches!(c.to_ascii_lowercase(), 'i' | 'k');
     pattern
         .split(['%', '_'])
         .flat_map(|run| literal_pieces(run, caseless))
+        .filter(|p| !caseless || p.text.chars().all(plain))
         .collect()
 }
 
@@ -411,6 +416,11 @@ mod tests {
         assert_eq!(
             texts(like_pieces("%x%", true)),
             vec![("x".to_string(), true)]
+        );
+        // "in" and "café" may match beyond ASCII under ILIKE.
+        assert_eq!(
+            texts(like_pieces("%error in%café%", true)),
+            vec![("error".to_string(), true)]
         );
     }
 }

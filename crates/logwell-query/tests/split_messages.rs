@@ -84,6 +84,15 @@ async fn search_cases(querier: &Querier, now: i64, lines: &[String]) {
         language: Language::Insights,
         limit: None,
     };
+    // `sql:` cases are a SQL condition on the group's table.
+    let counting = |filter: &str| match filter.strip_prefix("sql:") {
+        Some(condition) => QueryRequest {
+            query: format!("SELECT count(*) AS n FROM logs WHERE {condition}"),
+            language: Language::Sql,
+            ..request("")
+        },
+        None => request(&format!("filter {filter} | stats count(*) as n")),
+    };
     // (filter, the same test as a Rust regex over the whole lines (`!`: lines it does not
     // match), whether the search can be tested before joining: it needs a piece of text
     // without delimiters)
@@ -112,12 +121,17 @@ async fn search_cases(querier: &Querier, now: i64, lines: &[String]) {
         ("@message like /.*/", ".*", false),
         ("@message not like /ERROR/", "!ERROR", false),
         ("@message =~ /retry [0-2]/", "retry [0-2]", true),
+        ("sql:`@message` ILIKE '%error%'", "(?i)error", true),
+        ("sql:`@message` LIKE '%u-0012%'", "u-0012", true),
+        ("sql:`@message` ~ 'disk sda[0-9]'", "disk sda[0-9]", true),
+        ("sql:`@message` ~* 'DEADBEEF'", "(?i)deadbeef", true),
+        // `i` may match beyond ASCII under ILIKE: no piece is left.
+        ("sql:`@message` ILIKE '%in%'", "(?i)in", false),
     ];
     // The join is handed the pieces of text to look for.
     let searched_first =
         regex::Regex::new(r"lw_message\(message_template@\d+, message_vars@\d+, ").unwrap();
     for (filter, oracle, tested_first) in cases {
-        let query = format!("filter {filter} | stats count(*) as n");
         let (negated, oracle) = match oracle.strip_prefix('!') {
             Some(o) => (true, o),
             None => (false, *oracle),
@@ -125,7 +139,7 @@ async fn search_cases(querier: &Querier, now: i64, lines: &[String]) {
         let re = regex::Regex::new(oracle).unwrap();
         let expected = lines.iter().filter(|l| re.is_match(l) != negated).count();
         assert!(expected > 0, "{filter}: the data holds matches");
-        let prepared = querier.prepare(request(&query)).await.unwrap();
+        let prepared = querier.prepare(counting(filter)).await.unwrap();
         let plan = prepared.physical_plan().await.unwrap();
         let out = prepared.run().await.unwrap();
         let n: usize = out.rows[0]
