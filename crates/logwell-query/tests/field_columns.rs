@@ -35,14 +35,7 @@ async fn queries_read_stored_field_columns_and_extract_the_rest() {
     assert_eq!(snap.segments[0].numeric, vec!["http.status"]);
 
     let querier = Querier::new(engine.clone(), QueryConfig::default()).unwrap();
-    let request = |q: &str| QueryRequest {
-        groups: vec!["/app".into()],
-        start_ms: now - 3_600_000,
-        end_ms: now,
-        query: q.into(),
-        language: Language::Insights,
-        limit: None,
-    };
+    let request = |q: &str| common::insights("/app", now, q);
     let stored = querier
         .prepare(request(
             "filter http.status >= 500 | stats count(*) as n by level",

@@ -28,14 +28,7 @@ async fn each_message_is_parsed_once_whatever_the_fields_read() {
     engine.put_events("/v", "s", &events).await.unwrap();
     engine.flush().await.unwrap();
     let querier = Querier::new(engine.clone(), QueryConfig::default()).unwrap();
-    let request = |q: &str| QueryRequest {
-        groups: vec!["/v".into()],
-        start_ms: now - 3_600_000,
-        end_ms: now,
-        query: q.into(),
-        language: Language::Insights,
-        limit: None,
-    };
+    let request = |q: &str| common::insights("/v", now, q);
     // Bytes are 10 * i; REJECT where i % 3 == 0; sources 10.0.0.(i % 5).
     let reject: i64 = (0..100).filter(|i| i % 3 == 0).map(|i| i * 10).sum();
     let all: i64 = (0..100).map(|i| i * 10).sum();

@@ -76,14 +76,7 @@ async fn a_text_search_tests_templates_and_variables_before_joining() {
 }
 
 async fn search_cases(querier: &Querier, now: i64, lines: &[String]) {
-    let request = |q: &str| QueryRequest {
-        groups: vec!["/t".into()],
-        start_ms: now - 3_600_000,
-        end_ms: now,
-        query: q.into(),
-        language: Language::Insights,
-        limit: None,
-    };
+    let request = |q: &str| common::insights("/t", now, q);
     // `sql:` cases are a SQL condition on the group's table.
     let counting = |filter: &str| match filter.strip_prefix("sql:") {
         Some(condition) => QueryRequest {

@@ -665,9 +665,19 @@ mod tests {
         assert_eq!(msgs, want);
     }
 
+    /// `lines` as the batches of one stream, timestamped 0, 1, 2...
+    fn one_stream(lines: &[String]) -> Vec<RecordBatch> {
+        let mut m = GroupMemtable::default();
+        let rows = lines
+            .iter()
+            .enumerate()
+            .map(|(i, l)| (i as i64, l.as_str()));
+        m.append("s", 5, 100, rows);
+        m.freeze_batches()
+    }
+
     #[test]
     fn split_messages_read_back_byte_exact_and_take_fewer_bytes() {
-        let mut m = GroupMemtable::default();
         // sshd's lines, awkward bytes, and empty lines.
         let lines: Vec<String> = logwell_template::sample_sshd_lines(5000)
             .into_iter()
@@ -678,16 +688,7 @@ mod tests {
                 _ => l,
             })
             .collect();
-        m.append(
-            "s",
-            5,
-            100,
-            lines
-                .iter()
-                .enumerate()
-                .map(|(i, l)| (i as i64, l.as_str())),
-        );
-        let batches = m.freeze_batches();
+        let batches = one_stream(&lines);
         let whole = encode(
             &batches,
             15,
@@ -987,7 +988,6 @@ mod tests {
 
     #[test]
     fn json_events_of_random_ids_are_kept_whole() {
-        let mut m = GroupMemtable::default();
         let lines: Vec<String> = (0..20_000u64)
             .map(|i| {
                 format!(
@@ -1001,16 +1001,7 @@ mod tests {
                 )
             })
             .collect();
-        m.append(
-            "s",
-            5,
-            100,
-            lines
-                .iter()
-                .enumerate()
-                .map(|(i, l)| (i as i64, l.as_str())),
-        );
-        let batches = m.freeze_batches();
+        let batches = one_stream(&lines);
         let encoded = |t| {
             encode(
                 &batches,

@@ -1,5 +1,6 @@
 //! What the query tests share: an engine holding one log group.
 
+use logwell_query::{Language, QueryRequest};
 use logwell_storage::{Engine, NewGroup, StorageConfig};
 use std::path::Path;
 
@@ -27,4 +28,17 @@ pub async fn engine_with_group(
         engine.create_stream(group, s).await.unwrap();
     }
     engine
+}
+
+/// An Insights query over `group`'s last hour up to `now`.
+#[allow(dead_code)] // Not every test binary asks one.
+pub fn insights(group: &str, now: i64, query: &str) -> QueryRequest {
+    QueryRequest {
+        groups: vec![group.into()],
+        start_ms: now - 3_600_000,
+        end_ms: now,
+        query: query.into(),
+        language: Language::Insights,
+        limit: None,
+    }
 }
