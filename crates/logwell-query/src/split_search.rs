@@ -165,18 +165,23 @@ fn literal_pieces(text: &str, caseless: bool) -> Vec<Piece> {
         .collect()
 }
 
-/// The pieces of the literal runs of a SQL `LIKE` pattern (`%` and `_` are wildcards). A
-/// pattern with a backslash (an escape, or not, as the engine reads it) needs none. `ILIKE`
-/// compares lowercased text, where the Kelvin sign is a `k` and `İ` holds an `i`, and other
-/// letters beyond ASCII have cases the pieces' ASCII search would miss: its pieces holding
-/// those are left out.
+/// The pieces of the literal runs of a SQL `LIKE` pattern (`%` and `_` are wildcards, `\\`
+/// makes the next character literal, as arrow reads it and as `like 'text'` is compiled).
+/// `ILIKE` compares lowercased text, where the Kelvin sign is a `k` and `İ` holds an `i`, and
+/// other letters beyond ASCII have cases the pieces' ASCII search would miss: its pieces
+/// holding those are left out.
 fn like_pieces(pattern: &str, caseless: bool) -> Vec<Piece> {
-    if pattern.contains('\\') {
-        return Vec::new();
+    let mut runs = vec![String::new()];
+    let mut chars = pattern.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '%' | '_' => runs.push(String::new()),
+            '\\' => runs.last_mut().expect("a run").extend(chars.next()),
+            c => runs.last_mut().expect("a run").push(c),
+        }
     }
     let plain = |c: char| c.is_ascii() && !matches!(c.to_ascii_lowercase(), 'i' | 'k');
-    pattern
-        .split(['%', '_'])
+    runs.iter()
         .flat_map(|run| literal_pieces(run, caseless))
         .filter(|p| !caseless || p.text.chars().all(plain))
         .collect()
@@ -411,7 +416,8 @@ mod tests {
             texts(like_pieces("a_b%c d=e", false)),
             exact(&["a", "b", "c", "d", "e"])
         );
-        assert!(like_pieces("%a\\%b%", false).is_empty());
+        assert_eq!(texts(like_pieces("%100\\%%", false)), exact(&["100%"]));
+        assert_eq!(texts(like_pieces("%r\\_n%", false)), exact(&["r_n"]));
         assert_eq!(texts(like_pieces("%", false)), exact(&[]));
         assert_eq!(
             texts(like_pieces("%x%", true)),

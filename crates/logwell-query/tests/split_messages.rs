@@ -105,6 +105,7 @@ async fn search_cases(querier: &Querier, now: i64, lines: &[String]) {
         ),
         ("@message like /worker-(1|2)$/", "worker-(1|2)$", true),
         ("@message like 'beef0000'", "beef0000", true),
+        ("@message like 'at 95%'", "at 95%", true),
         (
             "@message like /^WARN user u-0000/",
             "^WARN user u-0000",

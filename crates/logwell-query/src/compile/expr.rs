@@ -48,7 +48,9 @@ impl Pipeline<'_> {
             } => {
                 let x = text(self.expr(expr)?);
                 let m = match pattern.as_ref() {
-                    Ast::Str(s) => f::strpos(x, lit(s.as_str())).gt(lit(0)),
+                    // A substring test as `LIKE '%text%'`: arrow builds one substring finder
+                    // per batch, where `strpos` sets up a search per row.
+                    Ast::Str(s) => x.like(lit(format!("%{}%", like_escaped(s)))),
                     Ast::Regex(r) => regex_match(x, r)?,
                     other => f::strpos(x, text(self.expr(other)?)).gt(lit(0)),
                 };
@@ -202,6 +204,18 @@ pub(in crate::compile) fn collect_fields(e: &Ast, out: &mut Vec<String>) {
         Ast::List(items) => items.iter().for_each(|a| collect_fields(a, out)),
         _ => {}
     }
+}
+
+/// `text` in a SQL `LIKE` pattern, matching itself only (`\\` escapes `%`, `_` and itself).
+fn like_escaped(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// Insights regexes: `/.../` with flags; `(?<name>...)` groups are accepted.
