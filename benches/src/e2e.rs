@@ -105,51 +105,12 @@ async fn main() -> Result<()> {
     create(&server, "/bench/json", &streams).await?;
     let per_client = args.events / args.clients;
     let base = now_ms() - 60_000;
-    // Request bodies are built before the clock starts: the benchmark measures the server.
-    // Batches hold up to --batch events and never more than PutLogEvents' 1 MiB (26 bytes per
-    // event counted), so ~130-byte events go ~6,700 to a call.
-    let mut bodies: Vec<Vec<String>> = Vec::new();
-    let mut raw_bytes = 0u64;
-    let mut calls = 0usize;
-    for (c, stream) in streams.iter().enumerate() {
-        let mut v = Vec::new();
-        let mut evs: Vec<(i64, String)> = Vec::new();
-        let mut size = 0usize;
-        for i in 0..per_client {
-            let m = json_line(c * per_client + i);
-            raw_bytes += m.len() as u64 + 1;
-            if evs.len() == args.batch || size + m.len() + 26 > 1_048_576 {
-                v.push(put_body("/bench/json", stream, &evs));
-                evs.clear();
-                size = 0;
-            }
-            size += m.len() + 26;
-            evs.push((base + (i as i64 * 60_000 / per_client as i64), m));
-        }
-        if !evs.is_empty() {
-            v.push(put_body("/bench/json", stream, &evs));
-        }
-        calls += v.len();
-        bodies.push(v);
-    }
+    let (bodies, raw_bytes, calls) =
+        json_bodies("/bench/json", &streams, per_client, base, args.batch);
     let total_events = per_client * args.clients;
     let cpu0 = server.cpu_seconds();
     let t0 = Instant::now();
-    let results = futures::stream::iter(bodies.into_iter().map(|bs| {
-        let s = &server;
-        async move {
-            for b in bs {
-                s.call("PutLogEvents", b).await?;
-            }
-            Ok::<_, anyhow::Error>(())
-        }
-    }))
-    .buffer_unordered(args.clients)
-    .collect::<Vec<_>>()
-    .await;
-    for r in results {
-        r?;
-    }
+    put_all(&server, bodies, args.clients).await?;
     let wall = t0.elapsed().as_secs_f64();
     let cpu = server.cpu_seconds() - cpu0;
     println!("\n## Ingest through the HTTP API (fsync on every acknowledged batch)");
@@ -233,12 +194,66 @@ async fn main() -> Result<()> {
         json_stored / total_events as f64,
         raw_bytes as f64 / json_stored
     );
+
     server.stop()?;
     if args.data_dir.is_none() {
         let _ = std::fs::remove_dir_all(&data_dir);
         let _ = std::fs::remove_file(&config);
     }
     loghub_storage(&args, &bin).await
+}
+
+/// PutLogEvents bodies for `group`, one list per stream (client), built before any clock starts:
+/// the benchmark measures the server. Batches hold up to `batch` events and never more than
+/// PutLogEvents' 1 MiB (26 bytes per event counted), so ~130-byte events go ~6,700 to a call.
+/// Event `i` of client `c` is `json_line(c * per_client + i)`. Returns the bodies, the raw bytes
+/// (a newline per event) and the number of calls.
+fn json_bodies(
+    group: &str,
+    streams: &[String],
+    per_client: usize,
+    base: i64,
+    batch: usize,
+) -> (Vec<Vec<String>>, u64, usize) {
+    let mut bodies: Vec<Vec<String>> = Vec::new();
+    let mut raw_bytes = 0u64;
+    let mut calls = 0usize;
+    for (c, stream) in streams.iter().enumerate() {
+        let mut v = Vec::new();
+        let mut evs: Vec<(i64, String)> = Vec::new();
+        let mut size = 0usize;
+        for i in 0..per_client {
+            let m = json_line(c * per_client + i);
+            raw_bytes += m.len() as u64 + 1;
+            if evs.len() == batch || size + m.len() + 26 > 1_048_576 {
+                v.push(put_body(group, stream, &evs));
+                evs.clear();
+                size = 0;
+            }
+            size += m.len() + 26;
+            evs.push((base + (i as i64 * 60_000 / per_client as i64), m));
+        }
+        if !evs.is_empty() {
+            v.push(put_body(group, stream, &evs));
+        }
+        calls += v.len();
+        bodies.push(v);
+    }
+    (bodies, raw_bytes, calls)
+}
+
+/// Sends each stream's bodies in order, `clients` streams at once.
+async fn put_all(server: &ServerProc, bodies: Vec<Vec<String>>, clients: usize) -> Result<()> {
+    let results = futures::stream::iter(bodies.into_iter().map(|bs| async move {
+        for b in bs {
+            server.call("PutLogEvents", b).await?;
+        }
+        Ok::<_, anyhow::Error>(())
+    }))
+    .buffer_unordered(clients)
+    .collect::<Vec<_>>()
+    .await;
+    results.into_iter().collect()
 }
 
 /// The Loghub 2k samples, one log group per file, in a store of their own so that every byte of
