@@ -16,7 +16,8 @@ def test_e2e_benchmark_harness_reports_its_figures():
     if not Path(e2e).exists():
         pytest.fail(f"benchmark harness not built: {e2e}")
     out = subprocess.run(
-        [e2e, "--events", "20000", "--clients", "2", "--batch", "5000", "--logwell", logwell_bin(),
+        [e2e, "--events", "20000", "--clients", "2", "--batch", "5000", "--while-compacting-s", "1",
+         "--logwell", logwell_bin(),
          "--loghub", str(ROOT.parent / "shared" / "datasets" / "loghub-2k")],
         capture_output=True, text=True, timeout=300, check=True,
     ).stdout
@@ -24,6 +25,9 @@ def test_e2e_benchmark_harness_reports_its_figures():
     assert re.search(r"stream of 10000 events", out), out
     assert re.search(r"generated JSON logs: [\d.]+ bytes/event", out), out
     assert re.search(r"objects per GB stored: [\d.]+", out), out
+    assert re.search(r"compaction \(zstd 15, split messages where smaller\): \d+ MB of raw text rewritten", out), out
+    assert re.search(r"while compacting: \d+ events/s wall", out), out
+    assert re.search(r"with compaction idle: \d+ events/s wall", out), out
     if (ROOT.parent / "shared" / "datasets" / "loghub-2k").exists():
         assert re.search(r"loghub 2k \(16 files, 32000 lines", out), out
         # Per file and all-in, fresh and compacted, next to zstd -19 and xz -9e of the raw files.

@@ -17,13 +17,13 @@ mod common;
 use anyhow::{bail, Result};
 use clap::Parser;
 use common::{
-    create, dir_bytes, fresh_data_dir, logwell_bin, machine, now_ms, put_body, segment_files,
-    settled, ServerProc,
+    create, dir_bytes, flood, fresh_data_dir, logwell_bin, machine, manifest, now_ms, put_body,
+    segment_files, settled, ServerProc,
 };
 use futures::StreamExt;
 use serde_json::json;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 #[derive(Parser)]
 struct Args {
@@ -53,6 +53,10 @@ struct Args {
     /// false'`), to measure what one costs against the default.
     #[arg(long)]
     storage: Vec<String>,
+    /// Seconds clients put events while compaction rewrites a store of `--events` flushed
+    /// events, and again once it is done (0 skips it).
+    #[arg(long, default_value_t = 3)]
+    while_compacting_s: u64,
 }
 
 /// A ~130-byte JSON application log line.
@@ -200,7 +204,82 @@ async fn main() -> Result<()> {
         let _ = std::fs::remove_dir_all(&data_dir);
         let _ = std::fs::remove_file(&config);
     }
+    ingest_while_compacting(&args, &bin).await?;
     loghub_storage(&args, &bin).await
+}
+
+/// Ingest while compaction runs: a store holding `--events` flushed events restarts with
+/// compaction due at once, and clients put events for `--while-compacting-s` while it rewrites
+/// them, then as long again once it is done, so the two rates compare.
+async fn ingest_while_compacting(args: &Args, bin: &Path) -> Result<()> {
+    if args.while_compacting_s == 0 {
+        return Ok(());
+    }
+    let settings = |extra: &str| {
+        format!(
+            "[storage]\nflush_age = 3600\n{extra}encrypt = {}\n{}\n",
+            !args.no_encrypt,
+            args.storage.join("\n")
+        )
+    };
+    let (data_dir, config) = fresh_data_dir(
+        &args
+            .data_dir
+            .as_ref()
+            .map(|d| d.with_extension("compacting")),
+        "logwell-bench-compacting",
+        &settings(""),
+    )?;
+    let store = data_dir.join("store");
+    let server = ServerProc::start(bin, &data_dir, &config)?;
+    let streams: Vec<String> = (0..args.clients).map(|i| format!("client-{i}")).collect();
+    let flooded = (0..args.clients).map(|c| format!("flood-{c}"));
+    create(
+        &server,
+        "/bench/json",
+        &[streams.clone(), flooded.collect()].concat(),
+    )
+    .await?;
+    let per_client = args.events / args.clients;
+    let (bodies, _, _) = json_bodies(
+        "/bench/json",
+        &streams,
+        per_client,
+        now_ms() - 60_000,
+        args.batch,
+    );
+    put_all(&server, bodies, args.clients).await?;
+    server.stop()?;
+    std::fs::write(
+        &config,
+        settings("maintenance_interval = 1\nrecompress_after = 0\n"),
+    )?;
+    let server = ServerProc::start(bin, &data_dir, &config)?;
+    let window = Duration::from_secs(args.while_compacting_s);
+    println!(
+        "\n## Ingest while compaction runs ({} flushed events rewritten at once)",
+        args.events
+    );
+    let (rate, per_cpu, cpu) = flood_for(&server, args.clients, window).await?;
+    println!("while compacting: {rate:.0} events/s wall, {per_cpu:.0} events per server CPU-second ({cpu:.2} CPU-s in {} s, compaction's included)", window.as_secs());
+    let m = manifest(&store)?;
+    let waiting = m["segments"].as_array().into_iter().flatten();
+    if waiting.filter(|s| s["level"].as_u64() == Some(0)).count() == 0 {
+        println!("(compaction finished within the window: the figure is partly idle)");
+    }
+    settled(&store).await?;
+    server.stop()?;
+    // The same clients on the same store with compaction not due (as during the first load).
+    std::fs::write(&config, settings(""))?;
+    let server = ServerProc::start(bin, &data_dir, &config)?;
+    let (rate, per_cpu, cpu) = flood_for(&server, args.clients, window).await?;
+    println!("with compaction idle: {rate:.0} events/s wall, {per_cpu:.0} events per server CPU-second ({cpu:.2} CPU-s in {} s)", window.as_secs());
+    server.stop()?;
+    if args.data_dir.is_none() {
+        let _ = std::fs::remove_dir_all(&data_dir);
+        let _ = std::fs::remove_file(&config);
+    }
+    Ok(())
 }
 
 /// PutLogEvents bodies for `group`, one list per stream (client), built before any clock starts:
@@ -254,6 +333,26 @@ async fn put_all(server: &ServerProc, bodies: Vec<Vec<String>>, clients: usize) 
     .collect::<Vec<_>>()
     .await;
     results.into_iter().collect()
+}
+
+/// Events put by `clients` flooding `/bench/json` for `window`: per second of wall time, per
+/// server CPU-second, and the server CPU-seconds spent.
+async fn flood_for(
+    server: &ServerProc,
+    clients: usize,
+    window: Duration,
+) -> Result<(f64, f64, f64)> {
+    let cpu0 = server.cpu_seconds();
+    let n = flood(
+        server,
+        "/bench/json",
+        clients,
+        5_000,
+        Instant::now() + window,
+    )
+    .await? as f64;
+    let cpu = server.cpu_seconds() - cpu0;
+    Ok((n / window.as_secs_f64(), n / cpu.max(1e-9), cpu))
 }
 
 /// The Loghub 2k samples, one log group per file, in a store of their own so that every byte of
