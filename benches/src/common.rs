@@ -361,3 +361,20 @@ pub async fn settled(store: &Path) -> Result<()> {
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
+
+/// A VPC flow log line (version 2, default format), `i`-th of the generated ones.
+pub fn vpc_line(i: usize) -> String {
+    let action = if i % 11 == 0 { "REJECT" } else { "ACCEPT" };
+    format!(
+        "2 123456789012 eni-{:08x} 10.0.{}.{} 172.31.{}.{} {} {} 6 {} {} 1716100000 1716100060 {action} OK",
+        i % 64,
+        (i / 7) % 32,
+        i % 250,
+        (i / 3) % 16,
+        (i * 7) % 250,
+        [443, 80, 22, 5432][i % 4],
+        1024 + (i * 131) % 60_000,
+        1 + i % 40,
+        40 + (i * 53) % 15_000,
+    )
+}

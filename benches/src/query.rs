@@ -20,7 +20,7 @@ use anyhow::{bail, Context, Result};
 use clap::Parser;
 use common::{
     app_line, create, fresh_data_dir, logwell_bin, machine, manifest, now_ms, put_body,
-    segment_files, settled, ServerProc,
+    segment_files, settled, vpc_line, ServerProc,
 };
 use futures::StreamExt;
 use serde_json::{json, Value};
@@ -83,22 +83,6 @@ fn lambda_line(i: usize) -> String {
             60 + inv % 120
         ),
     }
-}
-
-fn vpc_line(i: usize) -> String {
-    let action = if i % 11 == 0 { "REJECT" } else { "ACCEPT" };
-    format!(
-        "2 123456789012 eni-{:08x} 10.0.{}.{} 172.31.{}.{} {} {} 6 {} {} 1716100000 1716100060 {action} OK",
-        i % 64,
-        (i / 7) % 32,
-        i % 250,
-        (i / 3) % 16,
-        (i * 7) % 250,
-        [443, 80, 22, 5432][i % 4],
-        1024 + (i * 131) % 60_000,
-        1 + i % 40,
-        40 + (i * 53) % 15_000,
-    )
 }
 
 /// Which columns of the two engines' rows are compared.

@@ -164,6 +164,90 @@ pub fn split_array(messages: &StringArray) -> (DictionaryArray<Int32Type>, Strin
     (templates.finish(), vars.finish())
 }
 
+/// A template cut at its markers: the text before each variable, then the text after the last.
+/// Cut once per template a batch uses, it makes joining a row a run of copies.
+enum Cut {
+    /// Byte ranges of the template (which holds no escape).
+    Ranges(Vec<std::ops::Range<usize>>),
+    /// The parts with their escapes resolved.
+    Owned(Vec<String>),
+}
+
+impl Cut {
+    fn of(template: &str) -> Result<Cut, Malformed> {
+        let b = template.as_bytes();
+        if memchr::memchr(ESC, b).is_none() {
+            let mut ranges = Vec::with_capacity(8);
+            let mut start = 0;
+            for at in memchr::memchr_iter(VAR, b) {
+                ranges.push(start..at);
+                start = at + 1;
+            }
+            ranges.push(start..b.len());
+            return Ok(Cut::Ranges(ranges));
+        }
+        let mut parts = vec![String::new()];
+        let mut chars = template.chars();
+        while let Some(c) = chars.next() {
+            let part = parts.last_mut().expect("a part");
+            match c as u32 {
+                m if m == ESC as u32 => part.push(chars.next().ok_or(Malformed)?),
+                m if m == VAR as u32 => parts.push(String::new()),
+                _ => part.push(c),
+            }
+        }
+        Ok(Cut::Owned(parts))
+    }
+
+    /// Appends the line of this cut of `template` and of `vars` to `out`'s current value.
+    fn write_line(
+        &self,
+        template: &str,
+        vars: &str,
+        out: &mut StringBuilder,
+    ) -> Result<(), Malformed> {
+        match self {
+            Cut::Ranges(r) => {
+                join_parts(r.iter().map(|r| &template[r.clone()]), r.len(), vars, out)
+            }
+            Cut::Owned(p) => join_parts(p.iter().map(String::as_str), p.len(), vars, out),
+        }
+    }
+}
+
+/// Appends `parts` (the text around `n - 1` variables) with `vars` between them.
+fn join_parts<'a>(
+    mut parts: impl Iterator<Item = &'a str>,
+    n: usize,
+    vars: &str,
+    out: &mut StringBuilder,
+) -> Result<(), Malformed> {
+    use std::fmt::Write;
+    let bytes = vars.as_bytes();
+    let _ = out.write_str(parts.next().ok_or(Malformed)?);
+    let mut start = 0;
+    for part in parts {
+        // Variables are short: a plain scan beats setting up a search.
+        let end = bytes[start.min(bytes.len())..]
+            .iter()
+            .position(|&b| b == VAR_SEP)
+            .map_or(bytes.len(), |k| start + k);
+        // A variable is a token: never empty.
+        if start >= bytes.len() || end == start {
+            return Err(Malformed);
+        }
+        let _ = out.write_str(&vars[start..end]);
+        let _ = out.write_str(part);
+        start = end + 1;
+    }
+    // Every variable used: none left over.
+    match n {
+        1 if !bytes.is_empty() => Err(Malformed),
+        n if n > 1 && start <= bytes.len() => Err(Malformed),
+        _ => Ok(()),
+    }
+}
+
 /// Appends the line of `template` and `vars` to `out`'s current value, copying runs of text
 /// as they are (no allocation, no UTF-8 check: markers and separators are ASCII, so every
 /// cut falls on a character boundary).
@@ -231,8 +315,9 @@ pub fn join_where(
             .ok_or_else(|| bad("templates"))?;
         let mut out = StringBuilder::with_capacity(n, v.value_data().len() + n * 64);
         // Which pieces each template holds, found once per template the batch uses, and
-        // which each row's variables hold.
+        // which each row's variables hold; each template used, cut once.
         let mut masks: Vec<Option<u64>> = vec![None; values.len()];
+        let mut cuts: Vec<Option<Cut>> = (0..values.len()).map(|_| None).collect();
         let vars_masks = search.map(|s| s.vars_masks(v));
         for (i, key) in d.keys().iter().enumerate() {
             let t = match key.map(|k| k as usize) {
@@ -247,7 +332,18 @@ pub fn join_where(
                     continue;
                 }
             }
-            join(t.map(|k| values.value(k)), i, &mut out)?;
+            let Some(k) = t else {
+                out.append_null();
+                continue;
+            };
+            let template = values.value(k);
+            let cut = match &mut cuts[k] {
+                Some(cut) => cut,
+                slot => slot.insert(Cut::of(template).map_err(|e| row_err(i, e))?),
+            };
+            cut.write_line(template, vars_of(i), &mut out)
+                .map_err(|e| row_err(i, e))?;
+            out.append_value("");
         }
         out
     } else {
