@@ -614,7 +614,11 @@ async fn main() -> Result<()> {
     // plain Parquet (it cannot join split messages) and the cost of both shows on the same data.
     let (data_dir, config) = fresh_data_dir(&args.data_dir, "logwell-query-bench", "")?;
     let (plain_dir, plain_config) = fresh_data_dir(
-        &args.data_dir.as_ref().map(|d| d.with_extension("plain")),
+        // Beside the given one, under a name whose configuration files do not collide with it.
+        &args.data_dir.as_ref().map(|d| {
+            let name = d.file_name().unwrap_or_default().to_string_lossy();
+            d.with_file_name(format!("{name}-plain"))
+        }),
         "logwell-query-bench-plain",
         "[storage]\nencrypt = false\nmessage_templates = \"off\"\n",
     )?;
@@ -796,8 +800,11 @@ async fn main() -> Result<()> {
         "\nencryption at rest: settled queries take {:.2}x their unencrypted time (geometric mean)",
         geomean(&encryption)
     );
-    for dir in [&data_dir, &plain_dir] {
-        let _ = std::fs::remove_dir_all(dir);
+    // Data in a directory given with `--data-dir` is kept, to be profiled or queried again.
+    if args.data_dir.is_none() {
+        for dir in [&data_dir, &plain_dir] {
+            let _ = std::fs::remove_dir_all(dir);
+        }
     }
     if !all_same {
         bail!("logwell and DuckDB disagreed on at least one query");

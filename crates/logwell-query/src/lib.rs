@@ -21,6 +21,7 @@
 //! ```
 
 pub mod anomaly;
+mod bin_count;
 pub mod compile;
 pub mod events;
 mod footers;
@@ -240,7 +241,8 @@ impl Querier {
         // enforced by the sorting rules; only that second check is left out.
         //
         // Text searches hand their pieces to the joins of split messages before projections
-        // are pushed into the scans, where those joins could no longer be reached.
+        // are pushed into the scans, where those joins could no longer be reached. Counts by
+        // time bin are counted in runs, last, on the plan as it will run (see `bin_count`).
         let mut rules: Vec<_> = Vec::new();
         let mut searched = false;
         for rule in state.physical_optimizers() {
@@ -252,6 +254,7 @@ impl Querier {
                 rules.push(rule.clone());
             }
         }
+        rules.push(Arc::new(bin_count::CountByTimeBin) as _);
         let state = datafusion::execution::SessionStateBuilder::new_from_existing(state)
             .with_physical_optimizer_rules(rules)
             .build();
@@ -379,9 +382,15 @@ impl Querier {
                 "endTime must be greater than or equal to startTime".into(),
             ));
         }
+        let t0 = std::time::Instant::now();
         let counters = Arc::new(QueryCounters::default());
         let ctx = self.context();
         CountTrue::register(&ctx, &counters);
+        tracing::debug!(
+            target: "logwell_query::plan",
+            context_ms = t0.elapsed().as_secs_f64() * 1e3,
+            "session"
+        );
         let now_ms = logwell_model::now_millis();
         match req.language {
             Language::Insights => {
@@ -491,6 +500,11 @@ impl Querier {
                     }
                 }
                 let keep = keep::FieldsToKeep::of(&self.engine, fields, &read, range);
+                tracing::debug!(
+                    target: "logwell_query::plan",
+                    prepare_ms = t0.elapsed().as_secs_f64() * 1e3,
+                    "prepared"
+                );
                 Ok(Prepared {
                     ctx,
                     compiled,

@@ -369,14 +369,15 @@ pub fn encode(
             let mut sample: Vec<usize> = runs.collect();
             sample.sort_unstable();
             sample.dedup();
-            let pays = logwell_template::splitting_pays(
+            let estimate = logwell_template::split_estimate(
                 sample.into_iter().filter_map(|i| {
                     let (b, r) = order[i];
                     messages[b].is_valid(r).then(|| messages[b].value(r))
                 }),
                 zstd_level,
             );
-            tracing::debug!(rows = order.len(), pays, "splitting messages");
+            let pays = estimate <= logwell_template::SPLIT_BAR;
+            tracing::debug!(rows = order.len(), estimate, pays, "splitting messages");
             pays
         }
     };
