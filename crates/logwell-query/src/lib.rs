@@ -43,11 +43,13 @@ use crate::udf::{CountTrue, QueryCounters};
 use arrow::array::{Array, AsArray};
 use arrow::datatypes::{DataType, Int64Type, TimeUnit};
 use base64::Engine as _;
+use datafusion::catalog::{CatalogProviderList, MemoryCatalogProvider, MemoryCatalogProviderList};
 use datafusion::common::DataFusionError;
 use datafusion::datasource::provider_as_source;
 use datafusion::execution::disk_manager::DiskManagerBuilder;
 use datafusion::execution::memory_pool::FairSpillPool;
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
+use datafusion::execution::{SessionState, SessionStateBuilder};
 use datafusion::logical_expr::{col, ident, lit, LogicalPlan, LogicalPlanBuilder};
 use datafusion::prelude::{SessionConfig, SessionContext};
 use logwell_model::ApiError;
@@ -176,9 +178,11 @@ pub struct QueryStatistics {
 #[derive(Clone)]
 pub struct Querier {
     engine: Engine,
-    runtime: Arc<RuntimeEnv>,
     config: QueryConfig,
     lookups: Arc<lookup::LookupTables>,
+    /// The session every query starts from (see [`session`]): building one registers a few
+    /// hundred functions, a copy costs a fraction of that.
+    session: Arc<SessionState>,
 }
 
 impl Querier {
@@ -197,11 +201,12 @@ impl Querier {
             .build_arc()?;
         let url = url::Url::parse(STORE_URL).expect("static URL");
         runtime.register_object_store(&url, engine.object_store());
+        let session = Arc::new(session(&config, runtime));
         Ok(Querier {
             engine,
-            runtime,
             config,
             lookups: Default::default(),
+            session,
         })
     }
 
@@ -214,53 +219,20 @@ impl Querier {
         &self.engine
     }
 
+    /// A session of its own for one query, from the shared one: functions it registers
+    /// (its counters) stay its own. Its catalog is still shared; see [`Querier::sql_context`].
     fn context(&self) -> SessionContext {
-        let mut config = SessionConfig::new()
-            .with_target_partitions(self.config.target_partitions)
-            .with_information_schema(false);
-        // Sorts reserve this much to merge their spill files; keep it a small part of the pool
-        // so that small pools still sort (by spilling) instead of failing.
-        config.options_mut().execution.sort_spill_reservation_bytes =
-            (self.config.memory_limit / 16).min(10 << 20);
-        // This rule moves each `get_field(struct, f)` towards the scan, through the projection
-        // that parses a message into that struct: the message would then be parsed once per
-        // field read. Event tables have no struct columns for it to help with.
-        config
-            .options_mut()
-            .optimizer
-            .enable_leaf_expression_pushdown = false;
-        let state = datafusion::execution::SessionStateBuilder::new()
-            .with_config(config)
-            .with_runtime_env(self.runtime.clone())
-            .with_default_features()
+        SessionContext::new_with_state(SessionState::clone(&self.session))
+    }
+
+    /// A session with a catalog of its own, for a SQL query to register its tables in.
+    fn sql_context(&self) -> SessionContext {
+        let catalogs = MemoryCatalogProviderList::new();
+        catalogs.register_catalog("datafusion".into(), Arc::new(MemoryCatalogProvider::new()));
+        let state = SessionStateBuilder::new_from_existing(SessionState::clone(&self.session))
+            .with_catalog_list(Arc::new(catalogs))
             .build();
-        // DataFusion 55's final plan check takes a column that a filter fixed to one literal
-        // for unordered once several partitions are merged, where sorting already counted it
-        // as ordered; it then refuses valid plans (a row_number window over
-        // `stats ... by k | filter k = "v"` on several buffered batches). Orderings are still
-        // enforced by the sorting rules; only that second check is left out.
-        //
-        // Text searches hand their pieces to the joins of split messages before projections
-        // are pushed into the scans, where those joins could no longer be reached. Counts by
-        // time bin are counted in runs, last, on the plan as it will run (see `bin_count`).
-        let mut rules: Vec<_> = Vec::new();
-        let mut searched = false;
-        for rule in state.physical_optimizers() {
-            if rule.name() == "ProjectionPushdown" && !searched {
-                rules.push(Arc::new(split_search::SearchSplitMessages) as _);
-                searched = true;
-            }
-            if rule.name() != "SanityCheckPlan" {
-                rules.push(rule.clone());
-            }
-        }
-        rules.push(Arc::new(bin_count::CountByTimeBin) as _);
-        let state = datafusion::execution::SessionStateBuilder::new_from_existing(state)
-            .with_physical_optimizer_rules(rules)
-            .build();
-        let ctx = SessionContext::new_with_state(state);
-        udf::register(&ctx);
-        ctx
+        SessionContext::new_with_state(state)
     }
 
     /// The system columns of one group over `[lo, hi]`, with its deleted streams and expired
@@ -513,6 +485,8 @@ impl Querier {
                 })
             }
             Language::Sql => {
+                let ctx = self.sql_context();
+                CountTrue::register(&ctx, &counters);
                 let schema = Arc::new(sql::SqlTables {
                     querier: self.clone(),
                     groups: req.groups.clone(),
@@ -761,8 +735,13 @@ impl Prepared {
         }
         let c = &self.compiled;
         let t0 = std::time::Instant::now();
-        let df = self.ctx.execute_logical_plan(c.plan.clone()).await?;
-        let physical = df.create_physical_plan().await?;
+        let state = self.ctx.state();
+        let optimized = state.optimize(&c.plan)?;
+        let optimized_at = t0.elapsed();
+        let physical = state
+            .query_planner()
+            .create_physical_plan(&optimized, &state)
+            .await?;
         let planned = t0.elapsed();
         let mut stream =
             datafusion::physical_plan::execute_stream(physical.clone(), self.ctx.task_ctx())?;
@@ -777,6 +756,7 @@ impl Prepared {
         // `LOGWELL_LOG=logwell_query::plan=debug`: where a query's time went, operator by operator.
         tracing::debug!(
             target: "logwell_query::plan",
+            optimized_ms = optimized_at.as_secs_f64() * 1e3,
             planned_ms = planned.as_secs_f64() * 1e3,
             total_ms = t0.elapsed().as_secs_f64() * 1e3,
             "\n{}",
@@ -968,4 +948,54 @@ pub fn decode_ptr(ptr: &str) -> Option<(String, i64, i64)> {
     let ts = parts.next()?.parse().ok()?;
     let seq = parts.next()?.parse().ok()?;
     Some((group, ts, seq))
+}
+
+/// The session queries start from: logwell's configuration, optimizer rules and functions.
+fn session(query: &QueryConfig, runtime: Arc<RuntimeEnv>) -> SessionState {
+    let mut config = SessionConfig::new()
+        .with_target_partitions(query.target_partitions)
+        .with_information_schema(false);
+    // Sorts reserve this much to merge their spill files; keep it a small part of the pool
+    // so that small pools still sort (by spilling) instead of failing.
+    config.options_mut().execution.sort_spill_reservation_bytes =
+        (query.memory_limit / 16).min(10 << 20);
+    // This rule moves each `get_field(struct, f)` towards the scan, through the projection
+    // that parses a message into that struct: the message would then be parsed once per
+    // field read. Event tables have no struct columns for it to help with.
+    config
+        .options_mut()
+        .optimizer
+        .enable_leaf_expression_pushdown = false;
+    let state = datafusion::execution::SessionStateBuilder::new()
+        .with_config(config)
+        .with_runtime_env(runtime)
+        .with_default_features()
+        .build();
+    // DataFusion 55's final plan check takes a column that a filter fixed to one literal
+    // for unordered once several partitions are merged, where sorting already counted it
+    // as ordered; it then refuses valid plans (a row_number window over
+    // `stats ... by k | filter k = "v"` on several buffered batches). Orderings are still
+    // enforced by the sorting rules; only that second check is left out.
+    //
+    // Text searches hand their pieces to the joins of split messages before projections
+    // are pushed into the scans, where those joins could no longer be reached. Counts by
+    // time bin are counted in runs, last, on the plan as it will run (see `bin_count`).
+    let mut rules: Vec<_> = Vec::new();
+    let mut searched = false;
+    for rule in state.physical_optimizers() {
+        if rule.name() == "ProjectionPushdown" && !searched {
+            rules.push(Arc::new(split_search::SearchSplitMessages) as _);
+            searched = true;
+        }
+        if rule.name() != "SanityCheckPlan" {
+            rules.push(rule.clone());
+        }
+    }
+    rules.push(Arc::new(bin_count::CountByTimeBin) as _);
+    let state = datafusion::execution::SessionStateBuilder::new_from_existing(state)
+        .with_physical_optimizer_rules(rules)
+        .build();
+    let ctx = SessionContext::new_with_state(state);
+    udf::register(&ctx);
+    ctx.state()
 }
