@@ -4,6 +4,7 @@
 //! recently used out), instead of by every query that opens the file. DataFusion's own cached
 //! reader leaves encrypted files out; logwell's segments are encrypted by default.
 
+use arrow::datatypes::{Field, Schema, SchemaRef};
 use bytes::Bytes;
 use datafusion::common::HashMap;
 use datafusion::common::Result;
@@ -16,6 +17,8 @@ use datafusion::execution::cache::cache_manager::{
 };
 use datafusion::parquet::arrow::arrow_reader::ArrowReaderOptions;
 use datafusion::parquet::arrow::async_reader::AsyncFileReader;
+use datafusion::parquet::arrow::parquet_to_arrow_schema;
+use datafusion::parquet::basic::Encoding;
 use datafusion::parquet::file::metadata::ParquetMetaData;
 use datafusion::physical_plan::metrics::ExecutionPlanMetricsSet;
 use futures::future::BoxFuture;
@@ -81,6 +84,60 @@ impl FileMetadata for Footer {
     fn extra_info(&self) -> HashMap<String, String> {
         HashMap::from([("decrypted".to_owned(), self.decrypted.to_string())])
     }
+}
+
+/// The footer of the segment at `path`, if a read has kept it.
+pub(crate) fn kept(cache: &FileMetadataCache, path: &str) -> Option<Arc<ParquetMetaData>> {
+    let entry = cache.get(&object_store::path::Path::from(path))?;
+    let footer = entry.file_metadata.as_any().downcast_ref::<Footer>()?;
+    Some(footer.metadata.clone())
+}
+
+/// The largest dictionary page (as stored) of a column read as a dictionary: a field with few
+/// values (levels, methods, paths). One with many (users, ids) groups no faster by keys, and
+/// its dictionaries cost more to map than the text costs to hash.
+const SMALL_DICTIONARY: i64 = 16 << 10;
+
+/// Whether every data page of column `name`, in every row group, is dictionary-encoded from
+/// a small dictionary (a chunk whose dictionary grew too large goes on in plain pages; read
+/// as a dictionary, those would be hashed back into one).
+pub(crate) fn small_dictionary(footer: &ParquetMetaData, name: &str) -> bool {
+    let Some(at) = footer
+        .file_metadata()
+        .schema_descr()
+        .columns()
+        .iter()
+        .position(|c| c.path().parts() == [name])
+    else {
+        return false;
+    };
+    footer.row_groups().iter().all(|rg| {
+        let chunk = rg.column(at);
+        chunk
+            .dictionary_page_offset()
+            .is_some_and(|at| chunk.data_page_offset() - at <= SMALL_DICTIONARY)
+            && chunk.page_encoding_stats_mask().is_some_and(|m| {
+                m.is_only(Encoding::RLE_DICTIONARY) || m.is_only(Encoding::PLAIN_DICTIONARY)
+            })
+    })
+}
+
+/// The file's Arrow schema with the columns named in `fields` given their types there.
+pub(crate) fn schema_with(footer: &ParquetMetaData, fields: &[&Field]) -> Option<SchemaRef> {
+    let meta = footer.file_metadata();
+    let schema = parquet_to_arrow_schema(meta.schema_descr(), meta.key_value_metadata()).ok()?;
+    let columns: Vec<Field> = schema
+        .fields()
+        .iter()
+        .map(|f| match fields.iter().find(|g| g.name() == f.name()) {
+            Some(g) => f.as_ref().clone().with_data_type(g.data_type().clone()),
+            None => f.as_ref().clone(),
+        })
+        .collect();
+    Some(Arc::new(Schema::new_with_metadata(
+        columns,
+        schema.metadata().clone(),
+    )))
 }
 
 struct Segment {

@@ -27,6 +27,7 @@ pub mod events;
 mod footers;
 pub mod format;
 mod keep;
+mod keyed_group;
 pub mod lookup;
 mod newest;
 pub mod pattern;

@@ -1,6 +1,6 @@
 //! The DataFusion session every query starts from: configuration, optimizer rules, functions.
 
-use crate::{bin_count, split_search, udf, QueryConfig};
+use crate::{bin_count, keyed_group, split_search, udf, QueryConfig};
 use datafusion::execution::runtime_env::RuntimeEnv;
 use datafusion::execution::SessionState;
 use datafusion::prelude::{SessionConfig, SessionContext};
@@ -36,11 +36,14 @@ pub(crate) fn session(query: &QueryConfig, runtime: Arc<RuntimeEnv>) -> SessionS
     // Text searches hand their pieces to the joins of split messages before projections
     // are pushed into the scans, where those joins could no longer be reached. Counts by
     // time bin are counted in runs, last, on the plan as it will run (see `bin_count`).
+    // Groups by a text field read as a dictionary are found while the cast to text is still
+    // a projection of its own (see `keyed_group`).
     let mut rules: Vec<_> = Vec::new();
     let mut searched = false;
     for rule in state.physical_optimizers() {
         if rule.name() == "ProjectionPushdown" && !searched {
             rules.push(Arc::new(split_search::SearchSplitMessages) as _);
+            rules.push(Arc::new(keyed_group::GroupByKeys) as _);
             searched = true;
         }
         if rule.name() != "SanityCheckPlan" {

@@ -99,6 +99,11 @@ fn event_schema() -> SchemaRef {
     logwell_storage::memtable::event_schema()
 }
 
+/// The type a [`Stored::Keyed`] field column is read as.
+fn keyed_type() -> DataType {
+    DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8))
+}
+
 /// The column of a discovered field's values as numbers.
 pub fn number_column(path: &str) -> String {
     format!("num:{path}")
@@ -110,6 +115,11 @@ enum Stored {
     /// Not at all: it is extracted from the message.
     Absent,
     Text,
+    /// As text, in pages that are all dictionary-encoded from a small dictionary (in every
+    /// segment of the scan): read
+    /// as a dictionary (keys and the distinct values) and cast to text above the scan, so
+    /// that grouping by it can count by keys instead of hashing every value (`text_group`).
+    Keyed,
     Number,
 }
 
@@ -479,8 +489,24 @@ impl GroupTable {
         } else {
             segments.sort_by_key(|s| std::cmp::Reverse(s.max_ts));
         }
+        let keyed: Vec<&Field> = schema
+            .fields()
+            .iter()
+            .filter(|f| f.data_type() == &keyed_type())
+            .map(|f| f.as_ref())
+            .collect();
+        let cache = runtime.cache_manager.get_file_metadata_cache();
         for (i, s) in segments.iter().enumerate() {
-            groups[i % n].push(PartitionedFile::new(s.path.clone(), s.bytes));
+            let mut file = PartitionedFile::new(s.path.clone(), s.bytes);
+            // The reader gives dictionaries only when told the file's schema has them.
+            if !keyed.is_empty() {
+                if let Some(schema) = crate::footers::kept(cache.as_ref(), &s.path)
+                    .and_then(|f| crate::footers::schema_with(&f, &keyed))
+                {
+                    file = file.with_arrow_schema(schema);
+                }
+            }
+            groups[i % n].push(file);
         }
         let config =
             FileScanConfigBuilder::new(ObjectStoreUrl::parse(STORE_URL)?, Arc::new(source))
@@ -556,12 +582,16 @@ impl GroupTable {
                 TableColumn::Event(_) => col(&name),
                 TableColumn::Text(k) => match layout.of(k) {
                     Stored::Text => stored(k),
+                    Stored::Keyed => Expr::Cast(datafusion::logical_expr::Cast::new(
+                        Box::new(stored(k)),
+                        DataType::Utf8,
+                    )),
                     Stored::Number => crate::udf::NumberText::call(stored(k)),
                     Stored::Absent => slot(k),
                 },
                 TableColumn::Number(k) => match layout.of(k) {
                     Stored::Number => stored(k),
-                    Stored::Text => number(stored(k)),
+                    Stored::Text | Stored::Keyed => number(stored(k)),
                     Stored::Absent => number(slot(k)),
                 },
             };
@@ -590,6 +620,7 @@ impl GroupTable {
             let ty = match stored {
                 Stored::Absent => continue,
                 Stored::Text => DataType::Utf8,
+                Stored::Keyed => keyed_type(),
                 Stored::Number => DataType::Float64,
             };
             file.push(Field::new(field_column(&self.fields[*k]), ty, true));
@@ -677,17 +708,58 @@ impl GroupTable {
         filters: &[Expr],
         limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        let file = self.file_schema(layout);
-        let mut read = event_reads(cols, layout)?;
-        read.extend(event_schema().fields().len()..file.fields().len());
         // Filters reach the files only on columns they hold as the table types them; a test
         // of a field's number reads a number column under its stored name.
         let pushed: Vec<Expr> = filters
             .iter()
             .filter_map(|f| self.file_filter(f, layout))
             .collect();
+        let layout = &self.keyed(state, segments, layout, &pushed);
+        let file = self.file_schema(layout);
+        let mut read = event_reads(cols, layout)?;
+        read.extend(event_schema().fields().len()..file.fields().len());
         let scan = self.parquet(state, segments, file, read, &pushed, limit)?;
         self.assemble(state, scan, cols, layout)
+    }
+
+    /// `layout` with the text fields that `segments` all hold in dictionary-encoded pages, from
+    /// small dictionaries, read as dictionaries ([`Stored::Keyed`]), as far as their footers are known (every query but
+    /// the first to open a segment). Fields a pushed filter tests stay text, so that pruning
+    /// and row filters compare text as they always have.
+    fn keyed<'a>(
+        &self,
+        state: &dyn Session,
+        segments: &[&Arc<SegmentMeta>],
+        layout: &Layout<'a>,
+        pushed: &[Expr],
+    ) -> Layout<'a> {
+        let cache = state.runtime_env().cache_manager.get_file_metadata_cache();
+        let footers: Option<Vec<_>> = segments
+            .iter()
+            .map(|s| crate::footers::kept(cache.as_ref(), &s.path))
+            .collect();
+        let tested: std::collections::HashSet<String> = pushed
+            .iter()
+            .flat_map(|f| f.column_refs().into_iter().map(|c| c.name.clone()))
+            .collect();
+        let mut stored = layout.stored.clone();
+        if let Some(footers) = footers {
+            for (k, s) in layout.paths.iter().zip(stored.iter_mut()) {
+                let name = field_column(&self.fields[*k]);
+                if *s == Stored::Text
+                    && !tested.contains(&name)
+                    && footers
+                        .iter()
+                        .all(|f| crate::footers::small_dictionary(f, &name))
+                {
+                    *s = Stored::Keyed;
+                }
+            }
+        }
+        Layout {
+            paths: layout.paths,
+            stored,
+        }
     }
 
     /// `filter` over files holding the fields as `layout` says, or None if it reads a column
