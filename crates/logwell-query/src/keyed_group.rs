@@ -218,13 +218,20 @@ fn groups_by_text(aggr: &AggregateExec) -> Option<usize> {
     (aggr.input().schema().field(key).data_type() == &DataType::Utf8).then_some(key)
 }
 
-/// Whether every aggregate has group accumulators, no ordering, and does not read `key`.
+/// Whether every aggregate has group accumulators and does not read `key`, and none needs
+/// its input sorted (an ordered-set aggregate such as `percentile_cont` sorts for itself).
 fn aggregates_apart_from(aggr: &AggregateExec, key: usize) -> bool {
-    aggr.aggr_expr().iter().all(|a| {
-        a.groups_accumulator_supported()
-            && a.order_bys().is_empty()
-            && !a.expressions().iter().any(|e| references(e, key))
-    })
+    aggr.required_input_ordering().iter().all(Option::is_none)
+        && aggr.aggr_expr().iter().all(|a| {
+            a.groups_accumulator_supported() && !arguments(a).iter().any(|e| references(e, key))
+        })
+}
+
+/// What an aggregate is fed, as the aggregate feeds it: its arguments, then what it orders by.
+fn arguments(a: &AggregateFunctionExpr) -> Vec<Arc<dyn PhysicalExpr>> {
+    let mut args = a.expressions();
+    args.extend(a.order_bys().iter().map(|o| o.expr.clone()));
+    args
 }
 
 impl KeyedGroupExec {
@@ -287,7 +294,7 @@ impl ExecutionPlan for KeyedGroupExec {
         f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> Result<TreeNodeRecursion>,
     ) -> Result<TreeNodeRecursion> {
         for a in &self.aggregates {
-            for e in a.expressions() {
+            for e in arguments(a) {
                 if f(&e)? == TreeNodeRecursion::Stop {
                     return Ok(TreeNodeRecursion::Stop);
                 }
@@ -455,8 +462,7 @@ impl Groups {
         self.last = Some((values, ids));
         let total = self.texts.len();
         for (a, acc) in self.aggregates.iter().zip(&mut self.accumulators) {
-            let values = a
-                .expressions()
+            let values = arguments(a)
                 .iter()
                 .map(|e| {
                     e.evaluate(batch)
@@ -559,8 +565,8 @@ mod tests {
         (shown, df.collect().await.unwrap())
     }
 
-    const GROUPED: &str = "SELECT k, count(*) AS n, avg(x) AS a, sum(x) AS s, max(x) AS m \
-        FROM (SELECT CAST(d AS VARCHAR) AS k, x FROM t) GROUP BY k ORDER BY k NULLS FIRST";
+    const GROUPED: &str = "SELECT k, count(*) AS n, avg(x) AS a, sum(x) AS s, max(x) AS m, \
+        percentile_cont(0.9) WITHIN GROUP (ORDER BY x) AS p FROM (SELECT CAST(d AS VARCHAR) AS k, x FROM t) GROUP BY k ORDER BY k NULLS FIRST";
 
     #[tokio::test]
     async fn grouping_by_keys_gives_the_hash_aggregates_answer() {
@@ -601,6 +607,11 @@ mod tests {
     async fn a_key_read_as_text_elsewhere_keeps_the_hash_aggregate() {
         let sql = "SELECT k, count(*) AS n, max(k) AS m FROM \
             (SELECT CAST(d AS VARCHAR) AS k FROM t) GROUP BY k";
+        let (plan, _) = run(true, sql).await;
+        assert!(!plan.contains("KeyedGroupExec"), "{plan}");
+        // An aggregate that needs its input sorted keeps it too.
+        let sql = "SELECT k, array_agg(x ORDER BY x) AS xs FROM \
+            (SELECT CAST(d AS VARCHAR) AS k, x FROM t) GROUP BY k";
         let (plan, _) = run(true, sql).await;
         assert!(!plan.contains("KeyedGroupExec"), "{plan}");
     }
