@@ -13,14 +13,17 @@
 //! final aggregate above is unchanged. Groups are emitted early past [`EMIT_AT`], as a partial
 //! aggregate may, which keeps memory bounded however many values the field has.
 
+use crate::table::GroupTable;
 use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Int32Type, SchemaRef};
 use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
 use datafusion::common::HashMap;
 use datafusion::common::{internal_err, Result};
 use datafusion::config::ConfigOptions;
+use datafusion::datasource::source_as_provider;
 use datafusion::execution::TaskContext;
 use datafusion::logical_expr::{EmitTo, GroupsAccumulator};
+use datafusion::logical_expr::{Expr, LogicalPlan};
 use datafusion::physical_expr::aggregate::AggregateFunctionExpr;
 use datafusion::physical_expr::expressions::{CastExpr, Column};
 use datafusion::physical_expr::utils::collect_columns;
@@ -42,6 +45,65 @@ use datafusion::physical_plan::{
 };
 use futures::StreamExt;
 use std::sync::Arc;
+
+/// Tells each group table in `plan` (optimized, before physical planning) which of its columns
+/// some aggregate groups by alone, traced back through projections of plain columns, so that
+/// its scans read those as dictionaries where they can.
+pub fn mark_grouped_columns(plan: &LogicalPlan) {
+    let mut grouped = std::collections::HashSet::new();
+    let _ = plan.apply(|node| {
+        if let LogicalPlan::Aggregate(a) = node {
+            if let [e] = a.group_expr.as_slice() {
+                if let Expr::Column(c) = e.clone().unalias() {
+                    origins(&a.input, &c.name, &mut grouped);
+                }
+            }
+        }
+        Ok(TreeNodeRecursion::Continue)
+    });
+    if grouped.is_empty() {
+        return;
+    }
+    let _ = plan.apply(|node| {
+        if let LogicalPlan::TableScan(scan) = node {
+            if let Ok(provider) = source_as_provider(&scan.source) {
+                if let Some(table) = provider.downcast_ref::<GroupTable>() {
+                    table.group_by(grouped.clone());
+                }
+            }
+        }
+        Ok(TreeNodeRecursion::Continue)
+    });
+}
+
+/// The table columns that column `name` of `plan` is, unchanged (through projections of
+/// plain columns, filters, sorts, limits and unions), added to `out`.
+fn origins(plan: &LogicalPlan, name: &str, out: &mut std::collections::HashSet<String>) {
+    match plan {
+        LogicalPlan::TableScan(_) => {
+            out.insert(name.to_string());
+        }
+        LogicalPlan::Projection(p) => {
+            for (e, field) in p.expr.iter().zip(p.schema.fields()) {
+                if field.name() == name {
+                    if let Expr::Column(c) = e.clone().unalias() {
+                        origins(&p.input, &c.name, out);
+                    }
+                }
+            }
+        }
+        LogicalPlan::Filter(_)
+        | LogicalPlan::Sort(_)
+        | LogicalPlan::Limit(_)
+        | LogicalPlan::Union(_)
+        | LogicalPlan::SubqueryAlias(_) => {
+            for input in plan.inputs() {
+                origins(input, name, out);
+            }
+        }
+        _ => {}
+    }
+}
 
 /// Groups held before a partial result is emitted (the final aggregate merges them).
 pub const EMIT_AT: usize = 64 * 1024;

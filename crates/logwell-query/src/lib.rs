@@ -739,6 +739,7 @@ impl Prepared {
         let t0 = std::time::Instant::now();
         let state = self.ctx.state();
         let optimized = state.optimize(&c.plan)?;
+        keyed_group::mark_grouped_columns(&optimized);
         let optimized_at = t0.elapsed();
         let physical = state
             .query_planner()

@@ -92,6 +92,10 @@ pub struct GroupTable {
     /// Rows are wanted oldest first (a top-N by ascending time): the oldest files are read
     /// first, so that the top-N's bound rises at once and prunes the newer ones.
     oldest_first: bool,
+    /// The field columns the query groups by, set once its plan is known: those are read as
+    /// dictionaries where they can be (elsewhere, text read as text costs less than a
+    /// dictionary cast to text).
+    grouped: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 /// The event columns every segment and memtable batch has.
@@ -214,7 +218,13 @@ impl GroupTable {
             protection,
             bound: None,
             oldest_first: false,
+            grouped: Default::default(),
         }
+    }
+
+    /// Tells the table which of its columns the query groups by (see `keyed_group`).
+    pub(crate) fn group_by(&self, columns: std::collections::HashSet<String>) {
+        *self.grouped.lock().expect("not poisoned") = columns;
     }
 
     fn column(&self, i: usize) -> TableColumn {
@@ -722,8 +732,9 @@ impl GroupTable {
         self.assemble(state, scan, cols, layout)
     }
 
-    /// `layout` with the text fields that `segments` all hold in dictionary-encoded pages, from
-    /// small dictionaries, read as dictionaries ([`Stored::Keyed`]), as far as their footers are known (every query but
+    /// `layout` with the text fields a query groups by (see [`Self::group_by`]) that
+    /// `segments` all hold in dictionary-encoded pages, from small dictionaries, read as
+    /// dictionaries ([`Stored::Keyed`]), as far as their footers are known (every query but
     /// the first to open a segment). Fields a pushed filter tests stay text, so that pruning
     /// and row filters compare text as they always have.
     fn keyed<'a>(
@@ -743,10 +754,12 @@ impl GroupTable {
             .flat_map(|f| f.column_refs().into_iter().map(|c| c.name.clone()))
             .collect();
         let mut stored = layout.stored.clone();
-        if let Some(footers) = footers {
+        let grouped = self.grouped.lock().expect("not poisoned").clone();
+        if let Some(footers) = footers.filter(|_| !grouped.is_empty()) {
             for (k, s) in layout.paths.iter().zip(stored.iter_mut()) {
                 let name = field_column(&self.fields[*k]);
                 if *s == Stored::Text
+                    && grouped.contains(&name)
                     && !tested.contains(&name)
                     && footers
                         .iter()
