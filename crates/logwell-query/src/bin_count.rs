@@ -7,7 +7,7 @@
 //! the same bin: [`TimeBinCountExec`] keeps the current bin's bounds and counts rows inside it,
 //! and only a row outside it is floored and its run added to a small map. The partial
 //! aggregate's output (bin, count per aggregate) is the same, so the final aggregate above it
-//! is unchanged. The map is emitted early past [`EMIT_AT`] bins, as a partial aggregate may,
+//! is unchanged. The map is emitted early past [`crate::partial::EMIT_AT`] bins, as a partial aggregate may,
 //! which keeps memory bounded whatever the period.
 
 use crate::udf::floor_to;
@@ -20,19 +20,16 @@ use datafusion::execution::TaskContext;
 use datafusion::physical_expr::expressions::Literal;
 use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr, ScalarFunctionExpr};
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
-use datafusion::physical_plan::aggregates::{AggregateExec, AggregateMode};
+use datafusion::physical_plan::aggregates::AggregateExec;
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
 use datafusion::physical_plan::metrics::{BaselineMetrics, ExecutionPlanMetricsSet, MetricsSet};
-use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{
     DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties, SendableRecordBatchStream,
 };
-use futures::StreamExt;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-/// Bins held before a partial result is emitted (the final aggregate adds them up).
-pub const EMIT_AT: usize = 64 * 1024;
+use crate::partial::PartialGroups;
 
 /// The physical optimizer rule: a partial `count` aggregate grouped by `lw_time_floor` alone
 /// becomes a [`TimeBinCountExec`].
@@ -82,16 +79,7 @@ impl TimeBinCountExec {
     /// ordering or limit for the plan above to rely on.
     fn replacing(node: &Arc<dyn ExecutionPlan>) -> Option<Self> {
         let aggr = node.downcast_ref::<AggregateExec>()?;
-        if !matches!(aggr.mode(), AggregateMode::Partial)
-            || aggr.limit_options().is_some()
-            || aggr.properties().output_ordering().is_some()
-            || aggr.group_expr().has_grouping_set()
-            || aggr.group_expr().expr().len() != 1
-            || aggr.aggr_expr().is_empty()
-            || aggr.filter_expr().iter().any(Option::is_some)
-        {
-            return None;
-        }
+        let group = crate::partial::single_group(aggr)?;
         let counts_rows = |a: &datafusion::physical_expr::aggregate::AggregateFunctionExpr| {
             a.fun().name() == "count"
                 && !a.is_distinct()
@@ -103,9 +91,7 @@ impl TimeBinCountExec {
         if !aggr.aggr_expr().iter().all(|a| counts_rows(a)) {
             return None;
         }
-        let floor = aggr.group_expr().expr()[0]
-            .0
-            .downcast_ref::<ScalarFunctionExpr>()?;
+        let floor = group.downcast_ref::<ScalarFunctionExpr>()?;
         if floor.name() != "lw_time_floor" {
             return None;
         }
@@ -196,42 +182,17 @@ impl ExecutionPlan for TimeBinCountExec {
         context: Arc<TaskContext>,
     ) -> Result<SendableRecordBatchStream> {
         let input = self.input.execute(partition, context)?;
-        let mut bins = Bins::new(self.period_ms);
-        let timestamp = self.timestamp.clone();
-        let schema = self.schema.clone();
+        let bins = BinsOf {
+            bins: Bins::new(self.period_ms),
+            timestamp: self.timestamp.clone(),
+        };
         let metrics = BaselineMetrics::new(&self.metrics, partition);
-        // Each input batch is counted in; a batch comes out when the map fills, and at the end.
-        let counted = input
-            .map(Some)
-            .chain(futures::stream::iter([None]))
-            .filter_map(move |item| {
-                let out = match item {
-                    Some(Ok(batch)) => {
-                        let timer = metrics.elapsed_compute().timer();
-                        let counted = timestamp
-                            .evaluate(&batch)
-                            .and_then(|v| v.into_array(batch.num_rows()))
-                            .and_then(|ts| bins.count(&ts));
-                        let out = match counted {
-                            Ok(()) if bins.len() >= EMIT_AT => Some(bins.emit(&schema)),
-                            Ok(()) => None,
-                            Err(e) => Some(Err(e)),
-                        };
-                        timer.done();
-                        out
-                    }
-                    Some(Err(e)) => Some(Err(e)),
-                    None => (bins.len() > 0).then(|| bins.emit(&schema)),
-                };
-                if let Some(Ok(b)) = &out {
-                    metrics.record_output(b.num_rows());
-                }
-                futures::future::ready(out)
-            });
-        Ok(Box::pin(RecordBatchStreamAdapter::new(
+        Ok(crate::partial::stream(
+            input,
+            bins,
             self.schema.clone(),
-            counted,
-        )))
+            metrics,
+        ))
     }
 
     fn metrics(&self) -> Option<MetricsSet> {
@@ -246,6 +207,30 @@ struct Bins {
     nulls: i64,
     /// The current run: rows in `[lo, hi)` so far.
     run: (i64, i64, i64),
+}
+
+/// The bins of the timestamps `timestamp` gives.
+struct BinsOf {
+    bins: Bins,
+    timestamp: Arc<dyn PhysicalExpr>,
+}
+
+impl PartialGroups for BinsOf {
+    fn update(&mut self, batch: &RecordBatch) -> Result<()> {
+        let ts = self
+            .timestamp
+            .evaluate(batch)?
+            .into_array(batch.num_rows())?;
+        self.bins.count(&ts)
+    }
+
+    fn len(&self) -> usize {
+        self.bins.len()
+    }
+
+    fn emit(&mut self, schema: &SchemaRef) -> Result<RecordBatch> {
+        self.bins.emit(schema)
+    }
 }
 
 impl Bins {
@@ -416,7 +401,7 @@ mod tests {
     #[tokio::test]
     async fn a_map_of_many_bins_is_emitted_early_and_still_adds_up() {
         // One bin per row: more bins than one map holds.
-        let ts: Vec<Option<i64>> = (0..(EMIT_AT as i64 * 2 + 10))
+        let ts: Vec<Option<i64>> = (0..(crate::partial::EMIT_AT as i64 * 2 + 10))
             .map(|i| Some(i * 300_000))
             .collect();
         let plan = same_as_datafusion(ts, 3, BY_BIN).await;

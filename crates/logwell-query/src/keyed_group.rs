@@ -10,9 +10,10 @@
 //! are mapped to group ids once, and each row's group id is read through its key. The aggregates
 //! are DataFusion's own `GroupsAccumulator`s, fed as the aggregate would feed them, and the
 //! output (the group's text, then each aggregate's state) is the partial aggregate's, so the
-//! final aggregate above is unchanged. Groups are emitted early past [`EMIT_AT`], as a partial
+//! final aggregate above is unchanged. Groups are emitted early past [`crate::partial::EMIT_AT`], as a partial
 //! aggregate may, which keeps memory bounded however many values the field has.
 
+use crate::partial::PartialGroups;
 use crate::table::GroupTable;
 use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Int32Type, SchemaRef};
@@ -37,13 +38,11 @@ use datafusion::physical_plan::filter::FilterExec;
 use datafusion::physical_plan::metrics::{BaselineMetrics, ExecutionPlanMetricsSet, MetricsSet};
 use datafusion::physical_plan::projection::{ProjectionExec, ProjectionExpr};
 use datafusion::physical_plan::repartition::RepartitionExec;
-use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::union::UnionExec;
 use datafusion::physical_plan::{
     DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties,
     SendableRecordBatchStream,
 };
-use futures::StreamExt;
 use std::sync::Arc;
 
 /// Tells each group table in `plan` (optimized, before physical planning) which of its columns
@@ -104,9 +103,6 @@ fn origins(plan: &LogicalPlan, name: &str, out: &mut std::collections::HashSet<S
         _ => {}
     }
 }
-
-/// Groups held before a partial result is emitted (the final aggregate merges them).
-pub const EMIT_AT: usize = 64 * 1024;
 
 /// The physical optimizer rule: a partial aggregate grouped by a dictionary column cast to
 /// text becomes a [`KeyedGroupExec`] over the dictionary. It runs before projections are
@@ -263,18 +259,7 @@ fn per_source(node: &Arc<dyn ExecutionPlan>) -> Result<Option<Arc<dyn ExecutionP
 /// The input column a partial aggregate with no filter, ordering or limit groups by, if it
 /// groups by one text column alone.
 fn groups_by_text(aggr: &AggregateExec) -> Option<usize> {
-    if !matches!(aggr.mode(), AggregateMode::Partial)
-        || aggr.limit_options().is_some()
-        || aggr.properties().output_ordering().is_some()
-        || aggr.group_expr().has_grouping_set()
-        || aggr.group_expr().expr().len() != 1
-        || aggr.aggr_expr().is_empty()
-        || aggr.filter_expr().iter().any(Option::is_some)
-    {
-        return None;
-    }
-    let key = aggr.group_expr().expr()[0]
-        .0
+    let key = crate::partial::single_group(aggr)?
         .downcast_ref::<Column>()?
         .index();
     (aggr.input().schema().field(key).data_type() == &DataType::Utf8).then_some(key)
@@ -385,36 +370,14 @@ impl ExecutionPlan for KeyedGroupExec {
         context: Arc<TaskContext>,
     ) -> Result<SendableRecordBatchStream> {
         let input = self.input.execute(partition, context)?;
-        let mut groups = Groups::new(self.key, self.aggregates.clone())?;
-        let schema = self.schema.clone();
+        let groups = Groups::new(self.key, self.aggregates.clone())?;
         let metrics = BaselineMetrics::new(&self.metrics, partition);
-        let grouped = input
-            .map(Some)
-            .chain(futures::stream::iter([None]))
-            .filter_map(move |item| {
-                let out = match item {
-                    Some(Ok(batch)) => {
-                        let timer = metrics.elapsed_compute().timer();
-                        let out = match groups.update(&batch) {
-                            Ok(()) if groups.len() >= EMIT_AT => Some(groups.emit(&schema)),
-                            Ok(()) => None,
-                            Err(e) => Some(Err(e)),
-                        };
-                        timer.done();
-                        out
-                    }
-                    Some(Err(e)) => Some(Err(e)),
-                    None => (groups.len() > 0).then(|| groups.emit(&schema)),
-                };
-                if let Some(Ok(b)) = &out {
-                    metrics.record_output(b.num_rows());
-                }
-                futures::future::ready(out)
-            });
-        Ok(Box::pin(RecordBatchStreamAdapter::new(
+        Ok(crate::partial::stream(
+            input,
+            groups,
             self.schema.clone(),
-            grouped,
-        )))
+            metrics,
+        ))
     }
 
     fn metrics(&self) -> Option<MetricsSet> {
@@ -448,6 +411,20 @@ fn identity(values: &ArrayRef) -> Option<(usize, usize, usize)> {
     ))
 }
 
+impl PartialGroups for Groups {
+    fn update(&mut self, batch: &RecordBatch) -> Result<()> {
+        Groups::update(self, batch)
+    }
+
+    fn len(&self) -> usize {
+        self.texts.len()
+    }
+
+    fn emit(&mut self, schema: &SchemaRef) -> Result<RecordBatch> {
+        Groups::emit(self, schema)
+    }
+}
+
 impl Groups {
     fn new(key: usize, aggregates: Vec<Arc<AggregateFunctionExpr>>) -> Result<Self> {
         let accumulators = aggregates
@@ -464,10 +441,6 @@ impl Groups {
             last: None,
             indices: Vec::new(),
         })
-    }
-
-    fn len(&self) -> usize {
-        self.texts.len()
     }
 
     fn id(&mut self, text: Option<&str>) -> usize {
@@ -630,10 +603,10 @@ mod tests {
     const GROUPED: &str = "SELECT k, count(*) AS n, avg(x) AS a, sum(x) AS s, max(x) AS m, \
         percentile_cont(0.9) WITHIN GROUP (ORDER BY x) AS p FROM (SELECT CAST(d AS VARCHAR) AS k, x FROM t) GROUP BY k ORDER BY k NULLS FIRST";
 
-    #[tokio::test]
-    async fn grouping_by_keys_gives_the_hash_aggregates_answer() {
-        let (plain_plan, plain) = run(false, GROUPED).await;
-        let (keyed_plan, keyed) = run(true, GROUPED).await;
+    /// `sql`'s rows, checked to be the same with and without the rule, which it uses.
+    async fn same_answer_keyed(sql: &str) -> Vec<RecordBatch> {
+        let (plain_plan, plain) = run(false, sql).await;
+        let (keyed_plan, keyed) = run(true, sql).await;
         assert!(!plain_plan.contains("KeyedGroupExec"));
         assert!(keyed_plan.contains("KeyedGroupExec"), "{keyed_plan}");
         let show = |b: &[RecordBatch]| {
@@ -642,6 +615,12 @@ mod tests {
                 .to_string()
         };
         assert_eq!(show(&keyed), show(&plain));
+        keyed
+    }
+
+    #[tokio::test]
+    async fn grouping_by_keys_gives_the_hash_aggregates_answer() {
+        let keyed = same_answer_keyed(GROUPED).await;
         // Every group is there: three levels, DEBUG, and the rows without a level.
         assert_eq!(keyed.iter().map(|b| b.num_rows()).sum::<usize>(), 5);
     }
@@ -653,16 +632,7 @@ mod tests {
             SELECT CAST(d AS VARCHAR) AS k, x FROM t \
             UNION ALL SELECT arrow_cast('WARN', 'Utf8') AS k, x FROM t WHERE x > 50) \
             GROUP BY k ORDER BY k NULLS FIRST";
-        let (plain_plan, plain) = run(false, sql).await;
-        let (keyed_plan, keyed) = run(true, sql).await;
-        assert!(!plain_plan.contains("KeyedGroupExec"));
-        assert!(keyed_plan.contains("KeyedGroupExec"), "{keyed_plan}");
-        let show = |b: &[RecordBatch]| {
-            arrow::util::pretty::pretty_format_batches(b)
-                .unwrap()
-                .to_string()
-        };
-        assert_eq!(show(&keyed), show(&plain));
+        same_answer_keyed(sql).await;
     }
 
     #[tokio::test]

@@ -30,6 +30,7 @@ mod keep;
 mod keyed_group;
 pub mod lookup;
 mod newest;
+mod partial;
 pub mod pattern;
 mod session;
 mod split_search;
