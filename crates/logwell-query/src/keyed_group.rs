@@ -648,6 +648,55 @@ mod tests {
         assert!(!plan.contains("KeyedGroupExec"), "{plan}");
     }
 
+    #[test]
+    fn the_tables_learn_which_field_columns_are_grouped_by_alone() {
+        use datafusion::datasource::provider_as_source;
+        use datafusion::functions_aggregate::expr_fn::count;
+        use datafusion::logical_expr::{col, LogicalPlanBuilder};
+        let snapshot = logwell_storage::GroupSnapshot {
+            name: "g".into(),
+            group_id: 1,
+            segments: Vec::new(),
+            buffered: Vec::new(),
+            tombstones: Default::default(),
+            cutoff: None,
+            data_protection: None,
+            data_key: None,
+            held_keys: Default::default(),
+        };
+        let fields = vec!["level".to_string(), "user".to_string(), "path".to_string()];
+        let table = Arc::new(GroupTable::new(snapshot, (0, 1), fields, &[]));
+        let scan =
+            || LogicalPlanBuilder::scan("events", provider_as_source(table.clone()), None).unwrap();
+        // By level alone (renamed on the way, past a filter on the user), and by path with
+        // the user: only the level is grouped by alone.
+        let by_level = scan()
+            .filter(col("field:user").eq(datafusion::logical_expr::lit("u")))
+            .unwrap()
+            .project(vec![col("field:level").alias("level"), col("seq")])
+            .unwrap()
+            .aggregate(vec![col("level")], vec![count(col("seq")).alias("a")])
+            .unwrap()
+            .build()
+            .unwrap();
+        let by_two = scan()
+            .aggregate(
+                vec![col("field:path"), col("field:user")],
+                vec![count(col("seq")).alias("b")],
+            )
+            .unwrap()
+            .build()
+            .unwrap();
+        let plan = LogicalPlanBuilder::from(by_level)
+            .cross_join(by_two)
+            .unwrap()
+            .build()
+            .unwrap();
+        mark_grouped_columns(&plan);
+        let grouped = table.grouped();
+        assert_eq!(grouped, ["field:level".to_string()].into_iter().collect());
+    }
+
     #[tokio::test]
     async fn groups_are_emitted_in_parts_past_the_bound() {
         let aggregates: Vec<Arc<AggregateFunctionExpr>> = Vec::new();

@@ -194,6 +194,11 @@ impl GroupTable {
         }
     }
 
+    #[cfg(test)]
+    pub(crate) fn grouped(&self) -> std::collections::HashSet<String> {
+        self.grouped.lock().expect("not poisoned").clone()
+    }
+
     /// Tells the table which of its columns the query groups by (see `keyed_group`).
     pub(crate) fn group_by(&self, columns: std::collections::HashSet<String>) {
         *self.grouped.lock().expect("not poisoned") = columns;
