@@ -411,20 +411,6 @@ fn identity(values: &ArrayRef) -> Option<(usize, usize, usize)> {
     ))
 }
 
-impl PartialGroups for Groups {
-    fn update(&mut self, batch: &RecordBatch) -> Result<()> {
-        Groups::update(self, batch)
-    }
-
-    fn len(&self) -> usize {
-        self.texts.len()
-    }
-
-    fn emit(&mut self, schema: &SchemaRef) -> Result<RecordBatch> {
-        Groups::emit(self, schema)
-    }
-}
-
 impl Groups {
     fn new(key: usize, aggregates: Vec<Arc<AggregateFunctionExpr>>) -> Result<Self> {
         let accumulators = aggregates
@@ -461,7 +447,9 @@ impl Groups {
         }
         id
     }
+}
 
+impl PartialGroups for Groups {
     fn update(&mut self, batch: &RecordBatch) -> Result<()> {
         let column = batch.column(self.key);
         let Some(dict) = column.as_dictionary_opt::<Int32Type>() else {
@@ -509,7 +497,10 @@ impl Groups {
         Ok(())
     }
 
-    /// Every group's text and aggregate states, the groups then forgotten.
+    fn len(&self) -> usize {
+        self.texts.len()
+    }
+
     fn emit(&mut self, schema: &SchemaRef) -> Result<RecordBatch> {
         let mut columns: Vec<ArrayRef> =
             vec![Arc::new(StringArray::from(std::mem::take(&mut self.texts)))];

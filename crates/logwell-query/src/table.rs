@@ -92,9 +92,9 @@ enum Stored {
     Absent,
     Text,
     /// As text, in pages that are all dictionary-encoded from a small dictionary (in every
-    /// segment of the scan): read
-    /// as a dictionary (keys and the distinct values) and cast to text above the scan, so
-    /// that grouping by it can count by keys instead of hashing every value (`text_group`).
+    /// segment of the scan), and grouped by: read as a dictionary (keys and the distinct
+    /// values) and cast to text above the scan, so that grouping by it can go by keys instead
+    /// of hashing every value (`keyed_group`).
     Keyed,
     Number,
 }
