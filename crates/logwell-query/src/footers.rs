@@ -1,7 +1,7 @@
 //! Segment footers kept across queries. Segments never change once written, so the metadata of
 //! each (schema, row groups, statistics, decrypted when the segment is encrypted) is read and
 //! parsed once and kept in the query runtime's metadata cache (DataFusion's, bounded, least
-//! recently used out), instead of by every query that opens the file. DataFusion's own cached
+//! recently used out), with their page indexes, instead of by every query that opens the file. DataFusion's own cached
 //! reader leaves encrypted files out; logwell's segments are encrypted by default.
 
 use arrow::datatypes::{Field, Schema, SchemaRef};
@@ -19,7 +19,7 @@ use datafusion::parquet::arrow::arrow_reader::ArrowReaderOptions;
 use datafusion::parquet::arrow::async_reader::AsyncFileReader;
 use datafusion::parquet::arrow::parquet_to_arrow_schema;
 use datafusion::parquet::basic::Encoding;
-use datafusion::parquet::file::metadata::ParquetMetaData;
+use datafusion::parquet::file::metadata::{PageIndexPolicy, ParquetMetaData};
 use datafusion::physical_plan::metrics::ExecutionPlanMetricsSet;
 use futures::future::BoxFuture;
 use futures::FutureExt;
@@ -178,7 +178,14 @@ impl AsyncFileReader for Segment {
             {
                 return Ok(footer.metadata.clone());
             }
-            let metadata = self.inner.get_metadata(options).await?;
+            // Kept with the page index (each page's statistics and offsets), which DataFusion
+            // asks to skip and then, for any predicate that prunes pages (a narrowed page's time
+            // range, FilterLogEvents' keys), reads from the file again on every query.
+            let with_index = options
+                .cloned()
+                .unwrap_or_default()
+                .with_page_index_policy(PageIndexPolicy::Optional);
+            let metadata = self.inner.get_metadata(Some(&with_index)).await?;
             let footer = Footer {
                 metadata: metadata.clone(),
                 decrypted,
@@ -260,5 +267,39 @@ mod tests {
             .unwrap(),
         );
         assert!(footer(&footers, &file, Some(&keyed)).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn a_footer_is_kept_with_its_page_index_though_the_read_skips_it() {
+        let store = Arc::new(InMemory::new());
+        let batch = RecordBatch::try_from_iter([(
+            "timestamp",
+            Arc::new(Int64Array::from((0..10_000).collect::<Vec<i64>>())) as _,
+        )])
+        .unwrap();
+        let props = datafusion::parquet::file::properties::WriterProperties::builder()
+            .set_data_page_row_count_limit(1000)
+            .set_write_batch_size(1000)
+            .build();
+        let mut bytes = Vec::new();
+        let mut writer = ArrowWriter::try_new(&mut bytes, batch.schema(), Some(props)).unwrap();
+        writer.write(&batch).unwrap();
+        writer.close().unwrap();
+        let path = Path::from("segments/b.parquet");
+        store.put(&path, bytes.into()).await.unwrap();
+        let file = PartitionedFile::new(path.to_string(), store.head(&path).await.unwrap().size);
+        let cache: Arc<FileMetadataCache> = Arc::new(DefaultCache::new(1 << 20));
+        let footers = CachedFooters::new(store.clone(), cache);
+        // DataFusion opens files asking to skip the page index.
+        let skip = ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Skip);
+        footer(&footers, &file, Some(&skip)).await.unwrap();
+        // Page pruning later needs it: the kept footer has it, so the file is not read again.
+        store.delete(&path).await.unwrap();
+        let kept = footer(&footers, &file, Some(&skip)).await.unwrap();
+        let pages = kept.offset_index().expect("offset index kept")[0][0]
+            .page_locations()
+            .len();
+        assert_eq!(pages, 10);
+        assert!(kept.column_index().is_some());
     }
 }
