@@ -223,21 +223,33 @@ mod tests {
         reader.get_metadata(options).await
     }
 
-    #[tokio::test]
-    async fn a_footer_is_read_from_the_file_once_and_only_by_reads_with_the_same_keys() {
+    /// `batch` written as a Parquet file at `path` in a new in-memory store, with footers kept
+    /// by a new cache: the store, the file and its reader factory.
+    async fn stored(
+        path: &str,
+        batch: RecordBatch,
+        props: Option<datafusion::parquet::file::properties::WriterProperties>,
+    ) -> (Arc<InMemory>, PartitionedFile, CachedFooters) {
         let store = Arc::new(InMemory::new());
-        let batch =
-            RecordBatch::try_from_iter([("n", Arc::new(Int64Array::from(vec![1, 2, 3])) as _)])
-                .unwrap();
         let mut bytes = Vec::new();
-        let mut writer = ArrowWriter::try_new(&mut bytes, batch.schema(), None).unwrap();
+        let mut writer = ArrowWriter::try_new(&mut bytes, batch.schema(), props).unwrap();
         writer.write(&batch).unwrap();
         writer.close().unwrap();
-        let path = Path::from("segments/a.parquet");
+        let path = Path::from(path);
         store.put(&path, bytes.into()).await.unwrap();
         let file = PartitionedFile::new(path.to_string(), store.head(&path).await.unwrap().size);
         let cache: Arc<FileMetadataCache> = Arc::new(DefaultCache::new(1 << 20));
         let footers = CachedFooters::new(store.clone(), cache);
+        (store, file, footers)
+    }
+
+    #[tokio::test]
+    async fn a_footer_is_read_from_the_file_once_and_only_by_reads_with_the_same_keys() {
+        let batch =
+            RecordBatch::try_from_iter([("n", Arc::new(Int64Array::from(vec![1, 2, 3])) as _)])
+                .unwrap();
+        let (store, file, footers) = stored("segments/a.parquet", batch, None).await;
+        let path = Path::from("segments/a.parquet");
 
         assert_eq!(
             footer(&footers, &file, None)
@@ -271,7 +283,6 @@ mod tests {
 
     #[tokio::test]
     async fn a_footer_is_kept_with_its_page_index_though_the_read_skips_it() {
-        let store = Arc::new(InMemory::new());
         let batch = RecordBatch::try_from_iter([(
             "timestamp",
             Arc::new(Int64Array::from((0..10_000).collect::<Vec<i64>>())) as _,
@@ -281,15 +292,8 @@ mod tests {
             .set_data_page_row_count_limit(1000)
             .set_write_batch_size(1000)
             .build();
-        let mut bytes = Vec::new();
-        let mut writer = ArrowWriter::try_new(&mut bytes, batch.schema(), Some(props)).unwrap();
-        writer.write(&batch).unwrap();
-        writer.close().unwrap();
+        let (store, file, footers) = stored("segments/b.parquet", batch, Some(props)).await;
         let path = Path::from("segments/b.parquet");
-        store.put(&path, bytes.into()).await.unwrap();
-        let file = PartitionedFile::new(path.to_string(), store.head(&path).await.unwrap().size);
-        let cache: Arc<FileMetadataCache> = Arc::new(DefaultCache::new(1 << 20));
-        let footers = CachedFooters::new(store.clone(), cache);
         // DataFusion opens files asking to skip the page index.
         let skip = ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Skip);
         footer(&footers, &file, Some(&skip)).await.unwrap();
