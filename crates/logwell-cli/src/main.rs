@@ -633,11 +633,10 @@ async fn get(client: &Client, group: &str, stream: &str, limit: Option<usize>) -
 /// Keeps the memory a query frees for the next one. glibc's defaults hand large buffers (decoded
 /// Parquet pages, batches) back to the kernel as they are freed (unmapped, or trimmed off an
 /// arena's top), so every query faulted in and zeroed fresh pages: a quarter of the server's CPU
-/// in FilterLogEvents went to the kernel. Buffers under
-/// 32 MiB now come from the arenas, and an arena keeps up to 128 MiB free at its top.
-/// Measured (2-core VM, 1 M events): FilterLogEvents' CPU per page 115 -> 95 ms, percentiles
-/// 45 -> 37 ms. mimalloc did as much for queries but halved ingest; this leaves ingest as it was
-/// (README, session 22).
+/// in FilterLogEvents went to the kernel. Buffers under 32 MiB now come from the arenas, and an
+/// arena keeps up to 128 MiB free at its top. Measured (2-core VM, 1 M events): FilterLogEvents'
+/// CPU per page 115 -> 95 ms, percentiles 45 -> 37 ms. mimalloc did as much for queries but
+/// halved ingest; this leaves ingest as it was (README, session 22).
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 fn keep_freed_memory() {
     // SAFETY: mallopt only sets allocator parameters; any value is accepted or refused (0).

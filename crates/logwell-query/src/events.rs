@@ -110,17 +110,17 @@ impl ScalarUDFImpl for SeqSet {
     }
 }
 
-/// `seq` is one of `keys` (not empty).
-fn seq_in(keys: &[i64]) -> Expr {
-    let (min, max) = (keys.iter().min(), keys.iter().max());
-    let (Some(&min), Some(&max)) = (min, max) else {
+/// `seq` is one of `keys`.
+fn seq_in(keys: impl IntoIterator<Item = i64>) -> Expr {
+    let keys: Vec<i64> = keys.into_iter().collect();
+    let (Some(&min), Some(&max)) = (keys.iter().min(), keys.iter().max()) else {
         return lit(false);
     };
     if max - min >= SEQ_SET_SPAN {
         return col(columns::SEQ).in_list(keys.iter().map(|k| lit(*k)).collect(), false);
     }
     let mut bits = vec![0u64; ((max - min) / 64 + 1) as usize];
-    for k in keys {
+    for k in &keys {
         let at = (k - min) as usize;
         bits[at / 64] |= 1 << (at % 64);
     }
@@ -601,13 +601,12 @@ impl Querier {
             };
             let lo = keys.iter().map(|k| k.0).min().unwrap_or(range.0);
             let hi = keys.iter().map(|k| k.0).max().unwrap_or(range.1);
-            let wanted: Vec<i64> = keys.iter().map(|k| k.1).collect();
             let events_pred = page
                 .pred
                 .clone()
                 .and(ts.clone().gt_eq(lit(lo)))
                 .and(ts.clone().lt_eq(lit(hi)))
-                .and(seq_in(&wanted))
+                .and(seq_in(keys.iter().map(|k| k.1)))
                 .and(page.matcher.clone());
             let table = GroupTable::new(snap.clone(), (lo, hi), Vec::new(), &[]);
             let batches = self
@@ -751,7 +750,7 @@ mod tests {
         let rows = ctx
             .read_batch(batch)
             .unwrap()
-            .filter(seq_in(keys))
+            .filter(seq_in(keys.iter().copied()))
             .unwrap()
             .collect()
             .await

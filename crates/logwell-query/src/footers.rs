@@ -1,8 +1,9 @@
 //! Segment footers kept across queries. Segments never change once written, so the metadata of
-//! each (schema, row groups, statistics, decrypted when the segment is encrypted) is read and
-//! parsed once and kept in the query runtime's metadata cache (DataFusion's, bounded, least
-//! recently used out), with their page indexes, instead of by every query that opens the file. DataFusion's own cached
-//! reader leaves encrypted files out; logwell's segments are encrypted by default.
+//! each (schema, row groups, statistics and page indexes, decrypted when the segment is
+//! encrypted) is read and parsed once and kept in the query runtime's metadata cache
+//! (DataFusion's, bounded, least recently used out), instead of by every query that opens the
+//! file. DataFusion's own cached reader leaves encrypted files out; logwell's segments are
+//! encrypted by default.
 
 use arrow::datatypes::{Field, Schema, SchemaRef};
 use bytes::Bytes;
