@@ -2,7 +2,7 @@
 
 use super::*;
 
-/// `histogram(x, buckets)` over the values one group collected (`array_agg`): counts in
+/// `histogram(x, buckets)` over the values one group collected (`lw_values`): counts in
 /// `buckets` equal-width ranges from the smallest to the largest value, as a JSON map
 /// `{"lo-hi": n, ...}` (the last range includes the largest value).
 #[derive(Debug, PartialEq, Eq, Hash)]

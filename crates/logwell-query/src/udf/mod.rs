@@ -1,5 +1,6 @@
 //! The functions logwell adds to DataFusion, one file per family: JSON, `parse` captures, text
-//! functions (IP, URL, hex, dates), the text of numeric field columns, histograms, time floors,
+//! functions (IP, URL, hex, dates), the text of numeric field columns, collected values with
+//! their percentiles and histograms, time floors,
 //! patterns and anomalies, and the counters behind a query's statistics. Every function is
 //! registered by name in each query's session, so a plan can name them: what configures one
 //! (the JSON paths a query reads, a `parse` pattern and its names, a time period) is a literal
@@ -16,6 +17,7 @@ mod parse;
 mod pattern;
 mod text;
 mod time;
+mod values;
 
 pub use counters::*;
 pub use histogram::*;
@@ -27,6 +29,7 @@ pub use parse::*;
 pub use pattern::*;
 pub use text::*;
 pub use time::*;
+pub use values::*;
 
 use arrow::array::{
     Array, ArrayRef, AsArray, BooleanArray, StringBuilder, StringViewBuilder, StructArray,
@@ -114,6 +117,7 @@ pub fn scalar_udfs() -> Vec<ScalarUDF> {
         ParseFields::udf(),
         LogfmtUdf::udf(),
         Histogram::udf(),
+        Percentile::udf(),
         TimeFloor::udf(),
         AnomalyUdf::udf(),
     ]);
@@ -121,7 +125,11 @@ pub fn scalar_udfs() -> Vec<ScalarUDF> {
 }
 
 pub fn aggregate_udfs() -> Vec<AggregateUDF> {
-    vec![PatternProfile::udaf(false), PatternProfile::udaf(true)]
+    vec![
+        PatternProfile::udaf(false),
+        PatternProfile::udaf(true),
+        CollectValues::udaf(),
+    ]
 }
 
 pub fn window_udfs() -> Vec<datafusion::logical_expr::WindowUDF> {

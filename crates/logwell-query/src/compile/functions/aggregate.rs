@@ -201,8 +201,8 @@ fn percentile(c: &Call<'_, '_>, aggs: &mut Vec<Expr>) -> Result<T, QueryError> {
             c.name
         )));
     }
-    let a = agg::percentile_cont(num(x).sort(true, false), lit(p / 100.0));
-    Ok(t(agg_column(aggs, a), Ty::Num))
+    let values = agg_column(aggs, crate::udf::CollectValues::call(num(x)));
+    Ok(t(crate::udf::Percentile::call(values, p / 100.0), Ty::Num))
 }
 
 /// `rate(x, interval)`: how much `x` changed per `interval`, from its first to its last
@@ -256,7 +256,7 @@ fn histogram(c: &Call<'_, '_>, aggs: &mut Vec<Expr>) -> Result<T, QueryError> {
         }
     };
     let x = num(c.p.expr(&c.args[0])?);
-    let values = agg_column(aggs, agg::array_agg(x));
+    let values = agg_column(aggs, crate::udf::CollectValues::call(x));
     Ok(t(crate::udf::Histogram::call(values, buckets), Ty::Json))
 }
 
