@@ -22,9 +22,6 @@ pub(crate) fn session(query: &QueryConfig, runtime: Arc<RuntimeEnv>) -> SessionS
         .options_mut()
         .optimizer
         .enable_leaf_expression_pushdown = false;
-    // One pass of the logical rules reaches the plans Insights compiles to; the second pass
-    // DataFusion runs by default only confirms that nothing changes (~0.6 ms per query).
-    config.options_mut().optimizer.max_passes = 1;
     let state = datafusion::execution::SessionStateBuilder::new()
         .with_config(config)
         .with_runtime_env(runtime)
