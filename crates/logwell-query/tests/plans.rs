@@ -63,6 +63,62 @@ async fn each_message_is_parsed_once_whatever_the_fields_read() {
     engine.shutdown().await.unwrap();
 }
 
+/// Several percentiles (and a histogram) of one field read one collection of its values, not a
+/// copy each: `pct(bytes, 50), pct(bytes, 99), histogram(bytes, 4)` plan one `lw_values`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn percentiles_of_one_field_share_its_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine =
+        common::engine_with_group(dir.path(), StorageConfig::default(), "/p", &["s"]).await;
+    let now = logwell_model::now_millis();
+    // bytes 0, 10, ..., 990 by path a/b (even/odd i).
+    let events: Vec<InputLogEvent> = (0..100)
+        .map(|i| InputLogEvent {
+            timestamp: now - 1000 + i,
+            message: Cow::Owned(format!(
+                r#"{{"path":"{}","bytes":{}}}"#,
+                if i % 2 == 0 { "a" } else { "b" },
+                i * 10
+            )),
+        })
+        .collect();
+    engine.put_events("/p", "s", &events).await.unwrap();
+    engine.flush().await.unwrap();
+    let querier = Querier::new(engine.clone(), QueryConfig::default()).unwrap();
+    let query = "stats pct(bytes, 50) as p50, pct(bytes, 99) as p99, histogram(bytes, 4) as h by path | sort path asc";
+    let prepared = querier
+        .prepare(common::insights("/p", now, query))
+        .await
+        .unwrap();
+    let plan = prepared.physical_plan().await.unwrap();
+    let aggregate = plan
+        .lines()
+        .find(|l| l.contains("AggregateExec") || l.contains("KeyedGroupExec"))
+        .unwrap();
+    assert_eq!(aggregate.matches("lw_values(").count(), 1, "{plan}");
+    let out = prepared.run().await.unwrap();
+    let cell = |row: usize, f: &str| {
+        out.rows[row]
+            .iter()
+            .find(|(n, _)| n == f)
+            .unwrap()
+            .1
+            .clone()
+    };
+    // Path a: 0, 20, ..., 980 (50 values): the median is between ranks 24 and 25 (480, 500);
+    // p99 is at rank 0.99 * 49 = 48.51, from 960 to 980. Path b is 10 higher throughout.
+    let number = |row: usize, f: &str| cell(row, f).parse::<f64>().unwrap();
+    for (row, shift) in [(0, 0.0), (1, 10.0)] {
+        assert_eq!(number(row, "p50"), 490.0 + shift);
+        assert!(
+            (number(row, "p99") - (970.2 + shift)).abs() < 1e-9,
+            "{:?}",
+            out.rows
+        );
+    }
+    engine.shutdown().await.unwrap();
+}
+
 /// On data whose fields are not stored as columns (fresh segments, the memtable), a filter tests
 /// a text search of the message before a field that must be extracted from it: DataFusion
 /// evaluates the right of an AND on the rows its left kept, so only the rows found are parsed.

@@ -1,6 +1,7 @@
 //! `pct(x, p)` and `histogram(x, n)` over the values a group collected: `lw_values(x)` collects
 //! them once per field, however many items of a `stats` read them (`pct(x, 50), pct(x, 99)`
-//! share one collection, where two `percentile_cont`s each kept, sent and merged a copy), and
+//! are one aggregate to DataFusion, which computes identical aggregates once, where two
+//! `percentile_cont`s each kept, sent and merged a copy), and
 //! `lw_percentile(values, p)` picks a percentile from them.
 
 use super::*;
@@ -60,11 +61,22 @@ impl AggregateUDFImpl for CollectValues {
     }
 }
 
+/// `array` as numbers (what `lw_values` collects).
+fn numbers(array: &dyn Array) -> Result<&Float64Array> {
+    match array.as_primitive_opt::<Float64Type>() {
+        Some(values) => Ok(values),
+        None => exec_err!("lw_values collects numbers, got {}", array.data_type()),
+    }
+}
+
+/// Whether `row` of `values` is collected: present, and kept by the aggregate's filter.
+fn collected(values: &Float64Array, filter: Option<&BooleanArray>, row: usize) -> bool {
+    values.is_valid(row) && filter.is_none_or(|f| f.is_valid(row) && f.value(row))
+}
+
 /// Appends the present values of `array` (a Float64 array) to `to`.
 fn extend_present(to: &mut Vec<f64>, array: &dyn Array) -> Result<()> {
-    let Some(values) = array.as_primitive_opt::<Float64Type>() else {
-        return exec_err!("lw_values collects numbers, got {}", array.data_type());
-    };
+    let values = numbers(array)?;
     if values.null_count() == 0 {
         to.extend_from_slice(values.values());
     } else {
@@ -162,12 +174,9 @@ impl GroupsAccumulator for GroupValues {
         total_num_groups: usize,
     ) -> Result<()> {
         self.groups.resize_with(total_num_groups, Vec::new);
-        let Some(values) = values[0].as_primitive_opt::<Float64Type>() else {
-            return exec_err!("lw_values collects numbers, got {}", values[0].data_type());
-        };
+        let values = numbers(values[0].as_ref())?;
         for (row, &g) in group_indices.iter().enumerate() {
-            let kept = opt_filter.is_none_or(|f| f.is_valid(row) && f.value(row));
-            if kept && values.is_valid(row) {
+            if collected(values, opt_filter, row) {
                 self.groups[g].push(values.value(row));
             }
         }
@@ -194,12 +203,9 @@ impl GroupsAccumulator for GroupValues {
         values: &[ArrayRef],
         opt_filter: Option<&BooleanArray>,
     ) -> Result<Vec<ArrayRef>> {
-        let Some(values) = values[0].as_primitive_opt::<Float64Type>() else {
-            return exec_err!("lw_values collects numbers, got {}", values[0].data_type());
-        };
+        let values = numbers(values[0].as_ref())?;
         let rows = (0..values.len()).map(|row| {
-            let kept = opt_filter.is_none_or(|f| f.is_valid(row) && f.value(row));
-            if kept && values.is_valid(row) {
+            if collected(values, opt_filter, row) {
                 vec![values.value(row)]
             } else {
                 Vec::new()

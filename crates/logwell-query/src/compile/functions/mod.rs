@@ -180,13 +180,6 @@ impl Call<'_, '_> {
 
 /// Adds aggregate `a` to `aggs` and returns the column that will hold it.
 pub(in crate::compile) fn agg_column(aggs: &mut Vec<Expr>, a: Expr) -> Expr {
-    // The same aggregate twice (`pct(x, 50), pct(x, 99)` both collect x) is computed once.
-    if let Some(same) = aggs.iter().find_map(|e| match e {
-        Expr::Alias(alias) if *alias.expr == a => Some(alias.name.clone()),
-        _ => None,
-    }) {
-        return ident(same);
-    }
     let col = format!("__agg{}", aggs.len());
     aggs.push(a.alias(&col));
     ident(col)
