@@ -6,13 +6,18 @@
 
 use super::*;
 use arrow::array::{Float64Array, Float64Builder, ListArray};
-use arrow::buffer::{OffsetBuffer, ScalarBuffer};
+use arrow::buffer::OffsetBuffer;
 use arrow::datatypes::Float64Type;
 use datafusion::logical_expr::{EmitTo, GroupsAccumulator};
 
+/// The items of the lists `lw_values` returns.
+fn item() -> FieldRef {
+    Arc::new(Field::new_list_field(DataType::Float64, true))
+}
+
 /// The type `lw_values` returns: the group's present values, in no particular order.
 fn values_type() -> DataType {
-    DataType::List(Arc::new(Field::new_list_field(DataType::Float64, true)))
+    DataType::List(item())
 }
 
 /// `lw_values(x)`: the non-null values of `x` in each group, as a list.
@@ -85,22 +90,11 @@ fn extend_present(to: &mut Vec<f64>, array: &dyn Array) -> Result<()> {
     Ok(())
 }
 
-/// One list per group, from the groups' values (emptied).
+/// One list per group, from the groups' values.
 fn lists(groups: Vec<Vec<f64>>) -> ArrayRef {
-    let mut offsets = Vec::with_capacity(groups.len() + 1);
-    offsets.push(0i32);
-    let total: usize = groups.iter().map(Vec::len).sum();
-    let mut flat = Vec::with_capacity(total);
-    for g in groups {
-        flat.extend_from_slice(&g);
-        offsets.push(flat.len() as i32);
-    }
-    Arc::new(ListArray::new(
-        Arc::new(Field::new_list_field(DataType::Float64, true)),
-        OffsetBuffer::new(ScalarBuffer::from(offsets)),
-        Arc::new(Float64Array::from(flat)),
-        None,
-    ))
+    let offsets = OffsetBuffer::from_lengths(groups.iter().map(Vec::len));
+    let flat = Float64Array::from(groups.concat());
+    Arc::new(ListArray::new(item(), offsets, Arc::new(flat), None))
 }
 
 /// Adds each list of `states` (a list array) to the group `to(row)`.
@@ -146,11 +140,7 @@ impl Accumulator for ValuesAccumulator {
         Ok(vec![self.evaluate()?])
     }
     fn merge_batch(&mut self, states: &[ArrayRef]) -> Result<()> {
-        let mut one = [std::mem::take(&mut self.values)];
-        merge_lists(&states[0], |_| 0, &mut one)?;
-        let [values] = one;
-        self.values = values;
-        Ok(())
+        merge_lists(&states[0], |_| 0, std::slice::from_mut(&mut self.values))
     }
 }
 
