@@ -235,13 +235,13 @@ pub fn rows_per_group(rows: usize, max: usize) -> usize {
         .clamp(MIN_ROW_GROUP_ROWS.min(max), max.max(1))
 }
 
-/// Parquet writer settings for event segments; `fields` are the field columns it will hold.
 /// Rows per data page at most. A page is what the page index prunes by time and what a read
 /// decompresses whole: a newest- or oldest-first page of 25 events reads one page per stream
-/// (rows are in stream order), so pages of 4,096 rows instead of the writer's default 20,000
-/// read a fifth of the rows.
+/// (rows are in stream order), so smaller pages than the writer's default 20,000 rows read
+/// fewer; 4,096 read fewer still but stored plain lines 16% larger.
 pub const PAGE_ROWS: usize = 8192;
 
+/// Parquet writer settings for event segments; `fields` are the field columns it will hold.
 pub fn writer_properties(
     zstd_level: i32,
     row_group_rows: usize,
