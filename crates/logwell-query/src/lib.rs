@@ -430,7 +430,8 @@ impl Querier {
                             unmask,
                             Some(&time_bound),
                         )?;
-                        let probe = match newest::probe_query(&query) {
+                        let (probe_query, filtered) = newest::probe_query(&query);
+                        let probe = match (probe_query, filtered) {
                             (probe, true) => {
                                 compile::compile(
                                     &probe,
@@ -463,6 +464,7 @@ impl Querier {
                             api_limit: req.limit,
                             n,
                             probe,
+                            plain: !filtered,
                             time_bound,
                         })
                     }
@@ -629,6 +631,8 @@ struct Page {
     api_limit: Option<usize>,
     n: usize,
     probe: LogicalPlan,
+    /// The page has no filter: its bound can be found from the pages' timestamp ranges.
+    plain: bool,
     /// The probe's bar, which its scans read as it rises.
     time_bound: newest::TimeBound,
 }
@@ -641,10 +645,25 @@ impl Page {
         counters: &Arc<QueryCounters>,
     ) -> Result<Option<CompiledQuery>, QueryError> {
         let t0 = std::time::Instant::now();
-        let bound = newest::bound(ctx, &self.probe, &self.time_bound, self.n).await?;
+        let q = &self.querier;
+        let mut from_pages = None;
+        if self.plain {
+            let snapshots = self
+                .groups
+                .iter()
+                .map(|g| q.engine.snapshot(g, self.range.0, self.range.1))
+                .collect::<Result<Vec<_>, _>>()?;
+            let (ascending, n) = (self.time_bound.ascending, self.n);
+            from_pages = newest::pages::bound(ctx, &snapshots, self.range, ascending, n).await?;
+        }
+        let bound = match from_pages {
+            Some(bound) => Some(bound),
+            None => newest::bound(ctx, &self.probe, &self.time_bound, self.n).await?,
+        };
         tracing::debug!(
             target: "logwell_query::plan",
             probe_ms = t0.elapsed().as_secs_f64() * 1e3,
+            from_pages = from_pages.is_some(),
             ?bound,
             "page probe"
         );
@@ -656,7 +675,6 @@ impl Page {
         } else {
             (bound.max(self.range.0), self.range.1)
         };
-        let q = &self.querier;
         let base = q.groups_plan(&self.groups, lo, hi, counters, true, self.unmask, None)?;
         let events = QueryEvents {
             querier: q,

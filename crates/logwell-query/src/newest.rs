@@ -20,6 +20,8 @@ use datafusion::prelude::SessionContext;
 use logwell_insights::{Command, Expr, Projection, Query, SortKey};
 use std::sync::Arc;
 
+pub(crate) mod pages;
+
 /// A page query's direction and size, if `query` has that shape.
 pub(crate) fn page_shape(query: &Query) -> Option<(bool, usize)> {
     let mut commands = query.commands.as_slice();

@@ -131,6 +131,8 @@ impl GroupTable {
         let mut options = state.table_options().parquet.clone();
         options.global.pushdown_filters = cuts;
         options.global.reorder_filters = cuts;
+        // Segments carry no bloom filters; asking costs a predicate evaluation per row group.
+        options.global.bloom_filter_on_read = false;
         let runtime = state.runtime_env();
         let footers = crate::footers::CachedFooters::new(
             runtime.object_store(ObjectStoreUrl::parse(STORE_URL)?)?,
@@ -154,12 +156,15 @@ impl GroupTable {
         if !keys.is_empty() {
             source = source.with_encryption_factory(Arc::new(SegmentKeys { keys }));
         }
-        // The time range always prunes; the caller filters rows exactly above the scan.
+        // The time range prunes where it cuts into a segment (the caller filters rows exactly
+        // above the scan); over whole segments it would cost every file opened an evaluation
+        // of its statistics and prune nothing.
         let ts = col(columns::TIMESTAMP);
-        let range = ts
-            .clone()
-            .gt_eq(lit(self.range.0))
-            .and(ts.lt_eq(lit(self.range.1)));
+        let range = cuts.then(|| {
+            ts.clone()
+                .gt_eq(lit(self.range.0))
+                .and(ts.lt_eq(lit(self.range.1)))
+        });
         // Only filters on columns the files have (a missing column would read as null and prune
         // row groups that match), and only cheap ones: every filter is applied again above the
         // scan, so a function call (a regex, a JSON extraction, a statistics counter) or a test
@@ -173,7 +178,7 @@ impl GroupTable {
                     .exists(|e| Ok(matches!(e, Expr::ScalarFunction(_))))
                     .unwrap_or(true)
         });
-        if let Some(predicate) = conjunction(usable.cloned().chain([range])) {
+        if let Some(predicate) = conjunction(usable.cloned().chain(range)) {
             let mut predicate = state.create_physical_expr(predicate, &df_schema)?;
             if let Some(bound) = &self.bound {
                 predicate = Arc::new(datafusion::physical_expr::expressions::BinaryExpr::new(
