@@ -601,16 +601,20 @@ impl Querier {
             };
             let lo = keys.iter().map(|k| k.0).min().unwrap_or(range.0);
             let hi = keys.iter().map(|k| k.0).max().unwrap_or(range.1);
-            let events_pred = page
-                .pred
-                .clone()
-                .and(ts.clone().gt_eq(lit(lo)))
-                .and(ts.clone().lt_eq(lit(hi)))
-                .and(seq_in(keys.iter().map(|k| k.1)))
-                .and(page.matcher.clone());
+            // The candidates' own seqs pick their rows (a seq is unique), and their time span
+            // (the table's range) prunes the rest. The matcher runs above a limit of as many
+            // rows, where no pushdown takes it into the scan: there it would be a row filter,
+            // and the message, then cached for the output, would be decoded for every row of
+            // every page read instead of for the candidates only.
+            let events_pred = page.pred.clone().and(seq_in(keys.iter().map(|k| k.1)));
             let table = GroupTable::new(snap.clone(), (lo, hi), Vec::new(), &[]);
             let batches = self
-                .collect(table, |b| b.filter(events_pred)?.sort(order.clone()))
+                .collect(table, |b| {
+                    b.filter(events_pred)?
+                        .sort(order.clone())?
+                        .limit(0, Some(keys.len()))?
+                        .filter(page.matcher.clone())
+                })
                 .await?;
             rows.extend(event_rows(&batches)?);
             if rows.len() >= page.limit || keys.len() < batch {
