@@ -1,8 +1,9 @@
 //! The bound of a page without a filter, from what segments already say. Each data page's
 //! timestamp range is in the page index kept with its footer (see `footers`), so the pages that
-//! can hold the N newest (oldest) events are known before any is read: only their timestamps,
-//! and those of the buffered batches, are read to find the N-th. It answers what the probe
-//! would, without planning and running one over the whole range.
+//! can hold the N newest (oldest) events are known before any is read, and so are the buffered
+//! batches that can (each a run of its own, from its least and greatest timestamp): only their
+//! timestamps are read to find the N-th. It answers what the probe would, without planning and
+//! running one over the whole range.
 
 use super::Best;
 use crate::footers::CachedFooters;
@@ -88,20 +89,13 @@ fn runs(footer: &ParquetMetaData) -> Option<Vec<Run>> {
     Some(out)
 }
 
-/// How far the N best events surely reach: the best key at which the runs wholly inside
-/// `[lo, hi]` and the single `values` hold N events between them, or None if they do not.
-/// Runs partly outside the range, or of unknown range, are not counted (they may hold fewer
-/// visible events than rows).
-fn reach(
-    runs: impl Iterator<Item = (i64, i64, usize)>,
-    values: &[i64],
-    ascending: bool,
-    n: usize,
-) -> Option<i64> {
+/// How far the N best events surely reach: the best key at which the runs (min, max, rows)
+/// hold N events between them, or None if they do not. Only runs wholly inside the range are
+/// given (others may hold fewer visible events than rows).
+fn reach(runs: impl Iterator<Item = (i64, i64, usize)>, ascending: bool, n: usize) -> Option<i64> {
     // A run counts at its worst key: all of its rows are at least that good.
     let mut keyed: Vec<(i64, usize)> = runs
         .map(|(min, max, rows)| (if ascending { max } else { min }, rows))
-        .chain(values.iter().map(|v| (*v, 1)))
         .collect();
     if ascending {
         keyed.sort_unstable_by_key(|(k, _)| *k);
@@ -149,13 +143,22 @@ pub(crate) async fn bound(
     let metrics = ExecutionPlanMetricsSet::new();
     let ts_column = logwell_storage::memtable::event_schema().index_of(columns::TIMESTAMP)?;
     let mut opened: Vec<Opened> = Vec::new();
-    let mut values: Vec<i64> = Vec::new();
+    // Buffered batches, each a run of its own: its timestamps, their range, the group's range.
+    let mut buffered: Vec<(&[i64], (i64, i64), (i64, i64))> = Vec::new();
     for snap in snapshots {
         let lo = range.0.max(snap.cutoff.unwrap_or(i64::MIN));
         let hi = range.1;
         for b in &snap.buffered {
             let ts = b.batch.column(ts_column).as_primitive::<Int64Type>();
-            values.extend(ts.values().iter().filter(|t| (lo..=hi).contains(*t)));
+            let (Some(min), Some(max)) = (
+                datafusion::arrow::compute::min(ts),
+                datafusion::arrow::compute::max(ts),
+            ) else {
+                continue;
+            };
+            if max >= lo && min <= hi {
+                buffered.push((ts.values(), (min, max), (lo, hi)));
+            }
         }
         let within = |s: &&Arc<SegmentMeta>| s.max_ts >= lo && s.min_ts <= hi;
         for s in snap.segments.iter().filter(within) {
@@ -190,7 +193,21 @@ pub(crate) async fn bound(
             (min >= o.range.0 && max <= o.range.1).then_some((min, max, r.rows.len()))
         })
     });
-    let Some(reach) = reach(whole, &values, ascending, n) else {
+    // A batch wholly in range counts as a run; one that the range cuts, by its values in range.
+    let (whole_buffered, cut_buffered): (Vec<_>, Vec<_>) = buffered
+        .iter()
+        .partition(|(_, (min, max), (lo, hi))| min >= lo && max <= hi);
+    let in_range = cut_buffered.iter().flat_map(|(ts, _, (lo, hi))| {
+        ts.iter()
+            .filter(move |t| (lo..=hi).contains(t))
+            .map(|t| (*t, *t, 1))
+    });
+    let runs = whole_buffered
+        .iter()
+        .map(|(ts, (min, max), _)| (*min, *max, ts.len()))
+        .chain(in_range)
+        .chain(whole);
+    let Some(reach) = reach(runs, ascending, n) else {
         return Ok(None);
     };
     let mut best = Best {
@@ -200,8 +217,16 @@ pub(crate) async fn bound(
         bar: None,
         publish: None,
     };
-    for v in values {
-        best.offer(v);
+    for (ts, (min, max), (lo, hi)) in buffered {
+        if if ascending {
+            min <= reach
+        } else {
+            max >= reach
+        } {
+            for v in ts.iter().filter(|t| (lo..=hi).contains(*t)) {
+                best.offer(*v);
+            }
+        }
     }
     for o in opened {
         let wanted: Vec<&Run> = o
@@ -309,16 +334,13 @@ mod tests {
         // Runs of (min, max, rows): oldest first, 10 rows surely at or before 20 (the first
         // run), 15 by 30.
         let runs = || [(0, 20, 10), (5, 30, 5), (40, 50, 100)].into_iter();
-        assert_eq!(reach(runs(), &[], true, 10), Some(20));
-        assert_eq!(reach(runs(), &[], true, 11), Some(30));
-        assert_eq!(reach(runs(), &[], true, 16), Some(50));
-        assert_eq!(reach(runs(), &[], true, 116), None);
+        assert_eq!(reach(runs(), true, 10), Some(20));
+        assert_eq!(reach(runs(), true, 11), Some(30));
+        assert_eq!(reach(runs(), true, 16), Some(50));
+        assert_eq!(reach(runs(), true, 116), None);
         // Newest first: 100 rows at or after 40.
-        assert_eq!(reach(runs(), &[], false, 100), Some(40));
-        assert_eq!(reach(runs(), &[], false, 101), Some(5));
-        // Buffered values count one each.
-        assert_eq!(reach(runs(), &[1, 2], true, 2), Some(2));
-        assert_eq!(reach(runs(), &[60], false, 1), Some(60));
+        assert_eq!(reach(runs(), false, 100), Some(40));
+        assert_eq!(reach(runs(), false, 101), Some(5));
     }
 
     /// Pages of several streams in two (encrypted) segments and in memory, in ranges that hold
