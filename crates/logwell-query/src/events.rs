@@ -315,17 +315,9 @@ fn time_slices(
         let edge = if asc { s.min_ts } else { s.max_ts };
         sources.push((edge, s.rows as usize, Source::Segment(s)));
     }
-    let ts_index = logwell_storage::memtable::event_schema()
-        .index_of(columns::TIMESTAMP)
-        .expect("events have a timestamp");
     for b in &snap.buffered {
-        let ts = b.column(ts_index).as_primitive::<Int64Type>();
-        let edge = if asc {
-            arrow::compute::min(ts)
-        } else {
-            arrow::compute::max(ts)
-        };
-        if let Some(edge) = edge {
+        if let Some((min, max)) = b.time_range() {
+            let edge = if asc { min } else { max };
             sources.push((edge, b.num_rows(), Source::Buffered(b)));
         }
     }

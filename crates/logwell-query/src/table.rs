@@ -14,7 +14,7 @@
 //! message or a field reaches the files, so every filter, parse and extraction sees masked text.
 
 use crate::udf::JsonFields;
-use arrow::array::{AsArray, RecordBatch};
+use arrow::array::RecordBatch;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use async_trait::async_trait;
 use datafusion::catalog::Session;
@@ -448,15 +448,12 @@ impl GroupTable {
             return Ok(vec![self.assemble(state, mem, cols, &absent)?]);
         }
         let names: Vec<String> = paths.iter().map(|k| self.fields[*k].clone()).collect();
-        let ts = event_schema().index_of(columns::TIMESTAMP)?;
         let (lo, hi) = self.range;
         let mut groups: std::collections::BTreeMap<Vec<Stored>, Vec<RecordBatch>> =
             Default::default();
         for b in &self.snapshot.buffered {
             // A batch wholly outside the range holds no row the query sees.
-            let t = b.column(ts).as_primitive::<arrow::datatypes::Int64Type>();
-            let min = arrow::compute::min(t).unwrap_or(i64::MAX);
-            let max = arrow::compute::max(t).unwrap_or(i64::MIN);
+            let (min, max) = b.time_range().unwrap_or((i64::MAX, i64::MIN));
             if min > hi || max < lo {
                 continue;
             }
@@ -663,12 +660,7 @@ fn all_within(snap: &logwell_storage::GroupSnapshot, lo: i64, hi: i64) -> bool {
         .iter()
         .all(|s| s.min_ts >= lo && s.max_ts <= hi)
         && snap.buffered.iter().all(|b| {
-            let Some(ts) = b.column_by_name(columns::TIMESTAMP) else {
-                return false;
-            };
-            let ts = ts.as_primitive::<arrow::datatypes::Int64Type>();
-            let min = arrow::compute::min(ts);
-            let max = arrow::compute::max(ts);
-            min.is_none_or(|m| m >= lo) && max.is_none_or(|m| m <= hi)
+            b.time_range()
+                .is_none_or(|(min, max)| min >= lo && max <= hi)
         })
 }

@@ -18,6 +18,9 @@ use std::sync::{Arc, Mutex};
 pub struct Buffered {
     pub batch: RecordBatch,
     pub fields: Option<Arc<BatchFields>>,
+    /// The least and greatest timestamp of its rows (None when it has none), found once: every
+    /// query over the last minutes asks it of every batch, several times.
+    time_range: Option<(i64, i64)>,
 }
 
 impl Buffered {
@@ -25,6 +28,7 @@ impl Buffered {
     pub fn sealed(batch: RecordBatch) -> Buffered {
         let budget = message_bytes(&batch);
         Buffered {
+            time_range: time_range(&batch),
             batch,
             fields: Some(Arc::new(BatchFields {
                 budget,
@@ -36,9 +40,15 @@ impl Buffered {
     /// A batch that keeps nothing: a copy of the growing one, or rows read back from a segment.
     pub fn plain(batch: RecordBatch) -> Buffered {
         Buffered {
+            time_range: time_range(&batch),
             batch,
             fields: None,
         }
+    }
+
+    /// The least and greatest timestamp of the batch's rows, None if it has none.
+    pub fn time_range(&self) -> Option<(i64, i64)> {
+        self.time_range
     }
 
     /// The paths this batch keeps, each with whether its column holds numbers.
@@ -132,6 +142,13 @@ impl Buffered {
             .as_ref()
             .map_or(0, |f| f.used.load(std::sync::atomic::Ordering::Relaxed))
     }
+}
+
+fn time_range(batch: &RecordBatch) -> Option<(i64, i64)> {
+    let ts = batch
+        .column_by_name(crate::memtable::col::TIMESTAMP)?
+        .as_primitive_opt::<arrow::datatypes::Int64Type>()?;
+    Some((arrow::compute::min(ts)?, arrow::compute::max(ts)?))
 }
 
 impl std::ops::Deref for Buffered {
@@ -295,6 +312,14 @@ mod tests {
             msgs.iter().enumerate().map(|(i, s)| (i as i64, *s)),
         );
         m.freeze_batches().remove(0)
+    }
+
+    #[test]
+    fn a_batch_knows_the_range_of_its_timestamps() {
+        let b = batch(&["a", "b", "c"]);
+        assert_eq!(Buffered::sealed(b.clone()).time_range(), Some((0, 2)));
+        assert_eq!(Buffered::plain(b.slice(1, 2)).time_range(), Some((1, 2)));
+        assert_eq!(Buffered::plain(b.slice(0, 0)).time_range(), None);
     }
 
     #[test]

@@ -149,13 +149,10 @@ pub(crate) async fn bound(
         let lo = range.0.max(snap.cutoff.unwrap_or(i64::MIN));
         let hi = range.1;
         for b in &snap.buffered {
-            let ts = b.batch.column(ts_column).as_primitive::<Int64Type>();
-            let (Some(min), Some(max)) = (
-                datafusion::arrow::compute::min(ts),
-                datafusion::arrow::compute::max(ts),
-            ) else {
+            let Some((min, max)) = b.time_range() else {
                 continue;
             };
+            let ts = b.batch.column(ts_column).as_primitive::<Int64Type>();
             if max >= lo && min <= hi {
                 buffered.push((ts.values(), (min, max), (lo, hi)));
             }
