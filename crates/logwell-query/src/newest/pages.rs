@@ -207,6 +207,14 @@ pub(crate) async fn bound(
     let Some(reach) = reach(runs, ascending, n) else {
         return Ok(None);
     };
+    // Whether a run from `min` to `max` may hold an event at or better than `reach`.
+    let may_hold = |min: i64, max: i64| {
+        if ascending {
+            min <= reach
+        } else {
+            max >= reach
+        }
+    };
     let mut best = Best {
         ascending,
         n,
@@ -215,11 +223,7 @@ pub(crate) async fn bound(
         publish: None,
     };
     for (ts, (min, max), (lo, hi)) in buffered {
-        if if ascending {
-            min <= reach
-        } else {
-            max >= reach
-        } {
+        if may_hold(min, max) {
             for v in ts.iter().filter(|t| (lo..=hi).contains(*t)) {
                 best.offer(*v);
             }
@@ -231,13 +235,7 @@ pub(crate) async fn bound(
             .iter()
             .filter(|r| match (r.min, r.max) {
                 (Some(min), Some(max)) => {
-                    let overlaps = max >= o.range.0 && min <= o.range.1;
-                    overlaps
-                        && if ascending {
-                            min <= reach
-                        } else {
-                            max >= reach
-                        }
+                    max >= o.range.0 && min <= o.range.1 && may_hold(min, max)
                 }
                 _ => true,
             })
