@@ -45,6 +45,27 @@ impl CachedFooters {
     }
 }
 
+impl CachedFooters {
+    /// A reader of one segment, its footer from the cache when kept there.
+    pub(crate) fn open(
+        &self,
+        partition_index: usize,
+        file: PartitionedFile,
+        metadata_size_hint: Option<usize>,
+        metrics: &ExecutionPlanMetricsSet,
+    ) -> Result<Segment> {
+        let meta = file.object_meta.clone();
+        let inner = self
+            .files
+            .create_reader(partition_index, file, metadata_size_hint, metrics)?;
+        Ok(Segment {
+            inner,
+            meta,
+            cache: self.cache.clone(),
+        })
+    }
+}
+
 impl ParquetFileReaderFactory for CachedFooters {
     fn create_reader(
         &self,
@@ -53,15 +74,12 @@ impl ParquetFileReaderFactory for CachedFooters {
         metadata_size_hint: Option<usize>,
         metrics: &ExecutionPlanMetricsSet,
     ) -> Result<Box<dyn AsyncFileReader + Send>> {
-        let meta = file.object_meta.clone();
-        let inner = self
-            .files
-            .create_reader(partition_index, file, metadata_size_hint, metrics)?;
-        Ok(Box::new(Segment {
-            inner,
-            meta,
-            cache: self.cache.clone(),
-        }))
+        Ok(Box::new(self.open(
+            partition_index,
+            file,
+            metadata_size_hint,
+            metrics,
+        )?))
     }
 }
 
@@ -141,7 +159,8 @@ pub(crate) fn schema_with(footer: &ParquetMetaData, fields: &[&Field]) -> Option
     )))
 }
 
-struct Segment {
+/// One segment opened through [`CachedFooters`].
+pub(crate) struct Segment {
     inner: Box<dyn AsyncFileReader + Send>,
     meta: ObjectMeta,
     cache: Arc<FileMetadataCache>,

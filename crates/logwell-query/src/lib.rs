@@ -430,9 +430,9 @@ impl Querier {
                             unmask,
                             Some(&time_bound),
                         )?;
-                        let (probe_query, filtered) = newest::probe_query(&query);
-                        let probe = match (probe_query, filtered) {
-                            (probe, true) => {
+                        let (probe, filtered) = newest::probe_query(&query);
+                        let probe = match filtered {
+                            true => {
                                 compile::compile(
                                     &probe,
                                     probe_base,
@@ -444,7 +444,7 @@ impl Querier {
                                 )?
                                 .plan
                             }
-                            (probe, false) => compile::compile_timestamps(
+                            false => compile::compile_timestamps(
                                 &probe,
                                 probe_base,
                                 &events,

@@ -6,12 +6,11 @@
 //! running one over the whole range.
 
 use super::Best;
-use crate::footers::CachedFooters;
+use crate::footers::{CachedFooters, Segment};
 use crate::table::STORE_URL;
 use datafusion::arrow::array::AsArray;
 use datafusion::arrow::datatypes::Int64Type;
 use datafusion::datasource::listing::PartitionedFile;
-use datafusion::datasource::physical_plan::parquet::ParquetFileReaderFactory;
 use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::parquet::arrow::arrow_reader::{
     ArrowReaderMetadata, ArrowReaderOptions, RowSelection, RowSelector,
@@ -115,7 +114,7 @@ fn reach(runs: impl Iterator<Item = (i64, i64, usize)>, ascending: bool, n: usiz
 /// A segment of the page's groups, with its footer and the range of the group it belongs to.
 struct Opened {
     footer: Arc<ParquetMetaData>,
-    reader: Box<dyn AsyncFileReader + Send>,
+    reader: Segment,
     options: ArrowReaderOptions,
     runs: Vec<Run>,
     range: (i64, i64),
@@ -169,7 +168,7 @@ pub(crate) async fn bound(
                 options = options.with_file_decryption_properties(key.decryption());
             }
             let file = PartitionedFile::new(s.path.clone(), s.bytes);
-            let mut reader = footers.create_reader(0, file, None, &metrics)?;
+            let mut reader = footers.open(0, file, None, &metrics)?;
             let footer = reader.get_metadata(Some(&options)).await?;
             let Some(runs) = runs(&footer) else {
                 return Ok(None);
@@ -255,7 +254,7 @@ pub(crate) async fn bound(
 /// The timestamps of `wanted` runs (in file order) of one segment.
 async fn read_runs(
     footer: Arc<ParquetMetaData>,
-    reader: Box<dyn AsyncFileReader + Send>,
+    reader: Segment,
     options: ArrowReaderOptions,
     wanted: &[&Run],
 ) -> datafusion::common::Result<Vec<i64>> {
@@ -278,7 +277,7 @@ async fn read_runs(
     }
     let meta = ArrowReaderMetadata::try_new(footer, options)?;
     let projection = ProjectionMask::columns(meta.parquet_schema(), [columns::TIMESTAMP]);
-    let mut stream = ParquetRecordBatchStreamBuilder::new_with_metadata(Reader(reader), meta)
+    let mut stream = ParquetRecordBatchStreamBuilder::new_with_metadata(reader, meta)
         .with_projection(projection)
         .with_row_groups(groups)
         .with_row_selection(RowSelection::from(selectors))
@@ -290,34 +289,6 @@ async fn read_runs(
         out.extend(b.column(0).as_primitive::<Int64Type>().values().iter());
     }
     Ok(out)
-}
-
-/// A segment reader the Parquet stream takes (it reads through boxes only without `Send`).
-struct Reader(Box<dyn AsyncFileReader + Send>);
-
-impl AsyncFileReader for Reader {
-    fn get_bytes(
-        &mut self,
-        range: Range<u64>,
-    ) -> futures::future::BoxFuture<'_, datafusion::parquet::errors::Result<bytes::Bytes>> {
-        self.0.get_bytes(range)
-    }
-
-    fn get_byte_ranges(
-        &mut self,
-        ranges: Vec<Range<u64>>,
-    ) -> futures::future::BoxFuture<'_, datafusion::parquet::errors::Result<Vec<bytes::Bytes>>>
-    {
-        self.0.get_byte_ranges(ranges)
-    }
-
-    fn get_metadata<'a>(
-        &'a mut self,
-        options: Option<&'a ArrowReaderOptions>,
-    ) -> futures::future::BoxFuture<'a, datafusion::parquet::errors::Result<Arc<ParquetMetaData>>>
-    {
-        self.0.get_metadata(options)
-    }
 }
 
 #[cfg(test)]
